@@ -1,0 +1,146 @@
+//! `sluice plugin audit|list`: inspect plugins without running the gateway.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::plugin::audit;
+use crate::plugin::{PluginRuntime, PluginState, RuntimeConfig};
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCmd {
+    /// Show a component's world, exports, every import with its verdict
+    /// (baseline / granted / REFUSED), grants, limits and SHA-256. Exits
+    /// non-zero when the runtime would refuse it.
+    Audit {
+        /// The component (`NAME.wasm`).
+        file: PathBuf,
+        /// Its manifest; without one nothing is granted.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a plugin directory as the gateway would and show the chains and
+    /// every plugin's state.
+    List {
+        /// Directory of `NAME.wasm` + `NAME.toml` pairs.
+        dir: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Run a `sluice plugin` subcommand, printing to stdout.
+pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
+    match cmd {
+        PluginCmd::Audit {
+            file,
+            manifest,
+            json,
+        } => {
+            let report = audit::audit(&file, manifest.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            if !report.accepted {
+                anyhow::bail!(
+                    "{} would be refused: {}",
+                    file.display(),
+                    report.problems.join("; ")
+                );
+            }
+            Ok(())
+        }
+        PluginCmd::List { dir, json } => {
+            let (text, failed) = list(dir, json)?;
+            print!("{text}");
+            if failed > 0 {
+                anyhow::bail!("{failed} plugin(s) failed to load");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Render the listing of `dir`; returns the text and the number of failed plugins.
+pub fn list(dir: PathBuf, json: bool) -> anyhow::Result<(String, usize)> {
+    let rt = PluginRuntime::start(RuntimeConfig {
+        dir: dir.clone(),
+        watch: false,
+        pool_size: 0,
+        ..RuntimeConfig::default()
+    })
+    .with_context(|| format!("loading {}", dir.display()))?;
+    let statuses = rt.statuses();
+    let failed = statuses
+        .iter()
+        .filter(|s| matches!(s.state, PluginState::Failed { .. }))
+        .count();
+    if json {
+        return Ok((serde_json::to_string_pretty(&statuses)? + "\n", failed));
+    }
+    let set = rt.current();
+    let mut s = String::new();
+    for (title, chain) in [
+        ("guardrails", set.guardrails()),
+        ("routers", set.routers()),
+        ("cost policies", set.cost_policies()),
+    ] {
+        let names: Vec<String> = chain
+            .iter()
+            .map(|p| format!("{} ({})", p.name(), p.manifest().order))
+            .collect();
+        let _ = writeln!(
+            s,
+            "{title:<14} {}",
+            if names.is_empty() {
+                "-".into()
+            } else {
+                names.join(" -> ")
+            }
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "{:<20} {:<12} {:<7} {:<14} {:<22} SHA-256",
+        "NAME", "KIND", "MODE", "STATE", "GRANTS"
+    );
+    for st in &statuses {
+        let kind = st.kind.map_or("-".into(), |k| k.to_string());
+        let mode = st
+            .failure_mode
+            .map_or("-".into(), |m| format!("{m:?}").to_lowercase());
+        let grants: Vec<&str> = st.grants.iter().map(|g| g.key()).collect();
+        let grants = if grants.is_empty() {
+            "-".into()
+        } else {
+            grants.join(",")
+        };
+        let sha = st.sha256.as_deref().map_or("-", |h| &h[..16.min(h.len())]);
+        let state = match &st.state {
+            PluginState::Loaded => "loaded".to_string(),
+            PluginState::Failed {
+                serving_previous: true,
+                ..
+            } => "FAILED(old)".into(),
+            PluginState::Failed { .. } => "FAILED".into(),
+        };
+        let _ = writeln!(
+            s,
+            "{:<20} {kind:<12} {mode:<7} {state:<14} {grants:<22} {sha}",
+            st.name
+        );
+        if let PluginState::Failed { error, .. } = &st.state {
+            let _ = writeln!(s, "    {error}");
+        }
+    }
+    Ok((s, failed))
+}

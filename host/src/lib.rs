@@ -1,0 +1,24 @@
+//! Sluice: an LLM gateway whose guardrails, routers and cost policies are
+//! WebAssembly components.
+//!
+//! Where things live:
+//! - [`plugin`]: the WASM component runtime (engine, manifests, capabilities,
+//!   sandbox limits, instance pools, hot reload, audit).
+//! - [`pipeline`]: one request's way through the gateway (guardrails, routing,
+//!   cost policy, streaming windows).
+//! - [`provider`]: upstream clients (OpenAI-compatible, Anthropic), retries,
+//!   fallback, circuit breakers.
+//! - [`server`]: the axum HTTP API and OpenAI-shaped errors.
+//! - [`openai`]: OpenAI wire types shared by server, providers and mock.
+//! - [`mock`]: `sluice mock-upstream`, a deterministic upstream with fault injection.
+//! - [`config`]: the TOML config file, its defaults and validation.
+//! - [`cli`]: the `sluice` command line.
+
+pub mod cli;
+pub mod config;
+pub mod mock;
+pub mod openai;
+pub mod pipeline;
+pub mod plugin;
+pub mod provider;
+pub mod server;

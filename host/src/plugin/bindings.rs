@@ -1,0 +1,46 @@
+//! Host-side bindings for the `sluice:plugin@0.1.0` worlds, generated from
+//! `wit/` at build time.
+//!
+//! The guardrail world is generated first; the router and cost-policy worlds
+//! reuse its `types` and `host` modules through `with:` so there is exactly
+//! one Rust type per WIT type, whatever kind of plugin produced it.
+
+/// The `guardrail-plugin` world; owner of the shared `types` and `host` modules.
+pub mod guardrail {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "guardrail-plugin",
+        additional_derives: [PartialEq],
+    });
+}
+
+/// The `router-plugin` world.
+pub mod router {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "router-plugin",
+        with: {
+            "sluice:plugin/types": super::guardrail::sluice::plugin::types,
+            "sluice:plugin/host": super::guardrail::sluice::plugin::host,
+        },
+    });
+}
+
+/// The `cost-policy-plugin` world.
+pub mod cost_policy {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "cost-policy-plugin",
+        with: {
+            "sluice:plugin/types": super::guardrail::sluice::plugin::types,
+            "sluice:plugin/host": super::guardrail::sluice::plugin::host,
+        },
+    });
+}
+
+pub use guardrail::sluice::plugin::{host, types};
+
+/// The WIT package every plugin is built against, as the host speaks it.
+pub const PACKAGE: &str = "sluice:plugin";
+/// The contract version this host implements (`0.1.x` guests are accepted).
+pub const PACKAGE_VERSION: &str = "0.1.0";

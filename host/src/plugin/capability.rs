@@ -1,0 +1,345 @@
+//! The grant vocabulary: the ONE place that says which component imports
+//! are always linked (the contract and the deny-by-default baseline), which
+//! need a grant from the manifest, and how each group is linked. The loader's
+//! import check, the per-plugin linker and `sluice plugin audit` all use it.
+//!
+//! | manifest key            | links                                               |
+//! |-------------------------|-----------------------------------------------------|
+//! | (contract, always)      | `sluice:plugin/host`, `sluice:plugin/types` @0.1.x  |
+//! | (baseline, always)      | `wasi:cli/{environment,exit,stdin,stdout,stderr,terminal-*}`, `wasi:io/{error,poll,streams}`: empty env, no args, no preopens, empty stdin, captured stdout/stderr |
+//! | `clocks = true`         | `wasi:clocks/{wall-clock,monotonic-clock}`          |
+//! | `random = true`         | `wasi:random/{random,insecure,insecure-seed}`       |
+//! | `env = ["NAME"]`        | nothing new: fills the baseline environment         |
+//! | `files = [...]`         | `wasi:filesystem/{types,preopens}` + clocks         |
+//! | `http = ["host"]`       | `wasi:http/{types,outgoing-handler}` + clocks       |
+//! | `sockets = ["ip:port"]` | `wasi:sockets/*` + clocks (TCP connect to listed addresses only) |
+//!
+//! Files, http and sockets imply clocks because their WASI types use clock
+//! types (timestamps, timeouts); a guest using them imports the clocks too.
+
+use std::fmt;
+
+use serde::Serialize;
+use wasmtime::Engine;
+use wasmtime::component::{HasData, HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
+use wasmtime_wasi::p2::bindings as wasi;
+use wasmtime_wasi::random::WasiRandom;
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView as _};
+
+use super::bindings::{self, guardrail::GuardrailPlugin};
+use super::host_state::HostState;
+use super::manifest::Capabilities;
+
+/// A capability that must be granted by name in `[capabilities]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Grant {
+    Clocks,
+    Random,
+    Files,
+    Http,
+    Sockets,
+}
+
+impl Grant {
+    /// The manifest key that grants it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Grant::Clocks => "clocks",
+            Grant::Random => "random",
+            Grant::Files => "files",
+            Grant::Http => "http",
+            Grant::Sockets => "sockets",
+        }
+    }
+}
+
+/// Why an import may or may not be linked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum Access {
+    /// The plugin contract itself (`sluice:plugin/host`, `types`).
+    Contract,
+    /// Needed by any std-built guest; linked deny-by-default.
+    Baseline,
+    /// Linked because the manifest grants it.
+    Granted { grant: Grant },
+    /// Not linked: the load is refused.
+    Refused { reason: String },
+}
+
+impl Access {
+    pub fn is_refused(&self) -> bool {
+        matches!(self, Access::Refused { .. })
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Access::Contract => f.write_str("contract"),
+            Access::Baseline => f.write_str("baseline"),
+            Access::Granted { grant } => write!(f, "granted ({})", grant.key()),
+            Access::Refused { reason } => write!(f, "REFUSED ({reason})"),
+        }
+    }
+}
+
+enum Class {
+    Contract,
+    Baseline,
+    Needs(Grant),
+}
+
+/// Every interface the host can link, by `namespace:package/interface`.
+const INTERFACES: &[(&str, Class)] = &[
+    ("sluice:plugin/host", Class::Contract),
+    ("sluice:plugin/types", Class::Contract),
+    ("wasi:cli/environment", Class::Baseline),
+    ("wasi:cli/exit", Class::Baseline),
+    ("wasi:cli/stdin", Class::Baseline),
+    ("wasi:cli/stdout", Class::Baseline),
+    ("wasi:cli/stderr", Class::Baseline),
+    ("wasi:cli/terminal-input", Class::Baseline),
+    ("wasi:cli/terminal-output", Class::Baseline),
+    ("wasi:cli/terminal-stdin", Class::Baseline),
+    ("wasi:cli/terminal-stdout", Class::Baseline),
+    ("wasi:cli/terminal-stderr", Class::Baseline),
+    ("wasi:io/error", Class::Baseline),
+    ("wasi:io/poll", Class::Baseline),
+    ("wasi:io/streams", Class::Baseline),
+    ("wasi:clocks/wall-clock", Class::Needs(Grant::Clocks)),
+    ("wasi:clocks/monotonic-clock", Class::Needs(Grant::Clocks)),
+    ("wasi:random/random", Class::Needs(Grant::Random)),
+    ("wasi:random/insecure", Class::Needs(Grant::Random)),
+    ("wasi:random/insecure-seed", Class::Needs(Grant::Random)),
+    ("wasi:filesystem/types", Class::Needs(Grant::Files)),
+    ("wasi:filesystem/preopens", Class::Needs(Grant::Files)),
+    ("wasi:http/types", Class::Needs(Grant::Http)),
+    ("wasi:http/outgoing-handler", Class::Needs(Grant::Http)),
+    ("wasi:sockets/network", Class::Needs(Grant::Sockets)),
+    (
+        "wasi:sockets/instance-network",
+        Class::Needs(Grant::Sockets),
+    ),
+    ("wasi:sockets/tcp", Class::Needs(Grant::Sockets)),
+    (
+        "wasi:sockets/tcp-create-socket",
+        Class::Needs(Grant::Sockets),
+    ),
+    ("wasi:sockets/udp", Class::Needs(Grant::Sockets)),
+    (
+        "wasi:sockets/udp-create-socket",
+        Class::Needs(Grant::Sockets),
+    ),
+    ("wasi:sockets/ip-name-lookup", Class::Needs(Grant::Sockets)),
+];
+
+/// The grants a manifest gives, implied clocks included.
+pub fn granted(caps: &Capabilities) -> Vec<Grant> {
+    let mut g = Vec::new();
+    let needs_clocks =
+        caps.clocks || !caps.files.is_empty() || !caps.http.is_empty() || !caps.sockets.is_empty();
+    if needs_clocks {
+        g.push(Grant::Clocks);
+    }
+    if caps.random {
+        g.push(Grant::Random);
+    }
+    if !caps.files.is_empty() {
+        g.push(Grant::Files);
+    }
+    if !caps.http.is_empty() {
+        g.push(Grant::Http);
+    }
+    if !caps.sockets.is_empty() {
+        g.push(Grant::Sockets);
+    }
+    g
+}
+
+/// Split `ns:pkg/iface@1.2.3` into (`ns:pkg/iface`, Some(`1.2.3`)).
+pub fn split_version(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('@') {
+        Some((n, v)) => (n, Some(v)),
+        None => (name, None),
+    }
+}
+
+/// Decide one import of a component, given the grants of its manifest.
+pub fn classify(import: &str, grants: &[Grant]) -> Access {
+    let (iface, version) = split_version(import);
+    let Some((_, class)) = INTERFACES.iter().find(|(n, _)| *n == iface) else {
+        return Access::Refused {
+            reason: "not an interface the host provides".into(),
+        };
+    };
+    let version = version.unwrap_or("");
+    if let Class::Contract = class {
+        return if version.starts_with("0.1.") {
+            Access::Contract
+        } else {
+            Access::Refused {
+                reason: format!(
+                    "built against {}@{version}, this host speaks {}@{}",
+                    bindings::PACKAGE,
+                    bindings::PACKAGE,
+                    bindings::PACKAGE_VERSION
+                ),
+            }
+        };
+    }
+    if !version.starts_with("0.2.") {
+        return Access::Refused {
+            reason: format!("WASI version `{version}` unsupported, the host links WASI 0.2.x"),
+        };
+    }
+    match class {
+        Class::Contract => unreachable!("handled above"),
+        Class::Baseline => Access::Baseline,
+        Class::Needs(g) if grants.contains(g) => Access::Granted { grant: *g },
+        Class::Needs(g) => Access::Refused {
+            reason: format!("not granted; needs `{}` in [capabilities]", g.key()),
+        },
+    }
+}
+
+/// The linker for one plugin: contract + baseline + exactly its grants.
+pub(crate) fn linker(engine: &Engine, grants: &[Grant]) -> wasmtime::Result<Linker<HostState>> {
+    let mut l = Linker::new(engine);
+    GuardrailPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    link_baseline(&mut l)?;
+    for g in grants {
+        link_grant(&mut l, *g)?;
+    }
+    Ok(l)
+}
+
+struct HasIo;
+impl HasData for HasIo {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+fn link_baseline(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    type T = HostState;
+    wasi::cli::environment::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::exit::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::terminal_input::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::terminal_output::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    wasi::io::error::add_to_linker::<T, HasIo>(l, |t| &mut t.table)?;
+    wasi::sync::io::poll::add_to_linker::<T, HasIo>(l, |t| &mut t.table)?;
+    wasi::sync::io::streams::add_to_linker::<T, HasIo>(l, |t| &mut t.table)?;
+    Ok(())
+}
+
+fn link_grant(l: &mut Linker<HostState>, grant: Grant) -> wasmtime::Result<()> {
+    type T = HostState;
+    match grant {
+        Grant::Clocks => {
+            wasi::clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+            wasi::clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+        }
+        Grant::Random => {
+            wasi::random::random::add_to_linker::<T, WasiRandom>(l, |t| t.wasi.random())?;
+            wasi::random::insecure::add_to_linker::<T, WasiRandom>(l, |t| t.wasi.random())?;
+            wasi::random::insecure_seed::add_to_linker::<T, WasiRandom>(l, |t| t.wasi.random())?;
+        }
+        Grant::Files => {
+            wasi::filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+            wasi::sync::filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+        }
+        Grant::Http => wasmtime_wasi_http::p2::add_only_http_to_linker_sync(l)?,
+        Grant::Sockets => {
+            let opts = wasi::sync::LinkOptions::default();
+            wasi::sockets::network::add_to_linker::<T, WasiSockets>(
+                l,
+                &(&opts).into(),
+                T::sockets,
+            )?;
+            wasi::sockets::instance_network::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+            wasi::sockets::tcp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+            wasi::sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+            wasi::sync::sockets::tcp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+            wasi::sync::sockets::udp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+            wasi::sync::sockets::udp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baseline_and_contract_need_no_grant() {
+        assert_eq!(
+            classify("wasi:cli/environment@0.2.3", &[]),
+            Access::Baseline
+        );
+        assert_eq!(classify("wasi:io/streams@0.2.0", &[]), Access::Baseline);
+        assert_eq!(classify("sluice:plugin/host@0.1.0", &[]), Access::Contract);
+        assert_eq!(classify("sluice:plugin/types@0.1.4", &[]), Access::Contract);
+    }
+
+    #[test]
+    fn capabilities_need_their_grant() {
+        let r = classify("wasi:filesystem/types@0.2.3", &[]);
+        assert!(r.to_string().contains("needs `files`"), "{r}");
+        assert_eq!(
+            classify("wasi:filesystem/preopens@0.2.3", &[Grant::Files]),
+            Access::Granted {
+                grant: Grant::Files
+            }
+        );
+        assert!(classify("wasi:sockets/tcp@0.2.0", &[Grant::Http]).is_refused());
+        assert!(classify("wasi:random/random@0.2.0", &[Grant::Clocks]).is_refused());
+    }
+
+    #[test]
+    fn unknown_imports_and_other_versions_are_refused() {
+        assert!(classify("acme:evil/backdoor@1.0.0", &[]).is_refused());
+        assert!(classify("log", &[]).is_refused());
+        assert!(classify("wasi:cli/environment@0.3.0", &[]).is_refused());
+        let r = classify("sluice:plugin/host@0.2.0", &[]);
+        let text = r.to_string();
+        assert!(text.contains("0.2.0") && text.contains("0.1.0"), "{text}");
+    }
+
+    #[test]
+    fn io_grants_imply_clocks() {
+        let caps = Capabilities {
+            http: vec!["a.example".into()],
+            ..Default::default()
+        };
+        assert_eq!(granted(&caps), vec![Grant::Clocks, Grant::Http]);
+        assert!(granted(&Capabilities::default()).is_empty());
+        let caps = Capabilities {
+            env: vec!["HOME".into()],
+            ..Default::default()
+        };
+        assert!(granted(&caps).is_empty());
+    }
+
+    #[test]
+    fn every_grant_links() {
+        let engine = Engine::default();
+        let all = [
+            Grant::Clocks,
+            Grant::Random,
+            Grant::Files,
+            Grant::Http,
+            Grant::Sockets,
+        ];
+        linker(&engine, &all).unwrap();
+    }
+}

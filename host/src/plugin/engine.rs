@@ -1,0 +1,185 @@
+//! The process-wide wasmtime [`Engine`]: pooling allocator sized for heavy
+//! (Python / JS) components, epoch interruption driven by one ticker thread,
+//! optional fuel, and a compile cache keyed by the component's SHA-256 (in
+//! memory, and on disk when `cache-dir` is set).
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// One epoch tick. Deadlines are rounded up to whole ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Compiled components kept in memory, so a reload or a second runtime in
+/// the same process does not recompile an unchanged file.
+const MEMORY_CACHE_ENTRIES: usize = 64;
+
+/// What shapes an engine. Runtimes asking for the same settings share one
+/// engine (and its ticker and compile cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct EngineSettings {
+    pub fuel: bool,
+    pub max_instances: u32,
+    pub max_memory_mb: u64,
+}
+
+/// An engine plus its in-memory compile cache.
+pub(crate) struct SharedEngine {
+    pub engine: Engine,
+    pub settings: EngineSettings,
+    compiled: Mutex<CompileCache>,
+}
+
+#[derive(Default)]
+struct CompileCache {
+    clock: u64,
+    entries: HashMap<[u8; 32], (Component, u64)>,
+}
+
+/// The engine for `settings`, created (with its epoch ticker) on first use.
+pub(crate) fn shared(settings: EngineSettings) -> Result<Arc<SharedEngine>, String> {
+    static ENGINES: OnceLock<Mutex<HashMap<EngineSettings, Arc<SharedEngine>>>> = OnceLock::new();
+    let mut map = ENGINES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = map.get(&settings) {
+        return Ok(e.clone());
+    }
+    let engine = build(settings).map_err(|e| format!("creating the wasm engine: {e:#}"))?;
+    start_ticker(&engine);
+    let shared = Arc::new(SharedEngine {
+        engine,
+        settings,
+        compiled: Mutex::new(CompileCache::default()),
+    });
+    map.insert(settings, shared.clone());
+    Ok(shared)
+}
+
+fn build(s: EngineSettings) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    let max_memory = usize::try_from(s.max_memory_mb.saturating_mul(1 << 20))?;
+    // Slots are reserved address space, committed only when touched, so the
+    // counts can be generous: a componentize-py guest has ~10 core instances,
+    // several memories and large tables.
+    pool.total_component_instances(s.max_instances)
+        .total_core_instances(s.max_instances.saturating_mul(8))
+        .total_memories(s.max_instances.saturating_mul(2))
+        .total_tables(s.max_instances.saturating_mul(8))
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(16)
+        .max_tables_per_component(64)
+        .max_memories_per_module(2)
+        .max_tables_per_module(8)
+        .table_elements(100_000)
+        .max_component_instance_size(4 << 20)
+        .max_core_instance_size(4 << 20)
+        .max_memory_size(max_memory);
+    let mut cfg = Config::new();
+    cfg.wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(s.fuel)
+        .max_wasm_stack(1 << 20)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&cfg)
+}
+
+/// One thread per engine advances the epoch every [`EPOCH_TICK`]; it exits
+/// when the engine is gone.
+fn start_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("sluice-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}
+
+impl SharedEngine {
+    /// Compile `bytes` (SHA-256 `sha`), reusing an in-memory or on-disk
+    /// artifact when there is one. Returns the component and whether it was
+    /// compiled now (false = cache hit).
+    pub fn compile(
+        &self,
+        bytes: &[u8],
+        sha: [u8; 32],
+        cache_dir: Option<&Path>,
+    ) -> wasmtime::Result<(Component, bool)> {
+        {
+            let mut c = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+            c.clock += 1;
+            let now = c.clock;
+            if let Some((comp, used)) = c.entries.get_mut(&sha) {
+                *used = now;
+                return Ok((comp.clone(), false));
+            }
+        }
+        let disk = cache_dir.map(|d| self.cache_path(d, &sha));
+        let mut compiled_now = false;
+        let component = match disk.as_deref().filter(|p| p.is_file()) {
+            // SAFETY: artifacts in cache-dir are written only by this code
+            // (serialize below) for this engine's compatibility hash, which
+            // is part of the file name; wasmtime re-checks the header.
+            Some(path) => match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unreadable compile cache entry: {e:#}");
+                    compiled_now = true;
+                    Component::new(&self.engine, bytes)?
+                }
+            },
+            None => {
+                compiled_now = true;
+                Component::new(&self.engine, bytes)?
+            }
+        };
+        if let (true, Some(path)) = (compiled_now, disk)
+            && let Err(e) = write_artifact(&component, &path)
+        {
+            tracing::warn!(path = %path.display(), "could not write compile cache: {e:#}");
+        }
+        let mut c = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        if c.entries.len() >= MEMORY_CACHE_ENTRIES
+            && let Some(oldest) = c
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, u))| *u)
+                .map(|(k, _)| *k)
+        {
+            c.entries.remove(&oldest);
+        }
+        let now = c.clock;
+        c.entries.insert(sha, (component.clone(), now));
+        Ok((component, compiled_now))
+    }
+
+    fn cache_path(&self, dir: &Path, sha: &[u8; 32]) -> PathBuf {
+        let mut h = DefaultHasher::new();
+        // Covers everything that shapes the generated code (wasmtime
+        // version, target, tunables such as memory reservation and fuel).
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        dir.join(format!("{}-{:016x}.cwasm", hex::encode(sha), h.finish()))
+    }
+}
+
+/// Write-then-rename so a crash never leaves a torn artifact behind.
+fn write_artifact(component: &Component, path: &Path) -> wasmtime::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, component.serialize()?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Errors, one variant per phase, each naming the plugin and the cause, so
+//! an operator reads *which plugin, which phase, why*.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Why a plugin could not be put into service (load, validate, instantiate),
+/// or why the runtime itself could not start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PluginError {
+    /// Reading or compiling `NAME.wasm` / parsing `NAME.toml` failed.
+    #[error("plugin `{plugin}`: load failed: {reason}")]
+    Load { plugin: String, reason: String },
+    /// The component or manifest breaks a rule: refused import, wrong
+    /// contract version, kind mismatch, limit out of range.
+    #[error("plugin `{plugin}`: refused: {reason}")]
+    Validate { plugin: String, reason: String },
+    /// The smoke-test instantiation failed (missing import, start trap, ...).
+    #[error("plugin `{plugin}`: instantiation failed: {reason}")]
+    Instantiate { plugin: String, reason: String },
+    /// The engine or plugin directory could not be set up.
+    #[error("plugin runtime: {0}")]
+    Runtime(String),
+}
+
+impl PluginError {
+    /// The plugin the error is about, if any.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            PluginError::Load { plugin, .. }
+            | PluginError::Validate { plugin, .. }
+            | PluginError::Instantiate { plugin, .. } => Some(plugin),
+            PluginError::Runtime(_) => None,
+        }
+    }
+}
+
+/// Why one call to a loaded plugin failed. The caller then answers with the
+/// plugin's failure mode; the gateway keeps serving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PluginFailure {
+    /// The guest trapped (panic, unreachable, stack overflow, ...).
+    Trap(String),
+    /// The call ran past `limits.deadline-ms`.
+    Deadline,
+    /// The guest hit `limits.memory-mb`.
+    Memory,
+    /// The guest ran out of `limits.fuel` (only with `[plugins] fuel = true`).
+    Fuel,
+    /// The answer exceeded `limits.max-output-kb`.
+    OutputTooLarge { limit: usize, got: usize },
+    /// No instance could be created for the call (or the plugin has the
+    /// wrong kind for the call made).
+    Instantiate(String),
+}
+
+impl PluginFailure {
+    /// Short stable label for counters, logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PluginFailure::Trap(_) => "trap",
+            PluginFailure::Deadline => "deadline",
+            PluginFailure::Memory => "memory",
+            PluginFailure::Fuel => "fuel",
+            PluginFailure::OutputTooLarge { .. } => "output_too_large",
+            PluginFailure::Instantiate(_) => "instantiate",
+        }
+    }
+}
+
+impl fmt::Display for PluginFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginFailure::Trap(why) => write!(f, "trapped: {why}"),
+            PluginFailure::Deadline => f.write_str("exceeded its deadline"),
+            PluginFailure::Memory => f.write_str("exceeded its memory limit"),
+            PluginFailure::Fuel => f.write_str("ran out of fuel"),
+            PluginFailure::OutputTooLarge { limit, got } => {
+                write!(
+                    f,
+                    "returned {got} bytes, more than its {limit}-byte output limit"
+                )
+            }
+            PluginFailure::Instantiate(why) => write!(f, "could not be instantiated: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for PluginFailure {}

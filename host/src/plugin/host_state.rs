@@ -1,0 +1,177 @@
+//! The data each plugin `Store` carries: the deny-by-default WASI context
+//! built from the manifest's grants, the memory limiter, captured stdio, and
+//! the implementation of the `sluice:plugin/host` interface.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::bindings::{host, types};
+use super::manifest::{FileMode, Manifest};
+use super::outbound::OutboundHttp;
+use super::sandbox::MemoryLimiter;
+use super::stdio::CapturedOutput;
+
+/// Lines a plugin may log through `host.log` per call; more are dropped.
+const MAX_LOG_LINES_PER_CALL: u32 = 64;
+/// Longest `host.log` message kept, in bytes; longer ones are cut.
+const MAX_LOG_LINE: usize = 2048;
+
+/// What every store of one plugin shares, resolved once at load.
+#[derive(Debug)]
+pub(crate) struct PluginContext {
+    pub name: String,
+    pub manifest: Manifest,
+    /// `(name, value)` of granted env vars, read from the gateway at load.
+    pub env: Vec<(String, String)>,
+    /// Granted TCP destinations.
+    pub sockets: Vec<SocketAddr>,
+    /// Bytes of stdout / stderr kept per call.
+    pub stdio_cap: usize,
+}
+
+impl PluginContext {
+    pub fn new(name: &str, manifest: Manifest, stdio_cap: usize) -> Self {
+        let env = manifest
+            .capabilities
+            .env
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+            .collect();
+        let sockets = manifest
+            .capabilities
+            .sockets
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        PluginContext {
+            name: name.to_owned(),
+            manifest,
+            env,
+            sockets,
+            stdio_cap,
+        }
+    }
+}
+
+/// `T` of every plugin `Store<T>`.
+pub(crate) struct HostState {
+    pub ctx: Arc<PluginContext>,
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub http: WasiHttpCtx,
+    pub outbound: OutboundHttp,
+    pub limiter: MemoryLimiter,
+    pub stdout: CapturedOutput,
+    pub stderr: CapturedOutput,
+    log_lines: u32,
+}
+
+impl HostState {
+    /// A fresh, deny-by-default state: empty env (except granted names), no
+    /// args, empty stdin, captured stdout/stderr, only granted preopens and
+    /// sockets. Fails only if a granted directory cannot be opened.
+    pub fn new(ctx: &Arc<PluginContext>) -> wasmtime::Result<Self> {
+        let caps = &ctx.manifest.capabilities;
+        let stdout = CapturedOutput::new(ctx.stdio_cap);
+        let stderr = CapturedOutput::new(ctx.stdio_cap);
+        let mut b = WasiCtxBuilder::new();
+        b.stdin(MemoryInputPipe::new(Vec::new()))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .envs(&ctx.env)
+            .allow_tcp(!ctx.sockets.is_empty())
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for f in &caps.files {
+            let perms = match f.mode {
+                FileMode::Ro => FsPerms::ReadOnly,
+                FileMode::Rw => FsPerms::ReadWrite,
+            };
+            b.preopened_dir(&f.host, &f.guest, perms)
+                .map_err(|e| wasmtime::format_err!("preopen {}: {e}", f.host.display()))?;
+        }
+        if !ctx.sockets.is_empty() {
+            let allowed = ctx.sockets.clone();
+            b.socket_addr_check(move |addr, use_| {
+                let ok = match use_ {
+                    SocketAddrUse::TcpConnect => allowed.contains(&addr),
+                    // The implicit bind before a connect uses a wildcard address.
+                    SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                    _ => false,
+                };
+                Box::pin(async move { ok })
+            });
+        }
+        let deadline = Duration::from_millis(ctx.manifest.limits.deadline_ms);
+        Ok(HostState {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            outbound: OutboundHttp::new(caps.http.clone(), deadline),
+            limiter: MemoryLimiter::new(ctx.manifest.limits.memory_mb),
+            stdout,
+            stderr,
+            log_lines: 0,
+            ctx: ctx.clone(),
+        })
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: types::LogLevel, message: String) {
+        if self.log_lines >= MAX_LOG_LINES_PER_CALL {
+            return;
+        }
+        self.log_lines += 1;
+        let mut msg = message;
+        if msg.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !msg.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            msg.truncate(cut);
+            msg.push('…');
+        }
+        let plugin = self.ctx.name.as_str();
+        use types::LogLevel as L;
+        match level {
+            L::Trace => tracing::trace!(plugin, "{msg}"),
+            L::Debug => tracing::debug!(plugin, "{msg}"),
+            L::Info => tracing::info!(plugin, "{msg}"),
+            L::Warn => tracing::warn!(plugin, "{msg}"),
+            L::Error => tracing::error!(plugin, "{msg}"),
+        }
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        self.ctx.manifest.config_value(&key)
+    }
+}

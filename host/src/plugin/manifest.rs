@@ -1,0 +1,342 @@
+//! `NAME.toml`: what a plugin is, where it sits in its chain, how it is
+//! limited and what it may touch. Unknown keys are an error so a typo never
+//! silently widens or drops a limit.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A plugin's manifest. Every key is optional except `kind`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    /// Which world the component implements: `guardrail`, `router` or
+    /// `cost-policy`. Must match the component's export or the load fails.
+    pub kind: PluginKind,
+    /// Chain position, ascending; ties are broken by name. Default `100`.
+    #[serde(default = "default_order")]
+    pub order: i64,
+    /// What a failed call (trap, deadline, memory, oversized output) answers:
+    /// `closed` (default) rejects / fails the request, `open` lets it through.
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+    /// Sandbox limits; every one has a safe default.
+    #[serde(default)]
+    pub limits: Limits,
+    /// What the plugin may touch beyond the baseline. Nothing by default.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    /// The plugin's own settings, read by the guest with `host.config(key)`.
+    /// Strings are passed as-is, other values as JSON. Default: empty.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+/// The world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    /// Exports `sluice:plugin/guardrail`.
+    Guardrail,
+    /// Exports `sluice:plugin/router`.
+    Router,
+    /// Exports `sluice:plugin/cost-policy`.
+    CostPolicy,
+}
+
+impl PluginKind {
+    /// The WIT interface this kind exports (without package or version).
+    pub fn interface(self) -> &'static str {
+        match self {
+            PluginKind::Guardrail => "guardrail",
+            PluginKind::Router => "router",
+            PluginKind::CostPolicy => "cost-policy",
+        }
+    }
+
+    /// The kind whose export interface is `iface`, if any.
+    pub fn from_interface(iface: &str) -> Option<Self> {
+        [Self::Guardrail, Self::Router, Self::CostPolicy]
+            .into_iter()
+            .find(|k| k.interface() == iface)
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.interface())
+    }
+}
+
+/// How a failed call is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureMode {
+    /// Guardrail rejects (`plugin_failure`), router / cost policy fail the
+    /// request. The default: a broken safety check must not wave traffic through.
+    #[default]
+    Closed,
+    /// Guardrail passes, router falls back to configured order, cost policy allows.
+    Open,
+}
+
+/// Per-plugin sandbox limits.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    /// Wall-clock budget of one call, instantiation included, in ms. Enforced
+    /// by epoch interruption (1 ms ticks). Default `50`; allowed 1..=60000.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// Linear memory cap per instance in MiB (all memories together).
+    /// Default `32`; at most the runtime's `max-memory-mb`.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
+    /// Fuel (roughly wasm instructions) per call. Only enforced when the
+    /// runtime runs with `[plugins] fuel = true`; otherwise ignored. Default: none.
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// Largest answer a call may return (transformed text, reject reason,
+    /// route list), in KiB. Default `256`.
+    #[serde(default = "default_max_output_kb")]
+    pub max_output_kb: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline_ms: default_deadline_ms(),
+            memory_mb: default_memory_mb(),
+            fuel: None,
+            max_output_kb: default_max_output_kb(),
+        }
+    }
+}
+
+/// Granted capabilities. Each key opens exactly one kind of access; the
+/// mapping to WASI interfaces lives in `capability.rs`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Capabilities {
+    /// Links `wasi:clocks/*` (wall and monotonic clock). Default `false`.
+    #[serde(default)]
+    pub clocks: bool,
+    /// Links `wasi:random/*`. Default `false`.
+    #[serde(default)]
+    pub random: bool,
+    /// Environment variables passed through by name, with the gateway
+    /// process's values (missing ones are skipped). Default: none, so the
+    /// guest sees an empty environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Directories preopened for the guest (links `wasi:filesystem/*`).
+    /// Default: none.
+    #[serde(default)]
+    pub files: Vec<FileGrant>,
+    /// Hosts (`name` or `name:port`) the guest may send outbound
+    /// `wasi:http` requests to. Default: none.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// `ip:port` addresses the guest may open TCP connections to (links
+    /// `wasi:sockets/*`; UDP and name lookup stay off). Default: none.
+    #[serde(default)]
+    pub sockets: Vec<String>,
+}
+
+/// One preopened directory.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileGrant {
+    /// Directory on the gateway host; relative paths are resolved against
+    /// the manifest's directory.
+    pub host: PathBuf,
+    /// Path the guest sees it under, e.g. `/data`.
+    pub guest: String,
+    /// `ro` (default) or `rw`.
+    #[serde(default)]
+    pub mode: FileMode,
+}
+
+/// Access mode of a preopened directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileMode {
+    /// Read files and list directories only.
+    #[default]
+    Ro,
+    /// Also create, write and delete.
+    Rw,
+}
+
+fn default_order() -> i64 {
+    100
+}
+fn default_deadline_ms() -> u64 {
+    50
+}
+fn default_memory_mb() -> u64 {
+    32
+}
+fn default_max_output_kb() -> u64 {
+    256
+}
+
+impl Manifest {
+    /// Parse manifest text; `base` resolves relative file grants.
+    pub fn parse(text: &str, base: &Path) -> Result<Manifest, String> {
+        let mut m: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+        for f in &mut m.capabilities.files {
+            if f.host.is_relative() {
+                f.host = base.join(&f.host);
+            }
+        }
+        Ok(m)
+    }
+
+    /// Check values serde cannot: ranges, addresses, paths.
+    pub fn validate(&self, max_memory_mb: u64) -> Result<(), String> {
+        let l = &self.limits;
+        if !(1..=60_000).contains(&l.deadline_ms) {
+            return Err(format!(
+                "limits.deadline-ms = {} is outside 1..=60000",
+                l.deadline_ms
+            ));
+        }
+        if l.memory_mb == 0 || l.memory_mb > max_memory_mb {
+            return Err(format!(
+                "limits.memory-mb = {} is outside 1..={max_memory_mb} (the runtime's max-memory-mb)",
+                l.memory_mb
+            ));
+        }
+        if l.max_output_kb == 0 {
+            return Err("limits.max-output-kb must be at least 1".into());
+        }
+        for s in &self.capabilities.sockets {
+            s.parse::<SocketAddr>()
+                .map_err(|_| format!("capabilities.sockets: `{s}` is not an ip:port address"))?;
+        }
+        for h in &self.capabilities.http {
+            if h.is_empty() || h.contains('/') || h.contains('*') {
+                return Err(format!(
+                    "capabilities.http: `{h}` must be a host or host:port (no scheme, path or wildcard)"
+                ));
+            }
+        }
+        for f in &self.capabilities.files {
+            if !f.guest.starts_with('/') {
+                return Err(format!(
+                    "capabilities.files: guest path `{}` must be absolute",
+                    f.guest
+                ));
+            }
+            if !f.host.is_dir() {
+                return Err(format!(
+                    "capabilities.files: host directory `{}` does not exist",
+                    f.host.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `[config]` value for `key` as the guest sees it.
+    pub fn config_value(&self, key: &str) -> Option<String> {
+        match self.config.get(key)? {
+            toml::Value::String(s) => Some(s.clone()),
+            other => serde_json::to_string(other).ok(),
+        }
+    }
+
+    /// The largest output a call may return, in bytes.
+    pub fn max_output_bytes(&self) -> usize {
+        usize::try_from(self.limits.max_output_kb.saturating_mul(1024)).unwrap_or(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, String> {
+        Manifest::parse(text, Path::new("/plugins"))
+    }
+
+    #[test]
+    fn minimal_manifest_gets_safe_defaults() {
+        let m = parse("kind = \"guardrail\"").unwrap();
+        assert_eq!(m.kind, PluginKind::Guardrail);
+        assert_eq!(m.order, 100);
+        assert_eq!(m.failure_mode, FailureMode::Closed);
+        assert_eq!(m.limits, Limits::default());
+        assert_eq!(m.capabilities, Capabilities::default());
+        assert!(m.validate(512).is_ok());
+    }
+
+    #[test]
+    fn full_manifest_parses() {
+        let m = parse(
+            r#"
+            kind = "cost-policy"
+            order = 5
+            failure-mode = "open"
+            [limits]
+            deadline-ms = 10
+            memory-mb = 8
+            fuel = 1000
+            max-output-kb = 4
+            [capabilities]
+            clocks = true
+            random = true
+            env = ["HOME"]
+            files = [{ host = "data", guest = "/data", mode = "rw" }]
+            http = ["api.example.com", "127.0.0.1:9000"]
+            sockets = ["127.0.0.1:6379"]
+            [config]
+            threshold = 0.5
+            name = "x"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(m.kind, PluginKind::CostPolicy);
+        assert_eq!(m.failure_mode, FailureMode::Open);
+        assert_eq!(m.limits.fuel, Some(1000));
+        assert_eq!(m.capabilities.files[0].host, PathBuf::from("/plugins/data"));
+        assert_eq!(m.capabilities.files[0].mode, FileMode::Rw);
+        assert_eq!(m.config_value("threshold").as_deref(), Some("0.5"));
+        assert_eq!(m.config_value("name").as_deref(), Some("x"));
+        assert_eq!(m.config_value("missing"), None);
+        assert_eq!(m.max_output_bytes(), 4096);
+    }
+
+    #[test]
+    fn unknown_keys_and_kinds_are_errors() {
+        assert!(
+            parse("kind = \"guardrail\"\nodrer = 1")
+                .unwrap_err()
+                .contains("odrer")
+        );
+        assert!(parse("kind = \"filter\"").is_err());
+        assert!(parse("kind = \"guardrail\"\n[limits]\ndeadline = 5").is_err());
+        assert!(parse("kind = \"guardrail\"\n[capabilities]\nnet = true").is_err());
+        assert!(parse("order = 1").unwrap_err().contains("kind"));
+    }
+
+    #[test]
+    fn validation_rejects_out_of_range_values() {
+        let m = parse("kind = \"router\"\n[limits]\nmemory-mb = 4096").unwrap();
+        assert!(m.validate(512).unwrap_err().contains("memory-mb"));
+        let m = parse("kind = \"router\"\n[limits]\ndeadline-ms = 0").unwrap();
+        assert!(m.validate(512).unwrap_err().contains("deadline-ms"));
+        let m = parse("kind = \"router\"\n[capabilities]\nsockets = [\"redis:6379\"]").unwrap();
+        assert!(m.validate(512).unwrap_err().contains("redis:6379"));
+        let m = parse("kind = \"router\"\n[capabilities]\nhttp = [\"https://x.com/\"]").unwrap();
+        assert!(m.validate(512).is_err());
+        let m = parse(
+            "kind = \"router\"\n[capabilities]\nfiles = [{host = \"/nonexistent-dir-xyz\", guest = \"/d\"}]",
+        )
+        .unwrap();
+        assert!(m.validate(512).unwrap_err().contains("does not exist"));
+    }
+}
