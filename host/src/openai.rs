@@ -185,6 +185,40 @@ pub struct EmbeddingsRequest {
     pub extra: Map<String, Value>,
 }
 
+/// `POST /v1/embeddings` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbeddingsResponse {
+    #[serde(default = "list_object")]
+    pub object: String,
+    pub data: Vec<Embedding>,
+    #[serde(default)]
+    pub model: String,
+    /// Only `prompt_tokens` and `total_tokens` are meaningful here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn list_object() -> String {
+    "list".into()
+}
+
+/// One vector. `embedding` stays raw: floats, or a base64 string when the
+/// client asked for `encoding_format: "base64"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Embedding {
+    #[serde(default)]
+    pub index: u32,
+    pub embedding: Value,
+    #[serde(default = "embedding_object")]
+    pub object: String,
+}
+
+fn embedding_object() -> String {
+    "embedding".into()
+}
+
 /// `GET /v1/models` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelObject {

@@ -1,0 +1,169 @@
+//! The route walk: for each route in order, skip it at once if its breaker
+//! is open, otherwise try it up to `max-attempts` times (backoff with full
+//! jitter or `Retry-After`, each retry paid from the upstream's budget),
+//! then fall back to the next route. Client errors end the walk: the next
+//! route would refuse the same request.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, BoxStream, StreamExt};
+
+use super::breaker::{Outcome, Permit};
+use super::{ProviderKind, Providers, RouteTarget, Upstream, UpstreamError};
+use crate::openai::ChatChunk;
+
+/// Which route answered and how many HTTP attempts it took in total.
+pub(crate) struct Done {
+    pub provider: String,
+    pub model: String,
+    pub attempts: u32,
+}
+
+/// Reports a call's outcome to the breaker exactly once, and `Neutral` if
+/// the call's future was dropped (client went away): a half-open probe
+/// must never stay "in flight" forever.
+struct PermitGuard<'a> {
+    up: &'a Upstream,
+    permit: Option<Permit>,
+}
+
+impl PermitGuard<'_> {
+    fn finish(mut self, outcome: Outcome) {
+        if let Some(p) = self.permit.take() {
+            self.up.breaker.record(p, outcome, Instant::now());
+        }
+    }
+}
+
+impl Drop for PermitGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.permit.take() {
+            self.up.breaker.record(p, Outcome::Neutral, Instant::now());
+        }
+    }
+}
+
+impl Providers {
+    pub(crate) async fn walk<'a, T, F, Fut>(
+        &self,
+        routes: &'a [RouteTarget],
+        embeddings: bool,
+        mut call: F,
+    ) -> Result<(T, Done), UpstreamError>
+    where
+        F: FnMut(Arc<Upstream>, &'a RouteTarget) -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>> + 'a,
+    {
+        let mut attempts = 0u32;
+        let mut last_err: Option<UpstreamError> = None;
+        let mut skipped: Vec<String> = Vec::new();
+        for route in routes {
+            let Some(up) = self.upstreams.get(&route.provider) else {
+                tracing::warn!(provider = %route.provider, "route names an unknown provider");
+                skipped.push(format!("{} (unknown provider)", route.provider));
+                continue;
+            };
+            if embeddings && up.kind == ProviderKind::Anthropic {
+                skipped.push(format!("{} (no embeddings API)", route.provider));
+                continue;
+            }
+            up.budget.record_request(Instant::now());
+            let mut tries = 0u32;
+            loop {
+                let Some(permit) = up.breaker.try_acquire(Instant::now()) else {
+                    tracing::debug!(provider = %up.name, "circuit open, skipping route");
+                    skipped.push(format!("{} (circuit open)", up.name));
+                    break;
+                };
+                let guard = PermitGuard {
+                    up,
+                    permit: Some(permit),
+                };
+                tries += 1;
+                attempts += 1;
+                let err = match call(up.clone(), route).await {
+                    Ok(v) => {
+                        guard.finish(Outcome::Success);
+                        let done = Done {
+                            provider: route.provider.clone(),
+                            model: route.model.clone(),
+                            attempts,
+                        };
+                        return Ok((v, done));
+                    }
+                    Err(e) => e,
+                };
+                guard.finish(err.breaker_outcome());
+                tracing::debug!(provider = %up.name, attempt = tries, error = %err, "upstream attempt failed");
+                if !err.is_retryable() {
+                    return Err(err);
+                }
+                let delay = retry_delay(up, tries, &err);
+                last_err = Some(err);
+                let Some(delay) = delay else { break };
+                if !up.budget.try_retry(Instant::now()) {
+                    tracing::warn!(provider = %up.name, "retry budget exhausted, not retrying");
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+            }
+        }
+        Err(last_err.unwrap_or_else(|| UpstreamError::Unavailable {
+            message: if skipped.is_empty() {
+                "no route to try".to_string()
+            } else {
+                format!("no upstream available: {}", skipped.join(", "))
+            },
+        }))
+    }
+}
+
+/// How long to wait before retrying the same route, or `None` to move on.
+fn retry_delay(up: &Upstream, tries: u32, err: &UpstreamError) -> Option<Duration> {
+    if tries >= up.retry.max_attempts {
+        return None;
+    }
+    match err.retry_after() {
+        Some(wait) if wait > Duration::from_millis(up.retry.max_retry_after_ms) => {
+            tracing::debug!(provider = %up.name, wait_ms = wait.as_millis() as u64, "Retry-After beyond max, not waiting");
+            None
+        }
+        Some(wait) => Some(wait),
+        None => Some(up.retry.backoff(tries)),
+    }
+}
+
+/// Opens a stream and waits for its first chunk, all within `ttfb`. On
+/// success the chunk is put back in front of the rest: from here on the
+/// route is committed.
+pub(crate) async fn until_first_chunk<Open>(
+    provider: &str,
+    open: Open,
+    ttfb: Duration,
+) -> Result<BoxStream<'static, Result<ChatChunk, UpstreamError>>, UpstreamError>
+where
+    Open: Future<
+        Output = Result<BoxStream<'static, Result<ChatChunk, UpstreamError>>, UpstreamError>,
+    >,
+{
+    let first = async {
+        let mut s = open.await?;
+        match s.next().await {
+            Some(Ok(chunk)) => Ok(stream::once(async { Ok(chunk) }).chain(s).boxed()),
+            Some(Err(e)) => Err(e),
+            None => Err(UpstreamError::Truncated {
+                provider: provider.to_string(),
+            }),
+        }
+    };
+    match tokio::time::timeout(ttfb, first).await {
+        Ok(r) => r,
+        Err(_) => Err(UpstreamError::Timeout {
+            provider: provider.to_string(),
+            after: ttfb,
+            phase: "first chunk",
+        }),
+    }
+}
