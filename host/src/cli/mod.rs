@@ -1,0 +1,194 @@
+//! The `sluice` command line.
+//!
+//! ```text
+//! sluice serve --config FILE          run the gateway
+//! sluice mock-upstream [--listen ..]  a deterministic OpenAI-compatible upstream
+//! sluice plugin audit|list ...        inspect plugins
+//! sluice config check FILE            validate a config, report every problem
+//! ```
+//! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
+//! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
+
+pub mod plugin;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::pipeline::Gateway;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    version,
+    about = "An LLM gateway with WebAssembly guardrails"
+)]
+pub struct Cli {
+    /// Log line format on stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_LOG_FORMAT",
+        default_value = "pretty"
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The TOML config file (see examples/sluice.toml).
+        #[arg(long, short, env = "SLUICE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run the deterministic mock upstream (demo, tests, benchmarks).
+    MockUpstream(crate::mock::MockConfig),
+    /// Inspect plugins: audit a component, list a plugin directory.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCmd),
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Validate FILE: every problem is printed with its file:line:col.
+    Check { file: PathBuf },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
+        Command::MockUpstream(args) => runtime().and_then(|rt| rt.block_on(mock(args))),
+        Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Config(ConfigCmd::Check { file }) => check(&file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+fn check(file: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(file)?;
+    // Not an error: the plugin directory is often built after the config is
+    // written (and hot reload picks plugins up later), but worth saying.
+    for name in config.referenced_plugins() {
+        let wasm = config.plugins.dir.join(format!("{name}.wasm"));
+        if !wasm.is_file() {
+            println!(
+                "warning: plugin `{name}` is referenced but {} does not exist yet; its models answer 503 until it loads",
+                wasm.display()
+            );
+        }
+    }
+    println!(
+        "{}: ok ({} provider(s), {} model(s), {} key(s){})",
+        file.display(),
+        config.providers.len(),
+        config.models.len(),
+        config.keys.len(),
+        if config.keys.is_empty() {
+            "; auth is OFF"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+async fn serve(path: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(&path)?;
+    let listen = config.server.listen;
+    if config.keys.is_empty() {
+        tracing::warn!("no [[keys]] configured: authentication is OFF");
+    }
+    // Compiling the plugins is CPU work; keep it off the async workers.
+    let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
+        .await
+        .context("starting the gateway")??;
+    let missing = gw.missing_plugins();
+    if !missing.is_empty() {
+        tracing::warn!(
+            ?missing,
+            "plugins named in the config are not loaded; their models answer 503 until they are"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, config = %path.display(), "sluice listening");
+    crate::server::serve(listener, Arc::new(gw), shutdown_signal()).await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// The mock until it fails or a shutdown signal arrives.
+async fn mock(args: crate::mock::MockConfig) -> anyhow::Result<()> {
+    tokio::select! {
+        r = crate::mock::run(args) => r,
+        () = shutdown_signal() => Ok(()),
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (container stop).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -1,0 +1,157 @@
+//! Cross-reference checks that serde cannot do: names that must exist or be
+//! unique, numbers that must be in range. Each problem is placed at the
+//! offending value's span.
+
+use std::collections::HashSet;
+
+use toml::Spanned;
+use toml::de::DeTable;
+
+use super::source::{Seg, Source, path_string, span_at};
+use super::{Config, WindowMode};
+
+pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Source<'_>) {
+    let mut report = |path: &[Seg<'_>], msg: String| {
+        src.report(span_at(root, path), path_string(path), msg);
+    };
+
+    if config.server.body_limit_kb == 0 {
+        report(
+            &[Seg::Key("server"), Seg::Key("body-limit-kb")],
+            "must be at least 1".into(),
+        );
+    }
+    if config.server.request_timeout_ms == 0 {
+        report(
+            &[Seg::Key("server"), Seg::Key("request-timeout-ms")],
+            "must be at least 1".into(),
+        );
+    }
+
+    for p in config.retry.problems() {
+        report(&[Seg::Key("retry")], p);
+    }
+    for p in config.breaker.problems() {
+        report(&[Seg::Key("breaker")], p);
+    }
+    let mut providers = HashSet::new();
+    for (i, p) in config.providers.iter().enumerate() {
+        for problem in p.retry.iter().flat_map(|r| r.problems()) {
+            report(
+                &[Seg::Key("providers"), Seg::Index(i), Seg::Key("retry")],
+                problem,
+            );
+        }
+        for problem in p.breaker.iter().flat_map(|b| b.problems()) {
+            report(
+                &[Seg::Key("providers"), Seg::Index(i), Seg::Key("breaker")],
+                problem,
+            );
+        }
+        let path = [Seg::Key("providers"), Seg::Index(i), Seg::Key("name")];
+        if p.name.trim().is_empty() {
+            report(&path, "provider name must not be empty".into());
+        } else if !providers.insert(p.name.as_str()) {
+            report(&path, format!("duplicate provider name `{}`", p.name));
+        }
+    }
+
+    for (name, model) in &config.models {
+        let base = [Seg::Key("models"), Seg::Key(name)];
+        let at =
+            |rest: &[Seg<'static>]| -> Vec<Seg<'_>> { base.iter().chain(rest).copied().collect() };
+        if model.routes.is_empty() {
+            report(
+                &at(&[Seg::Key("routes")]),
+                "a model needs at least one route".into(),
+            );
+        }
+        for (i, r) in model.routes.iter().enumerate() {
+            let route = |key: &'static str| at(&[Seg::Key("routes"), Seg::Index(i), Seg::Key(key)]);
+            if !providers.contains(r.provider.as_str()) {
+                let mut known: Vec<&str> = providers.iter().copied().collect();
+                known.sort_unstable();
+                let msg = format!(
+                    "unknown provider `{}` (configured: {})",
+                    r.provider,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+                report(&route("provider"), msg);
+            }
+            if r.model.trim().is_empty() {
+                report(
+                    &route("model"),
+                    "upstream model name must not be empty".into(),
+                );
+            }
+            for (key, v) in [
+                ("input-cost-per-mtok", r.input_cost_per_mtok),
+                ("output-cost-per-mtok", r.output_cost_per_mtok),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    report(
+                        &route(key),
+                        format!("must be a non-negative number, got {v}"),
+                    );
+                }
+            }
+            for (key, v) in [
+                ("timeout-ms", r.timeout_ms),
+                ("ttfb-timeout-ms", r.ttfb_timeout_ms),
+            ] {
+                if v == Some(0) {
+                    report(&route(key), "must be at least 1".into());
+                }
+            }
+        }
+        for key in ["guardrails", "input-guardrails", "output-guardrails"] {
+            let list = match key {
+                "guardrails" => Some(&model.guardrails),
+                "input-guardrails" => model.input_guardrails.as_ref(),
+                _ => model.output_guardrails.as_ref(),
+            };
+            let mut seen = HashSet::new();
+            for (i, g) in list.into_iter().flatten().enumerate() {
+                if g.trim().is_empty() || !seen.insert(g) {
+                    let msg = format!("empty or duplicate guardrail name `{g}`");
+                    report(&at(&[Seg::Key(key), Seg::Index(i)]), msg);
+                }
+            }
+        }
+        let w = &model.stream;
+        if w.mode == WindowMode::Chars && w.chars == 0 {
+            report(
+                &at(&[Seg::Key("stream"), Seg::Key("chars")]),
+                "must be at least 1".into(),
+            );
+        }
+        if w.max_hold_chars == 0 || (w.mode == WindowMode::Chars && w.max_hold_chars < w.chars) {
+            let msg = format!("must be at least 1 and at least `chars` ({})", w.chars);
+            report(&at(&[Seg::Key("stream"), Seg::Key("max-hold-chars")]), msg);
+        }
+    }
+
+    let mut ids = HashSet::new();
+    let mut secrets = HashSet::new();
+    for (i, k) in config.keys.iter().enumerate() {
+        let at = |key: &'static str| [Seg::Key("keys"), Seg::Index(i), Seg::Key(key)];
+        if k.id.trim().is_empty() || !ids.insert(k.id.as_str()) {
+            report(&at("id"), format!("empty or duplicate key id `{}`", k.id));
+        }
+        if k.key.is_empty() {
+            report(&at("key"), "key secret must not be empty".into());
+        } else if !secrets.insert(k.key.as_str()) {
+            report(
+                &at("key"),
+                format!("key `{}` reuses another key's secret", k.id),
+            );
+        }
+        if k.budget_usd.is_some_and(|b| !(b.is_finite() && b >= 0.0)) {
+            report(&at("budget-usd"), "must be a non-negative number".into());
+        }
+    }
+}

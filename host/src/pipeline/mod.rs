@@ -1,0 +1,490 @@
+//! One request's way through the gateway:
+//!
+//! ```text
+//! (auth: server layer) -> model lookup -> input guardrails -> cost policy
+//!   -> [cache lookup] -> router -> providers (retries, fallback, breakers)
+//!   -> output guardrails (whole answer, or windows of a stream)
+//!   -> [cache store] -> spend ledger -> response
+//! ```
+//!
+//! The HTTP layer ([`crate::server`]) only parses, authenticates and renders;
+//! every decision about a request is made here, so the same rules apply to a
+//! plain answer and a stream. Plugin calls are synchronous and run inline on
+//! the async worker (see [`guard`]).
+
+pub mod cost;
+mod error;
+pub mod guard;
+mod route;
+pub mod stream;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::BoxStream;
+use serde_json::Value;
+
+use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
+use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
+use crate::plugin::{Message, OutputContext, Plugin, PluginRuntime, Rejection, RequestInfo};
+use crate::provider::Providers;
+
+pub use cost::{InMemorySpend, SpendSource};
+pub use error::Error;
+pub use guard::GuardReport;
+pub use stream::StreamEvent;
+
+/// Who is calling, as established by the auth layer.
+#[derive(Debug, Clone, Default)]
+pub struct Principal {
+    /// `[[keys]]` id; None when auth is off.
+    pub key_id: Option<String>,
+    pub user: Option<String>,
+    pub budget_usd: Option<f64>,
+}
+
+impl Principal {
+    /// The budget scope spend is recorded under: the virtual key when there
+    /// is one (budgets belong to keys), else the request's end user.
+    pub fn scope(&self, request_user: Option<&str>) -> String {
+        match (&self.key_id, request_user.or(self.user.as_deref())) {
+            (Some(k), _) => format!("key:{k}"),
+            (None, Some(u)) => format!("user:{u}"),
+            (None, None) => "anonymous".into(),
+        }
+    }
+}
+
+/// Per-request facts the server layer collects.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub id: String,
+    pub principal: Principal,
+    /// `x-sluice-feature`.
+    pub feature: Option<String>,
+    /// `x-sluice-tags: a,b`.
+    pub tags: Vec<String>,
+}
+
+/// Which upstream served a request and what the guardrails did: the
+/// `x-sluice-*` response headers.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub provider: String,
+    pub model: String,
+    pub attempts: u32,
+    /// Time spent in the providers layer (for streams: until the first chunk).
+    pub upstream: Duration,
+    /// For streams, the input side only: output windows are checked after
+    /// the headers are sent.
+    pub guardrails: GuardReport,
+}
+
+pub struct ChatResponse {
+    pub completion: ChatCompletion,
+    pub served: Served,
+}
+
+pub struct StreamResponse {
+    pub served: Served,
+    pub events: BoxStream<'static, StreamEvent>,
+}
+
+pub struct EmbeddingsServed {
+    pub response: EmbeddingsResponse,
+    pub served: Served,
+}
+
+/// Seam for the response cache (a later issue): looked up after the cost
+/// policy, stored after the output guardrails, so only checked answers are
+/// ever cached. No cache is configured by default.
+pub trait ResponseCache: Send + Sync {
+    fn lookup(&self, model: &str, req: &ChatRequest) -> Option<ChatCompletion>;
+    fn store(&self, model: &str, req: &ChatRequest, completion: &ChatCompletion);
+}
+
+/// Everything a request needs, built once at startup.
+pub struct Gateway {
+    pub config: Arc<Config>,
+    pub providers: Providers,
+    pub plugins: Arc<PluginRuntime>,
+    spend: Arc<dyn SpendSource>,
+    cache: Option<Arc<dyn ResponseCache>>,
+    /// Secret -> principal; empty means auth is off.
+    keys: HashMap<String, Principal>,
+}
+
+/// What `prepare` decided for one chat request.
+struct Plan {
+    info: RequestInfo,
+    routes: Vec<RouteConfig>,
+    output: Vec<Arc<Plugin>>,
+    window: StreamWindowConfig,
+    report: GuardReport,
+    scope: String,
+}
+
+impl Gateway {
+    /// Start the plugin runtime (initial load compiles every plugin, so call
+    /// it off the async workers) and the provider clients.
+    pub fn start(config: Config) -> anyhow::Result<Self> {
+        let plugins = PluginRuntime::start(config.plugins.clone())
+            .map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e}"))?;
+        let providers = Providers::new(&config.providers, &config.retry, &config.breaker)?;
+        Ok(Self::new(
+            config,
+            providers,
+            plugins,
+            Arc::new(InMemorySpend::default()),
+        ))
+    }
+
+    pub fn new(
+        config: Config,
+        providers: Providers,
+        plugins: Arc<PluginRuntime>,
+        spend: Arc<dyn SpendSource>,
+    ) -> Self {
+        let keys = config
+            .keys
+            .iter()
+            .map(|k| {
+                let p = Principal {
+                    key_id: Some(k.id.clone()),
+                    user: k.user.clone(),
+                    budget_usd: k.budget_usd,
+                };
+                (k.key.clone(), p)
+            })
+            .collect();
+        Self {
+            config: Arc::new(config),
+            providers,
+            plugins,
+            spend,
+            cache: None,
+            keys,
+        }
+    }
+
+    /// Install a response cache (see [`ResponseCache`]).
+    pub fn with_cache(mut self, cache: Arc<dyn ResponseCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    pub fn auth_enabled(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// The principal owning `secret`, compared in constant time per key so
+    /// response timing does not leak how much of a key matched.
+    pub fn authenticate(&self, secret: &str) -> Option<Principal> {
+        let mut found = None;
+        for (k, p) in &self.keys {
+            if constant_time_eq(k.as_bytes(), secret.as_bytes()) {
+                found = Some(p.clone());
+            }
+        }
+        found
+    }
+
+    /// Plugin names the config references that are not loaded (empty = ready).
+    pub fn missing_plugins(&self) -> Vec<String> {
+        let set = self.plugins.current();
+        self.config
+            .referenced_plugins()
+            .into_iter()
+            .filter(|n| set.get(n).is_none())
+            .collect()
+    }
+
+    fn model(&self, name: &str) -> Result<&ModelConfig, Error> {
+        self.config
+            .models
+            .get(name)
+            .ok_or_else(|| Error::ModelNotFound(name.to_string()))
+    }
+
+    /// Non-streaming chat: the whole answer passes the output chain before
+    /// the client sees any of it.
+    pub async fn chat(
+        &self,
+        ctx: &RequestCtx,
+        mut req: ChatRequest,
+    ) -> Result<ChatResponse, Error> {
+        let plan = self.prepare(ctx, &mut req)?;
+        if let Some(cache) = &self.cache
+            && let Some(completion) = cache.lookup(&req.model, &req)
+        {
+            let served = Served {
+                provider: "cache".into(),
+                model: completion.model.clone(),
+                attempts: 0,
+                upstream: Duration::ZERO,
+                guardrails: plan.report,
+            };
+            return Ok(ChatResponse { completion, served });
+        }
+        let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
+        let limit = self.config.server.request_timeout();
+        let outcome = tokio::time::timeout(limit, self.providers.chat(&targets, &req))
+            .await
+            .map_err(|_| Error::Timeout(limit))??;
+
+        let mut completion = outcome.completion;
+        let mut report = plan.report;
+        for choice in &mut completion.choices {
+            if let Value::String(text) = &choice.message.content {
+                let ctx = OutputContext {
+                    emitted: String::new(),
+                    window_index: 0,
+                    is_final: true,
+                };
+                let chain = guard::check_output(&plan.output, &plan.info, text, &ctx);
+                report.record(&chain);
+                if let Some(err) = guard::rejection(&chain) {
+                    return Err(err);
+                }
+                if !chain.transformed.is_empty() {
+                    choice.message.content = Value::String(chain.text);
+                }
+            }
+        }
+        if let Some(cache) = &self.cache {
+            cache.store(&req.model, &req, &completion);
+        }
+        if let (Some(usage), Some(route)) = (
+            &completion.usage,
+            find_route(&plan.routes, &outcome.provider, &outcome.model),
+        ) {
+            self.spend
+                .record(&plan.scope, cost::usage_cost(route, usage));
+        }
+        let served = Served {
+            provider: outcome.provider,
+            model: outcome.model,
+            attempts: outcome.attempts,
+            upstream: outcome.upstream_time,
+            guardrails: report,
+        };
+        Ok(ChatResponse { completion, served })
+    }
+
+    /// Streaming chat: the upstream stream wrapped in guardrail windows
+    /// ([`stream`]). Usage is always requested upstream for the ledger and
+    /// forwarded only when the client asked (`stream_options.include_usage`).
+    pub async fn chat_stream(
+        &self,
+        ctx: &RequestCtx,
+        mut req: ChatRequest,
+    ) -> Result<StreamResponse, Error> {
+        let plan = self.prepare(ctx, &mut req)?;
+        let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
+        req.stream_options
+            .get_or_insert_with(Default::default)
+            .include_usage = true;
+        let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
+        let limit = self.config.server.request_timeout();
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(limit, self.providers.chat_stream(&targets, &req))
+            .await
+            .map_err(|_| Error::Timeout(limit))??;
+        let upstream = started.elapsed();
+
+        let price = find_route(&plan.routes, &outcome.provider, &outcome.model).cloned();
+        let (spend, scope) = (self.spend.clone(), plan.scope);
+        let on_usage = move |u| {
+            if let Some(route) = price {
+                spend.record(&scope, cost::usage_cost(&route, &u));
+            }
+        };
+        // Nothing to check: forward each token as it comes instead of
+        // paying the window's latency for nothing.
+        let window = if plan.output.is_empty() {
+            StreamWindowConfig {
+                mode: WindowMode::Chars,
+                chars: 1,
+                max_hold_chars: 1,
+            }
+        } else {
+            plan.window
+        };
+        let checker = ChainChecker {
+            plugins: plan.output,
+            info: plan.info,
+        };
+        let events = stream::guarded(outcome.stream, checker, window, include_usage, on_usage);
+        let served = Served {
+            provider: outcome.provider,
+            model: outcome.model,
+            attempts: outcome.attempts,
+            upstream,
+            guardrails: plan.report,
+        };
+        Ok(StreamResponse { served, events })
+    }
+
+    /// Embeddings along the model's configured routes (no guardrails: the
+    /// answer is vectors, not text).
+    pub async fn embeddings(&self, req: EmbeddingsRequest) -> Result<EmbeddingsServed, Error> {
+        let model = self.model(&req.model)?;
+        let targets: Vec<_> = model.routes.iter().map(RouteConfig::target).collect();
+        let limit = self.config.server.request_timeout();
+        let outcome = tokio::time::timeout(limit, self.providers.embeddings(&targets, &req))
+            .await
+            .map_err(|_| Error::Timeout(limit))??;
+        let served = Served {
+            provider: outcome.provider,
+            model: outcome.model,
+            attempts: outcome.attempts,
+            upstream: outcome.upstream_time,
+            guardrails: GuardReport::default(),
+        };
+        Ok(EmbeddingsServed {
+            response: outcome.response,
+            served,
+        })
+    }
+
+    /// Everything before the upstream call: validation, input guardrails,
+    /// cost policy, routing.
+    fn prepare(&self, ctx: &RequestCtx, req: &mut ChatRequest) -> Result<Plan, Error> {
+        validate(req)?;
+        let model = self.model(&req.model)?;
+        let set = self.plugins.current();
+        let input = guard::resolve(&set, model.input_guardrails())?;
+        let output = guard::resolve(&set, model.output_guardrails())?;
+        let mut info = request_info(ctx, req);
+        let mut report = GuardReport::default();
+        if let Some(text) = guard::check_input(&input, &info, &mut report)? {
+            replace_last_user_text(req, text);
+            info.messages = messages(req);
+        }
+        let mut routed = model;
+        if let Some(policy) = &model.cost_policy {
+            routed = route::apply_cost_policy(
+                &set,
+                policy,
+                &self.config,
+                model,
+                &self.spend,
+                &ctx.principal,
+                &info,
+                req,
+            )?;
+            info.max_tokens = req.max_output_tokens();
+        }
+        let routes = route::order(&set, routed, &info)?;
+        let scope = ctx.principal.scope(info.user.as_deref());
+        Ok(Plan {
+            info,
+            routes,
+            output,
+            window: model.stream,
+            report,
+            scope,
+        })
+    }
+}
+
+/// The output chain over the sandboxed plugins, for stream windows.
+struct ChainChecker {
+    plugins: Vec<Arc<Plugin>>,
+    info: RequestInfo,
+}
+
+impl stream::WindowChecker for ChainChecker {
+    fn check(&mut self, text: &str, ctx: &OutputContext) -> Result<String, (String, Rejection)> {
+        let chain = guard::check_output(&self.plugins, &self.info, text, ctx);
+        match chain.rejected {
+            Some(rejected) => Err(rejected),
+            None if chain.transformed.is_empty() => Ok(text.to_string()),
+            None => Ok(chain.text),
+        }
+    }
+}
+
+/// Checks the gateway itself needs (the upstream validates the rest); the
+/// message names the field, as OpenAI's does.
+fn validate(req: &ChatRequest) -> Result<(), Error> {
+    let invalid = |param: &str, message: String| {
+        Err(Error::InvalidRequest {
+            param: param.into(),
+            message,
+        })
+    };
+    if req.model.trim().is_empty() {
+        return invalid("model", "`model` must not be empty".into());
+    }
+    if req.messages.is_empty() {
+        return invalid(
+            "messages",
+            "`messages` must contain at least one message".into(),
+        );
+    }
+    if let Some(t) = req.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return invalid(
+            "temperature",
+            format!("`temperature` must be between 0 and 2, got {t}"),
+        );
+    }
+    if req.max_output_tokens() == Some(0) {
+        return invalid("max_tokens", "`max_tokens` must be at least 1".into());
+    }
+    Ok(())
+}
+
+fn messages(req: &ChatRequest) -> Vec<Message> {
+    req.messages
+        .iter()
+        .map(|m| Message {
+            role: m.role.clone(),
+            content: m.content_text(),
+        })
+        .collect()
+}
+
+fn request_info(ctx: &RequestCtx, req: &ChatRequest) -> RequestInfo {
+    RequestInfo {
+        id: ctx.id.clone(),
+        user: req.user.clone().or_else(|| ctx.principal.user.clone()),
+        api_key_id: ctx.principal.key_id.clone(),
+        feature: ctx.feature.clone(),
+        tags: ctx.tags.clone(),
+        model: req.model.clone(),
+        messages: messages(req),
+        max_tokens: req.max_output_tokens(),
+        temperature: req.temperature,
+        stream: req.stream,
+    }
+}
+
+/// An input transform rewrites the last user message (multimodal parts are
+/// replaced by the checked text: the guardrail saw them flattened).
+fn replace_last_user_text(req: &mut ChatRequest, text: String) {
+    if let Some(m) = req.messages.iter_mut().rev().find(|m| m.role == "user") {
+        m.content = Value::String(text);
+    }
+}
+
+fn find_route<'a>(
+    routes: &'a [RouteConfig],
+    provider: &str,
+    model: &str,
+) -> Option<&'a RouteConfig> {
+    routes
+        .iter()
+        .find(|r| r.provider == provider && r.model == model)
+}
+
+/// Equality whose timing does not depend on where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests;

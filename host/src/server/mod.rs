@@ -1,0 +1,126 @@
+//! The HTTP API (axum): OpenAI-compatible endpoints plus health probes.
+//!
+//! | route                       | auth | what                                   |
+//! |-----------------------------|------|----------------------------------------|
+//! | `POST /v1/chat/completions` | key  | chat, JSON or SSE (`stream: true`)     |
+//! | `POST /v1/embeddings`       | key  | embeddings                             |
+//! | `GET /v1/models`            | key  | the configured gateway model names     |
+//! | `GET /healthz`              | none | the process is up                      |
+//! | `GET /readyz`               | none | every plugin the config names is loaded|
+//! | `GET /admin/plugins`        | admin| every plugin's state, grants, counters |
+//! | `POST /admin/reload`        | admin| rescan the plugin directory now        |
+//!
+//! Layers, outermost first: request id, body limit, auth (virtual keys on
+//! `/v1/*`; the admin key on `/admin/*`, which exists only when
+//! `server.admin-key` is set).
+
+mod chat;
+pub mod error;
+pub mod extract;
+pub mod layers;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, Uri};
+use axum::middleware;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::openai::ModelObject;
+use crate::pipeline::Gateway;
+use error::ApiError;
+
+/// The full router for `gw`.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    let api = Router::new()
+        .route("/v1/chat/completions", post(chat::chat))
+        .route("/v1/embeddings", post(chat::embeddings))
+        .route("/v1/models", get(models))
+        .route_layer(middleware::from_fn_with_state(gw.clone(), layers::auth));
+    let mut app = Router::new().merge(api);
+    if gw.config.server.admin_key.is_some() {
+        let admin = Router::new()
+            .route("/admin/plugins", get(admin_plugins))
+            .route("/admin/reload", post(admin_reload))
+            .route_layer(middleware::from_fn_with_state(
+                gw.clone(),
+                layers::admin_auth,
+            ));
+        app = app.merge(admin);
+    }
+    app.route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(gw.config.server.body_limit_bytes()))
+        .layer(middleware::from_fn(layers::request_id))
+        .with_state(gw)
+}
+
+/// Serve until `shutdown` resolves; in-flight requests (streams included)
+/// are allowed to finish.
+pub async fn serve(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(gw))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn models(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
+    let data: Vec<ModelObject> = gw
+        .config
+        .models
+        .keys()
+        .map(|id| ModelObject {
+            id: id.clone(),
+            object: "model".into(),
+            created: 0,
+            owned_by: "sluice".into(),
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+/// Ready when every plugin the config references is loaded: a request to a
+/// model whose guardrail is missing would fail closed (503) anyway.
+async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
+    let missing = gw.missing_plugins();
+    if missing.is_empty() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        let body = json!({"status": "not ready", "missing_plugins": missing});
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(uri.path())
+}
+
+async fn admin_plugins(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
+    Json(json!({"plugins": gw.plugins.statuses()}))
+}
+
+/// Reloading compiles changed plugins: CPU work, kept off the async workers.
+async fn admin_reload(State(gw): State<Arc<Gateway>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let plugins = gw.plugins.clone();
+    let report = tokio::task::spawn_blocking(move || plugins.reload())
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                e.to_string(),
+                None,
+                None,
+            )
+        })?;
+    Ok(Json(json!({"reload": report})))
+}
