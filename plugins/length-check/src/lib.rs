@@ -1,0 +1,184 @@
+//! `length-check`: a guardrail that refuses answers outside configured
+//! length bounds, in characters (Unicode scalar values) and/or words.
+//!
+//! Config: `min-chars`, `max-chars`, `min-words`, `max-words` (absent or 0 =
+//! no bound). A stream is measured as emitted text plus the current window:
+//! the maximum is enforced on every window, so an over-long answer stops as
+//! soon as it crosses the line, while the minimum is only judged on the final
+//! window because earlier windows are short by nature.
+
+use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict, config_or};
+
+/// Length bounds read from config; `None` means unbounded.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Bounds {
+    pub min_chars: Option<usize>,
+    pub max_chars: Option<usize>,
+    pub min_words: Option<usize>,
+    pub max_words: Option<usize>,
+}
+
+impl Bounds {
+    /// Read bounds from the plugin config; 0 disables a bound.
+    pub fn from_config() -> Self {
+        let get = |k| Some(config_or::<usize>(k, 0)).filter(|n| *n > 0);
+        Bounds {
+            min_chars: get("min-chars"),
+            max_chars: get("max-chars"),
+            min_words: get("min-words"),
+            max_words: get("max-words"),
+        }
+    }
+
+    /// Judge `emitted + window`; minimums only when `is_final`.
+    pub fn judge(&self, emitted: &str, window: &str, is_final: bool) -> Verdict {
+        let counting_words = self.min_words.is_some() || self.max_words.is_some();
+        let (chars, words) = measure(emitted, window, counting_words);
+        if let Some(max) = self.max_chars.filter(|m| chars > *m) {
+            return too_long(chars, max, "characters");
+        }
+        if let Some(max) = self.max_words.filter(|m| words > *m) {
+            return too_long(words, max, "words");
+        }
+        if is_final {
+            if let Some(min) = self.min_chars.filter(|m| chars < *m) {
+                return too_short(chars, min, "characters");
+            }
+            if let Some(min) = self.min_words.filter(|m| words < *m) {
+                return too_short(words, min, "words");
+            }
+        }
+        Verdict::Pass
+    }
+}
+
+fn too_long(got: usize, max: usize, unit: &str) -> Verdict {
+    Verdict::reject(
+        "too_long",
+        format!("answer has {got} {unit}, more than the maximum of {max}"),
+    )
+}
+
+fn too_short(got: usize, min: usize, unit: &str) -> Verdict {
+    Verdict::reject(
+        "too_short",
+        format!("answer has {got} {unit}, fewer than the minimum of {min}"),
+    )
+}
+
+/// Characters and (if asked) words of `a + b` without concatenating; a word
+/// split across the boundary counts once.
+fn measure(a: &str, b: &str, words: bool) -> (usize, usize) {
+    if !words {
+        return (a.chars().count() + b.chars().count(), 0);
+    }
+    let (mut chars, mut count, mut in_word) = (0, 0, false);
+    for c in a.chars().chain(b.chars()) {
+        chars += 1;
+        let ws = c.is_whitespace();
+        if !ws && !in_word {
+            count += 1;
+        }
+        in_word = !ws;
+    }
+    (chars, count)
+}
+
+/// The exported guardrail.
+pub struct LengthCheck;
+
+impl Guardrail for LengthCheck {
+    fn check_input(_req: RequestInfo) -> Verdict {
+        Verdict::Pass
+    }
+
+    fn check_output(_req: RequestInfo, output: String, ctx: OutputContext) -> Verdict {
+        Bounds::from_config().judge(&ctx.emitted, &output, ctx.is_final)
+    }
+}
+
+sluice_sdk::export_guardrail!(LengthCheck);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_sdk::testing::set_config;
+
+    fn out(text: &str, ctx: OutputContext) -> Verdict {
+        LengthCheck::check_output(RequestInfo::default(), text.into(), ctx)
+    }
+
+    fn code(v: &Verdict) -> &str {
+        match v {
+            Verdict::Reject(r) => &r.code,
+            _ => "",
+        }
+    }
+
+    #[test]
+    fn chars_bounds_on_whole_answer() {
+        set_config(&[("min-chars", "3"), ("max-chars", "5")]);
+        assert_eq!(out("abcd", OutputContext::whole()), Verdict::Pass);
+        assert_eq!(code(&out("ab", OutputContext::whole())), "too_short");
+        let v = out("abcdef", OutputContext::whole());
+        assert_eq!(
+            v,
+            Verdict::reject(
+                "too_long",
+                "answer has 6 characters, more than the maximum of 5"
+            )
+        );
+        // Unicode scalar values, not bytes.
+        assert_eq!(out("ééééé", OutputContext::whole()), Verdict::Pass);
+    }
+
+    #[test]
+    fn words_bounds() {
+        set_config(&[("min-words", "2"), ("max-words", "3")]);
+        assert_eq!(out("  one   two ", OutputContext::whole()), Verdict::Pass);
+        assert_eq!(code(&out("one", OutputContext::whole())), "too_short");
+        assert_eq!(code(&out("a b c d", OutputContext::whole())), "too_long");
+    }
+
+    #[test]
+    fn stream_minimum_waits_for_final_window() {
+        set_config(&[("min-words", "4"), ("max-chars", "40")]);
+        assert_eq!(
+            out("Hi", OutputContext::window("", 0, false)),
+            Verdict::Pass
+        );
+        assert_eq!(
+            out(" there", OutputContext::window("Hi", 1, false)),
+            Verdict::Pass
+        );
+        // "Hi there" + "friend" = 3 words (a word split across the boundary counts once).
+        assert_eq!(
+            code(&out("e friend", OutputContext::window("Hi ther", 2, true))),
+            "too_short"
+        );
+        assert_eq!(
+            out(" you all", OutputContext::window("Hi there", 2, true)),
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn stream_maximum_counts_emitted_text() {
+        set_config(&[("max-chars", "10")]);
+        let emitted = "0123456789";
+        assert_eq!(
+            code(&out("x", OutputContext::window(emitted, 3, false))),
+            "too_long"
+        );
+    }
+
+    #[test]
+    fn zero_or_absent_bounds_disable() {
+        set_config(&[("max-chars", "0")]);
+        assert_eq!(
+            out(&"x".repeat(100_000), OutputContext::whole()),
+            Verdict::Pass
+        );
+        assert_eq!(out("", OutputContext::whole()), Verdict::Pass);
+    }
+}

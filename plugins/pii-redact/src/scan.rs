@@ -1,0 +1,587 @@
+//! The scanner: finds PII spans in one pass and masks them.
+
+use std::net::Ipv6Addr;
+
+/// A kind of personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Email,
+    Phone,
+    Ssn,
+    CreditCard,
+    Iban,
+    Ipv4,
+    Ipv6,
+}
+
+impl Entity {
+    /// Every entity, the default selection.
+    pub const ALL: [Entity; 7] = [
+        Entity::Email,
+        Entity::Phone,
+        Entity::Ssn,
+        Entity::CreditCard,
+        Entity::Iban,
+        Entity::Ipv4,
+        Entity::Ipv6,
+    ];
+
+    /// The config name (`credit-card`, ...).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name.trim() {
+            "email" => Entity::Email,
+            "phone" => Entity::Phone,
+            "ssn" => Entity::Ssn,
+            "credit-card" => Entity::CreditCard,
+            "iban" => Entity::Iban,
+            "ipv4" => Entity::Ipv4,
+            "ipv6" => Entity::Ipv6,
+            _ => return None,
+        })
+    }
+
+    /// The `label` mask text.
+    pub fn label(self) -> &'static str {
+        match self {
+            Entity::Email => "[EMAIL]",
+            Entity::Phone => "[PHONE]",
+            Entity::Ssn => "[SSN]",
+            Entity::CreditCard => "[CREDIT_CARD]",
+            Entity::Iban => "[IBAN]",
+            Entity::Ipv4 | Entity::Ipv6 => "[IP_ADDRESS]",
+        }
+    }
+}
+
+/// How a found span is rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mask {
+    /// `[EMAIL]`, `[PHONE]`, ...
+    Label,
+    /// Letters and digits become `*`, punctuation stays.
+    Stars,
+    /// Keep the last 4 letters/digits (emails: first letter and domain).
+    Partial,
+}
+
+/// A found item: byte range in the text and its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub entity: Entity,
+}
+
+/// `text` with every enabled entity masked, or `None` when nothing was found.
+pub fn redact(text: &str, enabled: &[Entity], mask: Mask) -> Option<String> {
+    let spans = find(text, enabled);
+    if spans.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for s in spans {
+        out.push_str(&text[at..s.start]);
+        apply_mask(&mut out, &text[s.start..s.end], s.entity, mask);
+        at = s.end;
+    }
+    out.push_str(&text[at..]);
+    Some(out)
+}
+
+fn apply_mask(out: &mut String, item: &str, entity: Entity, mask: Mask) {
+    match mask {
+        Mask::Label => out.push_str(entity.label()),
+        Mask::Stars => out.extend(
+            item.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { '*' } else { c }),
+        ),
+        Mask::Partial if entity == Entity::Email => {
+            let at = item.find('@').unwrap_or(0);
+            out.push_str(&item[..1.min(at)]);
+            out.push_str("***");
+            out.push_str(&item[at..]);
+        }
+        Mask::Partial => {
+            let keep_from = item
+                .bytes()
+                .filter(u8::is_ascii_alphanumeric)
+                .count()
+                .saturating_sub(4);
+            let mut seen = 0;
+            out.extend(item.chars().map(|c| {
+                if !c.is_ascii_alphanumeric() {
+                    return c;
+                }
+                seen += 1;
+                if seen > keep_from { c } else { '*' }
+            }));
+        }
+    }
+}
+
+/// All enabled entities in `text`, sorted and non-overlapping.
+pub fn find(text: &str, enabled: &[Entity]) -> Vec<Span> {
+    let b = text.as_bytes();
+    let on = |e| enabled.contains(&e);
+    let mut spans = Vec::new();
+    if on(Entity::Email) {
+        find_emails(b, &mut spans);
+    }
+    // Everything else starts at a word boundary; emails found above are skipped.
+    let emails = spans.len();
+    let mut next_email = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if next_email < emails && i >= spans[next_email].start {
+            i = spans[next_email].end;
+            next_email += 1;
+            continue;
+        }
+        let c = b[i];
+        let found = if !boundary_before(b, i)
+            || !(c.is_ascii_alphanumeric() || c == b'+' || c == b'(' || c == b':')
+        {
+            None
+        } else {
+            let limit = if next_email < emails {
+                spans[next_email].start
+            } else {
+                b.len()
+            };
+            detect(&b[..limit], i, &on)
+        };
+        match found {
+            Some((end, entity)) => {
+                spans.push(Span {
+                    start: i,
+                    end,
+                    entity,
+                });
+                i = end;
+            }
+            None => i += 1,
+        }
+    }
+    spans.sort_by_key(|s| s.start);
+    spans
+}
+
+/// Try each detector that can start with `b[i]`, most specific first.
+fn detect(b: &[u8], i: usize, on: &dyn Fn(Entity) -> bool) -> Option<(usize, Entity)> {
+    let c = b[i];
+    let try_ = |e: Entity, f: fn(&[u8], usize) -> Option<usize>| {
+        if on(e) {
+            f(b, i).map(|end| (end, e))
+        } else {
+            None
+        }
+    };
+    if c.is_ascii_digit() {
+        try_(Entity::Ssn, ssn)
+            .or_else(|| try_(Entity::CreditCard, card))
+            .or_else(|| try_(Entity::Ipv4, ipv4))
+            .or_else(|| try_(Entity::Phone, phone))
+            .or_else(|| try_(Entity::Ipv6, ipv6))
+    } else if c == b'+' || c == b'(' {
+        try_(Entity::Phone, phone)
+    } else if c.is_ascii_uppercase() {
+        try_(Entity::Iban, iban).or_else(|| try_(Entity::Ipv6, ipv6))
+    } else {
+        try_(Entity::Ipv6, ipv6)
+    }
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+fn boundary_before(b: &[u8], i: usize) -> bool {
+    i == 0 || !(is_word(b[i - 1]) || (b[i] == b':' && b[i - 1] == b':'))
+}
+
+fn boundary_after(b: &[u8], j: usize) -> bool {
+    j >= b.len() || !is_word(b[j])
+}
+
+/// `x.y+z@host.tld`: expand around each `@`.
+fn find_emails(b: &[u8], spans: &mut Vec<Span>) {
+    let local = |c: u8| is_word(c) || matches!(c, b'.' | b'%' | b'+' | b'-');
+    let domain = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'-';
+    let mut from = 0;
+    for k in 0..b.len() {
+        if b[k] != b'@' || k < from {
+            continue;
+        }
+        let mut s = k;
+        while s > from && local(b[s - 1]) {
+            s -= 1;
+        }
+        while s < k && b[s] == b'.' {
+            s += 1;
+        }
+        let mut e = k + 1;
+        while e < b.len() && domain(b[e]) {
+            e += 1;
+        }
+        while e > k + 1 && matches!(b[e - 1], b'.' | b'-') {
+            e -= 1;
+        }
+        let host = &b[k + 1..e];
+        let tld = host.rsplit(|c| *c == b'.').next().unwrap_or(&[]);
+        let valid = s < k
+            && host.contains(&b'.')
+            && host[0].is_ascii_alphanumeric()
+            && !host.windows(2).any(|w| w == b"..")
+            && tld.len() >= 2
+            && tld.iter().all(u8::is_ascii_alphabetic);
+        if valid {
+            spans.push(Span {
+                start: s,
+                end: e,
+                entity: Entity::Email,
+            });
+            from = e;
+        }
+    }
+}
+
+/// `ddd-dd-dddd` with an assignable area (not 000, 666, 9xx), group and serial.
+fn ssn(b: &[u8], i: usize) -> Option<usize> {
+    let s = b.get(i..i + 11)?;
+    let shape = s.iter().enumerate().all(|(k, c)| {
+        if k == 3 || k == 6 {
+            *c == b'-'
+        } else {
+            c.is_ascii_digit()
+        }
+    });
+    if !shape || !boundary_after(b, i + 11) || b.get(i + 11) == Some(&b'-') {
+        return None;
+    }
+    let area = &s[0..3];
+    let valid = area != b"000"
+        && area != b"666"
+        && area[0] != b'9'
+        && &s[4..6] != b"00"
+        && &s[7..11] != b"0000";
+    valid.then_some(i + 11)
+}
+
+/// Digit groups from `i`, separated by single spaces or dashes: the digits,
+/// and each possible end (after each group) with its digit count.
+fn digit_groups(b: &[u8], i: usize, max_digits: usize) -> (Vec<u8>, Vec<(usize, usize)>) {
+    let mut digits = Vec::with_capacity(max_digits);
+    let mut ends = Vec::new();
+    let mut j = i;
+    while j < b.len() && digits.len() < max_digits {
+        let c = b[j];
+        if c.is_ascii_digit() {
+            digits.push(c - b'0');
+            j += 1;
+        } else if (c == b' ' || c == b'-') && b.get(j + 1).is_some_and(u8::is_ascii_digit) {
+            ends.push((j, digits.len()));
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    ends.push((j, digits.len()));
+    (digits, ends)
+}
+
+/// 13-19 digit card numbers (optionally grouped) passing the Luhn check.
+fn card(b: &[u8], i: usize) -> Option<usize> {
+    if b[i] == b'0' {
+        return None;
+    }
+    let (digits, ends) = digit_groups(b, i, 19);
+    (0..ends.len()).rev().find_map(|k| {
+        let (end, n) = ends[k];
+        let lens: Vec<usize> = (0..=k)
+            .map(|g| ends[g].1 - if g == 0 { 0 } else { ends[g - 1].1 })
+            .collect();
+        let ok = (13..=19).contains(&n)
+            && card_layout(&lens)
+            && boundary_after(b, end)
+            && luhn(&digits[..n]);
+        ok.then_some(end)
+    })
+}
+
+/// Printed card layouts: one run, groups of four (last may be short), or
+/// the 4-6-5 / 4-6-4 of Amex and Diners. Other groupings are lists of numbers.
+fn card_layout(lens: &[usize]) -> bool {
+    match lens {
+        [_] | [4, 6, 5] | [4, 6, 4] => true,
+        [init @ .., last] => init.iter().all(|l| *l == 4) && (1..=4).contains(last),
+        [] => false,
+    }
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(k, &d)| {
+            let d = u32::from(d);
+            if k % 2 == 1 {
+                let d2 = d * 2;
+                if d2 > 9 { d2 - 9 } else { d2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// Dotted quad, each octet 0-255, not part of a longer dotted number.
+fn ipv4(b: &[u8], i: usize) -> Option<usize> {
+    if i >= 2 && b[i - 1] == b'.' && b[i - 2].is_ascii_digit() {
+        return None; // the tail of a longer dotted number
+    }
+    let mut j = i;
+    for octet in 0..4 {
+        let start = j;
+        let mut v = 0u32;
+        while j < b.len() && b[j].is_ascii_digit() && j - start < 3 {
+            v = v * 10 + u32::from(b[j] - b'0');
+            j += 1;
+        }
+        if j == start || v > 255 {
+            return None;
+        }
+        if octet < 3 {
+            if b.get(j) != Some(&b'.') {
+                return None;
+            }
+            j += 1;
+        }
+    }
+    let continues = b.get(j) == Some(&b'.') && b.get(j + 1).is_some_and(u8::is_ascii_digit);
+    (boundary_after(b, j) && !continues).then_some(j)
+}
+
+/// `+<8-15 digits>` with optional separators, or a NANP number grouped
+/// `(ddd) ddd-dddd` / `ddd-ddd-dddd` / `1 ddd ddd dddd`. Ungrouped digit runs
+/// are not phones: they are far more often ids and amounts.
+fn phone(b: &[u8], i: usize) -> Option<usize> {
+    let plus = b[i] == b'+';
+    let mut j = i + usize::from(plus);
+    // Digit groups with the byte offset after each; separators: space - . ( )
+    let mut groups: Vec<(usize, usize, u8)> = Vec::new(); // (len, end, first digit)
+    let mut run = 0;
+    let mut seps = 0;
+    while j < b.len() && j - i < 24 {
+        let c = b[j];
+        if c.is_ascii_digit() {
+            if run == 0 {
+                groups.push((0, 0, c));
+            }
+            run += 1;
+            seps = 0;
+            let g = groups.last_mut()?;
+            g.0 = run;
+            g.1 = j + 1;
+        } else if matches!(c, b' ' | b'-' | b'.' | b'(' | b')') && seps < 2 {
+            run = 0;
+            seps += 1;
+        } else {
+            break;
+        }
+        j += 1;
+    }
+    // Longest acceptable prefix of groups.
+    (1..=groups.len()).rev().find_map(|k| {
+        let g = &groups[..k];
+        let end = g[k - 1].1;
+        let total: usize = g.iter().map(|x| x.0).sum();
+        let lens: Vec<usize> = g.iter().map(|x| x.0).collect();
+        let ok = if plus {
+            (8..=15).contains(&total)
+        } else {
+            lens == [3, 3, 4] || (lens == [1, 3, 3, 4] && g[0].2 == b'1')
+        };
+        (ok && boundary_after(b, end)).then_some(end)
+    })
+}
+
+/// `CCkk` + 11-30 letters/digits, optionally in space-separated groups,
+/// passing the ISO 13616 mod-97 check.
+fn iban(b: &[u8], i: usize) -> Option<usize> {
+    let head = b.get(i..i + 4)?;
+    if !(head[0].is_ascii_uppercase()
+        && head[1].is_ascii_uppercase()
+        && head[2].is_ascii_digit()
+        && head[3].is_ascii_digit())
+    {
+        return None;
+    }
+    let ok = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit();
+    let mut chars = Vec::with_capacity(34);
+    let mut ends = Vec::new();
+    let mut j = i;
+    while j < b.len() && chars.len() < 34 {
+        if ok(b[j]) {
+            chars.push(b[j]);
+            j += 1;
+        } else if b[j] == b' ' && b.get(j + 1).is_some_and(|c| ok(*c)) {
+            ends.push((j, chars.len()));
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    ends.push((j, chars.len()));
+    ends.iter().rev().find_map(|&(end, n)| {
+        ((15..=34).contains(&n) && boundary_after(b, end) && mod97(&chars[..n])).then_some(end)
+    })
+}
+
+fn mod97(chars: &[u8]) -> bool {
+    let mut r: u32 = 0;
+    for &c in chars[4..].iter().chain(&chars[..4]) {
+        r = if c.is_ascii_digit() {
+            (r * 10 + u32::from(c - b'0')) % 97
+        } else {
+            (r * 100 + u32::from(c - b'A' + 10)) % 97
+        };
+    }
+    r == 1
+}
+
+/// Hex groups with colons (and an optional embedded IPv4 tail) that parse as
+/// an IPv6 address. At least one decimal digit is required so that code like
+/// `a::b` is not taken for an address.
+fn ipv6(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i;
+    let mut colons = 0;
+    while j < b.len() && j - i < 45 && (b[j].is_ascii_hexdigit() || b[j] == b':' || b[j] == b'.') {
+        colons += usize::from(b[j] == b':');
+        j += 1;
+    }
+    while j > i && b[j - 1] == b'.' {
+        j -= 1;
+    }
+    if colons < 2 || !boundary_after(b, j) {
+        return None;
+    }
+    let s = std::str::from_utf8(&b[i..j]).ok()?;
+    (s.bytes().any(|c| c.is_ascii_digit()) && s.parse::<Ipv6Addr>().is_ok()).then_some(j)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<(&str, Entity)> {
+        find(text, &Entity::ALL)
+            .into_iter()
+            .map(|s| (&text[s.start..s.end], s.entity))
+            .collect()
+    }
+
+    #[test]
+    fn cards_need_luhn() {
+        assert_eq!(
+            kinds("4111111111111111"),
+            [("4111111111111111", Entity::CreditCard)]
+        );
+        assert_eq!(
+            kinds("5500-0000-0000-0004 ok"),
+            [("5500-0000-0000-0004", Entity::CreditCard)]
+        );
+        assert!(kinds("4111111111111112").is_empty());
+        assert!(kinds("0000 0000 0000 0000").is_empty());
+        assert_eq!(
+            kinds("3782 822463 10005"),
+            [("3782 822463 10005", Entity::CreditCard)]
+        );
+        // Luhn-valid, but a list of numbers rather than a printed card.
+        assert!(luhn(&[1, 2, 3, 4, 5, 6, 6, 6, 1, 2, 3, 4, 5, 6, 3]));
+        assert!(kinds("12-3456 666-12-3456 3").is_empty());
+    }
+
+    #[test]
+    fn ibans_need_mod97() {
+        assert_eq!(
+            kinds("DE89370400440532013000."),
+            [("DE89370400440532013000", Entity::Iban)]
+        );
+        assert!(kinds("DE89370400440532013001").is_empty());
+    }
+
+    #[test]
+    fn ssn_rules() {
+        assert_eq!(kinds("078-05-1120"), [("078-05-1120", Entity::Ssn)]);
+        for bad in [
+            "000-12-3456",
+            "666-12-3456",
+            "900-12-3456",
+            "123-00-4567",
+            "123-45-0000",
+        ] {
+            assert_eq!(kinds(bad), [], "{bad}");
+        }
+    }
+
+    #[test]
+    fn phones() {
+        assert_eq!(
+            kinds("call 1-800-555-0199!"),
+            [("1-800-555-0199", Entity::Phone)]
+        );
+        assert_eq!(kinds("+14155552671"), [("+14155552671", Entity::Phone)]);
+        assert_eq!(
+            kinds("tel 555.123.4567 - 2"),
+            [("555.123.4567", Entity::Phone)]
+        );
+        assert!(kinds("5551234567 and 555-1234 and +123").is_empty());
+    }
+
+    #[test]
+    fn ip_addresses() {
+        assert_eq!(kinds("10.0.0.1"), [("10.0.0.1", Entity::Ipv4)]);
+        assert!(kinds("256.1.1.1 1.2.3 1.2.3.4.5").is_empty());
+        assert_eq!(kinds("at ::1."), [("::1", Entity::Ipv6)]);
+        assert_eq!(
+            kinds("fe80::1ff:fe23:4567:890a"),
+            [("fe80::1ff:fe23:4567:890a", Entity::Ipv6)]
+        );
+        assert!(kinds("std::io::Result at 12:30:45").is_empty());
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            kinds("<a.b@c-d.example.org>."),
+            [("a.b@c-d.example.org", Entity::Email)]
+        );
+        assert!(kinds("@handle and user@localhost and x@y.1").is_empty());
+    }
+
+    #[test]
+    fn partial_keeps_last_four() {
+        assert_eq!(
+            redact("SSN 078-05-1120", &[Entity::Ssn], Mask::Partial).unwrap(),
+            "SSN ***-**-1120"
+        );
+    }
+
+    #[test]
+    fn non_ascii_text_is_safe() {
+        // Patterns are ASCII; neighbouring multi-byte text is kept intact.
+        assert_eq!(
+            redact(
+                "Grüße: jane@example.de — ☎ +49 30 1234567.",
+                &Entity::ALL,
+                Mask::Label
+            )
+            .unwrap(),
+            "Grüße: [EMAIL] — ☎ [PHONE]."
+        );
+        assert_eq!(redact("jürgen@exämple.de", &Entity::ALL, Mask::Label), None);
+    }
+}
