@@ -1,0 +1,220 @@
+//! Capabilities: nothing beyond the contract and the deny-by-default baseline
+//! is linked unless granted; refusals name the import and the plugin.
+
+use std::net::TcpListener;
+
+use sluice::plugin::audit::audit;
+use sluice::plugin::capability::Access;
+use sluice::plugin::{PluginState, Verdict};
+
+use crate::support::{guest_wasm, plugin_dir, request, runtime, whole};
+
+/// The load error of `name`, asserting it is not serving.
+fn refusal(dir: &std::path::Path, name: &str) -> String {
+    let rt = runtime(dir);
+    assert!(rt.current().get(name).is_none(), "{name} must not serve");
+    let st = rt
+        .statuses()
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("status row");
+    match st.state {
+        PluginState::Failed {
+            error,
+            serving_previous: false,
+        } => error,
+        other => panic!("expected a failed load, got {other:?}"),
+    }
+}
+
+#[test]
+fn filesystem_import_without_grant_is_refused_naming_import_and_plugin() {
+    let dir = plugin_dir(&[("hostile-files", "kind = \"guardrail\"\n")]);
+    let err = refusal(dir.path(), "hostile-files");
+    assert!(err.contains("`hostile-files`"), "{err}");
+    assert!(err.contains("wasi:filesystem/"), "{err}");
+    assert!(err.contains("needs `files`"), "{err}");
+}
+
+#[test]
+fn sockets_import_without_grant_is_refused() {
+    let dir = plugin_dir(&[("hostile-sockets", "kind = \"guardrail\"\n")]);
+    let err = refusal(dir.path(), "hostile-sockets");
+    assert!(
+        err.contains("`hostile-sockets`") && err.contains("wasi:sockets/"),
+        "{err}"
+    );
+    assert!(err.contains("needs `sockets`"), "{err}");
+}
+
+#[test]
+fn future_contract_version_is_refused_naming_both_versions() {
+    let dir = plugin_dir(&[("hostile-future", "kind = \"guardrail\"\n")]);
+    let err = refusal(dir.path(), "hostile-future");
+    assert!(err.contains("sluice:plugin/guardrail@0.2.0"), "{err}");
+    assert!(err.contains("sluice:plugin@0.1.0"), "{err}");
+}
+
+#[test]
+fn kind_mismatch_is_refused() {
+    let dir = plugin_dir(&[("test-tagger", "kind = \"router\"\n")]);
+    let err = refusal(dir.path(), "test-tagger");
+    assert!(
+        err.contains("kind = \"router\"") && err.contains("guardrail"),
+        "{err}"
+    );
+}
+
+#[test]
+fn baseline_environment_is_empty() {
+    let dir = plugin_dir(&[("hostile-env", "kind = \"guardrail\"\n")]);
+    let rt = runtime(dir.path());
+    let p = rt.current().get("hostile-env").unwrap().clone();
+    let c = p.check_output(&request("q"), "", &whole());
+    assert_eq!(c.verdict, Verdict::Transform("args=0;".into()));
+}
+
+#[test]
+fn env_is_passed_by_name_only() {
+    let path = std::env::var("PATH").expect("tests run with PATH set");
+    let dir = plugin_dir(&[(
+        "hostile-env",
+        "kind = \"guardrail\"\n[capabilities]\nenv = [\"PATH\", \"SLUICE_SURELY_UNSET_VAR\"]\n",
+    )]);
+    let rt = runtime(dir.path());
+    let p = rt.current().get("hostile-env").unwrap().clone();
+    let c = p.check_output(&request("q"), "", &whole());
+    assert_eq!(
+        c.verdict,
+        Verdict::Transform(format!("args=0;PATH={path};"))
+    );
+}
+
+#[test]
+fn granted_directory_is_readable_and_outside_is_not() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("ok.txt"), "inside the grant").unwrap();
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("secret.txt"), "top secret").unwrap();
+    let manifest = format!(
+        "kind = \"guardrail\"\n[capabilities]\nfiles = [{{ host = \"{}\", guest = \"/data\" }}]\n",
+        data.path().display()
+    );
+    let dir = plugin_dir(&[("hostile-files", &manifest)]);
+    let rt = runtime(dir.path());
+    let p = rt
+        .current()
+        .get("hostile-files")
+        .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
+        .clone();
+    let read = |path: &str| p.check_output(&request("q"), path, &whole()).verdict;
+
+    assert_eq!(
+        read("/data/ok.txt"),
+        Verdict::Transform("inside the grant".into())
+    );
+    let secret_path = secret.path().join("secret.txt");
+    let escape = format!("/data/../{}", secret_path.display());
+    for attempt in [
+        secret_path.display().to_string(),
+        escape,
+        "/etc/hostname".into(),
+    ] {
+        match read(&attempt) {
+            Verdict::Reject(r) => assert_eq!(r.code, "io_error", "{attempt}: {r:?}"),
+            v => panic!("{attempt} must not be readable, got {v:?}"),
+        }
+    }
+}
+
+#[test]
+fn sockets_grant_allows_listed_address_only() {
+    let allowed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    let allowed_addr = allowed.local_addr().unwrap();
+    let other_addr = other.local_addr().unwrap();
+    // Rust std's socket layer (wasi-libc) also imports wasi:filesystem, so
+    // this guest needs a (here empty) directory grant as well.
+    let empty = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 2000\n[capabilities]\nsockets = [\"{allowed_addr}\"]\nfiles = [{{ host = \"{}\", guest = \"/empty\" }}]\n",
+        empty.path().display()
+    );
+    let dir = plugin_dir(&[("hostile-sockets", &manifest)]);
+    let rt = runtime(dir.path());
+    let p = rt
+        .current()
+        .get("hostile-sockets")
+        .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
+        .clone();
+    let c = p.check_output(&request("q"), &allowed_addr.to_string(), &whole());
+    assert_eq!(c.verdict, Verdict::Transform("connected".into()), "{c:?}");
+    let c = p.check_output(&request("q"), &other_addr.to_string(), &whole());
+    assert!(
+        matches!(&c.verdict, Verdict::Reject(r) if r.code == "net_error"),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn audit_shows_every_import_with_its_verdict() {
+    let wasm = guest_wasm("hostile-files");
+    let report = audit(&wasm, None).unwrap();
+    assert!(!report.accepted);
+    assert_eq!(
+        report.world.as_deref(),
+        Some("sluice:plugin/guardrail-plugin@0.1.0")
+    );
+    assert_eq!(report.sha256.len(), 64);
+    let verdict = |prefix: &str| {
+        report
+            .imports
+            .iter()
+            .find(|i| i.name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} import in {:?}", report.imports))
+            .access
+            .clone()
+    };
+    assert!(verdict("wasi:filesystem/types").is_refused());
+    assert_eq!(verdict("wasi:cli/environment"), Access::Baseline);
+    assert_eq!(verdict("sluice:plugin/types"), Access::Contract);
+    let text = report.to_text();
+    assert!(
+        text.contains("REFUSED") && text.contains("verdict:   REFUSED"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["accepted"], false);
+
+    // With a manifest granting a directory the same component is accepted.
+    let data = tempfile::tempdir().unwrap();
+    let manifest = data.path().join("hostile-files.toml");
+    std::fs::write(
+        &manifest,
+        "kind = \"guardrail\"\n[capabilities]\nfiles = [{ host = \".\", guest = \"/data\" }]\n",
+    )
+    .unwrap();
+    let report = audit(&wasm, Some(&manifest)).unwrap();
+    assert!(report.accepted, "{:?}", report.problems);
+    assert!(report.to_text().contains("granted (files)"));
+}
+
+#[test]
+fn plugin_list_shows_the_chain_and_refusals() {
+    let dir = plugin_dir(&[
+        ("test-tagger", "kind = \"guardrail\"\norder = 5\n"),
+        ("hostile-files", "kind = \"guardrail\"\n"),
+    ]);
+    let (text, failed) = sluice::cli::plugin::list(dir.path().to_path_buf(), false).unwrap();
+    assert_eq!(failed, 1);
+    assert!(text.contains("guardrails     test-tagger (5)"), "{text}");
+    assert!(
+        text.contains("FAILED") && text.contains("wasi:filesystem/"),
+        "{text}"
+    );
+    let (json, _) = sluice::cli::plugin::list(dir.path().to_path_buf(), true).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows[1]["name"], "test-tagger");
+    assert_eq!(rows[1]["state"], "loaded");
+    assert_eq!(rows[0]["state"], "failed");
+}

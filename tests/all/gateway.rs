@@ -1,0 +1,160 @@
+//! Gateway test harness: the mock upstream and the gateway, both in-process
+//! on ephemeral ports, talking over real sockets.
+
+#![allow(dead_code, reason = "each test module uses a different subset")]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+use sluice::config::Config;
+use sluice::mock::MockConfig;
+use sluice::pipeline::Gateway;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The mock upstream on `127.0.0.1:0`; stops when dropped.
+pub struct Mock {
+    /// `http://127.0.0.1:PORT/v1`, a provider `base-url`.
+    pub base: String,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn mock() -> Mock {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        sluice::mock::serve(listener, MockConfig::default())
+            .await
+            .unwrap();
+    });
+    Mock { base, task }
+}
+
+/// A running gateway; shuts down gracefully when dropped.
+pub struct TestGateway {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    pub gateway: Arc<Gateway>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl TestGateway {
+    pub fn v1(&self, path: &str) -> String {
+        format!("{}/v1/{path}", self.url)
+    }
+
+    /// POST a chat request (no auth).
+    pub async fn chat(&self, body: &Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.v1("chat/completions"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Validate `config_toml`, start the gateway on `127.0.0.1:0`.
+pub async fn start(config_toml: &str) -> TestGateway {
+    let config = Config::parse("test.toml", config_toml, &|k| std::env::var(k).ok())
+        .unwrap_or_else(|e| panic!("{e}\n{config_toml}"));
+    let gateway = tokio::task::spawn_blocking(move || Gateway::start(config))
+        .await
+        .unwrap()
+        .unwrap();
+    let gateway = Arc::new(gateway);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let gw = gateway.clone();
+    tokio::spawn(async move {
+        sluice::server::serve(listener, gw, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestGateway {
+        url,
+        gateway,
+        stop: Some(tx),
+    }
+}
+
+/// A config with `[plugins] dir = plugins`, providers `mock` and `backup`
+/// (both the mock, so per-request faults hit both), fast retries, and `rest`
+/// (models, keys, overrides) appended.
+pub fn config(mock: &Mock, plugins: &Path, rest: &str) -> String {
+    format!(
+        r#"
+[plugins]
+dir = '{dir}'
+watch = false
+pool-size = 1
+
+[[providers]]
+name = "mock"
+base-url = "{base}"
+
+[[providers]]
+name = "backup"
+base-url = "{base}"
+
+[retry]
+max-attempts = 2
+initial-backoff-ms = 1
+max-backoff-ms = 5
+max-retry-after-ms = 50
+
+{rest}
+"#,
+        dir = plugins.display(),
+        base = mock.base,
+    )
+}
+
+/// A chat body whose answer is exactly `reply` (the mock's `REPLY:` control).
+pub fn reply_body(model: &str, reply: &str) -> Value {
+    serde_json::json!({
+        "model": model,
+        "messages": [{"role": "user", "content": format!("REPLY: {reply}")}],
+    })
+}
+
+/// Events of an SSE body: each `data:` payload, `[DONE]` included.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|frame| frame.trim().strip_prefix("data:"))
+        .map(|d| d.trim().to_string())
+        .collect()
+}
+
+/// The concatenated `delta.content` of parsed SSE events.
+pub fn streamed_text(events: &[String]) -> String {
+    events
+        .iter()
+        .filter(|e| e.as_str() != "[DONE]")
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}

@@ -1,0 +1,139 @@
+//! Router and cost-policy plugins in the pipeline, end to end: the router
+//! orders routes per request (tags reach it), the cost policy sees spend
+//! recorded from real usage and caps, downgrades or denies.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::gateway::{self, reply_body};
+use crate::support::plugin_dir_named;
+
+async fn error_of(res: reqwest::Response, status: StatusCode) -> Value {
+    assert_eq!(res.status(), status);
+    let body: Value = res.json().await.unwrap();
+    body["error"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_plugin_orders_the_routes_per_request() {
+    let dir = crate::support::first_party_dir(&["tiered-router"]);
+    let mock = gateway::mock().await;
+    let rest = r#"
+[models.auto]
+router = "tiered-router"
+routes = [
+  { provider = "mock", model = "mock-small", tier = "cheap", input-cost-per-mtok = 0.1 },
+  { provider = "backup", model = "mock-large", tier = "expensive", input-cost-per-mtok = 10.0 },
+]
+"#;
+    let gw = gateway::start(&gateway::config(&mock, dir.path(), rest)).await;
+    let res = gw.chat(&reply_body("auto", "hi")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["x-sluice-provider"],
+        "mock",
+        "a trivial prompt goes cheap"
+    );
+
+    let res = reqwest::Client::new()
+        .post(gw.v1("chat/completions"))
+        .header("x-sluice-tags", "team-a, tier:expensive")
+        .json(&reply_body("auto", "hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["x-sluice-provider"],
+        "backup",
+        "the tier tag reaches the router"
+    );
+    assert_eq!(res.headers()["x-sluice-model"], "mock-large");
+}
+
+const BUDGET: &str = r#"
+kind = "cost-policy"
+[config]
+downgrade-at = 0.5
+downgrade-to = "economy"
+min-tokens = 1
+"#;
+
+/// The cost-policy seam end to end: spend recorded from real usage feeds the
+/// next decision (cap, then downgrade), and an exhausted budget is a 402.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cost_policy_caps_downgrades_and_denies_from_recorded_spend() {
+    let dir = plugin_dir_named(&[("budget-policy", "budget-policy", BUDGET)]);
+    let mock = gateway::mock().await;
+    let rest = r#"
+[models.premium]
+cost-policy = "budget-policy"
+routes = [{ provider = "mock", model = "mock-small", input-cost-per-mtok = 1000.0, output-cost-per-mtok = 1000.0 }]
+
+[models.economy]
+routes = [{ provider = "backup", model = "mock-large" }]
+
+[[keys]]
+id = "rich"
+key = "sk-rich"
+budget-usd = 0.05
+
+[[keys]]
+id = "echo"
+key = "sk-echo"
+budget-usd = 0.05
+
+[[keys]]
+id = "broke"
+key = "sk-broke"
+budget-usd = 0.0
+"#;
+    let gw = gateway::start(&gateway::config(&mock, dir.path(), rest)).await;
+    let client = reqwest::Client::new();
+    let send = |key: &'static str, body: Value| {
+        client
+            .post(gw.v1("chat/completions"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+
+    // The worst case (1024 completion tokens at $0.001) exceeds the budget: capped.
+    let mut body = reply_body("premium", "x");
+    body["mock_echo"] = json!(true);
+    let res = send("sk-echo", body).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let echoed: Value =
+        serde_json::from_str(body["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    let cap = echoed["max_tokens"]
+        .as_u64()
+        .expect("a cap was sent upstream");
+    assert!((1..50).contains(&cap), "cap {cap}");
+
+    // The first answer's usage is recorded against `key:rich` ...
+    let words = "alpha beta gamma delta epsilon zeta eta theta iota kappa ".repeat(3);
+    let res = send("sk-rich", reply_body("premium", &words))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-sluice-provider"], "mock");
+    // ... so past half the budget the next request is served by `economy`.
+    let res = send("sk-rich", reply_body("premium", "again"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-sluice-provider"], "backup", "downgraded");
+    assert_eq!(res.headers()["x-sluice-model"], "mock-large");
+
+    let err = error_of(
+        send("sk-broke", reply_body("premium", "hi")).await.unwrap(),
+        StatusCode::PAYMENT_REQUIRED,
+    )
+    .await;
+    assert_eq!(err["code"], "cost_policy_denied");
+    assert!(
+        err["message"].as_str().unwrap().contains("budget-policy"),
+        "{err}"
+    );
+}

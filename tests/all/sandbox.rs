@@ -1,0 +1,346 @@
+//! Hostile guests are contained: each failure yields its failure mode's
+//! answer, a counter, and the plugin (and every other plugin) keeps serving.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice::plugin::{
+    Candidate, Decision, Estimate, Plugin, PluginFailure, PluginRuntime, RequestInfo,
+    RuntimeConfig, Spend, Verdict, run_input_chain, run_output_chain,
+};
+
+use crate::support::{plugin_dir, request, runtime, whole};
+
+fn one(pkg: &str, manifest: &str) -> (tempfile::TempDir, Arc<PluginRuntime>, Arc<Plugin>) {
+    let dir = plugin_dir(&[(pkg, manifest)]);
+    let rt = runtime(dir.path());
+    let p = rt
+        .current()
+        .get(pkg)
+        .unwrap_or_else(|| panic!("{pkg} not loaded: {:?}", rt.statuses()))
+        .clone();
+    (dir, rt, p)
+}
+
+fn is_plugin_failure_reject(v: &Verdict) -> bool {
+    matches!(v, Verdict::Reject(r) if r.code == "plugin_failure")
+}
+
+#[test]
+fn infinite_loop_is_stopped_at_the_deadline_and_fails_closed() {
+    let (_d, _rt, p) = one(
+        "hostile-loop",
+        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 40\n",
+    );
+    let c = p.check_output(&request("hi"), "spin", &whole());
+    assert_eq!(c.failure, Some(PluginFailure::Deadline));
+    assert!(is_plugin_failure_reject(&c.verdict), "{:?}", c.verdict);
+    assert!(c.elapsed >= Duration::from_millis(35), "{:?}", c.elapsed);
+    assert!(c.elapsed < Duration::from_millis(400), "{:?}", c.elapsed);
+    // The same plugin keeps answering calls that do not loop.
+    let ok = p.check_input(&request("hi"));
+    assert_eq!((ok.verdict, ok.failure), (Verdict::Pass, None));
+    let s = p.stats();
+    assert_eq!((s.calls, s.failures, s.deadlines), (2, 1, 1));
+}
+
+#[test]
+fn open_failure_mode_passes_and_still_counts() {
+    let (_d, _rt, p) = one(
+        "hostile-loop",
+        "kind = \"guardrail\"\nfailure-mode = \"open\"\n[limits]\ndeadline-ms = 20\n",
+    );
+    let c = p.check_output(&request("hi"), "spin", &whole());
+    assert_eq!(c.verdict, Verdict::Pass);
+    assert_eq!(c.failure, Some(PluginFailure::Deadline));
+    assert_eq!(p.stats().deadlines, 1);
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_cap() {
+    let (_d, _rt, p) = one(
+        "hostile-memory",
+        "kind = \"guardrail\"\n[limits]\nmemory-mb = 16\ndeadline-ms = 2000\n",
+    );
+    let c = p.check_output(&request("hi"), "eat", &whole());
+    assert_eq!(c.failure, Some(PluginFailure::Memory), "{:?}", c.verdict);
+    assert!(is_plugin_failure_reject(&c.verdict));
+    assert_eq!(p.stats().memory, 1);
+    assert_eq!(p.check_input(&request("hi")).verdict, Verdict::Pass);
+}
+
+#[test]
+fn deep_recursion_is_a_stack_overflow_trap() {
+    let (_d, _rt, p) = one(
+        "hostile-recursion",
+        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 2000\n",
+    );
+    let c = p.check_output(&request("hi"), "dive", &whole());
+    match &c.failure {
+        // Either the wasm call stack or the guest's own shadow stack (in
+        // linear memory, running off its bottom) overflows first.
+        Some(PluginFailure::Trap(why)) => {
+            assert!(
+                why.contains("stack overflow") || why.contains("out of bounds"),
+                "{why}"
+            );
+            assert!(!why.contains("backtrace"), "{why}");
+        }
+        other => panic!("expected a stack overflow trap, got {other:?}"),
+    }
+    assert!(is_plugin_failure_reject(&c.verdict));
+    assert_eq!(p.check_input(&request("hi")).verdict, Verdict::Pass);
+}
+
+#[test]
+fn panic_is_a_trap_with_the_message_and_the_next_call_is_fresh() {
+    let (_d, _rt, p) = one("hostile-trap", "kind = \"guardrail\"\n");
+    let c = p.check_output(&request("hi"), "boom", &whole());
+    match &c.failure {
+        Some(PluginFailure::Trap(why)) => {
+            assert!(
+                why.contains("unreachable") && why.contains("panicked on purpose"),
+                "{why}"
+            );
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    let reason = match &c.verdict {
+        Verdict::Reject(r) => r.reason.clone(),
+        v => panic!("{v:?}"),
+    };
+    assert!(reason.contains("hostile-trap"), "{reason}");
+    let ok = p.check_output(&request("hi"), "safe text", &whole());
+    assert_eq!((ok.verdict, ok.failure), (Verdict::Pass, None));
+    let s = p.stats();
+    assert_eq!((s.calls, s.traps), (2, 1));
+}
+
+#[test]
+fn huge_output_is_refused_by_size() {
+    let (_d, _rt, p) = one("hostile-huge-output", "kind = \"guardrail\"\n");
+    let c = p.check_output(&request("hi"), "grow", &whole());
+    assert_eq!(
+        c.failure,
+        Some(PluginFailure::OutputTooLarge {
+            limit: 256 * 1024,
+            got: 1 << 20
+        })
+    );
+    assert!(is_plugin_failure_reject(&c.verdict));
+    assert_eq!(p.stats().output_too_large, 1);
+}
+
+#[test]
+fn fuel_stops_a_loop_when_metering_is_on() {
+    let dir = plugin_dir(&[(
+        "hostile-loop",
+        "kind = \"guardrail\"\n[limits]\nfuel = 200000\ndeadline-ms = 5000\n",
+    )]);
+    let rt = PluginRuntime::start(RuntimeConfig {
+        dir: dir.path().to_path_buf(),
+        watch: false,
+        fuel: true,
+        pool_size: 0,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let p = rt.current().get("hostile-loop").unwrap().clone();
+    let start = Instant::now();
+    let c = p.check_output(&request("hi"), "spin", &whole());
+    assert_eq!(c.failure, Some(PluginFailure::Fuel));
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(p.stats().fuel, 1);
+}
+
+#[test]
+fn hostile_plugins_do_not_disturb_other_plugins_or_calls() {
+    let dir = plugin_dir(&[
+        (
+            "hostile-loop",
+            "kind = \"guardrail\"\n[limits]\ndeadline-ms = 30\n",
+        ),
+        (
+            "hostile-memory",
+            "kind = \"guardrail\"\n[limits]\nmemory-mb = 8\n",
+        ),
+        ("hostile-trap", "kind = \"guardrail\"\n"),
+        // Wall-clock deadlines cannot promise CPU fairness on a 2-core box
+        // full of spinning guests; isolation of failures is the point here.
+        (
+            "test-tagger",
+            "kind = \"guardrail\"\n[limits]\ndeadline-ms = 5000\n",
+        ),
+    ]);
+    let rt = runtime(dir.path());
+    assert_eq!(rt.current().guardrails().len(), 4, "{:?}", rt.statuses());
+    let threads: Vec<_> = [
+        "hostile-loop",
+        "hostile-memory",
+        "hostile-trap",
+        "test-tagger",
+        "test-tagger",
+    ]
+    .into_iter()
+    .map(|name| {
+        let rt = rt.clone();
+        std::thread::spawn(move || {
+            let p = rt.current().get(name).unwrap().clone();
+            (0..15)
+                .map(|i| p.check_output(&request("x"), &format!("out {i}"), &whole()))
+                .collect::<Vec<_>>()
+        })
+    })
+    .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        let results = t.join().expect("no calling thread may panic");
+        for c in results {
+            if i < 3 {
+                assert!(
+                    c.failure.is_some() && is_plugin_failure_reject(&c.verdict),
+                    "{c:?}"
+                );
+            } else {
+                assert_eq!(c.failure, None);
+                assert!(
+                    matches!(&c.verdict, Verdict::Transform(t) if t.starts_with("tagged:out")),
+                    "{c:?}"
+                );
+            }
+        }
+    }
+    let tagger = rt.current().get("test-tagger").unwrap().stats();
+    assert_eq!((tagger.calls, tagger.failures), (30, 0));
+}
+
+#[test]
+fn chains_fail_closed_or_open_on_a_hostile_member() {
+    let dir = plugin_dir(&[
+        ("test-tagger", "kind = \"guardrail\"\norder = 1\n"),
+        ("hostile-trap", "kind = \"guardrail\"\norder = 2\n"),
+    ]);
+    let rt = runtime(dir.path());
+    let set = rt.current();
+    let names: Vec<&str> = set.guardrails().iter().map(|p| p.name()).collect();
+    assert_eq!(names, ["test-tagger", "hostile-trap"]);
+
+    let res = run_output_chain(set.guardrails(), &request("q"), "answer", &whole());
+    assert_eq!(res.ran, ["test-tagger", "hostile-trap"]);
+    assert_eq!(res.transformed, ["test-tagger"]);
+    let (who, why) = res.rejected.expect("closed trap rejects");
+    assert_eq!(
+        (who.as_str(), why.code.as_str()),
+        ("hostile-trap", "plugin_failure")
+    );
+    assert!(matches!(res.failures[0].1, PluginFailure::Trap(_)));
+
+    // Input chain: the transform replaces the last user message; the trap
+    // guest passes inputs.
+    let res = run_input_chain(set.guardrails(), &request("hello"));
+    assert_eq!(res.text, "tagged:hello");
+    assert!(res.rejected.is_none() && res.failures.is_empty());
+}
+
+#[test]
+fn open_member_lets_the_chain_continue() {
+    let dir = plugin_dir(&[
+        (
+            "hostile-trap",
+            "kind = \"guardrail\"\norder = 1\nfailure-mode = \"open\"\n",
+        ),
+        ("test-tagger", "kind = \"guardrail\"\norder = 2\n"),
+    ]);
+    let rt = runtime(dir.path());
+    let set = rt.current();
+    let res = run_output_chain(set.guardrails(), &request("q"), "answer", &whole());
+    assert!(res.rejected.is_none());
+    assert_eq!(res.text, "tagged:answer");
+    assert_eq!(res.failures.len(), 1);
+    assert_eq!(res.failures[0].0, "hostile-trap");
+}
+
+#[test]
+fn wrong_kind_call_is_a_failure_not_a_panic() {
+    let (_d, _rt, p) = one("test-tagger", "kind = \"guardrail\"\n");
+    let err = p.route(&request("q"), &[]).unwrap_err();
+    assert!(
+        matches!(err, PluginFailure::Instantiate(ref m) if m.contains("guardrail")),
+        "{err}"
+    );
+}
+
+fn candidates() -> Vec<Candidate> {
+    ["cheap", "pricey"]
+        .into_iter()
+        .map(|m| Candidate {
+            provider: "mock".into(),
+            model: m.into(),
+            tier: None,
+            input_cost_per_mtok: 1.0,
+            output_cost_per_mtok: 2.0,
+            context_window: 8192,
+        })
+        .collect()
+}
+
+fn with_model(model: &str) -> RequestInfo {
+    RequestInfo {
+        model: model.into(),
+        ..request("q")
+    }
+}
+
+#[test]
+fn router_failure_is_an_error_when_closed_and_configured_order_when_open() {
+    let (_d, _rt, closed) = one("hostile-router", "kind = \"router\"\n");
+    let routes = closed.route(&with_model("m"), &candidates()).unwrap();
+    let models: Vec<&str> = routes.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(models, ["pricey", "cheap"]);
+    let err = closed
+        .route(&with_model("trap"), &candidates())
+        .unwrap_err();
+    assert!(
+        matches!(err, PluginFailure::Trap(ref m) if m.contains("router asked to trap")),
+        "{err}"
+    );
+
+    let (_d, _rt, open) = one(
+        "hostile-router",
+        "kind = \"router\"\nfailure-mode = \"open\"\n",
+    );
+    assert_eq!(open.route(&with_model("trap"), &candidates()), Ok(vec![]));
+    assert_eq!((open.stats().calls, open.stats().traps), (1, 1));
+}
+
+#[test]
+fn cost_policy_failure_is_an_error_when_closed_and_allow_when_open() {
+    let est = Estimate {
+        prompt_tokens: 10,
+        max_completion_tokens: 100,
+        cost_usd: 0.5,
+    };
+    let spend = Spend {
+        scope: "user:alice".into(),
+        spent_usd: 9.8,
+        budget_usd: Some(10.0),
+        period: "2026-11".into(),
+    };
+    let (_d, _rt, closed) = one("hostile-cost", "kind = \"cost-policy\"\n");
+    assert_eq!(
+        closed.decide(&with_model("m"), &est, &spend),
+        Ok(Decision::Deny("over budget".into()))
+    );
+    assert!(matches!(
+        closed.decide(&with_model("trap"), &est, &spend),
+        Err(PluginFailure::Trap(_))
+    ));
+
+    let (_d, _rt, open) = one(
+        "hostile-cost",
+        "kind = \"cost-policy\"\nfailure-mode = \"open\"\n",
+    );
+    assert_eq!(
+        open.decide(&with_model("trap"), &est, &spend),
+        Ok(Decision::Allow)
+    );
+}
