@@ -1,0 +1,171 @@
+//! One guardrail call (fresh instance + `check-output` on 1 KB) and a chain
+//! of three, each beside the same length check in native Rust.
+//!
+//! The guest is `tests/plugins/tagger` in length-check mode (`max-chars`),
+//! built with `cargo build --release --target wasm32-wasip2 --target-dir
+//! target/guests -p test-tagger` (done here if missing). `guest_work_*`
+//! runs the check 1000x inside one call so instantiation is amortised and
+//! the guest's own work can be compared with native.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use sluice::plugin::{
+    Message, OutputContext, PluginRuntime, RequestInfo, RuntimeConfig, Verdict, run_output_chain,
+};
+
+fn guest() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let wasm = root.join("target/guests/wasm32-wasip2/release/test_tagger.wasm");
+    if !wasm.is_file() {
+        let status =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(&root)
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--target-dir",
+                    "target/guests",
+                    "-p",
+                    "test-tagger",
+                ])
+                .status()
+                .expect("running cargo");
+        assert!(status.success(), "building the bench guest failed");
+    }
+    wasm
+}
+
+fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<PluginRuntime> {
+    for (i, n) in names.iter().enumerate() {
+        std::fs::copy(guest(), dir.join(format!("{n}.wasm"))).unwrap();
+        let toml = format!(
+            "kind = \"guardrail\"\norder = {i}\n[limits]\ndeadline-ms = 1000\n[config]\nmax-chars = 4000\nrepeat = {repeat}\n"
+        );
+        std::fs::write(dir.join(format!("{n}.toml")), toml).unwrap();
+    }
+    let mut cfg = RuntimeConfig {
+        dir: dir.to_path_buf(),
+        watch: false,
+        pool_size,
+        ..RuntimeConfig::default()
+    };
+    // Under valgrind the default pool (terabytes of reserved address space)
+    // cannot be mapped: `SLUICE_BENCH_MAX_INSTANCES=4` shrinks it.
+    if let Some(n) = std::env::var("SLUICE_BENCH_MAX_INSTANCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.max_instances = n;
+        cfg.pool_size = cfg.pool_size.min(1);
+    }
+    let rt = PluginRuntime::start(cfg)
+    .unwrap();
+    assert_eq!(
+        rt.current().guardrails().len(),
+        names.len(),
+        "{:?}",
+        rt.statuses()
+    );
+    rt
+}
+
+fn request() -> RequestInfo {
+    RequestInfo {
+        id: "bench".into(),
+        user: None,
+        api_key_id: None,
+        feature: None,
+        tags: vec![],
+        model: "m".into(),
+        messages: vec![Message {
+            role: "user".into(),
+            content: "Summarise the quarterly report.".into(),
+        }],
+        max_tokens: Some(256),
+        temperature: None,
+        stream: false,
+    }
+}
+
+/// The same check natively.
+fn native_check(output: &str, max: usize) -> Verdict {
+    if std::hint::black_box(output).chars().count() > max {
+        Verdict::Reject(sluice::plugin::Rejection {
+            reason: format!("longer than {max} characters"),
+            code: "too_long".into(),
+        })
+    } else {
+        Verdict::Pass
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let output: String =
+        "The quick brown fox jumps over the lazy dog. ".repeat(23)[..1024].to_owned();
+    let req = request();
+    let ctx = OutputContext {
+        emitted: String::new(),
+        window_index: 0,
+        is_final: true,
+    };
+
+    let one = tempfile::tempdir().unwrap();
+    let rt_inline = runtime(one.path(), &["len"], 1, 0);
+    let p = rt_inline.current().get("len").unwrap().clone();
+    assert_eq!(p.check_output(&req, &output, &ctx).verdict, Verdict::Pass);
+
+    let mut g = c.benchmark_group("guardrail_1kb");
+    g.bench_function("wasm_fresh_instance", |b| {
+        b.iter(|| p.check_output(&req, &output, &ctx))
+    });
+    let pooled_dir = tempfile::tempdir().unwrap();
+    let rt_pooled = runtime(pooled_dir.path(), &["len"], 1, 4);
+    let pp = rt_pooled.current().get("len").unwrap().clone();
+    g.bench_function("wasm_pooled_instance", |b| {
+        b.iter(|| pp.check_output(&req, &output, &ctx))
+    });
+    g.bench_function("native", |b| b.iter(|| native_check(&output, 4000)));
+    g.finish();
+
+    let three = tempfile::tempdir().unwrap();
+    let rt3 = runtime(three.path(), &["a", "b", "c"], 1, 0);
+    let set = rt3.current();
+    let mut g = c.benchmark_group("chain3_1kb");
+    g.bench_function("wasm_fresh_instances", |b| {
+        b.iter(|| run_output_chain(set.guardrails(), &req, &output, &ctx))
+    });
+    g.bench_function("native", |b| {
+        b.iter(|| {
+            (0..3)
+                .map(|_| native_check(&output, 4000))
+                .collect::<Vec<_>>()
+        })
+    });
+    g.finish();
+
+    // Guest work alone: 1000 checks in one call vs 1000 native checks.
+    let heavy = tempfile::tempdir().unwrap();
+    let rt_heavy = runtime(heavy.path(), &["len"], 1000, 0);
+    let ph = rt_heavy.current().get("len").unwrap().clone();
+    let mut g = c.benchmark_group("guest_work_1000_checks");
+    g.bench_function("wasm", |b| b.iter(|| ph.check_output(&req, &output, &ctx)));
+    g.bench_function("native", |b| {
+        b.iter(|| {
+            (0..1000)
+                .map(|_| native_check(&output, 4000))
+                .filter(|v| *v == Verdict::Pass)
+                .count()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
