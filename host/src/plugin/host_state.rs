@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::random::WasiRandomCtx;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -63,7 +64,7 @@ impl PluginContext {
 /// `T` of every plugin `Store<T>`.
 pub(crate) struct HostState {
     pub ctx: Arc<PluginContext>,
-    pub wasi: WasiCtx,
+    pub wasi: LazyWasi,
     pub table: ResourceTable,
     pub http: WasiHttpCtx,
     pub outbound: OutboundHttp,
@@ -71,6 +72,69 @@ pub(crate) struct HostState {
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
     log_lines: u32,
+}
+
+/// The store's WASI context, built the first time the guest reaches a WASI
+/// function. A typical guardrail call never does (it only uses the
+/// `sluice:plugin` contract), and building the context (RNG seeding, clock
+/// handles, boxed streams) was ~4 % of a whole call's instructions. When
+/// built it is exactly the context [`HostState::new`] describes; a plugin
+/// with preopened directories builds it eagerly so that an unopenable
+/// directory still fails instantiation, not a call.
+pub(crate) struct LazyWasi {
+    ctx: Option<WasiCtx>,
+    plugin: Arc<PluginContext>,
+    stdout: CapturedOutput,
+    stderr: CapturedOutput,
+}
+
+impl LazyWasi {
+    /// The context, built now if this is the first use.
+    pub fn get(&mut self) -> &mut WasiCtx {
+        let LazyWasi {
+            ctx,
+            plugin,
+            stdout,
+            stderr,
+        } = self;
+        ctx.get_or_insert_with(|| wasi_builder(plugin, stdout, stderr).build())
+    }
+
+    /// `WasiCtx::random`, for the linker's `random` grant.
+    pub fn random(&mut self) -> &mut WasiRandomCtx {
+        self.get().random()
+    }
+}
+
+/// Everything of the deny-by-default WASI context except preopens (the only
+/// fallible part): empty env (except granted names), no args, empty stdin,
+/// captured stdout/stderr, only granted sockets.
+fn wasi_builder(
+    ctx: &PluginContext,
+    stdout: &CapturedOutput,
+    stderr: &CapturedOutput,
+) -> WasiCtxBuilder {
+    let mut b = WasiCtxBuilder::new();
+    b.stdin(MemoryInputPipe::new(Vec::new()))
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .envs(&ctx.env)
+        .allow_tcp(!ctx.sockets.is_empty())
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    if !ctx.sockets.is_empty() {
+        let allowed = ctx.sockets.clone();
+        b.socket_addr_check(move |addr, use_| {
+            let ok = match use_ {
+                SocketAddrUse::TcpConnect => allowed.contains(&addr),
+                // The implicit bind before a connect uses a wildcard address.
+                SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                _ => false,
+            };
+            Box::pin(async move { ok })
+        });
+    }
+    b
 }
 
 impl HostState {
@@ -81,37 +145,28 @@ impl HostState {
         let caps = &ctx.manifest.capabilities;
         let stdout = CapturedOutput::new(ctx.stdio_cap);
         let stderr = CapturedOutput::new(ctx.stdio_cap);
-        let mut b = WasiCtxBuilder::new();
-        b.stdin(MemoryInputPipe::new(Vec::new()))
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .envs(&ctx.env)
-            .allow_tcp(!ctx.sockets.is_empty())
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
-        for f in &caps.files {
-            let perms = match f.mode {
-                FileMode::Ro => FsPerms::ReadOnly,
-                FileMode::Rw => FsPerms::ReadWrite,
-            };
-            b.preopened_dir(&f.host, &f.guest, perms)
-                .map_err(|e| wasmtime::format_err!("preopen {}: {e}", f.host.display()))?;
-        }
-        if !ctx.sockets.is_empty() {
-            let allowed = ctx.sockets.clone();
-            b.socket_addr_check(move |addr, use_| {
-                let ok = match use_ {
-                    SocketAddrUse::TcpConnect => allowed.contains(&addr),
-                    // The implicit bind before a connect uses a wildcard address.
-                    SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
-                    _ => false,
+        let wasi = if caps.files.is_empty() {
+            None
+        } else {
+            let mut b = wasi_builder(ctx, &stdout, &stderr);
+            for f in &caps.files {
+                let perms = match f.mode {
+                    FileMode::Ro => FsPerms::ReadOnly,
+                    FileMode::Rw => FsPerms::ReadWrite,
                 };
-                Box::pin(async move { ok })
-            });
-        }
+                b.preopened_dir(&f.host, &f.guest, perms)
+                    .map_err(|e| wasmtime::format_err!("preopen {}: {e}", f.host.display()))?;
+            }
+            Some(b.build())
+        };
         let deadline = Duration::from_millis(ctx.manifest.limits.deadline_ms);
         Ok(HostState {
-            wasi: b.build(),
+            wasi: LazyWasi {
+                ctx: wasi,
+                plugin: ctx.clone(),
+                stdout: stdout.clone(),
+                stderr: stderr.clone(),
+            },
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             outbound: OutboundHttp::new(caps.http.clone(), deadline),
@@ -127,7 +182,7 @@ impl HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get(),
             table: &mut self.table,
         }
     }
