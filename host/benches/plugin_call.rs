@@ -20,6 +20,11 @@ fn guest() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf();
+    // `SLUICE_BENCH_GUEST=path.wasm` benchmarks another build of the guest
+    // (e.g. with other flags) without touching the shared one.
+    if let Some(p) = std::env::var_os("SLUICE_BENCH_GUEST").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
     let wasm = root.join("target/guests/wasm32-wasip2/release/test_tagger.wasm");
     if !wasm.is_file() {
         let status =
@@ -54,6 +59,7 @@ fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<Plu
         dir: dir.to_path_buf(),
         watch: false,
         pool_size,
+        pool_threshold_us: 0,
         ..RuntimeConfig::default()
     };
     // Under valgrind the default pool (terabytes of reserved address space)
@@ -65,8 +71,7 @@ fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<Plu
         cfg.max_instances = n;
         cfg.pool_size = cfg.pool_size.min(1);
     }
-    let rt = PluginRuntime::start(cfg)
-    .unwrap();
+    let rt = PluginRuntime::start(cfg).unwrap();
     assert_eq!(
         rt.current().guardrails().len(),
         names.len(),
@@ -130,6 +135,26 @@ fn bench(c: &mut Criterion) {
     let pp = rt_pooled.current().get("len").unwrap().clone();
     g.bench_function("wasm_pooled_instance", |b| {
         b.iter(|| pp.check_output(&req, &output, &ctx))
+    });
+    // The gateway's situation: called from a tokio worker, so the call goes
+    // through `block_in_place` (see plugin/blocking.rs).
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    g.bench_function("wasm_fresh_instance_tokio_worker", |b| {
+        b.iter_custom(|iters| {
+            let (p, req, output, ctx) = (p.clone(), req.clone(), output.clone(), ctx.clone());
+            tokio_rt
+                .block_on(tokio_rt.spawn(async move {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iters {
+                        std::hint::black_box(p.check_output(&req, &output, &ctx));
+                    }
+                    start.elapsed()
+                }))
+                .unwrap()
+        })
     });
     g.bench_function("native", |b| b.iter(|| native_check(&output, 4000)));
     g.finish();

@@ -1,5 +1,6 @@
 //! Hot reload: swaps are atomic and lossless, broken files keep the old
-//! version serving, deletions leave the chain, unchanged files are kept.
+//! version serving, deletions leave the chain, unchanged files are kept;
+//! and only guests slow to instantiate get a pool of ready instances.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sluice::plugin::{PluginRuntime, PluginState, RuntimeConfig, Verdict};
 
-use crate::support::{guest_wasm, plugin_dir_named, request, runtime, wait_for, whole};
+use crate::support::{guest_wasm, plugin_dir, plugin_dir_named, request, runtime, wait_for, whole};
 
 /// A generous deadline: these tests saturate 2 cores on purpose and are
 /// about reloading, not about wall-clock limits.
@@ -21,7 +22,9 @@ fn watching(dir: &Path) -> Arc<PluginRuntime> {
         dir: dir.to_path_buf(),
         watch: true,
         debounce_ms: 50,
+        // Pool every plugin, however fast, so swaps race real pools.
         pool_size: 2,
+        pool_threshold_us: 0,
         ..RuntimeConfig::default()
     })
     .unwrap()
@@ -307,4 +310,36 @@ fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
         "loaded from cache-dir, not compiled: {report:?}"
     );
     assert_eq!(answer(&second, "a"), Some(Verdict::Transform("a:x".into())));
+}
+
+#[test]
+fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
+    let dir = plugin_dir(&[("test-tagger", &tagger("a"))]);
+    let start = |threshold_us| {
+        PluginRuntime::start(RuntimeConfig {
+            dir: dir.path().to_path_buf(),
+            watch: false,
+            pool_size: 2,
+            pool_threshold_us: threshold_us,
+            ..RuntimeConfig::default()
+        })
+        .unwrap()
+    };
+    // No guest takes a minute to instantiate: inline.
+    let inline = start(60_000_000);
+    let p = inline.current().get("test-tagger").unwrap().clone();
+    assert!(!p.is_pooled());
+    assert_eq!(p.check_output(&request("x"), "x", &whole()).failure, None);
+    assert_eq!(p.pooled(), 0);
+
+    // Every guest is "heavy" at 0 µs: the pool fills in the background and
+    // still hands out each instance once.
+    let pooled = start(0);
+    let p = pooled.current().get("test-tagger").unwrap().clone();
+    assert!(p.is_pooled());
+    assert!(wait_for(Duration::from_secs(5), || p.pooled() == 2));
+    for _ in 0..5 {
+        assert_eq!(p.check_output(&request("x"), "x", &whole()).failure, None);
+    }
+    assert!(wait_for(Duration::from_secs(5), || p.pooled() >= 1));
 }

@@ -120,7 +120,9 @@ pub fn runtime(dir: &Path) -> Arc<PluginRuntime> {
     PluginRuntime::start(RuntimeConfig {
         dir: dir.to_path_buf(),
         watch: false,
+        // Pool every plugin, so tests exercise pooled instances too.
         pool_size: 1,
+        pool_threshold_us: 0,
         ..RuntimeConfig::default()
     })
     .unwrap()

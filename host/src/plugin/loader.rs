@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -184,6 +185,7 @@ pub(crate) struct LoadEnv<'a> {
     pub cache_dir: Option<&'a Path>,
     pub max_memory_mb: u64,
     pub pool_size: usize,
+    pub pool_threshold: Duration,
     pub stdio_cap: usize,
     pub refill: Option<Sender<Weak<Plugin>>>,
 }
@@ -240,10 +242,14 @@ pub(crate) fn load(
         pool_size: env.pool_size,
         refill: env.refill.clone(),
     });
-    plugin.smoke_test().map_err(|f| PluginError::Instantiate {
+    let took = plugin.smoke_test().map_err(|f| PluginError::Instantiate {
         plugin: name.clone(),
         reason: f.to_string(),
     })?;
+    if env.pool_size > 0 && took >= env.pool_threshold {
+        tracing::debug!(plugin = %name, instantiate_us = took.as_micros(), "heavy guest: pooling ready instances");
+        plugin.enable_pool();
+    }
     Ok((plugin, compiled))
 }
 

@@ -5,7 +5,7 @@
 //! - [`capability`]: the grant vocabulary (baseline vs granted imports).
 //! - `engine`: the one wasmtime engine (pooling, epoch ticker, compile cache).
 //! - `sandbox`: per-call limits and failure classification.
-//! - `instance`: [`Plugin`]: fresh instance per call from a refilled pool.
+//! - `instance`: [`Plugin`]: fresh instance per call, inline or from a refilled pool.
 //! - `loader`: files → validated, smoke-tested plugin.
 //! - `registry`: [`PluginRuntime`] and the atomically swapped [`PluginSet`].
 //! - `watcher`: debounced hot reload (rename-into-place convention).

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
@@ -32,10 +32,24 @@ pub struct RuntimeConfig {
     /// Default `100`: long enough to coalesce a copy, short enough that a
     /// new version serves well within half a second.
     pub debounce_ms: u64,
-    /// Ready (pre-instantiated) instances kept per plugin, refilled in the
-    /// background; `0` instantiates on the request path. Each costs one
-    /// pooling-allocator slot and the guest's initial memory. Default `2`.
+    /// Ready (pre-instantiated) instances kept for each *heavy* plugin (see
+    /// `pool-threshold-us`), refilled in the background; `0` disables pools.
+    /// Each costs one pooling-allocator slot and the guest's initial memory.
+    /// Default `2`.
     pub pool_size: usize,
+    /// A plugin gets a pool only when instantiating it takes at least this
+    /// long (measured at load); faster plugins instantiate inline on the
+    /// calling thread. `0` pools every plugin. Default `250` µs.
+    ///
+    /// Why not pool everything: a small Rust guardrail instantiates in
+    /// ~20 µs, cache-hot, on the thread that needs it, and that work scales
+    /// with request concurrency. A pool only moves the same work to one
+    /// refill thread, adds a wake-up per refill and hands over a cache-cold
+    /// instance; measured on 2 cores it made such a call slower
+    /// (bench/README.md). Interpreted guests (Python ~2 ms, JS ~150 µs+)
+    /// are the opposite case: moving their start-up off the request path is
+    /// worth the thread.
+    pub pool_threshold_us: u64,
     /// Where compiled artifacts are cached by content hash, so restarts
     /// skip compilation. Default: none (compile on every start).
     pub cache_dir: Option<PathBuf>,
@@ -59,6 +73,7 @@ impl Default for RuntimeConfig {
             watch: true,
             debounce_ms: 100,
             pool_size: 2,
+            pool_threshold_us: 250,
             cache_dir: None,
             max_instances: 1000,
             max_memory_mb: 512,
@@ -275,6 +290,7 @@ impl PluginRuntime {
             cache_dir: self.cfg.cache_dir.as_deref(),
             max_memory_mb: self.cfg.max_memory_mb,
             pool_size: self.cfg.pool_size,
+            pool_threshold: Duration::from_micros(self.cfg.pool_threshold_us),
             stdio_cap: self.cfg.log_capture_bytes,
             refill: Some(self.refill.clone()),
         };
