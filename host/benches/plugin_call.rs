@@ -2,7 +2,7 @@
 //! of three, each beside the same length check in native Rust.
 //!
 //! The guest is `tests/plugins/tagger` in length-check mode (`max-chars`),
-//! built with `cargo build --release --target wasm32-wasip2 --target-dir
+//! built with `cargo build --profile guest --target wasm32-wasip2 --target-dir
 //! target/guests -p test-tagger` (done here if missing). `guest_work_*`
 //! runs the check 1000x inside one call so instantiation is amortised and
 //! the guest's own work can be compared with native.
@@ -25,14 +25,15 @@ fn guest() -> PathBuf {
     if let Some(p) = std::env::var_os("SLUICE_BENCH_GUEST").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    let wasm = root.join("target/guests/wasm32-wasip2/release/test_tagger.wasm");
+    let wasm = root.join("target/guests/wasm32-wasip2/guest/test_tagger.wasm");
     if !wasm.is_file() {
         let status =
             std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .current_dir(&root)
                 .args([
                     "build",
-                    "--release",
+                    "--profile",
+                    "guest",
                     "--target",
                     "wasm32-wasip2",
                     "--target-dir",

@@ -24,7 +24,8 @@ fn build_guests(pkgs: &[String]) -> bool {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root()).args([
         "build",
-        "--release",
+        "--profile",
+        "guest",
         "--target",
         "wasm32-wasip2",
         "--target-dir",
@@ -75,7 +76,7 @@ pub fn guest_wasm(pkg: &str) -> PathBuf {
         }
     });
     let path = root()
-        .join("target/guests/wasm32-wasip2/release")
+        .join("target/guests/wasm32-wasip2/guest")
         .join(format!("{}.wasm", pkg.replace('-', "_")));
     assert!(path.is_file(), "no guest component at {}", path.display());
     path
