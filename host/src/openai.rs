@@ -23,7 +23,9 @@ pub struct ChatRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f32>,
+    /// f64, not f32: the value is forwarded upstream and `0.2f32` would
+    /// serialise as `0.20000000298023224`.
+    pub temperature: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Every other field, passed through verbatim.
@@ -259,7 +261,7 @@ mod tests {
         let body = json!({
             "model": "m", "messages": [{"role": "user", "content": "hi", "name": "bob"}],
             "tools": [{"type": "function", "function": {"name": "f"}}],
-            "response_format": {"type": "json_object"}, "seed": 7
+            "response_format": {"type": "json_object"}, "seed": 7, "temperature": 0.2
         });
         let req: ChatRequest = serde_json::from_value(body.clone()).unwrap();
         assert_eq!(serde_json::to_value(&req).unwrap(), body);

@@ -458,7 +458,7 @@ fn request_info(ctx: &RequestCtx, req: &ChatRequest) -> RequestInfo {
         model: req.model.clone(),
         messages: messages(req),
         max_tokens: req.max_output_tokens(),
-        temperature: req.temperature,
+        temperature: req.temperature.map(|t| t as f32),
         stream: req.stream,
     }
 }
