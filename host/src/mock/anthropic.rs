@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use super::openai::{Message, answer_text, prompt_tokens};
 use super::stream::{Events, sse_response};
 use super::text::pieces;
-use super::{BodyControls, ConnKill, Dialect, Mock, Path, body_response, error_response};
+use super::{
+    BodyControls, ConnKill, Dialect, HasControls, Mock, Path, body_response, error_response,
+};
 use crate::openai::content_text;
 
 #[derive(Deserialize)]
@@ -48,17 +50,8 @@ pub(crate) async fn messages(
     raw: Bytes,
 ) -> Response {
     let d = Dialect::Anthropic;
-    let body: MessagesBody = match serde_json::from_slice(&raw) {
-        Ok(b) => b,
-        Err(e) => return error_response(d, 400, None, &format!("invalid JSON body: {e}")),
-    };
-    let controls = BodyControls {
-        mock_fault: body.mock_fault.clone(),
-        mock_key: body.mock_key.clone(),
-        mock_echo: body.mock_echo,
-    };
-    let dir = match mock.directives(Path::Messages, d, &headers, &controls) {
-        Ok(dir) => dir,
+    let (body, dir) = match mock.begin::<MessagesBody>(Path::Messages, d, &headers, &raw) {
+        Ok(x) => x,
         Err(resp) => return *resp,
     };
     if !headers.contains_key("anthropic-version") {
@@ -141,4 +134,14 @@ pub(crate) async fn messages(
         error_event: ERROR_EVENT,
     };
     sse_response(ev, &dir.fault, mock.cfg.token_delay_ms)
+}
+
+impl HasControls for MessagesBody {
+    fn controls(&self) -> BodyControls {
+        BodyControls {
+            mock_fault: self.mock_fault.clone(),
+            mock_key: self.mock_key.clone(),
+            mock_echo: self.mock_echo,
+        }
+    }
 }

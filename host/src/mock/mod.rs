@@ -286,7 +286,34 @@ pub(crate) struct BodyControls {
     pub mock_echo: Option<bool>,
 }
 
+/// A request body that carries [`BodyControls`].
+pub(crate) trait HasControls {
+    fn controls(&self) -> BodyControls;
+}
+
 impl Mock {
+    /// The prologue every endpoint shares: parse the JSON body (400 in the
+    /// endpoint's dialect when it is not valid), then resolve the request's
+    /// directives from its headers and the body's own controls.
+    pub(crate) fn begin<T: serde::de::DeserializeOwned + HasControls>(
+        &self,
+        path: Path,
+        dialect: Dialect,
+        headers: &HeaderMap,
+        raw: &[u8],
+    ) -> Result<(T, Directives), Box<Response>> {
+        let body: T = serde_json::from_slice(raw).map_err(|e| {
+            Box::new(error_response(
+                dialect,
+                400,
+                None,
+                &format!("invalid JSON body: {e}"),
+            ))
+        })?;
+        let directives = self.directives(path, dialect, headers, &body.controls())?;
+        Ok((body, directives))
+    }
+
     fn new(cfg: MockConfig) -> Self {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)

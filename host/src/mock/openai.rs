@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use super::stream::{Events, sse_response};
 use super::text::{count_tokens, embed, pieces, reply_for};
 use super::{
-    BodyControls, ConnKill, Dialect, Directives, Mock, Path, body_response, error_response,
+    BodyControls, ConnKill, Dialect, Directives, HasControls, Mock, Path, body_response,
+    error_response,
 };
 use crate::openai::content_text;
 
@@ -86,24 +87,8 @@ pub(crate) async fn chat(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let body: ChatBody = match serde_json::from_slice(&raw) {
-        Ok(b) => b,
-        Err(e) => {
-            return error_response(
-                Dialect::OpenAi,
-                400,
-                None,
-                &format!("invalid JSON body: {e}"),
-            );
-        }
-    };
-    let controls = BodyControls {
-        mock_fault: body.mock_fault.clone(),
-        mock_key: body.mock_key.clone(),
-        mock_echo: body.mock_echo,
-    };
-    let d = match mock.directives(Path::Chat, Dialect::OpenAi, &headers, &controls) {
-        Ok(d) => d,
+    let (body, d) = match mock.begin::<ChatBody>(Path::Chat, Dialect::OpenAi, &headers, &raw) {
+        Ok(x) => x,
         Err(resp) => return *resp,
     };
     if body.messages.is_empty() {
@@ -225,26 +210,11 @@ pub(crate) async fn embeddings(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let body: EmbeddingsBody = match serde_json::from_slice(&raw) {
-        Ok(b) => b,
-        Err(e) => {
-            return error_response(
-                Dialect::OpenAi,
-                400,
-                None,
-                &format!("invalid JSON body: {e}"),
-            );
-        }
-    };
-    let controls = BodyControls {
-        mock_fault: body.mock_fault.clone(),
-        mock_key: body.mock_key.clone(),
-        mock_echo: None,
-    };
-    let d = match mock.directives(Path::Embeddings, Dialect::OpenAi, &headers, &controls) {
-        Ok(d) => d,
-        Err(resp) => return *resp,
-    };
+    let (body, d) =
+        match mock.begin::<EmbeddingsBody>(Path::Embeddings, Dialect::OpenAi, &headers, &raw) {
+            Ok(x) => x,
+            Err(resp) => return *resp,
+        };
     let Some(texts) = inputs(&body.input).filter(|t| !t.is_empty()) else {
         return error_response(
             Dialect::OpenAi,
@@ -287,4 +257,24 @@ pub(crate) async fn embeddings(
 
 pub(crate) async fn models(State(mock): State<Arc<Mock>>) -> Response {
     mock.models()
+}
+
+impl HasControls for ChatBody {
+    fn controls(&self) -> BodyControls {
+        BodyControls {
+            mock_fault: self.mock_fault.clone(),
+            mock_key: self.mock_key.clone(),
+            mock_echo: self.mock_echo,
+        }
+    }
+}
+
+impl HasControls for EmbeddingsBody {
+    fn controls(&self) -> BodyControls {
+        BodyControls {
+            mock_fault: self.mock_fault.clone(),
+            mock_key: self.mock_key.clone(),
+            mock_echo: None,
+        }
+    }
 }
