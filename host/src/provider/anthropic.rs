@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::openai::{read_json, send, sse_events, with_timeout};
-use super::{Upstream, UpstreamError};
+use super::{Endpoint, Upstream, UpstreamError};
 use crate::openai::{
     ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ChunkChoice, Delta, Usage,
 };
@@ -30,7 +30,7 @@ pub(crate) async fn chat(
 ) -> Result<ChatCompletion, UpstreamError> {
     let body = to_messages_request(req, model, up.default_max_tokens, false);
     let call = async {
-        let resp = send(up, up.post("/messages").json(&body)).await?;
+        let resp = send(up, up.post(Endpoint::Messages).json(&body)).await?;
         let msg: MessagesResponse = read_json(up, resp).await?;
         Ok(from_messages_response(msg))
     };
@@ -44,7 +44,7 @@ pub(crate) async fn open_stream(
     idle: Duration,
 ) -> Result<BoxStream<'static, Result<ChatChunk, UpstreamError>>, UpstreamError> {
     let body = to_messages_request(req, model, up.default_max_tokens, true);
-    let resp = send(up, up.post("/messages").json(&body)).await?;
+    let resp = send(up, up.post(Endpoint::Messages).json(&body)).await?;
     let provider = up.name.clone();
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     let mut events = sse_events(provider.clone(), resp, idle);

@@ -218,9 +218,10 @@ pub(crate) struct Upstream {
     pub(crate) name: String,
     pub(crate) kind: ProviderKind,
     pub(crate) client: reqwest::Client,
-    base_url: String,
+    /// Every [`Endpoint`]'s URL (base, path and `query`), parsed once:
+    /// parsing it per request was ~3 % of a proxied request's instructions.
+    urls: [reqwest::Url; Endpoint::ALL.len()],
     headers: HeaderMap,
-    query: Vec<(String, String)>,
     pub(crate) timeout: Duration,
     pub(crate) ttfb_timeout: Duration,
     pub(crate) default_max_tokens: u32,
@@ -229,18 +230,46 @@ pub(crate) struct Upstream {
     pub(crate) breaker: Breaker,
 }
 
-impl Upstream {
-    /// A POST to `base-url` + `path` with auth, extra headers and query.
-    pub(crate) fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        let mut url = String::with_capacity(self.base_url.len() + path.len());
-        url.push_str(&self.base_url);
-        url.push_str(path);
-        let rb = self.client.post(url).headers(self.headers.clone());
-        if self.query.is_empty() {
-            rb
-        } else {
-            rb.query(&self.query)
+/// The upstream API paths Sluice calls, appended to `base-url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    ChatCompletions,
+    Embeddings,
+    Messages,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 3] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Embeddings,
+        Endpoint::Messages,
+    ];
+
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Embeddings => "/embeddings",
+            Endpoint::Messages => "/messages",
         }
+    }
+
+    /// `base` (no trailing `/`) + this path + `query`.
+    fn url(self, base: &str, query: &[(String, String)]) -> Result<reqwest::Url, String> {
+        let mut url = reqwest::Url::parse(&format!("{base}{}", self.path()))
+            .map_err(|e| format!("base-url `{base}`: {e}"))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+}
+
+impl Upstream {
+    /// A POST to `endpoint` with auth and extra headers.
+    pub(crate) fn post(&self, endpoint: Endpoint) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.urls[endpoint as usize].clone())
+            .headers(self.headers.clone())
     }
 }
 
@@ -284,6 +313,14 @@ impl Providers {
                 return Err(err(format!("base-url `{}` must be http(s)", cfg.base_url)));
             }
             let headers = build_headers(cfg).map_err(err)?;
+            let base_url = cfg.base_url.trim_end_matches('/');
+            let query: Vec<_> = cfg.query.clone().into_iter().collect();
+            let url = |e: Endpoint| e.url(base_url, &query).map_err(err);
+            let urls = [
+                url(Endpoint::ChatCompletions)?,
+                url(Endpoint::Embeddings)?,
+                url(Endpoint::Messages)?,
+            ];
             let retry = cfg.retry.clone().unwrap_or_else(|| retry.clone());
             let breaker_cfg = cfg.breaker.clone().unwrap_or_else(|| breaker.clone());
             let problems = retry.problems();
@@ -298,9 +335,8 @@ impl Providers {
                 name: cfg.name.clone(),
                 kind: cfg.kind,
                 client: client.clone(),
-                base_url: cfg.base_url.trim_end_matches('/').to_string(),
+                urls,
                 headers,
-                query: cfg.query.clone().into_iter().collect(),
                 timeout: Duration::from_millis(cfg.timeout_ms),
                 ttfb_timeout: Duration::from_millis(cfg.ttfb_timeout_ms),
                 default_max_tokens: cfg.default_max_tokens,
@@ -455,6 +491,23 @@ fn build_headers(cfg: &ProviderConfig) -> Result<HeaderMap, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_urls_are_parsed_once_with_the_query() {
+        let q = vec![("api-version".to_string(), "2024-10-21".to_string())];
+        let base = "https://x.openai.azure.com/openai/deployments/gpt";
+        assert_eq!(
+            Endpoint::ChatCompletions.url(base, &q).unwrap().as_str(),
+            "https://x.openai.azure.com/openai/deployments/gpt/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(
+            Endpoint::Messages
+                .url("http://h:1/v1", &[])
+                .unwrap()
+                .as_str(),
+            "http://h:1/v1/messages"
+        );
+    }
 
     #[test]
     fn provider_config_uses_kebab_case_and_defaults() {

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::retry::retry_after_from_headers;
 use super::sse::{SseEvent, SseParser};
-use super::{Upstream, UpstreamError};
+use super::{Endpoint, Upstream, UpstreamError};
 use crate::openai::{
     ChatChunk, ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse,
 };
@@ -29,7 +29,7 @@ pub(crate) async fn chat(
     body.stream = false;
     body.stream_options = None;
     let call = async {
-        let resp = send(up, up.post("/chat/completions").json(&body)).await?;
+        let resp = send(up, up.post(Endpoint::ChatCompletions).json(&body)).await?;
         read_json(up, resp).await
     };
     with_timeout(up, timeout, call).await
@@ -45,7 +45,7 @@ pub(crate) async fn embeddings(
     let mut body = req.clone();
     body.model = model.to_string();
     let call = async {
-        let resp = send(up, up.post("/embeddings").json(&body)).await?;
+        let resp = send(up, up.post(Endpoint::Embeddings).json(&body)).await?;
         read_json(up, resp).await
     };
     with_timeout(up, timeout, call).await
@@ -63,7 +63,7 @@ pub(crate) async fn open_stream(
     let mut body = req.clone();
     body.model = model.to_string();
     body.stream = true;
-    let resp = send(up, up.post("/chat/completions").json(&body)).await?;
+    let resp = send(up, up.post(Endpoint::ChatCompletions).json(&body)).await?;
     let provider = up.name.clone();
     let mut events = sse_events(provider.clone(), resp, idle);
     let chunks = async_stream::stream! {
