@@ -87,25 +87,39 @@ pub(crate) async fn open_stream(
 }
 
 /// One `data:` payload: a chunk, or an error object some servers (vLLM,
-/// OpenAI mid-stream) send instead.
-fn parse_chunk(provider: &str, data: &str) -> Result<ChatChunk, UpstreamError> {
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(data)
-        && let Some(err) = v.get("error")
-    {
+/// OpenAI mid-stream) send instead. Parsed once, typed: an error object
+/// either fails the typed parse (no `id`) or lands in `extra`; only then is
+/// the payload looked at as a `Value` (a second parse per chunk was a third
+/// of the relay's cost, bench/README.md).
+pub fn parse_chunk(provider: &str, data: &str) -> Result<ChatChunk, UpstreamError> {
+    let error_event = |err: &serde_json::Value| {
         let message = err
             .get("message")
             .and_then(|m| m.as_str())
             .map(str::to_string)
             .unwrap_or_else(|| err.to_string());
-        return Err(UpstreamError::Protocol {
+        UpstreamError::Protocol {
             provider: provider.to_string(),
             message: format!("error event in stream: {message}"),
-        });
+        }
+    };
+    match serde_json::from_str::<ChatChunk>(data) {
+        Ok(chunk) => match chunk.extra.get("error") {
+            Some(err) => Err(error_event(err)),
+            None => Ok(chunk),
+        },
+        Err(e) => {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(data)
+                && let Some(err) = v.get("error")
+            {
+                return Err(error_event(err));
+            }
+            Err(UpstreamError::Protocol {
+                provider: provider.to_string(),
+                message: format!("malformed stream chunk: {e}"),
+            })
+        }
     }
-    serde_json::from_str(data).map_err(|e| UpstreamError::Protocol {
-        provider: provider.to_string(),
-        message: format!("malformed stream chunk: {e}"),
-    })
 }
 
 /// Sends the request; a non-2xx answer becomes the matching error (its body
@@ -215,4 +229,36 @@ pub(crate) fn sse_events(
         }
     }
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_parse_and_error_events_become_protocol_errors() {
+        let ok = parse_chunk(
+            "p",
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.id, "c");
+        for data in [
+            r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+            r#"{"id":"c","model":"m","choices":[],"error":{"message":"overloaded"}}"#,
+        ] {
+            match parse_chunk("p", data) {
+                Err(UpstreamError::Protocol { message, .. }) => {
+                    assert_eq!(message, "error event in stream: overloaded", "{data}")
+                }
+                other => panic!("{data}: {other:?}"),
+            }
+        }
+        match parse_chunk("p", r#"{"id":"#) {
+            Err(UpstreamError::Protocol { message, .. }) => {
+                assert!(message.starts_with("malformed stream chunk"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
