@@ -107,6 +107,7 @@ fn granted_directory_is_readable_and_outside_is_not() {
         .get("hostile-files")
         .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
         .clone();
+    assert!(!p.runs_inline(), "a files grant never runs inline");
     let read = |path: &str| p.check_output(&request("q"), path, &whole()).verdict;
 
     assert_eq!(

@@ -116,6 +116,40 @@ fn panic_is_a_trap_with_the_message_and_the_next_call_is_fresh() {
     assert_eq!((s.calls, s.traps), (2, 1));
 }
 
+/// On a tokio worker a call runs inline. A guest that makes a blocking WASI
+/// call (the trap guest writes its panic message to stderr) is re-run off
+/// the worker, once, and stays there; the answer and the counters are those
+/// of a single call.
+#[test]
+fn a_guest_that_blocks_falls_back_from_the_async_worker_transparently() {
+    let (_d, _rt, trap) = one("hostile-trap", "kind = \"guardrail\"\n");
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    tokio.block_on(async move {
+        tokio::spawn(async move {
+            let ok = trap.check_output(&request("hi"), "safe text", &whole());
+            assert_eq!((ok.verdict, ok.failure), (Verdict::Pass, None));
+            assert!(trap.runs_inline(), "a call that did not block stays inline");
+            let c = trap.check_output(&request("hi"), "boom", &whole());
+            match &c.failure {
+                Some(PluginFailure::Trap(why)) => {
+                    assert!(why.contains("panicked on purpose"), "{why}")
+                }
+                other => panic!("expected the trap with its stderr, got {other:?}"),
+            }
+            assert!(!trap.runs_inline(), "the fallback is sticky");
+            let again = trap.check_output(&request("hi"), "safe again", &whole());
+            assert_eq!(again.failure, None);
+            let s = trap.stats();
+            assert_eq!((s.calls, s.traps), (3, 1), "the retried call counts once");
+        })
+        .await
+        .unwrap();
+    });
+}
+
 #[test]
 fn huge_output_is_refused_by_size() {
     let (_d, _rt, p) = one("hostile-huge-output", "kind = \"guardrail\"\n");

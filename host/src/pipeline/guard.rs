@@ -2,7 +2,8 @@
 //!
 //! Plugin calls are synchronous and bounded by each plugin's deadline (tens
 //! of µs for a typical guardrail), so they run inline on the tokio worker:
-//! a `spawn_blocking` hop per call would cost more than the call itself.
+//! a `spawn_blocking` hop per call would cost more than the call itself
+//! (see `plugin::blocking` for the guests that block).
 
 use std::sync::Arc;
 

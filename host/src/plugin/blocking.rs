@@ -1,17 +1,34 @@
-//! Guest code may call blocking WASI host functions (stdout writes, a
-//! panic message, files, sockets), which wasmtime-wasi's sync bindings run
-//! with `Handle::block_on`. That panics on an async worker thread. The
-//! gateway calls plugins inline on tokio workers (a hop per call would cost
-//! more than the call), so every guest call goes through [`run`]:
+//! Where guest code runs when the caller is a tokio worker.
+//!
+//! Guest code may call blocking WASI host functions (a stdout write, a
+//! panic message, a sleep, files, sockets), which wasmtime-wasi's sync
+//! bindings run with `Handle::block_on`. That panics on an async worker
+//! thread. [`run`] is always safe:
 //!
 //! - no tokio context, or a blocking-pool thread: run directly;
 //! - a multi-thread runtime: `block_in_place` (the worker's other tasks move
 //!   to another thread while the guest runs);
 //! - a current-thread runtime (tests): a scoped helper thread.
 //!
+//! `block_in_place` is not free: it wakes a blocking-pool thread to take
+//! over the worker, about 2 futex calls and 70 µs of CPU per request on the
+//! bench machine (bench/README.md), more than a whole small guardrail call.
+//! Most guardrails never make a blocking call, so [`run_inline_first`] runs
+//! the guest on the worker itself and falls back to [`run`] only when the
+//! guest does block: tokio's "cannot start a runtime from within a runtime"
+//! panic fires *before* the host function does anything, wasmtime unwinds
+//! it out of the guest, and the call is re-run from a fresh instance. Only
+//! plugins without side-effecting grants (files, http, sockets) take this
+//! path, so the abandoned attempt changed nothing outside its own store.
+//! The fallback is sticky per plugin version ([`InlineState`]): a plugin
+//! that blocks once pays the retry once.
+//!
 //! A host-side panic is still caught and reported, so a call never panics.
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -30,6 +47,88 @@ pub(crate) fn run<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, String> {
     }
 }
 
+/// Whether a plugin's calls may run inline on an async worker.
+#[derive(Debug)]
+pub(crate) struct InlineState {
+    /// False for plugins whose grants have side effects.
+    allowed: bool,
+    /// Set once a call blocked: from then on every call uses [`run`].
+    fell_back: AtomicBool,
+}
+
+impl InlineState {
+    pub fn new(allowed: bool) -> Self {
+        InlineState {
+            allowed,
+            fell_back: AtomicBool::new(false),
+        }
+    }
+
+    /// Calls run on the worker thread (no `block_in_place`).
+    pub fn inline(&self) -> bool {
+        self.allowed && !self.fell_back.load(Ordering::Relaxed)
+    }
+}
+
+/// The text of tokio's panic when `block_on` is called on a worker thread.
+const NESTED_RUNTIME: &str = "Cannot start a runtime from within a runtime";
+
+thread_local! {
+    /// Set while an inline attempt runs, so the panic hook keeps the
+    /// expected nested-runtime panic out of stderr.
+    static INLINE_ATTEMPT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Like [`run`], but first tries `f` right here when `state` allows it (see
+/// the module docs). `f` may be called twice, so it must not have effects
+/// outside the fresh store it creates. `on_fallback` runs once, when the
+/// plugin is switched to [`run`] for good.
+pub(crate) fn run_inline_first<R: Send>(
+    state: &InlineState,
+    f: impl Fn() -> R + Send + Sync,
+    on_fallback: impl FnOnce(),
+) -> Result<R, String> {
+    let on_worker = Handle::try_current()
+        .is_ok_and(|h| !matches!(h.runtime_flavor(), RuntimeFlavor::CurrentThread));
+    if !on_worker || !state.inline() {
+        return run(f);
+    }
+    quiet_nested_runtime_panics();
+    INLINE_ATTEMPT.with(|a| a.set(true));
+    let attempt = catch_unwind(AssertUnwindSafe(&f));
+    INLINE_ATTEMPT.with(|a| a.set(false));
+    match attempt {
+        Ok(r) => Ok(r),
+        Err(p) => {
+            let message = panic_message(&*p);
+            if !message.contains(NESTED_RUNTIME) {
+                return Err(message);
+            }
+            if !state.fell_back.swap(true, Ordering::Relaxed) {
+                on_fallback();
+            }
+            run(f)
+        }
+    }
+}
+
+/// Chain a panic hook that stays silent for the nested-runtime panic of an
+/// inline attempt (expected, and handled by the fallback) and defers to the
+/// previous hook for everything else.
+fn quiet_nested_runtime_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let expected = INLINE_ATTEMPT.with(Cell::get)
+                && panic_message(info.payload()).contains(NESTED_RUNTIME);
+            if !expected {
+                previous(info);
+            }
+        }));
+    });
+}
+
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -39,6 +138,8 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU32;
+
     use super::*;
 
     fn nested_block_on() -> u32 {
@@ -68,5 +169,73 @@ mod tests {
     fn panics_become_errors() {
         let r: Result<(), String> = run(|| panic!("boom"));
         assert_eq!(r, Err("boom".into()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inline_call_that_does_not_block_stays_inline() {
+        let state = InlineState::new(true);
+        let fallbacks = AtomicU32::new(0);
+        let r = run_inline_first(
+            &state,
+            || 5,
+            || {
+                fallbacks.fetch_add(1, Ordering::Relaxed);
+            },
+        );
+        assert_eq!(r, Ok(5));
+        assert!(state.inline());
+        assert_eq!(fallbacks.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inline_call_that_blocks_is_retried_and_falls_back_for_good() {
+        let state = InlineState::new(true);
+        let attempts = AtomicU32::new(0);
+        let fallbacks = AtomicU32::new(0);
+        let f = || {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            nested_block_on()
+        };
+        let note = || {
+            fallbacks.fetch_add(1, Ordering::Relaxed);
+        };
+        assert_eq!(run_inline_first(&state, f, note), Ok(7));
+        assert_eq!(
+            attempts.load(Ordering::Relaxed),
+            2,
+            "inline try, then retry"
+        );
+        assert!(!state.inline(), "the fallback is sticky");
+        assert_eq!(run_inline_first(&state, f, note), Ok(7));
+        assert_eq!(
+            attempts.load(Ordering::Relaxed),
+            3,
+            "no inline try any more"
+        );
+        assert_eq!(fallbacks.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_panics_are_errors_not_retries() {
+        let state = InlineState::new(true);
+        let attempts = AtomicU32::new(0);
+        let r: Result<(), String> = run_inline_first(
+            &state,
+            || {
+                attempts.fetch_add(1, Ordering::Relaxed);
+                panic!("boom")
+            },
+            || {},
+        );
+        assert_eq!(r, Err("boom".into()));
+        assert_eq!(attempts.load(Ordering::Relaxed), 1);
+        assert!(state.inline());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn plugins_with_side_effecting_grants_never_run_inline() {
+        let state = InlineState::new(false);
+        assert!(!state.inline());
+        assert_eq!(run_inline_first(&state, nested_block_on, || {}), Ok(7));
     }
 }

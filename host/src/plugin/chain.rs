@@ -28,7 +28,7 @@ pub struct ChainResult {
 /// last `user` message for the plugins after it (with no user message the
 /// request is left as is); `text` is that message's final text.
 pub fn run_input_chain(plugins: &[Arc<Plugin>], req: &RequestInfo) -> ChainResult {
-    blocking_chain(|| input_chain(plugins, req))
+    blocking_chain(plugins, || input_chain(plugins, req))
 }
 
 fn input_chain(plugins: &[Arc<Plugin>], req: &RequestInfo) -> ChainResult {
@@ -60,7 +60,7 @@ pub fn run_output_chain(
     text: &str,
     ctx: &OutputContext,
 ) -> ChainResult {
-    blocking_chain(|| output_chain(plugins, req, text, ctx))
+    blocking_chain(plugins, || output_chain(plugins, req, text, ctx))
 }
 
 fn output_chain(
@@ -82,8 +82,13 @@ fn output_chain(
     res
 }
 
-/// One `block_in_place` for the whole chain instead of one per plugin.
-fn blocking_chain(f: impl FnOnce() -> ChainResult + Send) -> ChainResult {
+/// Inline when every plugin runs inline (each call still falls back on its
+/// own); otherwise one `block_in_place` for the whole chain instead of one
+/// per plugin.
+fn blocking_chain(plugins: &[Arc<Plugin>], f: impl FnOnce() -> ChainResult + Send) -> ChainResult {
+    if plugins.iter().all(|p| p.runs_inline()) {
+        return f();
+    }
     blocking::run(f).unwrap_or_else(|panic| ChainResult {
         rejected: Some((
             "(chain)".into(),

@@ -19,12 +19,13 @@ use super::bindings::router::{RouterPlugin, RouterPluginPre};
 use super::bindings::types::{
     Candidate, Decision, Estimate, OutputContext, Rejection, RequestInfo, Route, Spend, Verdict,
 };
+use super::blocking::{self, InlineState};
 use super::capability::Grant;
 use super::engine::SharedEngine;
 use super::error::PluginFailure;
 use super::host_state::{HostState, PluginContext};
 use super::manifest::{FailureMode, Manifest, PluginKind};
-use super::{blocking, sandbox};
+use super::sandbox;
 
 /// The instance-pre of a plugin, typed by its world.
 pub(crate) enum Pre {
@@ -100,6 +101,7 @@ pub struct Plugin {
     refill_pending: AtomicBool,
     me: Weak<Plugin>,
     counters: Counters,
+    inline: InlineState,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -126,7 +128,13 @@ pub(crate) struct PluginParts {
 impl Plugin {
     pub(crate) fn new(p: PluginParts) -> Arc<Plugin> {
         let kind = p.ctx.manifest.kind;
+        // A retried inline attempt must have had no effect outside its store.
+        let side_effects = p
+            .grants
+            .iter()
+            .any(|g| matches!(g, Grant::Files | Grant::Http | Grant::Sockets));
         Arc::new_cyclic(|me| Plugin {
+            inline: InlineState::new(!side_effects),
             ctx: p.ctx,
             kind,
             sha256: p.sha256,
@@ -160,6 +168,13 @@ impl Plugin {
     pub fn grants(&self) -> &[Grant] {
         &self.grants
     }
+    /// Whether calls made on an async worker run right there. False for
+    /// plugins granted files, http or sockets, and from the first call that
+    /// made a blocking WASI call (such calls then move off the worker).
+    pub fn runs_inline(&self) -> bool {
+        self.inline.inline()
+    }
+
     /// Ready instances currently pooled.
     pub fn pooled(&self) -> usize {
         self.pool.len()
@@ -260,12 +275,14 @@ impl Plugin {
         }
     }
 
-    /// Take a ready instance (or make one), arm the sandbox, run `f` once,
+    /// Take a ready instance (or make one), arm the sandbox, run `f`,
     /// classify any error. `f` returns `Err(())` when the plugin's world
-    /// does not have the function being called.
+    /// does not have the function being called. `f` runs once, or twice
+    /// when an inline attempt blocked (see `blocking`): each time in a
+    /// fresh instance.
     fn call<R: Send>(
         &self,
-        f: impl FnOnce(&mut Store<HostState>, &Exports) -> Result<wasmtime::Result<R>, ()> + Send,
+        f: impl Fn(&mut Store<HostState>, &Exports) -> Result<wasmtime::Result<R>, ()> + Send + Sync,
     ) -> Result<R, PluginFailure> {
         let run = || {
             let mut ready = match self.pool.pop() {
@@ -285,7 +302,13 @@ impl Plugin {
             self.forward_stdio(ready.store.data());
             out
         };
-        blocking::run(run)
+        let fallback = || {
+            tracing::info!(
+                plugin = %self.ctx.name,
+                "plugin makes blocking WASI calls (stdout, stderr, sleep...); its calls now run off the async worker"
+            );
+        };
+        blocking::run_inline_first(&self.inline, run, fallback)
             .unwrap_or_else(|panic| Err(PluginFailure::Trap(format!("host panicked: {panic}"))))
     }
 

@@ -14,8 +14,8 @@
 //!
 //! Calls are synchronous and block the calling thread for at most the
 //! plugin's deadline. They may be made from a tokio worker: guest code runs
-//! under `block_in_place` there (see `blocking`), because WASI host calls
-//! made by the guest block.
+//! right there, and moves under `block_in_place` for plugins that turn out
+//! to make blocking WASI calls (see `blocking`).
 
 pub mod audit;
 mod bindings;
