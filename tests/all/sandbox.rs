@@ -44,6 +44,21 @@ fn infinite_loop_is_stopped_at_the_deadline_and_fails_closed() {
     assert_eq!((s.calls, s.failures, s.deadlines), (2, 1, 1));
 }
 
+/// The epoch ticker parks when no guest code has run for a while; the
+/// first call after a quiet spell must still hit its deadline.
+#[test]
+fn deadline_fires_after_the_gateway_was_idle() {
+    let (_d, _rt, p) = one(
+        "hostile-loop",
+        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 40\n",
+    );
+    std::thread::sleep(sluice::plugin::EPOCH_TICK * 500);
+    let c = p.check_output(&request("hi"), "spin", &whole());
+    assert_eq!(c.failure, Some(PluginFailure::Deadline));
+    assert!(c.elapsed >= Duration::from_millis(35), "{:?}", c.elapsed);
+    assert!(c.elapsed < Duration::from_millis(400), "{:?}", c.elapsed);
+}
+
 #[test]
 fn open_failure_mode_passes_and_still_counts() {
     let (_d, _rt, p) = one(

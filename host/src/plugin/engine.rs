@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::Thread;
 use std::time::Duration;
 
 use wasmtime::component::Component;
@@ -16,6 +18,11 @@ use wasmtime::{
 
 /// One epoch tick. Deadlines are rounded up to whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Ticks without any guest code running after which the ticker parks
+/// until the next call: an idle gateway costs no wake-ups (1000 a second
+/// otherwise, ~1.5 % of a core here), a busy one never parks.
+const IDLE_TICKS_BEFORE_PARKING: u32 = 100;
 
 /// Bytes of each memory / table reset in place (only pages the guest has
 /// written, found with PAGEMAP_SCAN) instead of decommitted. A page once
@@ -43,6 +50,24 @@ pub(crate) struct SharedEngine {
     pub engine: Engine,
     pub settings: EngineSettings,
     compiled: Mutex<CompileCache>,
+    ticker: Arc<Ticker>,
+}
+
+/// What the ticker thread and the callers share: how many guest calls are
+/// running, and whether the ticker is parked (and so must be woken).
+struct Ticker {
+    running: AtomicUsize,
+    parked: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+/// Marks guest code as running while alive (see [`SharedEngine::running`]).
+pub(crate) struct Running<'a>(&'a Ticker);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Default)]
@@ -62,11 +87,12 @@ pub(crate) fn shared(settings: EngineSettings) -> Result<Arc<SharedEngine>, Stri
         return Ok(e.clone());
     }
     let engine = build(settings).map_err(|e| format!("creating the wasm engine: {e:#}"))?;
-    start_ticker(&engine);
+    let ticker = start_ticker(&engine);
     let shared = Arc::new(SharedEngine {
         engine,
         settings,
         compiled: Mutex::new(CompileCache::default()),
+        ticker,
     });
     map.insert(settings, shared.clone());
     Ok(shared)
@@ -123,23 +149,74 @@ fn build(s: EngineSettings) -> wasmtime::Result<Engine> {
     Engine::new(&cfg)
 }
 
-/// One thread per engine advances the epoch every [`EPOCH_TICK`]; it exits
-/// when the engine is gone.
-fn start_ticker(engine: &Engine) {
+/// One thread per engine advances the epoch every [`EPOCH_TICK`] while
+/// guest code runs, parks after [`IDLE_TICKS_BEFORE_PARKING`] idle ticks,
+/// and exits when the engine is gone.
+fn start_ticker(engine: &Engine) -> Arc<Ticker> {
+    let ticker = Arc::new(Ticker {
+        running: AtomicUsize::new(0),
+        parked: AtomicBool::new(false),
+        thread: OnceLock::new(),
+    });
     let weak = engine.weak();
-    std::thread::Builder::new()
+    let t = ticker.clone();
+    let handle = std::thread::Builder::new()
         .name("sluice-epoch".into())
         .spawn(move || {
+            let mut idle = 0;
             while let Some(engine) = weak.upgrade() {
                 engine.increment_epoch();
                 drop(engine);
+                idle = if t.running.load(Ordering::SeqCst) == 0 {
+                    idle + 1
+                } else {
+                    0
+                };
+                if idle < IDLE_TICKS_BEFORE_PARKING {
+                    std::thread::sleep(EPOCH_TICK);
+                    continue;
+                }
+                // Announce the park, then re-check: a caller that started
+                // in between either is seen here or sees `parked` and
+                // unparks us (an early unpark makes `park` return at once).
+                t.parked.store(true, Ordering::SeqCst);
+                if t.running.load(Ordering::SeqCst) == 0 {
+                    // The timeout only bounds how long a dropped engine
+                    // keeps this thread around.
+                    std::thread::park_timeout(Duration::from_secs(1));
+                }
+                t.parked.store(false, Ordering::SeqCst);
+                idle = 0;
+                // A full tick before the next increment, so a deadline
+                // armed just before the wake-up is not cut one tick short.
                 std::thread::sleep(EPOCH_TICK);
             }
         })
         .expect("spawning the epoch ticker thread");
+    let _ = ticker.thread.set(handle.thread().clone());
+    ticker
 }
 
 impl SharedEngine {
+    /// Call before guest code runs and keep the guard until it returns:
+    /// wakes the epoch ticker if it is parked, so deadlines keep firing.
+    pub fn running(&self) -> Running<'_> {
+        let t = &*self.ticker;
+        t.running.fetch_add(1, Ordering::SeqCst);
+        if t.parked.load(Ordering::SeqCst)
+            && let Some(thread) = t.thread.get()
+        {
+            thread.unpark();
+        }
+        Running(t)
+    }
+
+    /// Whether the ticker is parked (idle). For tests.
+    #[cfg(test)]
+    fn ticker_parked(&self) -> bool {
+        self.ticker.parked.load(Ordering::SeqCst)
+    }
+
     /// Compile `bytes` (SHA-256 `sha`), reusing an in-memory or on-disk
     /// artifact when there is one. Returns the component and whether it was
     /// compiled now (false = cache hit).
@@ -215,4 +292,35 @@ fn write_artifact(component: &Component, path: &Path) -> wasmtime::Result<()> {
     std::fs::write(&tmp, component.serialize()?)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn ticker_parks_when_idle_and_wakes_for_a_call() {
+        let e = shared(EngineSettings {
+            fuel: false,
+            max_instances: 2,
+            max_memory_mb: 1,
+        })
+        .unwrap();
+        let until = |want: bool, within: Duration| {
+            let start = Instant::now();
+            while e.ticker_parked() != want {
+                assert!(start.elapsed() < within, "ticker parked != {want}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        until(true, Duration::from_secs(5));
+        let running = e.running();
+        until(false, Duration::from_millis(500));
+        std::thread::sleep(EPOCH_TICK * (IDLE_TICKS_BEFORE_PARKING + 50));
+        assert!(!e.ticker_parked(), "never parks while guest code runs");
+        drop(running);
+        until(true, Duration::from_secs(5));
+    }
 }

@@ -285,6 +285,7 @@ impl Plugin {
         f: impl Fn(&mut Store<HostState>, &Exports) -> Result<wasmtime::Result<R>, ()> + Send + Sync,
     ) -> Result<R, PluginFailure> {
         let run = || {
+            let _running = self.engine.running();
             let mut ready = match self.pool.pop() {
                 Some(r) => r,
                 None => self.instantiate()?,
@@ -317,6 +318,7 @@ impl Plugin {
     fn instantiate(&self) -> Result<Ready, PluginFailure> {
         let state =
             HostState::new(&self.ctx).map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))?;
+        let _running = self.engine.running();
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|s| &mut s.limiter);
         sandbox::arm(&mut store, self.engine.settings.fuel);
