@@ -137,8 +137,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("wasm_pooled_instance", |b| {
         b.iter(|| pp.check_output(&req, &output, &ctx))
     });
-    // The gateway's situation: called from a tokio worker, so the call goes
-    // through `block_in_place` (see plugin/blocking.rs).
+    // The gateway's situation: called from a tokio worker, where the call
+    // runs inline (or under `block_in_place` for guests that make blocking
+    // WASI calls; see plugin/blocking.rs).
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
