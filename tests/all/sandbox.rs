@@ -165,6 +165,40 @@ fn a_guest_that_blocks_falls_back_from_the_async_worker_transparently() {
     });
 }
 
+/// A guest that runs into its deadline on a tokio worker held that worker
+/// for the whole deadline; its later calls move off the worker.
+#[test]
+fn a_guest_that_runs_long_is_moved_off_the_async_worker() {
+    let (_d, _rt, p) = one(
+        "hostile-loop",
+        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 20\n",
+    );
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    tokio.block_on(async move {
+        tokio::spawn(async move {
+            assert_eq!(p.check_input(&request("hi")).failure, None);
+            assert!(p.runs_inline(), "a quick call stays inline");
+            let c = p.check_output(&request("hi"), "spin", &whole());
+            assert_eq!(c.failure, Some(PluginFailure::Deadline));
+            assert!(
+                !p.runs_inline(),
+                "a call that hit its deadline moves the plugin"
+            );
+            let again = p.check_output(&request("hi"), "spin", &whole());
+            assert_eq!(
+                again.failure,
+                Some(PluginFailure::Deadline),
+                "still bounded"
+            );
+        })
+        .await
+        .unwrap();
+    });
+}
+
 #[test]
 fn huge_output_is_refused_by_size() {
     let (_d, _rt, p) = one("hostile-huge-output", "kind = \"guardrail\"\n");

@@ -21,14 +21,19 @@
 //! plugins without side-effecting grants (files, http, sockets) take this
 //! path, so the abandoned attempt changed nothing outside its own store.
 //! The fallback is sticky per plugin version ([`InlineState`]): a plugin
-//! that blocks once pays the retry once.
+//! that blocks once pays the retry once. A plugin whose calls run long is
+//! moved off the worker the same way: at once when a call hits its deadline
+//! or fuel limit, after [`LONG_CALLS`] calls over [`INLINE_MAX`] otherwise
+//! (one slow call may just be the thread being descheduled), so a slow or
+//! looping guest holds up the other tasks of a worker only briefly.
 //!
 //! A host-side panic is still caught and reported, so a call never panics.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -52,8 +57,11 @@ pub(crate) fn run<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, String> {
 pub(crate) struct InlineState {
     /// False for plugins whose grants have side effects.
     allowed: bool,
-    /// Set once a call blocked: from then on every call uses [`run`].
+    /// Set once a call blocked or ran long: from then on every call uses
+    /// [`run`].
     fell_back: AtomicBool,
+    /// Inline calls that took longer than [`INLINE_MAX`].
+    long_calls: AtomicU32,
 }
 
 impl InlineState {
@@ -61,6 +69,7 @@ impl InlineState {
         InlineState {
             allowed,
             fell_back: AtomicBool::new(false),
+            long_calls: AtomicU32::new(0),
         }
     }
 
@@ -68,7 +77,28 @@ impl InlineState {
     pub fn inline(&self) -> bool {
         self.allowed && !self.fell_back.load(Ordering::Relaxed)
     }
+
+    /// Run every later call off the worker. True if this changed anything.
+    pub fn move_off_worker(&self) -> bool {
+        self.allowed && !self.fell_back.swap(true, Ordering::Relaxed)
+    }
+
+    /// Note how an inline call went: `hit_limit` for a deadline or fuel
+    /// failure. True if the plugin was moved off the worker just now.
+    pub fn record(&self, elapsed: Duration, hit_limit: bool) -> bool {
+        let long = elapsed > INLINE_MAX
+            && self.long_calls.fetch_add(1, Ordering::Relaxed) + 1 >= LONG_CALLS;
+        (hit_limit || long) && self.move_off_worker()
+    }
 }
+
+/// Inline calls over [`INLINE_MAX`] before a plugin is moved off the worker.
+pub(crate) const LONG_CALLS: u32 = 3;
+
+/// The longest inline call before its plugin is moved off the worker: a
+/// typical guardrail call takes 20-50 µs; tokio's guidance is to stay well
+/// under a millisecond between awaits.
+pub(crate) const INLINE_MAX: Duration = Duration::from_millis(5);
 
 /// The text of tokio's panic when `block_on` is called on a worker thread.
 const NESTED_RUNTIME: &str = "Cannot start a runtime from within a runtime";
@@ -88,9 +118,7 @@ pub(crate) fn run_inline_first<R: Send>(
     f: impl Fn() -> R + Send + Sync,
     on_fallback: impl FnOnce(),
 ) -> Result<R, String> {
-    let on_worker = Handle::try_current()
-        .is_ok_and(|h| !matches!(h.runtime_flavor(), RuntimeFlavor::CurrentThread));
-    if !on_worker || !state.inline() {
+    if !on_async_worker() || !state.inline() {
         return run(f);
     }
     quiet_nested_runtime_panics();
@@ -104,12 +132,18 @@ pub(crate) fn run_inline_first<R: Send>(
             if !message.contains(NESTED_RUNTIME) {
                 return Err(message);
             }
-            if !state.fell_back.swap(true, Ordering::Relaxed) {
+            if state.move_off_worker() {
                 on_fallback();
             }
             run(f)
         }
     }
+}
+
+/// Whether this thread is a worker of a multi-thread tokio runtime (or
+/// inside its `block_in_place`, which tokio does not tell apart).
+pub(crate) fn on_async_worker() -> bool {
+    Handle::try_current().is_ok_and(|h| !matches!(h.runtime_flavor(), RuntimeFlavor::CurrentThread))
 }
 
 /// Chain a panic hook that stays silent for the nested-runtime panic of an
@@ -230,6 +264,26 @@ mod tests {
         assert_eq!(r, Err("boom".into()));
         assert_eq!(attempts.load(Ordering::Relaxed), 1);
         assert!(state.inline());
+    }
+
+    #[test]
+    fn long_calls_move_a_plugin_off_the_worker() {
+        let s = InlineState::new(true);
+        assert!(
+            s.record(Duration::from_micros(30), true),
+            "a deadline moves it at once"
+        );
+        assert!(!s.inline());
+        let s = InlineState::new(true);
+        let long = INLINE_MAX * 2;
+        for _ in 1..LONG_CALLS {
+            assert!(!s.record(long, false));
+            assert!(!s.record(Duration::from_micros(30), false));
+        }
+        assert!(s.inline(), "fewer than LONG_CALLS long calls");
+        assert!(s.record(long, false));
+        assert!(!s.inline());
+        assert!(!s.record(long, true), "only moved once");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -309,8 +309,19 @@ impl Plugin {
                 "plugin makes blocking WASI calls (stdout, stderr, sleep...); its calls now run off the async worker"
             );
         };
-        blocking::run_inline_first(&self.inline, run, fallback)
-            .unwrap_or_else(|panic| Err(PluginFailure::Trap(format!("host panicked: {panic}"))))
+        let started = Instant::now();
+        let was_inline = self.inline.inline() && blocking::on_async_worker();
+        let res = blocking::run_inline_first(&self.inline, run, fallback)
+            .unwrap_or_else(|panic| Err(PluginFailure::Trap(format!("host panicked: {panic}"))));
+        let hit_limit = matches!(res, Err(PluginFailure::Deadline | PluginFailure::Fuel));
+        if was_inline && self.inline.record(started.elapsed(), hit_limit) {
+            tracing::info!(
+                plugin = %self.ctx.name,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                "plugin call ran long; its calls now run off the async worker"
+            );
+        }
+        res
     }
 
     /// A new store + instance with the plugin's limits. Instantiation runs
