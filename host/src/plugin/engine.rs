@@ -179,10 +179,14 @@ fn start_ticker(engine: &Engine) -> Arc<Ticker> {
                 // Announce the park, then re-check: a caller that started
                 // in between either is seen here or sees `parked` and
                 // unparks us (an early unpark makes `park` return at once).
+                // The timeout only bounds how long a dropped engine keeps
+                // this thread around; a timeout with nothing running parks
+                // again instead of ticking.
                 t.parked.store(true, Ordering::SeqCst);
-                if t.running.load(Ordering::SeqCst) == 0 {
-                    // The timeout only bounds how long a dropped engine
-                    // keeps this thread around.
+                while t.running.load(Ordering::SeqCst) == 0 {
+                    if weak.upgrade().is_none() {
+                        return;
+                    }
                     std::thread::park_timeout(Duration::from_secs(1));
                 }
                 t.parked.store(false, Ordering::SeqCst);
@@ -316,6 +320,11 @@ mod tests {
             }
         };
         until(true, Duration::from_secs(5));
+        // Across the park timeout (1 s) it parks again rather than ticking.
+        for _ in 0..130 {
+            std::thread::sleep(Duration::from_millis(10));
+            assert!(e.ticker_parked(), "stays parked while idle");
+        }
         let running = e.running();
         until(false, Duration::from_millis(500));
         std::thread::sleep(EPOCH_TICK * (IDLE_TICKS_BEFORE_PARKING + 50));
