@@ -28,6 +28,7 @@ use axum::http::{StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -68,6 +69,13 @@ pub async fn serve(
     gw: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Nagle's algorithm would hold back a small write (an SSE event, the
+    // body after the headers) until the client ACKs the previous one.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY on an accepted socket: {e}");
+        }
+    });
     axum::serve(listener, router(gw))
         .with_graceful_shutdown(shutdown)
         .await
