@@ -158,6 +158,63 @@ fn sockets_grant_allows_listed_address_only() {
 }
 
 #[test]
+fn http_import_without_grant_is_refused() {
+    let dir = plugin_dir(&[("hostile-http", "kind = \"guardrail\"\n")]);
+    let err = refusal(dir.path(), "hostile-http");
+    assert!(
+        err.contains("`hostile-http`") && err.contains("wasi:http/"),
+        "{err}"
+    );
+    assert!(err.contains("needs `http`"), "{err}");
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 answering every request `200 pong`.
+fn pong_server() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong",
+            );
+        }
+    });
+    addr
+}
+
+/// `wasi:http` end to end: the granted host answers, any other host or port
+/// is refused by the gateway before a connection is made.
+#[test]
+fn http_grant_allows_listed_hosts_only() {
+    let allowed = pong_server();
+    let other = pong_server();
+    let manifest = format!(
+        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 5000\n[capabilities]\nhttp = [\"{allowed}\"]\n"
+    );
+    let dir = plugin_dir(&[("hostile-http", &manifest)]);
+    let rt = runtime(dir.path());
+    let p = rt
+        .current()
+        .get("hostile-http")
+        .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
+        .clone();
+    assert!(!p.runs_inline(), "an http grant never runs inline");
+    let c = p.check_output(&request("q"), &format!("http://{allowed}/ping"), &whole());
+    assert_eq!(c.verdict, Verdict::Transform("200 pong".into()), "{c:?}");
+    let c = p.check_output(&request("q"), &format!("http://{other}/ping"), &whole());
+    match &c.verdict {
+        Verdict::Reject(r) => {
+            assert_eq!(r.code, "http_error", "{c:?}");
+            assert!(r.reason.contains("HttpRequestDenied"), "{c:?}");
+        }
+        v => panic!("a host outside the grant must be refused, got {v:?}"),
+    }
+}
+
+#[test]
 fn audit_shows_every_import_with_its_verdict() {
     let wasm = guest_wasm("hostile-files");
     let report = audit(&wasm, None).unwrap();
