@@ -169,8 +169,9 @@ impl Plugin {
         &self.grants
     }
     /// Whether calls made on an async worker run right there. False for
-    /// plugins granted files, http or sockets, and from the first call that
-    /// made a blocking WASI call (such calls then move off the worker).
+    /// plugins granted files, http or sockets, and once a call made a
+    /// blocking WASI call or ran long (see `blocking`): from then on calls
+    /// run off the worker.
     pub fn runs_inline(&self) -> bool {
         self.inline.inline()
     }
