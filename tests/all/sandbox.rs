@@ -131,6 +131,16 @@ fn panic_is_a_trap_with_the_message_and_the_next_call_is_fresh() {
     assert_eq!((s.calls, s.traps), (2, 1));
 }
 
+/// Run `f` as a task on a worker of a 2-thread tokio runtime: where the
+/// gateway calls plugins.
+fn on_tokio_worker(f: impl FnOnce() + Send + 'static) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async move { tokio::spawn(async move { f() }).await.unwrap() });
+}
+
 /// On a tokio worker a call runs inline. A guest that makes a blocking WASI
 /// call (the trap guest writes its panic message to stderr) is re-run off
 /// the worker, once, and stays there; the answer and the counters are those
@@ -138,30 +148,22 @@ fn panic_is_a_trap_with_the_message_and_the_next_call_is_fresh() {
 #[test]
 fn a_guest_that_blocks_falls_back_from_the_async_worker_transparently() {
     let (_d, _rt, trap) = one("hostile-trap", "kind = \"guardrail\"\n");
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    tokio.block_on(async move {
-        tokio::spawn(async move {
-            let ok = trap.check_output(&request("hi"), "safe text", &whole());
-            assert_eq!((ok.verdict, ok.failure), (Verdict::Pass, None));
-            assert!(trap.runs_inline(), "a call that did not block stays inline");
-            let c = trap.check_output(&request("hi"), "boom", &whole());
-            match &c.failure {
-                Some(PluginFailure::Trap(why)) => {
-                    assert!(why.contains("panicked on purpose"), "{why}")
-                }
-                other => panic!("expected the trap with its stderr, got {other:?}"),
+    on_tokio_worker(move || {
+        let ok = trap.check_output(&request("hi"), "safe text", &whole());
+        assert_eq!((ok.verdict, ok.failure), (Verdict::Pass, None));
+        assert!(trap.runs_inline(), "a call that did not block stays inline");
+        let c = trap.check_output(&request("hi"), "boom", &whole());
+        match &c.failure {
+            Some(PluginFailure::Trap(why)) => {
+                assert!(why.contains("panicked on purpose"), "{why}")
             }
-            assert!(!trap.runs_inline(), "the fallback is sticky");
-            let again = trap.check_output(&request("hi"), "safe again", &whole());
-            assert_eq!(again.failure, None);
-            let s = trap.stats();
-            assert_eq!((s.calls, s.traps), (3, 1), "the retried call counts once");
-        })
-        .await
-        .unwrap();
+            other => panic!("expected the trap with its stderr, got {other:?}"),
+        }
+        assert!(!trap.runs_inline(), "the fallback is sticky");
+        let again = trap.check_output(&request("hi"), "safe again", &whole());
+        assert_eq!(again.failure, None);
+        let s = trap.stats();
+        assert_eq!((s.calls, s.traps), (3, 1), "the retried call counts once");
     });
 }
 
@@ -173,29 +175,21 @@ fn a_guest_that_runs_long_is_moved_off_the_async_worker() {
         "hostile-loop",
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 20\n",
     );
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    tokio.block_on(async move {
-        tokio::spawn(async move {
-            assert_eq!(p.check_input(&request("hi")).failure, None);
-            assert!(p.runs_inline(), "a quick call stays inline");
-            let c = p.check_output(&request("hi"), "spin", &whole());
-            assert_eq!(c.failure, Some(PluginFailure::Deadline));
-            assert!(
-                !p.runs_inline(),
-                "a call that hit its deadline moves the plugin"
-            );
-            let again = p.check_output(&request("hi"), "spin", &whole());
-            assert_eq!(
-                again.failure,
-                Some(PluginFailure::Deadline),
-                "still bounded"
-            );
-        })
-        .await
-        .unwrap();
+    on_tokio_worker(move || {
+        assert_eq!(p.check_input(&request("hi")).failure, None);
+        assert!(p.runs_inline(), "a quick call stays inline");
+        let c = p.check_output(&request("hi"), "spin", &whole());
+        assert_eq!(c.failure, Some(PluginFailure::Deadline));
+        assert!(
+            !p.runs_inline(),
+            "a call that hit its deadline moves the plugin"
+        );
+        let again = p.check_output(&request("hi"), "spin", &whole());
+        assert_eq!(
+            again.failure,
+            Some(PluginFailure::Deadline),
+            "still bounded"
+        );
     });
 }
 
