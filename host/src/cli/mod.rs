@@ -139,9 +139,6 @@ fn check(file: &std::path::Path) -> anyhow::Result<()> {
 async fn serve(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&path)?;
     let listen = config.server.listen;
-    if config.keys.is_empty() {
-        tracing::warn!("no [[keys]] configured: authentication is OFF");
-    }
     // Compiling the plugins is CPU work; keep it off the async workers.
     let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
         .await

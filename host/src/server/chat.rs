@@ -125,8 +125,9 @@ fn finish(
             Ok(res)
         }
         Err(e) => {
-            tracing::info!(request_id = id, model, status = e.status().as_u16(), error = %e, "refused");
-            Err(e.into())
+            let api = ApiError::from(&e);
+            tracing::info!(request_id = id, model, status = api.status.as_u16(), error = %e, "refused");
+            Err(api)
         }
     }
 }
@@ -142,7 +143,9 @@ fn sse_bytes(event: StreamEvent) -> Bytes {
         StreamEvent::Chunk(c) => frame(&c),
         StreamEvent::Error(e) => {
             tracing::info!(error = %e, "stream ended by an error event");
-            frame(&ErrorEnvelope { error: e.body() })
+            frame(&ErrorEnvelope {
+                error: ApiError::from(&e).body,
+            })
         }
         StreamEvent::Done => Bytes::from_static(b"data: [DONE]\n\n"),
     }

@@ -1,17 +1,14 @@
-//! Middleware, one concern each: request id (outermost, so every answer,
-//! errors included, carries `x-sluice-request-id`) and virtual-key auth.
-//! The body limit is axum's `DefaultBodyLimit`, enforced by the extractor.
+//! Middleware that is not auth (see [`super::auth`]): the request id,
+//! outermost so every answer, errors included, carries
+//! `x-sluice-request-id`. The body limit is axum's `DefaultBodyLimit`,
+//! enforced by the extractor.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::Request;
+use axum::http::HeaderValue;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
-use super::error::ApiError;
-use crate::pipeline::{Gateway, Principal};
+use axum::response::Response;
 
 pub const REQUEST_ID: &str = "x-sluice-request-id";
 
@@ -32,49 +29,4 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         res.headers_mut().insert(REQUEST_ID, v);
     }
     res
-}
-
-/// `Authorization: Bearer KEY` against `[[keys]]`. With no keys configured
-/// auth is off and every caller is the anonymous principal.
-fn bearer(req: &Request) -> Option<&str> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-}
-
-pub async fn auth(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> Response {
-    let principal = if gw.auth_enabled() {
-        let Some(secret) = bearer(&req) else {
-            return ApiError::unauthorized("Missing API key: send `Authorization: Bearer <key>`")
-                .into_response();
-        };
-        match gw.authenticate(secret) {
-            Some(p) => p,
-            None => return ApiError::unauthorized("Incorrect API key provided").into_response(),
-        }
-    } else {
-        Principal::default()
-    };
-    req.extensions_mut().insert(principal);
-    next.run(req).await
-}
-
-/// `Authorization: Bearer <server.admin-key>` on `/admin/*`.
-pub async fn admin_auth(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    let expected = gw.config.server.admin_key.as_deref().unwrap_or_default();
-    match bearer(&req) {
-        Some(secret)
-            if !expected.is_empty()
-                && crate::pipeline::constant_time_eq(secret.as_bytes(), expected.as_bytes()) =>
-        {
-            next.run(req).await
-        }
-        _ => ApiError::unauthorized("Admin endpoints need `Authorization: Bearer <admin key>`")
-            .into_response(),
-    }
 }
