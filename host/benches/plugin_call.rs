@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sluice::plugin::{
-    Message, OutputContext, PluginRuntime, RequestInfo, RuntimeConfig, Verdict, run_output_chain,
-};
+use sluice::plugin::{Message, OutputContext, PluginRuntime, PluginsConfig, RequestInfo, Verdict};
 
 fn guest() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,12 +54,12 @@ fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<Plu
         );
         std::fs::write(dir.join(format!("{n}.toml")), toml).unwrap();
     }
-    let mut cfg = RuntimeConfig {
+    let mut cfg = PluginsConfig {
         dir: dir.to_path_buf(),
         watch: false,
         pool_size,
         pool_threshold_us: 0,
-        ..RuntimeConfig::default()
+        ..PluginsConfig::default()
     };
     // Under valgrind the default pool (terabytes of reserved address space)
     // cannot be mapped: `SLUICE_BENCH_MAX_INSTANCES=4` shrinks it.
@@ -125,7 +123,7 @@ fn bench(c: &mut Criterion) {
     let one = tempfile::tempdir().unwrap();
     let rt_inline = runtime(one.path(), &["len"], 1, 0);
     let p = rt_inline.current().get("len").unwrap().clone();
-    assert_eq!(p.check_output(&req, &output, &ctx).verdict, Verdict::Pass);
+    assert_eq!(p.check_output(&req, &output, &ctx), Ok(Verdict::Pass));
 
     let mut g = c.benchmark_group("guardrail_1kb");
     g.bench_function("wasm_fresh_instance", |b| {
@@ -151,7 +149,7 @@ fn bench(c: &mut Criterion) {
                 .block_on(tokio_rt.spawn(async move {
                     let start = std::time::Instant::now();
                     for _ in 0..iters {
-                        std::hint::black_box(p.check_output(&req, &output, &ctx));
+                        let _ = std::hint::black_box(p.check_output(&req, &output, &ctx));
                     }
                     start.elapsed()
                 }))
@@ -166,7 +164,7 @@ fn bench(c: &mut Criterion) {
     let set = rt3.current();
     let mut g = c.benchmark_group("chain3_1kb");
     g.bench_function("wasm_fresh_instances", |b| {
-        b.iter(|| run_output_chain(set.guardrails(), &req, &output, &ctx))
+        b.iter(|| sluice::pipeline::guard::check_output(set.guardrails(), &req, &output, &ctx))
     });
     g.bench_function("native", |b| {
         b.iter(|| {

@@ -36,15 +36,9 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
     }
     let mut providers = HashSet::new();
     for (i, p) in config.providers.iter().enumerate() {
-        for problem in p.retry.iter().flat_map(|r| r.problems()) {
+        for (key, problem) in p.problems() {
             report(
-                &[Seg::Key("providers"), Seg::Index(i), Seg::Key("retry")],
-                problem,
-            );
-        }
-        for problem in p.breaker.iter().flat_map(|b| b.problems()) {
-            report(
-                &[Seg::Key("providers"), Seg::Index(i), Seg::Key("breaker")],
+                &[Seg::Key("providers"), Seg::Index(i), Seg::Key(key)],
                 problem,
             );
         }

@@ -2,25 +2,27 @@
 //!
 //! ```text
 //! (auth: server layer) -> model lookup -> input guardrails -> cost policy
-//!   -> [cache lookup] -> router -> providers (retries, fallback, breakers)
+//!   -> router -> [cache lookup] -> providers (retries, fallback, breakers)
 //!   -> output guardrails (whole answer, or windows of a stream)
 //!   -> [cache store] -> spend ledger -> response
 //! ```
 //!
 //! The HTTP layer ([`crate::server`]) only parses, authenticates and renders;
 //! every decision about a request is made here, so the same rules apply to a
-//! plain answer and a stream. Plugin calls are synchronous and run inline on
-//! the async worker (see [`guard`]).
+//! plain answer and a stream. How a decision looks on the wire (status,
+//! error body) is the server's. Plugin calls are synchronous and run inline
+//! on the async worker (see [`guard`]).
 
+pub mod config;
 pub mod cost;
 mod error;
+mod failure;
 pub mod guard;
 mod route;
 pub mod stream;
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 use serde_json::Value;
@@ -28,7 +30,7 @@ use serde_json::Value;
 use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
 use crate::plugin::{Message, OutputContext, Plugin, PluginRuntime, Rejection, RequestInfo};
-use crate::provider::Providers;
+use crate::provider::{Outcome, Providers};
 
 pub use cost::{InMemorySpend, SpendSource};
 pub use error::Error;
@@ -81,6 +83,18 @@ pub struct Served {
     pub guardrails: GuardReport,
 }
 
+impl Served {
+    fn new<T>(outcome: &Outcome<T>, guardrails: GuardReport) -> Self {
+        Served {
+            provider: outcome.provider.clone(),
+            model: outcome.model.clone(),
+            attempts: outcome.attempts,
+            upstream: outcome.elapsed,
+            guardrails,
+        }
+    }
+}
+
 pub struct ChatResponse {
     pub completion: ChatCompletion,
     pub served: Served,
@@ -96,9 +110,9 @@ pub struct EmbeddingsServed {
     pub served: Served,
 }
 
-/// Seam for the response cache (a later issue): looked up after the cost
-/// policy, stored after the output guardrails, so only checked answers are
-/// ever cached. No cache is configured by default.
+/// Seam for a response cache: looked up after the cost policy and the
+/// router, stored after the output guardrails, so only checked answers are
+/// ever cached. No implementation ships yet, so none is configured.
 pub trait ResponseCache: Send + Sync {
     fn lookup(&self, model: &str, req: &ChatRequest) -> Option<ChatCompletion>;
     fn store(&self, model: &str, req: &ChatRequest, completion: &ChatCompletion);
@@ -111,8 +125,6 @@ pub struct Gateway {
     pub plugins: Arc<PluginRuntime>,
     spend: Arc<dyn SpendSource>,
     cache: Option<Arc<dyn ResponseCache>>,
-    /// Secret -> principal; empty means auth is off.
-    keys: HashMap<String, Principal>,
 }
 
 /// What `prepare` decided for one chat request.
@@ -146,25 +158,12 @@ impl Gateway {
         plugins: Arc<PluginRuntime>,
         spend: Arc<dyn SpendSource>,
     ) -> Self {
-        let keys = config
-            .keys
-            .iter()
-            .map(|k| {
-                let p = Principal {
-                    key_id: Some(k.id.clone()),
-                    user: k.user.clone(),
-                    budget_usd: k.budget_usd,
-                };
-                (k.key.clone(), p)
-            })
-            .collect();
         Self {
             config: Arc::new(config),
             providers,
             plugins,
             spend,
             cache: None,
-            keys,
         }
     }
 
@@ -172,22 +171,6 @@ impl Gateway {
     pub fn with_cache(mut self, cache: Arc<dyn ResponseCache>) -> Self {
         self.cache = Some(cache);
         self
-    }
-
-    pub fn auth_enabled(&self) -> bool {
-        !self.keys.is_empty()
-    }
-
-    /// The principal owning `secret`, compared in constant time per key so
-    /// response timing does not leak how much of a key matched.
-    pub fn authenticate(&self, secret: &str) -> Option<Principal> {
-        let mut found = None;
-        for (k, p) in &self.keys {
-            if constant_time_eq(k.as_bytes(), secret.as_bytes()) {
-                found = Some(p.clone());
-            }
-        }
-        found
     }
 
     /// Plugin names the config references that are not loaded (empty = ready).
@@ -233,7 +216,8 @@ impl Gateway {
             .await
             .map_err(|_| Error::Timeout(limit))??;
 
-        let mut completion = outcome.completion;
+        let served = Served::new(&outcome, GuardReport::default());
+        let mut completion = outcome.value;
         let mut report = plan.report;
         for choice in &mut completion.choices {
             if let Value::String(text) = &choice.message.content {
@@ -244,7 +228,7 @@ impl Gateway {
                 };
                 let chain = guard::check_output(&plan.output, &plan.info, text, &ctx);
                 report.record(&chain);
-                if let Some(err) = guard::rejection(&chain) {
+                if let Some(err) = chain.rejection() {
                     return Err(err);
                 }
                 if !chain.transformed.is_empty() {
@@ -263,11 +247,8 @@ impl Gateway {
                 .record(&plan.scope, cost::usage_cost(route, usage));
         }
         let served = Served {
-            provider: outcome.provider,
-            model: outcome.model,
-            attempts: outcome.attempts,
-            upstream: outcome.upstream_time,
             guardrails: report,
+            ..served
         };
         Ok(ChatResponse { completion, served })
     }
@@ -287,11 +268,9 @@ impl Gateway {
             .include_usage = true;
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
-        let started = Instant::now();
         let outcome = tokio::time::timeout(limit, self.providers.chat_stream(&targets, &req))
             .await
             .map_err(|_| Error::Timeout(limit))??;
-        let upstream = started.elapsed();
 
         let price = find_route(&plan.routes, &outcome.provider, &outcome.model).cloned();
         let (spend, scope) = (self.spend.clone(), plan.scope);
@@ -315,14 +294,8 @@ impl Gateway {
             plugins: plan.output,
             info: plan.info,
         };
-        let events = stream::guarded(outcome.stream, checker, window, include_usage, on_usage);
-        let served = Served {
-            provider: outcome.provider,
-            model: outcome.model,
-            attempts: outcome.attempts,
-            upstream,
-            guardrails: plan.report,
-        };
+        let served = Served::new(&outcome, plan.report);
+        let events = stream::guarded(outcome.value, checker, window, include_usage, on_usage);
         Ok(StreamResponse { served, events })
     }
 
@@ -335,16 +308,9 @@ impl Gateway {
         let outcome = tokio::time::timeout(limit, self.providers.embeddings(&targets, &req))
             .await
             .map_err(|_| Error::Timeout(limit))??;
-        let served = Served {
-            provider: outcome.provider,
-            model: outcome.model,
-            attempts: outcome.attempts,
-            upstream: outcome.upstream_time,
-            guardrails: GuardReport::default(),
-        };
         Ok(EmbeddingsServed {
-            response: outcome.response,
-            served,
+            served: Served::new(&outcome, GuardReport::default()),
+            response: outcome.value,
         })
     }
 
@@ -359,7 +325,7 @@ impl Gateway {
         let mut info = request_info(ctx, req);
         let mut report = GuardReport::default();
         if let Some(text) = guard::check_input(&input, &info, &mut report)? {
-            replace_last_user_text(req, text);
+            guard::apply_input(req, text);
             info.messages = messages(req);
         }
         let mut routed = model;
@@ -463,14 +429,6 @@ fn request_info(ctx: &RequestCtx, req: &ChatRequest) -> RequestInfo {
     }
 }
 
-/// An input transform rewrites the last user message (multimodal parts are
-/// replaced by the checked text: the guardrail saw them flattened).
-fn replace_last_user_text(req: &mut ChatRequest, text: String) {
-    if let Some(m) = req.messages.iter_mut().rev().find(|m| m.role == "user") {
-        m.content = Value::String(text);
-    }
-}
-
 fn find_route<'a>(
     routes: &'a [RouteConfig],
     provider: &str,
@@ -479,11 +437,6 @@ fn find_route<'a>(
     routes
         .iter()
         .find(|r| r.provider == provider && r.model == model)
-}
-
-/// Equality whose timing does not depend on where the inputs differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -1,33 +1,20 @@
 //! Which routes a request is tried on, and whether it may spend money:
-//! the router and cost-policy plugins, with their failure modes.
+//! the router and cost-policy plugins (their failure modes are applied by
+//! [`super::failure`]).
 
 use std::sync::Arc;
 
 use crate::config::{Config, ModelConfig, RouteConfig};
 use crate::openai::ChatRequest;
-use crate::plugin::manifest::FailureMode;
-use crate::plugin::{Candidate, Decision, Plugin, PluginFailure, PluginSet, RequestInfo};
+use crate::plugin::{Candidate, Decision, Plugin, PluginSet, RequestInfo};
 
 use super::cost::{self, SpendSource};
-use super::{Error, Principal};
+use super::{Error, Principal, failure};
 
 fn find<'a>(list: &'a [Arc<Plugin>], name: &str) -> Result<&'a Arc<Plugin>, Error> {
     list.iter()
         .find(|p| p.name() == name)
         .ok_or_else(|| Error::PluginUnavailable(name.to_string()))
-}
-
-/// A failed router / cost-policy call: `open` falls back, `closed` fails
-/// the request (503).
-fn on_failure(plugin: &Plugin, failure: PluginFailure, request_id: &str) -> Result<(), Error> {
-    tracing::warn!(request_id, plugin = plugin.name(), %failure, "plugin call failed");
-    match plugin.manifest().failure_mode {
-        FailureMode::Open => Ok(()),
-        FailureMode::Closed => Err(Error::PluginFailed {
-            plugin: plugin.name().to_string(),
-            failure,
-        }),
-    }
 }
 
 /// The model's routes in try order: the router plugin's order when one is
@@ -54,13 +41,15 @@ pub(super) fn order(
             context_window: r.context_window,
         })
         .collect();
-    let chosen = match router.route(info, &candidates) {
-        Ok(chosen) => chosen,
-        Err(failure) => {
-            on_failure(router, failure, &info.id)?;
-            return Ok(model.routes.clone());
-        }
-    };
+    // An empty answer means the configured order: that is also what an
+    // `open` failure falls back to.
+    let chosen = router
+        .route(info, &candidates)
+        .or_else(|f| failure::answer(router, f, &info.id, Vec::new()))
+        .map_err(|failure| Error::PluginFailed {
+            plugin: name.clone(),
+            failure,
+        })?;
     let mut routes: Vec<RouteConfig> = Vec::new();
     for r in chosen {
         let known = model
@@ -111,13 +100,13 @@ pub(super) fn apply_cost_policy<'a>(
     };
     let estimate = cost::estimate(req, first);
     let spend = spend.spend(&principal.scope(info.user.as_deref()), principal.budget_usd);
-    let decision = match policy.decide(info, &estimate, &spend) {
-        Ok(d) => d,
-        Err(failure) => {
-            on_failure(policy, failure, &info.id)?;
-            return Ok(model);
-        }
-    };
+    let decision = policy
+        .decide(info, &estimate, &spend)
+        .or_else(|f| failure::answer(policy, f, &info.id, Decision::Allow))
+        .map_err(|failure| Error::PluginFailed {
+            plugin: name.to_string(),
+            failure,
+        })?;
     match decision {
         Decision::Allow => Ok(model),
         Decision::Deny(reason) => Err(Error::CostDenied {

@@ -1,7 +1,9 @@
 //! `sluice plugin audit`: what a security reviewer needs to decide on a
-//! plugin, computed by the same code the loader uses (so the audit and the
-//! runtime can never disagree): world, exports, every import with its
-//! verdict, grants, limits, SHA-256.
+//! plugin: world, exports, every import with its verdict, grants, limits,
+//! SHA-256. The import verdicts and contract checks are the loader's own
+//! (`loader::check`, `capability::classify`); linking and a trial
+//! instantiation are not run here, so a component can pass the audit and
+//! still fail to instantiate at load.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,11 +13,11 @@ use sha2::{Digest, Sha256};
 
 use super::bindings::PACKAGE;
 use super::capability::{self, Access, Grant};
-use super::engine::{self, EngineSettings};
+use super::config::PluginsConfig;
+use super::engine;
 use super::error::PluginError;
 use super::loader;
 use super::manifest::{Capabilities, FailureMode, Limits, Manifest, PluginKind};
-use super::registry::RuntimeConfig;
 
 /// The audit of one component (and optionally its manifest).
 #[derive(Debug, Clone, Serialize)]
@@ -74,13 +76,8 @@ pub fn audit(wasm: &Path, manifest: Option<&Path>) -> Result<AuditReport, Plugin
         }
         None => None,
     };
-    let d = RuntimeConfig::default();
-    let shared = engine::shared(EngineSettings {
-        fuel: d.fuel,
-        max_instances: d.max_instances,
-        max_memory_mb: d.max_memory_mb,
-    })
-    .map_err(PluginError::Runtime)?;
+    let d = PluginsConfig::default();
+    let shared = engine::shared(d.engine_settings()).map_err(PluginError::Runtime)?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
     let (component, _) = shared
         .compile(&bytes, sha, None)
@@ -95,7 +92,7 @@ pub fn audit(wasm: &Path, manifest: Option<&Path>) -> Result<AuditReport, Plugin
     if let Some(m) = &m
         && let Err(e) = m.validate(d.max_memory_mb)
     {
-        problems.push(e);
+        problems.push(e.to_string());
     }
     let imports = info
         .imports

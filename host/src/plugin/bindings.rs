@@ -42,5 +42,12 @@ pub use guardrail::sluice::plugin::{host, types};
 
 /// The WIT package every plugin is built against, as the host speaks it.
 pub const PACKAGE: &str = "sluice:plugin";
-/// The contract version this host implements (`0.1.x` guests are accepted).
+/// The contract version this host implements.
 pub const PACKAGE_VERSION: &str = "0.1.0";
+
+/// Whether a guest built against contract version `v` loads here: the same
+/// `major.minor` as [`PACKAGE_VERSION`] (patch releases only add).
+pub fn speaks_version(v: &str) -> bool {
+    let minor = |v: &str| v.rsplit_once('.').map(|(mm, _)| mm.to_owned());
+    minor(v).is_some_and(|mm| Some(mm) == minor(PACKAGE_VERSION))
+}

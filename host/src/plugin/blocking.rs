@@ -37,16 +37,21 @@ use std::time::Duration;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
+/// A panic raised on the host side while guest code ran, caught so a
+/// plugin call never takes its thread down.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("host panicked: {0}")]
+pub struct HostPanic(pub String);
+
 /// Run `f`, which may execute guest code, where blocking is allowed.
-/// `Err` carries the message of a panic raised inside `f`.
-pub(crate) fn run<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, String> {
-    let guarded = || catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p));
+pub(crate) fn run<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, HostPanic> {
+    let guarded = || catch_unwind(AssertUnwindSafe(f)).map_err(|p| HostPanic(panic_message(&*p)));
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Err(_) => guarded(),
         Ok(RuntimeFlavor::CurrentThread) => std::thread::scope(|s| {
             s.spawn(guarded)
                 .join()
-                .unwrap_or_else(|p| Err(panic_message(&*p)))
+                .unwrap_or_else(|p| Err(HostPanic(panic_message(&*p))))
         }),
         Ok(_) => tokio::task::block_in_place(guarded),
     }
@@ -117,7 +122,7 @@ pub(crate) fn run_inline_first<R: Send>(
     state: &InlineState,
     f: impl Fn() -> R + Send + Sync,
     on_fallback: impl FnOnce(),
-) -> Result<R, String> {
+) -> Result<R, HostPanic> {
     if !on_async_worker() || !state.inline() {
         return run(f);
     }
@@ -130,7 +135,7 @@ pub(crate) fn run_inline_first<R: Send>(
         Err(p) => {
             let message = panic_message(&*p);
             if !message.contains(NESTED_RUNTIME) {
-                return Err(message);
+                return Err(HostPanic(message));
             }
             if state.move_off_worker() {
                 on_fallback();
@@ -201,8 +206,8 @@ mod tests {
 
     #[test]
     fn panics_become_errors() {
-        let r: Result<(), String> = run(|| panic!("boom"));
-        assert_eq!(r, Err("boom".into()));
+        let r: Result<(), HostPanic> = run(|| panic!("boom"));
+        assert_eq!(r, Err(HostPanic("boom".into())));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,7 +258,7 @@ mod tests {
     async fn other_panics_are_errors_not_retries() {
         let state = InlineState::new(true);
         let attempts = AtomicU32::new(0);
-        let r: Result<(), String> = run_inline_first(
+        let r: Result<(), HostPanic> = run_inline_first(
             &state,
             || {
                 attempts.fetch_add(1, Ordering::Relaxed);
@@ -261,7 +266,7 @@ mod tests {
             },
             || {},
         );
-        assert_eq!(r, Err("boom".into()));
+        assert_eq!(r, Err(HostPanic("boom".into())));
         assert_eq!(attempts.load(Ordering::Relaxed), 1);
         assert!(state.inline());
     }

@@ -179,7 +179,7 @@ pub fn classify(import: &str, grants: &[Grant]) -> Access {
     };
     let version = version.unwrap_or("");
     if let Class::Contract = class {
-        return if version.starts_with("0.1.") {
+        return if bindings::speaks_version(version) {
             Access::Contract
         } else {
             Access::Refused {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -76,15 +76,19 @@ struct CompileCache {
     entries: HashMap<[u8; 32], (Component, u64)>,
 }
 
-/// The engine for `settings`, created (with its epoch ticker) on first use.
+/// The engine for `settings`: the one already in use by another runtime
+/// with the same settings, or a new one (with its epoch ticker). The map
+/// holds engines weakly: when the last runtime using one is dropped, the
+/// engine, its compile cache and its ticker thread go with it.
 pub(crate) fn shared(settings: EngineSettings) -> Result<Arc<SharedEngine>, String> {
-    static ENGINES: OnceLock<Mutex<HashMap<EngineSettings, Arc<SharedEngine>>>> = OnceLock::new();
+    static ENGINES: OnceLock<Mutex<HashMap<EngineSettings, Weak<SharedEngine>>>> = OnceLock::new();
     let mut map = ENGINES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if let Some(e) = map.get(&settings) {
-        return Ok(e.clone());
+    map.retain(|_, e| e.strong_count() > 0);
+    if let Some(e) = map.get(&settings).and_then(Weak::upgrade) {
+        return Ok(e);
     }
     let engine = build(settings).map_err(|e| format!("creating the wasm engine: {e:#}"))?;
     let ticker = start_ticker(&engine);
@@ -94,7 +98,7 @@ pub(crate) fn shared(settings: EngineSettings) -> Result<Arc<SharedEngine>, Stri
         compiled: Mutex::new(CompileCache::default()),
         ticker,
     });
-    map.insert(settings, shared.clone());
+    map.insert(settings, Arc::downgrade(&shared));
     Ok(shared)
 }
 

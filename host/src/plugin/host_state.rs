@@ -208,11 +208,7 @@ impl host::Host for HostState {
         self.log_lines += 1;
         let mut msg = message;
         if msg.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !msg.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            msg.truncate(cut);
+            msg.truncate(msg.floor_char_boundary(MAX_LOG_LINE));
             msg.push('…');
         }
         let plugin = self.ctx.name.as_str();

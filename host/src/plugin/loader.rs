@@ -17,13 +17,14 @@ use wasmtime::component::types::ComponentItem;
 use super::bindings::cost_policy::CostPolicyPluginPre;
 use super::bindings::guardrail::GuardrailPluginPre;
 use super::bindings::router::RouterPluginPre;
-use super::bindings::{PACKAGE, PACKAGE_VERSION};
+use super::bindings::{PACKAGE, PACKAGE_VERSION, speaks_version};
 use super::capability::{self, Access, Grant};
 use super::engine::SharedEngine;
 use super::error::PluginError;
 use super::host_state::PluginContext;
 use super::instance::{Plugin, PluginParts, Pre};
 use super::manifest::{Manifest, PluginKind};
+use super::pool::InstancePool;
 
 /// Where a plugin's files are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,9 +158,9 @@ pub fn check(info: &ComponentInfo, manifest: Option<&Manifest>, grants: &[Grant]
             "exports no {PACKAGE}/{{guardrail,router,cost-policy}} interface (exports: {})",
             info.exports.join(", ")
         )),
-        (Some(_), Some(v)) if v.starts_with("0.1.") => {}
+        (Some(_), Some(v)) if speaks_version(v) => {}
         (Some(k), v) => problems.push(format!(
-            "exports {PACKAGE}/{k}@{}, but this host speaks {PACKAGE}@{PACKAGE_VERSION} (0.1.x); rebuild it against {PACKAGE_VERSION}",
+            "exports {PACKAGE}/{k}@{}, but this host speaks {PACKAGE}@{PACKAGE_VERSION}; rebuild it against {PACKAGE_VERSION}",
             v.as_deref().unwrap_or("(unversioned)")
         )),
     }
@@ -239,8 +240,7 @@ pub(crate) fn load(
         grants,
         pre,
         engine: env.engine.clone(),
-        pool_size: env.pool_size,
-        refill: env.refill.clone(),
+        pool: InstancePool::new(env.pool_size, env.refill.clone()),
     });
     let took = plugin.smoke_test().map_err(|f| PluginError::Instantiate {
         plugin: name.clone(),

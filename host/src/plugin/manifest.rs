@@ -183,10 +183,23 @@ fn default_max_output_kb() -> u64 {
     256
 }
 
+/// Why a manifest was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// Not TOML, an unknown key, a value of the wrong type (toml's message
+    /// names the line and the key).
+    #[error("{0}")]
+    Syntax(String),
+    /// A value out of range or pointing at nothing.
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
 impl Manifest {
     /// Parse manifest text; `base` resolves relative file grants.
-    pub fn parse(text: &str, base: &Path) -> Result<Manifest, String> {
-        let mut m: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
+        let mut m: Manifest =
+            toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
         for f in &mut m.capabilities.files {
             if f.host.is_relative() {
                 f.host = base.join(&f.host);
@@ -196,46 +209,55 @@ impl Manifest {
     }
 
     /// Check values serde cannot: ranges, addresses, paths.
-    pub fn validate(&self, max_memory_mb: u64) -> Result<(), String> {
+    pub fn validate(&self, max_memory_mb: u64) -> Result<(), ManifestError> {
+        let invalid = |key, message| Err(ManifestError::Invalid { key, message });
         let l = &self.limits;
         if !(1..=60_000).contains(&l.deadline_ms) {
-            return Err(format!(
-                "limits.deadline-ms = {} is outside 1..=60000",
-                l.deadline_ms
-            ));
+            return invalid(
+                "limits.deadline-ms",
+                format!("{} is outside 1..=60000", l.deadline_ms),
+            );
         }
         if l.memory_mb == 0 || l.memory_mb > max_memory_mb {
-            return Err(format!(
-                "limits.memory-mb = {} is outside 1..={max_memory_mb} (the runtime's max-memory-mb)",
-                l.memory_mb
-            ));
+            return invalid(
+                "limits.memory-mb",
+                format!(
+                    "{} is outside 1..={max_memory_mb} (the runtime's max-memory-mb)",
+                    l.memory_mb
+                ),
+            );
         }
         if l.max_output_kb == 0 {
-            return Err("limits.max-output-kb must be at least 1".into());
+            return invalid("limits.max-output-kb", "must be at least 1".into());
         }
         for s in &self.capabilities.sockets {
-            s.parse::<SocketAddr>()
-                .map_err(|_| format!("capabilities.sockets: `{s}` is not an ip:port address"))?;
+            if s.parse::<SocketAddr>().is_err() {
+                return invalid(
+                    "capabilities.sockets",
+                    format!("`{s}` is not an ip:port address"),
+                );
+            }
         }
         for h in &self.capabilities.http {
             if h.is_empty() || h.contains('/') || h.contains('*') {
-                return Err(format!(
-                    "capabilities.http: `{h}` must be a host or host:port (no scheme, path or wildcard)"
-                ));
+                return invalid(
+                    "capabilities.http",
+                    format!("`{h}` must be a host or host:port (no scheme, path or wildcard)"),
+                );
             }
         }
         for f in &self.capabilities.files {
             if !f.guest.starts_with('/') {
-                return Err(format!(
-                    "capabilities.files: guest path `{}` must be absolute",
-                    f.guest
-                ));
+                return invalid(
+                    "capabilities.files",
+                    format!("guest path `{}` must be absolute", f.guest),
+                );
             }
             if !f.host.is_dir() {
-                return Err(format!(
-                    "capabilities.files: host directory `{}` does not exist",
-                    f.host.display()
-                ));
+                return invalid(
+                    "capabilities.files",
+                    format!("host directory `{}` does not exist", f.host.display()),
+                );
             }
         }
         Ok(())
@@ -259,7 +281,7 @@ impl Manifest {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Manifest, String> {
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
         Manifest::parse(text, Path::new("/plugins"))
     }
 
@@ -315,28 +337,49 @@ mod tests {
         assert!(
             parse("kind = \"guardrail\"\nodrer = 1")
                 .unwrap_err()
+                .to_string()
                 .contains("odrer")
         );
         assert!(parse("kind = \"filter\"").is_err());
         assert!(parse("kind = \"guardrail\"\n[limits]\ndeadline = 5").is_err());
         assert!(parse("kind = \"guardrail\"\n[capabilities]\nnet = true").is_err());
-        assert!(parse("order = 1").unwrap_err().contains("kind"));
+        assert!(parse("order = 1").unwrap_err().to_string().contains("kind"));
     }
 
     #[test]
     fn validation_rejects_out_of_range_values() {
         let m = parse("kind = \"router\"\n[limits]\nmemory-mb = 4096").unwrap();
-        assert!(m.validate(512).unwrap_err().contains("memory-mb"));
+        assert!(
+            m.validate(512)
+                .unwrap_err()
+                .to_string()
+                .contains("memory-mb")
+        );
         let m = parse("kind = \"router\"\n[limits]\ndeadline-ms = 0").unwrap();
-        assert!(m.validate(512).unwrap_err().contains("deadline-ms"));
+        assert!(
+            m.validate(512)
+                .unwrap_err()
+                .to_string()
+                .contains("deadline-ms")
+        );
         let m = parse("kind = \"router\"\n[capabilities]\nsockets = [\"redis:6379\"]").unwrap();
-        assert!(m.validate(512).unwrap_err().contains("redis:6379"));
+        assert!(
+            m.validate(512)
+                .unwrap_err()
+                .to_string()
+                .contains("redis:6379")
+        );
         let m = parse("kind = \"router\"\n[capabilities]\nhttp = [\"https://x.com/\"]").unwrap();
         assert!(m.validate(512).is_err());
         let m = parse(
             "kind = \"router\"\n[capabilities]\nfiles = [{host = \"/nonexistent-dir-xyz\", guest = \"/d\"}]",
         )
         .unwrap();
-        assert!(m.validate(512).unwrap_err().contains("does not exist"));
+        assert!(
+            m.validate(512)
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
     }
 }

@@ -4,84 +4,22 @@
 //! keeps the status of every plugin, including ones that failed to load.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::capability::Grant;
-use super::engine::{self, EngineSettings, SharedEngine};
+use super::config::PluginsConfig;
+use super::engine::{self, SharedEngine};
 use super::error::PluginError;
-use super::instance::{CallStats, Plugin};
+use super::instance::Plugin;
 use super::loader::{self, LoadEnv, Sources};
 use super::manifest::{FailureMode, PluginKind};
+use super::stats::CallStats;
 use super::watcher::Watcher;
-
-/// The `[plugins]` section of the gateway config.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct RuntimeConfig {
-    /// Directory of `NAME.wasm` + `NAME.toml` pairs. Default `plugins`.
-    pub dir: PathBuf,
-    /// Watch `dir` and hot-reload on change. Default `true`.
-    pub watch: bool,
-    /// Quiet time after the last file event before reloading, in ms.
-    /// Default `100`: long enough to coalesce a copy, short enough that a
-    /// new version serves well within half a second.
-    pub debounce_ms: u64,
-    /// Ready (pre-instantiated) instances kept for each *heavy* plugin (see
-    /// `pool-threshold-us`), refilled in the background; `0` disables pools.
-    /// Each costs one pooling-allocator slot and the guest's initial memory.
-    /// Default `2`.
-    pub pool_size: usize,
-    /// A plugin gets a pool only when instantiating it takes at least this
-    /// long (measured at load); faster plugins instantiate inline on the
-    /// calling thread. `0` pools every plugin. Default `250` µs.
-    ///
-    /// Why not pool everything: a small Rust guardrail instantiates in
-    /// ~20 µs, cache-hot, on the thread that needs it, and that work scales
-    /// with request concurrency. A pool only moves the same work to one
-    /// refill thread, adds a wake-up per refill and hands over a cache-cold
-    /// instance; measured on 2 cores it made such a call slower
-    /// (bench/README.md). Interpreted guests (Python ~2 ms, JS ~150 µs+)
-    /// are the opposite case: moving their start-up off the request path is
-    /// worth the thread.
-    pub pool_threshold_us: u64,
-    /// Where compiled artifacts are cached by content hash, so restarts
-    /// skip compilation. Default: none (compile on every start).
-    pub cache_dir: Option<PathBuf>,
-    /// Concurrent instances across all plugins (pooled + in use); sizes the
-    /// pooling allocator's reserved address space. Default `1000`.
-    pub max_instances: u32,
-    /// The largest `limits.memory-mb` a manifest may ask for; sizes each
-    /// memory slot. Default `512`.
-    pub max_memory_mb: u64,
-    /// Meter guest instructions so `limits.fuel` is enforced. Costs roughly
-    /// 10-30 % guest speed, so off by default (the deadline still applies).
-    pub fuel: bool,
-    /// Bytes of each call's stdout and stderr kept for the log. Default `16384`.
-    pub log_capture_bytes: usize,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        RuntimeConfig {
-            dir: PathBuf::from("plugins"),
-            watch: true,
-            debounce_ms: 100,
-            pool_size: 2,
-            pool_threshold_us: 250,
-            cache_dir: None,
-            max_instances: 1000,
-            max_memory_mb: 512,
-            fuel: false,
-            log_capture_bytes: 16 * 1024,
-        }
-    }
-}
 
 /// An immutable snapshot of the loaded plugins.
 #[derive(Debug, Default)]
@@ -193,7 +131,7 @@ struct Registry {
 
 /// The plugin runtime. Always used as `Arc<PluginRuntime>`.
 pub struct PluginRuntime {
-    cfg: RuntimeConfig,
+    cfg: PluginsConfig,
     engine: Arc<SharedEngine>,
     set: ArcSwap<PluginSet>,
     /// Serialises reloads; never held by calls.
@@ -218,19 +156,14 @@ impl PluginRuntime {
     /// Engine + epoch ticker + refill thread + initial load (+ watcher when
     /// `cfg.watch`). A plugin that fails to load is a status, not an error;
     /// only an unusable engine or directory is.
-    pub fn start(cfg: RuntimeConfig) -> Result<Arc<Self>, PluginError> {
+    pub fn start(cfg: PluginsConfig) -> Result<Arc<Self>, PluginError> {
         if !cfg.dir.is_dir() {
             return Err(PluginError::Runtime(format!(
                 "plugin directory `{}` does not exist",
                 cfg.dir.display()
             )));
         }
-        let engine = engine::shared(EngineSettings {
-            fuel: cfg.fuel,
-            max_instances: cfg.max_instances,
-            max_memory_mb: cfg.max_memory_mb,
-        })
-        .map_err(PluginError::Runtime)?;
+        let engine = engine::shared(cfg.engine_settings()).map_err(PluginError::Runtime)?;
         let (tx, rx) = mpsc::channel::<Weak<Plugin>>();
         std::thread::Builder::new()
             .name("sluice-plugin-pool".into())
@@ -261,7 +194,7 @@ impl PluginRuntime {
         Ok(rt)
     }
 
-    pub fn config(&self) -> &RuntimeConfig {
+    pub fn config(&self) -> &PluginsConfig {
         &self.cfg
     }
 

@@ -102,9 +102,5 @@ pub(crate) fn classify(err: &wasmtime::Error, state: &HostState) -> PluginFailur
 
 /// The last `max` bytes of `s`, on a char boundary.
 fn tail(s: &str, max: usize) -> &str {
-    let mut cut = s.len().saturating_sub(max);
-    while !s.is_char_boundary(cut) {
-        cut += 1;
-    }
-    &s[cut..]
+    &s[s.ceil_char_boundary(s.len().saturating_sub(max))..]
 }

@@ -249,11 +249,7 @@ fn word_char_before(s: &str, i: usize) -> bool {
 /// (keyed by the first two bytes) instead of one substring search per phrase
 /// over the whole text.
 pub fn first_violation<'r>(rules: &'r [Rule], emitted: &str, window: &str) -> Option<&'r Rule> {
-    let mut cut = emitted.len().saturating_sub(TAIL);
-    while !emitted.is_char_boundary(cut) {
-        cut += 1;
-    }
-    let tail = &emitted[cut..];
+    let tail = &emitted[emitted.ceil_char_boundary(emitted.len().saturating_sub(TAIL))..];
     let raw = format!("{tail}{window}");
     let norm = normalise(&raw);
     let norm_tail = normalise(tail).len();
