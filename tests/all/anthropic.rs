@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use sluice::mock::MockConfig;
 use sluice::openai::ChatRequest;
 use sluice::provider::{ProviderKind, Providers, RouteTarget};
+use sluice::server::error::upstream_status as gateway_status;
 
 use crate::faults::{key_count, no_breaker, provider, quick_retry, start_mock};
 
@@ -40,7 +41,7 @@ async fn non_stream_answer_and_usage_are_translated() {
     ]}));
     let out = p.chat(&route(), &req).await.unwrap();
     assert_eq!(out.provider, "claude");
-    let c = &out.completion;
+    let c = &out.value;
     assert!(c.id.starts_with("msg_mock_"));
     assert_eq!(c.model, "claude-mock");
     assert_eq!(c.choices[0].message.role, "assistant");
@@ -57,9 +58,9 @@ async fn non_stream_answer_and_usage_are_translated() {
         json!({"model": "a", "max_tokens": 2, "messages": [{"role": "user", "content": "REPLY: a b c d"}]}),
     );
     let out = p.chat(&route(), &capped).await.unwrap();
-    assert_eq!(out.completion.choices[0].message.content_text(), "a b");
+    assert_eq!(out.value.choices[0].message.content_text(), "a b");
     assert_eq!(
-        out.completion.choices[0].finish_reason.as_deref(),
+        out.value.choices[0].finish_reason.as_deref(),
         Some("length")
     );
 }
@@ -74,8 +75,7 @@ async fn request_on_the_wire_is_anthropic_shaped() {
         ]}),
     );
     let out = p.chat(&route(), &req).await.unwrap();
-    let sent: Value =
-        serde_json::from_str(&out.completion.choices[0].message.content_text()).unwrap();
+    let sent: Value = serde_json::from_str(&out.value.choices[0].message.content_text()).unwrap();
     assert_eq!(sent["model"], "claude-mock");
     assert_eq!(sent["system"], "sys");
     assert_eq!(
@@ -98,7 +98,7 @@ async fn stream_events_are_translated_to_chunks() {
         "messages": [{"role": "user", "content": "REPLY: streamed words arrive"}]}),
     );
     let out = p.chat_stream(&route(), &req).await.unwrap();
-    let chunks: Vec<_> = out.stream.map(Result::unwrap).collect().await;
+    let chunks: Vec<_> = out.value.map(Result::unwrap).collect().await;
     assert_eq!(
         chunks[0].choices[0].delta.role.as_deref(),
         Some("assistant")
@@ -131,19 +131,19 @@ async fn stream_error_event_and_truncation_are_errors() {
         .chat_stream(&route(), &req)
         .await
         .unwrap()
-        .stream
+        .value
         .collect()
         .await;
     let err = items.last().unwrap().as_ref().unwrap_err();
     assert!(err.to_string().contains("Overloaded"), "{err}");
-    assert_eq!(err.status().as_u16(), 502);
+    assert_eq!(gateway_status(err).0.as_u16(), 502);
 
     let (p, _) = providers(Some("truncate"), false).await;
     let items: Vec<_> = p
         .chat_stream(&route(), &req)
         .await
         .unwrap()
-        .stream
+        .value
         .collect()
         .await;
     let err = items.last().unwrap().as_ref().unwrap_err();
@@ -156,7 +156,7 @@ async fn anthropic_errors_map_to_gateway_statuses() {
     let (p, addr) = providers(Some("status=529"), false).await;
     let err = p.chat(&route(), &req).await.unwrap_err();
     assert_eq!(
-        err.status().as_u16(),
+        gateway_status(&err).0.as_u16(),
         502,
         "overloaded is retried, then a bad gateway"
     );
@@ -164,12 +164,12 @@ async fn anthropic_errors_map_to_gateway_statuses() {
 
     let (p, addr) = providers(Some("status=400"), false).await;
     let err = p.chat(&route(), &req).await.unwrap_err();
-    assert_eq!(err.status().as_u16(), 400);
-    assert_eq!(err.error_type(), "invalid_request_error");
+    assert_eq!(gateway_status(&err).0.as_u16(), 400);
+    assert_eq!(gateway_status(&err).1, "invalid_request_error");
     assert_eq!(key_count(&addr, "claude").await, 1);
 
     let (p, _) = providers(Some("status=429;retry-after=0"), false).await;
     let err = p.chat(&route(), &req).await.unwrap_err();
-    assert_eq!(err.status().as_u16(), 429);
+    assert_eq!(gateway_status(&err).0.as_u16(), 429);
     assert_eq!(err.retry_after(), Some(std::time::Duration::ZERO));
 }

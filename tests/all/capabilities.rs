@@ -7,7 +7,7 @@ use sluice::plugin::audit::audit;
 use sluice::plugin::capability::Access;
 use sluice::plugin::{PluginState, Verdict};
 
-use crate::support::{guest_wasm, plugin_dir, request, runtime, whole};
+use crate::support::{guest_wasm, plugin_dir, request, runtime, verdict, whole};
 
 /// The load error of `name`, asserting it is not serving.
 fn refusal(dir: &std::path::Path, name: &str) -> String {
@@ -70,8 +70,8 @@ fn baseline_environment_is_empty() {
     let dir = plugin_dir(&[("hostile-env", "kind = \"guardrail\"\n")]);
     let rt = runtime(dir.path());
     let p = rt.current().get("hostile-env").unwrap().clone();
-    let c = p.check_output(&request("q"), "", &whole());
-    assert_eq!(c.verdict, Verdict::Transform("args=0;".into()));
+    let c = verdict(p.check_output(&request("q"), "", &whole()));
+    assert_eq!(c, Verdict::Transform("args=0;".into()));
 }
 
 #[test]
@@ -83,11 +83,8 @@ fn env_is_passed_by_name_only() {
     )]);
     let rt = runtime(dir.path());
     let p = rt.current().get("hostile-env").unwrap().clone();
-    let c = p.check_output(&request("q"), "", &whole());
-    assert_eq!(
-        c.verdict,
-        Verdict::Transform(format!("args=0;PATH={path};"))
-    );
+    let c = verdict(p.check_output(&request("q"), "", &whole()));
+    assert_eq!(c, Verdict::Transform(format!("args=0;PATH={path};")));
 }
 
 #[test]
@@ -108,7 +105,7 @@ fn granted_directory_is_readable_and_outside_is_not() {
         .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
         .clone();
     assert!(!p.runs_inline(), "a files grant never runs inline");
-    let read = |path: &str| p.check_output(&request("q"), path, &whole()).verdict;
+    let read = |path: &str| verdict(p.check_output(&request("q"), path, &whole()));
 
     assert_eq!(
         read("/data/ok.txt"),
@@ -148,11 +145,11 @@ fn sockets_grant_allows_listed_address_only() {
         .get("hostile-sockets")
         .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
         .clone();
-    let c = p.check_output(&request("q"), &allowed_addr.to_string(), &whole());
-    assert_eq!(c.verdict, Verdict::Transform("connected".into()), "{c:?}");
-    let c = p.check_output(&request("q"), &other_addr.to_string(), &whole());
+    let c = verdict(p.check_output(&request("q"), &allowed_addr.to_string(), &whole()));
+    assert_eq!(c, Verdict::Transform("connected".into()), "{c:?}");
+    let c = verdict(p.check_output(&request("q"), &other_addr.to_string(), &whole()));
     assert!(
-        matches!(&c.verdict, Verdict::Reject(r) if r.code == "net_error"),
+        matches!(&c, Verdict::Reject(r) if r.code == "net_error"),
         "{c:?}"
     );
 }
@@ -202,10 +199,10 @@ fn http_grant_allows_listed_hosts_only() {
         .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
         .clone();
     assert!(!p.runs_inline(), "an http grant never runs inline");
-    let c = p.check_output(&request("q"), &format!("http://{allowed}/ping"), &whole());
-    assert_eq!(c.verdict, Verdict::Transform("200 pong".into()), "{c:?}");
-    let c = p.check_output(&request("q"), &format!("http://{other}/ping"), &whole());
-    match &c.verdict {
+    let c = verdict(p.check_output(&request("q"), &format!("http://{allowed}/ping"), &whole()));
+    assert_eq!(c, Verdict::Transform("200 pong".into()), "{c:?}");
+    let c = verdict(p.check_output(&request("q"), &format!("http://{other}/ping"), &whole()));
+    match &c {
         Verdict::Reject(r) => {
             assert_eq!(r.code, "http_error", "{c:?}");
             assert!(r.reason.contains("HttpRequestDenied"), "{c:?}");

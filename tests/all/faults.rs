@@ -1,6 +1,7 @@
 //! The upstream fault matrix: `Providers` against the mock upstream over
 //! real sockets. Each test starts its own mock so counts are its own.
 
+use sluice::server::error::upstream_status as gateway_status;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -103,7 +104,7 @@ async fn rate_limit_retry_after_is_honoured() {
         waited < Duration::from_secs(5),
         "waited too long: {waited:?}"
     );
-    assert!(out.upstream_time >= Duration::from_millis(950));
+    assert!(out.elapsed >= Duration::from_millis(950));
     assert_eq!(key_count(&addr, "a").await, 2);
 }
 
@@ -127,7 +128,7 @@ async fn rate_limit_beyond_max_retry_after_returns_429() {
         .await
         .unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(4), "must not sleep 5 s");
-    assert_eq!(err.status().as_u16(), 429);
+    assert_eq!(gateway_status(&err).0.as_u16(), 429);
     assert_eq!(err.retry_after(), Some(Duration::from_secs(5)));
     assert_eq!(key_count(&addr, "a").await, 1);
 }
@@ -156,7 +157,7 @@ async fn server_errors_are_retried_then_fall_back() {
         "a retried up to max-attempts"
     );
     assert!(
-        out.completion.choices[0]
+        out.value.choices[0]
             .message
             .content_text()
             .starts_with("Mock answer to \"hi\"")
@@ -176,7 +177,7 @@ async fn server_errors_are_retried_then_fall_back() {
         .chat(&routes(&["a"]), &chat_request("hi"))
         .await
         .unwrap_err();
-    assert_eq!(err.status().as_u16(), 502);
+    assert_eq!(gateway_status(&err).0.as_u16(), 502);
     assert!(err.to_string().contains("injected fault"), "{err}");
 }
 
@@ -193,7 +194,7 @@ async fn timeout_is_504_or_falls_back() {
         .chat(&routes(&["a"]), &chat_request("hi"))
         .await
         .unwrap_err();
-    assert_eq!(err.status().as_u16(), 504, "{err}");
+    assert_eq!(gateway_status(&err).0.as_u16(), 504, "{err}");
     assert!(t.elapsed() < Duration::from_secs(10));
 
     let out = p
@@ -210,7 +211,7 @@ async fn timeout_is_504_or_falls_back() {
     route[0].timeout = Some(Duration::from_millis(100));
     let t = Instant::now();
     let err = p.chat(&route, &chat_request("hi")).await.unwrap_err();
-    assert_eq!(err.status().as_u16(), 504);
+    assert_eq!(gateway_status(&err).0.as_u16(), 504);
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 }
 
@@ -226,7 +227,7 @@ async fn connection_reset_is_retried() {
         .chat(&routes(&["b"]), &chat_request("hi"))
         .await
         .unwrap_err();
-    assert_eq!(err.status().as_u16(), 502, "{err}");
+    assert_eq!(gateway_status(&err).0.as_u16(), 502, "{err}");
     assert!(
         err.to_string().contains("connection failed"),
         "a reset, not an answer: {err}"
@@ -242,7 +243,7 @@ async fn truncated_stream_surfaces_an_error() {
     let mut req = chat_request("tell me a story");
     req.stream = true;
     let out = p.chat_stream(&routes(&["a"]), &req).await.unwrap();
-    let items: Vec<_> = out.stream.collect().await;
+    let items: Vec<_> = out.value.collect().await;
     assert!(
         items.len() >= 3,
         "some chunks arrive first: {}",
@@ -250,7 +251,7 @@ async fn truncated_stream_surfaces_an_error() {
     );
     assert!(items[..items.len() - 1].iter().all(Result::is_ok));
     let err = items.last().unwrap().as_ref().unwrap_err();
-    assert_eq!(err.status().as_u16(), 502);
+    assert_eq!(gateway_status(err).0.as_u16(), 502);
     assert!(err.to_string().contains("ended the stream"), "{err}");
 
     // Non-streaming: the body is cut off mid-way.
@@ -258,7 +259,7 @@ async fn truncated_stream_surfaces_an_error() {
         .chat(&routes(&["a"]), &chat_request("hi"))
         .await
         .unwrap_err();
-    assert_eq!(err.status().as_u16(), 502, "{err}");
+    assert_eq!(gateway_status(&err).0.as_u16(), 502, "{err}");
 }
 
 #[tokio::test]
@@ -274,7 +275,7 @@ async fn complete_stream_ends_cleanly_with_usage() {
     req.stream = true;
     req.stream_options = Some(serde_json::from_value(json!({"include_usage": true})).unwrap());
     let out = p.chat_stream(&routes(&["a"]), &req).await.unwrap();
-    let chunks: Vec<_> = out.stream.map(Result::unwrap).collect().await;
+    let chunks: Vec<_> = out.value.map(Result::unwrap).collect().await;
     let text: String = chunks
         .iter()
         .flat_map(|c| c.choices.iter().filter_map(|ch| ch.delta.content.clone()))
@@ -293,7 +294,7 @@ async fn malformed_json_is_a_502() {
         .chat(&routes(&["a"]), &chat_request("hi"))
         .await
         .unwrap_err();
-    assert_eq!(err.status().as_u16(), 502);
+    assert_eq!(gateway_status(&err).0.as_u16(), 502);
     assert!(err.to_string().contains("malformed JSON"), "{err}");
     let mut req = chat_request("hi");
     req.stream = true;
@@ -320,7 +321,7 @@ async fn slow_first_token_hits_ttfb_timeout_then_falls_back() {
     assert_eq!((out.provider.as_str(), out.attempts), ("b", 2));
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     let err = p.chat_stream(&routes(&["a"]), &req).await.unwrap_err();
-    assert_eq!(err.status().as_u16(), 504);
+    assert_eq!(gateway_status(&err).0.as_u16(), 504);
 }
 
 #[tokio::test]
@@ -336,11 +337,13 @@ async fn breaker_opens_after_threshold_and_is_skipped_instantly() {
     let p = Providers::new(&[a, b], &quick_retry(1), &BreakerConfig::default()).unwrap();
     for _ in 0..3 {
         assert_eq!(
-            p.chat(&routes(&["a"]), &chat_request("hi"))
-                .await
-                .unwrap_err()
-                .status()
-                .as_u16(),
+            gateway_status(
+                &p.chat(&routes(&["a"]), &chat_request("hi"))
+                    .await
+                    .unwrap_err()
+            )
+            .0
+            .as_u16(),
             502
         );
     }
@@ -358,7 +361,7 @@ async fn breaker_opens_after_threshold_and_is_skipped_instantly() {
         .chat(&routes(&["a"]), &chat_request("hi"))
         .await
         .unwrap_err();
-    assert_eq!(err.status().as_u16(), 503, "{err}");
+    assert_eq!(gateway_status(&err).0.as_u16(), 503, "{err}");
     assert!(err.to_string().contains("circuit open"), "{err}");
     assert_eq!(
         key_count(&addr, "a").await,
@@ -388,11 +391,13 @@ async fn half_open_probe_recovers() {
             .unwrap_err();
     }
     assert_eq!(
-        p.chat(&routes(&["a"]), &chat_request("hi"))
-            .await
-            .unwrap_err()
-            .status()
-            .as_u16(),
+        gateway_status(
+            &p.chat(&routes(&["a"]), &chat_request("hi"))
+                .await
+                .unwrap_err()
+        )
+        .0
+        .as_u16(),
         503
     );
     tokio::time::sleep(Duration::from_millis(350)).await;
@@ -447,8 +452,8 @@ async fn client_errors_are_never_retried_nor_failed_over() {
         .chat(&routes(&["a", "b"]), &chat_request("hi"))
         .await
         .unwrap_err();
-    assert_eq!(err.status().as_u16(), 400);
-    assert_eq!(err.error_type(), "invalid_request_error");
+    assert_eq!(gateway_status(&err).0.as_u16(), 400);
+    assert_eq!(gateway_status(&err).1, "invalid_request_error");
     assert!(err.to_string().contains("injected fault"));
     assert_eq!(
         (key_count(&addr, "a").await, key_count(&addr, "b").await),
@@ -459,7 +464,7 @@ async fn client_errors_are_never_retried_nor_failed_over() {
         .chat(&routes(&["nokey", "b"]), &chat_request("hi"))
         .await
         .unwrap_err();
-    assert_eq!(err.status().as_u16(), 401);
+    assert_eq!(gateway_status(&err).0.as_u16(), 401);
     assert!(err.to_string().contains("invalid api key"), "{err}");
     assert!(
         p.chat(&routes(&["b"]), &chat_request("hi")).await.is_ok(),
@@ -487,8 +492,7 @@ async fn unknown_fields_and_upstream_model_are_sent() {
         .chat(&[RouteTarget::new("a", "upstream-model")], &req)
         .await
         .unwrap();
-    let sent: Value =
-        serde_json::from_str(&out.completion.choices[0].message.content_text()).unwrap();
+    let sent: Value = serde_json::from_str(&out.value.choices[0].message.content_text()).unwrap();
     assert_eq!(sent["model"], "upstream-model");
     assert_eq!(sent["seed"], 7);
     assert_eq!(sent["response_format"]["type"], "json_object");
@@ -513,7 +517,7 @@ async fn embeddings_are_deterministic_and_skip_anthropic_routes() {
     let out = p.embeddings(&routes(&["claude", "a"]), &req).await.unwrap();
     assert_eq!(out.provider, "a");
     let vecs: Vec<Vec<f64>> = out
-        .response
+        .value
         .data
         .iter()
         .map(|e| serde_json::from_value(e.embedding.clone()).unwrap())
@@ -522,10 +526,7 @@ async fn embeddings_are_deterministic_and_skip_anthropic_routes() {
     assert_eq!(vecs[0].len(), 256);
     assert!(dot(&vecs[0], &vecs[1]) > dot(&vecs[0], &vecs[2]) + 0.3);
     let again = p.embeddings(&routes(&["a"]), &req).await.unwrap();
-    assert_eq!(
-        again.response.data[0].embedding,
-        out.response.data[0].embedding
-    );
+    assert_eq!(again.value.data[0].embedding, out.value.data[0].embedding);
     let err = p.embeddings(&routes(&["claude"]), &req).await.unwrap_err();
-    assert_eq!(err.status().as_u16(), 503);
+    assert_eq!(gateway_status(&err).0.as_u16(), 503);
 }

@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 
+use sluice::pipeline::guard::{self, GuardReport};
 use sluice::plugin::{
     Candidate, Decision, Estimate, OutputContext, Plugin, PluginKind, PluginRuntime, RequestInfo,
-    Route, Spend, Verdict, run_input_chain, run_output_chain,
+    Route, Spend, Verdict,
 };
 
-use crate::support::{first_party_dir, plugin_dir_named, request, runtime, whole};
+use crate::support::{first_party_dir, plugin_dir_named, request, runtime, verdict, whole};
 
 const ALL: [&str; 8] = [
     "pii-redact",
@@ -48,15 +49,11 @@ fn load_with(name: &str, manifest: &str) -> (tempfile::TempDir, Arc<PluginRuntim
 }
 
 fn out(p: &Plugin, text: &str) -> Verdict {
-    let c = p.check_output(&request("q"), text, &whole());
-    assert_eq!(c.failure, None, "{}: {:?}", p.name(), c.failure);
-    c.verdict
+    verdict(p.check_output(&request("q"), text, &whole()))
 }
 
 fn input(p: &Plugin, text: &str) -> Verdict {
-    let c = p.check_input(&request(text));
-    assert_eq!(c.failure, None, "{}: {:?}", p.name(), c.failure);
-    c.verdict
+    verdict(p.check_input(&request(text)))
 }
 
 fn code(v: &Verdict) -> &str {
@@ -148,12 +145,15 @@ fn pii_redact_partial_mask_and_input_from_config() {
         Verdict::Transform("my ssn is ***-**-1120".into())
     );
     // Chained on input, the transform replaces the last user message.
-    let chain = run_input_chain(
+    let mut report = GuardReport::default();
+    let text = guard::check_input(
         std::slice::from_ref(&p),
         &request("reach me at bob@example.org"),
-    );
-    assert_eq!(chain.text, "reach me at b***@example.org");
-    assert_eq!(chain.transformed, ["pii-redact"]);
+        &mut report,
+    )
+    .unwrap();
+    assert_eq!(text.as_deref(), Some("reach me at b***@example.org"));
+    assert_eq!(report.header_value(), "pii-redact:transform");
 }
 
 #[test]
@@ -167,9 +167,9 @@ fn json_format_passes_extracts_and_rejects() {
     assert_eq!(code(&out(&p, "I think the answer is yes.")), "invalid_json");
     // Streams: only the final window decides, on emitted + window.
     let early = p.check_output(&request("q"), "{\"a\":", &window("", 0, false));
-    assert_eq!(early.verdict, Verdict::Pass);
-    let last = p.check_output(&request("q"), " 1", &window("{\"a\":", 1, true));
-    assert_eq!(code(&last.verdict), "invalid_json");
+    assert_eq!(early, Ok(Verdict::Pass));
+    let last = verdict(p.check_output(&request("q"), " 1", &window("{\"a\":", 1, true)));
+    assert_eq!(code(&last), "invalid_json");
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn length_check_bounds() {
     assert_eq!(code(&out(&small, "one")), "too_short");
     // Minimums wait for the final window of a stream.
     let w = small.check_output(&request("q"), "one", &window("", 0, false));
-    assert_eq!(w.verdict, Verdict::Pass);
+    assert_eq!(w, Ok(Verdict::Pass));
 }
 
 #[test]
@@ -306,7 +306,7 @@ fn guardrail_chain_runs_in_manifest_order() {
     let dir = first_party_dir(&["pii-redact", "secrets", "length-check", "business-rules"]);
     let rt = runtime(dir.path());
     let set = rt.current();
-    let r = run_output_chain(
+    let r = guard::check_output(
         set.guardrails(),
         &request("q"),
         "Mail a@b.io with key AKIAIOSFODNN7EXAMPLE.",
@@ -322,7 +322,7 @@ fn guardrail_chain_runs_in_manifest_order() {
         ["secrets", "pii-redact", "length-check", "business-rules"]
     );
     assert_eq!(r.transformed, ["secrets", "pii-redact"]);
-    let r = run_output_chain(
+    let r = guard::check_output(
         set.guardrails(),
         &request("q"),
         "I'll refund you, a@b.io.",
@@ -442,9 +442,10 @@ fn per_call_cost_on_a_1kb_answer() {
         };
         let mut times: Vec<_> = (0..41)
             .map(|_| {
+                let start = std::time::Instant::now();
                 let c = p.check_output(&request("q"), body, &whole());
-                assert_eq!(c.failure, None, "{}", p.name());
-                c.elapsed
+                assert!(c.is_ok(), "{}: {c:?}", p.name());
+                start.elapsed()
             })
             .collect();
         times.sort();

@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sluice::plugin::{PluginRuntime, PluginState, RuntimeConfig, Verdict};
+use sluice::plugin::{PluginRuntime, PluginState, PluginsConfig, Verdict};
 
-use crate::support::{guest_wasm, plugin_dir, plugin_dir_named, request, runtime, wait_for, whole};
+use crate::support::{
+    guest_wasm, plugin_dir, plugin_dir_named, request, runtime, verdict, wait_for, whole,
+};
 
 /// A generous deadline: these tests saturate 2 cores on purpose and are
 /// about reloading, not about wall-clock limits.
@@ -18,14 +20,14 @@ fn tagger(tag: &str) -> String {
 }
 
 fn watching(dir: &Path) -> Arc<PluginRuntime> {
-    PluginRuntime::start(RuntimeConfig {
+    PluginRuntime::start(PluginsConfig {
         dir: dir.to_path_buf(),
         watch: true,
         debounce_ms: 50,
         // Pool every plugin, however fast, so swaps race real pools.
         pool_size: 2,
         pool_threshold_us: 0,
-        ..RuntimeConfig::default()
+        ..PluginsConfig::default()
     })
     .unwrap()
 }
@@ -53,7 +55,7 @@ fn install(dir: &Path, file: &str, bytes: &[u8]) {
 
 fn answer(rt: &PluginRuntime, name: &str) -> Option<Verdict> {
     let p = rt.current().get(name)?.clone();
-    Some(p.check_output(&request("q"), "x", &whole()).verdict)
+    Some(verdict(p.check_output(&request("q"), "x", &whole())))
 }
 
 #[test]
@@ -88,9 +90,9 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
                     };
                     let c = p.check_output(&request("q"), "x", &whole());
                     calls.fetch_add(1, Ordering::Relaxed);
-                    match (&c.verdict, &c.failure) {
-                        (Verdict::Transform(t), None) if t == "v1:x" => {}
-                        (Verdict::Transform(t), None) if t == "v2:x" => {
+                    match &c {
+                        Ok(Verdict::Transform(t)) if t == "v1:x" => {}
+                        Ok(Verdict::Transform(t)) if t == "v2:x" => {
                             first_v2.lock().unwrap().get_or_insert_with(Instant::now);
                         }
                         _ => bad.lock().unwrap().push(format!("{c:?}")),
@@ -286,13 +288,13 @@ fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
     std::fs::write(dir.path().join("a.wasm"), &bytes).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let start = |max_instances| {
-        PluginRuntime::start(RuntimeConfig {
+        PluginRuntime::start(PluginsConfig {
             dir: dir.path().to_path_buf(),
             watch: false,
             pool_size: 0,
             cache_dir: Some(cache.path().to_path_buf()),
             max_instances,
-            ..RuntimeConfig::default()
+            ..PluginsConfig::default()
         })
         .unwrap()
     };
@@ -316,12 +318,12 @@ fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
 fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
     let dir = plugin_dir(&[("test-tagger", &tagger("a"))]);
     let start = |threshold_us| {
-        PluginRuntime::start(RuntimeConfig {
+        PluginRuntime::start(PluginsConfig {
             dir: dir.path().to_path_buf(),
             watch: false,
             pool_size: 2,
             pool_threshold_us: threshold_us,
-            ..RuntimeConfig::default()
+            ..PluginsConfig::default()
         })
         .unwrap()
     };
@@ -329,7 +331,7 @@ fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
     let inline = start(60_000_000);
     let p = inline.current().get("test-tagger").unwrap().clone();
     assert!(!p.is_pooled());
-    assert_eq!(p.check_output(&request("x"), "x", &whole()).failure, None);
+    assert!(p.check_output(&request("x"), "x", &whole()).is_ok());
     assert_eq!(p.pooled(), 0);
 
     // Every guest is "heavy" at 0 µs: the pool fills in the background and
@@ -339,7 +341,7 @@ fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
     assert!(p.is_pooled());
     assert!(wait_for(Duration::from_secs(5), || p.pooled() == 2));
     for _ in 0..5 {
-        assert_eq!(p.check_output(&request("x"), "x", &whole()).failure, None);
+        assert!(p.check_output(&request("x"), "x", &whole()).is_ok());
     }
     assert!(wait_for(Duration::from_secs(5), || p.pooled() >= 1));
 }

@@ -137,3 +137,58 @@ budget-usd = 0.0
         "{err}"
     );
 }
+
+/// A failing router or cost policy (the hostile guests trap for the model
+/// `trap`): `open` serves the request as if the plugin had answered the
+/// configured order / allow, `closed` fails it with a 503 naming the plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_and_cost_policy_failures_follow_their_failure_mode() {
+    let dir = plugin_dir_named(&[
+        ("router-closed", "hostile-router", "kind = \"router\"\n"),
+        (
+            "router-open",
+            "hostile-router",
+            "kind = \"router\"\nfailure-mode = \"open\"\n",
+        ),
+        ("cost-closed", "hostile-cost", "kind = \"cost-policy\"\n"),
+        (
+            "cost-open",
+            "hostile-cost",
+            "kind = \"cost-policy\"\nfailure-mode = \"open\"\n",
+        ),
+    ]);
+    let mock = gateway::mock().await;
+    let model = |plugins: &str| {
+        format!(
+            "[models.trap]\n{plugins}\nroutes = [{{ provider = \"mock\", model = \"mock-small\" }}, {{ provider = \"backup\", model = \"mock-large\" }}]\n"
+        )
+    };
+
+    let open = model("router = \"router-open\"\ncost-policy = \"cost-open\"");
+    let gw = gateway::start(&gateway::config(&mock, dir.path(), &open)).await;
+    let res = gw.chat(&reply_body("trap", "hi")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["x-sluice-provider"],
+        "mock",
+        "the configured order, not the router's reversed one"
+    );
+
+    for (plugins, name) in [
+        ("router = \"router-closed\"", "router-closed"),
+        ("cost-policy = \"cost-closed\"", "cost-closed"),
+    ] {
+        let gw = gateway::start(&gateway::config(&mock, dir.path(), &model(plugins))).await;
+        let err = error_of(
+            gw.chat(&reply_body("trap", "hi")).await,
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .await;
+        assert_eq!(err["code"], "plugin_failure", "{err}");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains(name) && message.contains("trapped"),
+            "{err}"
+        );
+    }
+}

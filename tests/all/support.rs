@@ -8,7 +8,9 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use sluice::plugin::{Message, OutputContext, PluginRuntime, RequestInfo, RuntimeConfig};
+use sluice::plugin::{
+    Message, OutputContext, PluginFailure, PluginRuntime, PluginsConfig, RequestInfo, Verdict,
+};
 use tempfile::TempDir;
 
 /// The workspace root.
@@ -118,13 +120,13 @@ pub fn first_party_dir(names: &[&str]) -> TempDir {
 
 /// A runtime over `dir` without the watcher.
 pub fn runtime(dir: &Path) -> Arc<PluginRuntime> {
-    PluginRuntime::start(RuntimeConfig {
+    PluginRuntime::start(PluginsConfig {
         dir: dir.to_path_buf(),
         watch: false,
         // Pool every plugin, so tests exercise pooled instances too.
         pool_size: 1,
         pool_threshold_us: 0,
-        ..RuntimeConfig::default()
+        ..PluginsConfig::default()
     })
     .unwrap()
 }
@@ -173,4 +175,9 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     cond()
+}
+
+/// The verdict of a plugin call that must not fail.
+pub fn verdict(r: Result<Verdict, PluginFailure>) -> Verdict {
+    r.unwrap_or_else(|f| panic!("plugin call failed: {f}"))
 }
