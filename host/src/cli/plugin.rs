@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::plugin::audit;
-use crate::plugin::{PluginRuntime, PluginState, RuntimeConfig};
+use crate::plugin::{PluginRuntime, PluginState, PluginsConfig};
 
 #[derive(Subcommand, Debug)]
 pub enum PluginCmd {
@@ -71,11 +71,11 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
 
 /// Render the listing of `dir`; returns the text and the number of failed plugins.
 pub fn list(dir: PathBuf, json: bool) -> anyhow::Result<(String, usize)> {
-    let rt = PluginRuntime::start(RuntimeConfig {
+    let rt = PluginRuntime::start(PluginsConfig {
         dir: dir.clone(),
         watch: false,
         pool_size: 0,
-        ..RuntimeConfig::default()
+        ..PluginsConfig::default()
     })
     .with_context(|| format!("loading {}", dir.display()))?;
     let statuses = rt.statuses();
