@@ -5,7 +5,11 @@ No I/O here, so bench/load/test_sluice_load.py can check it all.
 
 
 def pct(values, p):
-    """Nearest-rank percentile p (0..100) of values; None when empty."""
+    """Nearest-rank percentile p (0..100) of values; None when empty.
+
+    round() halves to even, so where p·n/100 is an odd integer this takes the
+    next rank up (p99 of 100 values is the largest); kept so figures stay
+    comparable with earlier runs."""
     v = sorted(values)
     if not v:
         return None
