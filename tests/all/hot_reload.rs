@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use sluice::plugin::{PluginRuntime, PluginState, RuntimeConfig, Verdict};
 
-use crate::support::{guest_wasm, plugin_dir, plugin_dir_named, request, runtime, wait_for, whole};
+use sluice_guests as guests;
+
+use crate::support::plugins::{plugin_dir, plugin_dir_named, request, runtime, whole};
+use crate::support::wait_for;
 
 /// A generous deadline: these tests saturate 2 cores on purpose and are
 /// about reloading, not about wall-clock limits.
@@ -33,7 +36,7 @@ fn watching(dir: &Path) -> Arc<PluginRuntime> {
 /// The tagger component with an extra custom section: same behaviour,
 /// different bytes (so a different SHA-256 and a real recompile).
 fn tagger_v2_bytes() -> Vec<u8> {
-    let mut bytes = std::fs::read(guest_wasm("test-tagger")).unwrap();
+    let mut bytes = std::fs::read(guests::TEST_TAGGER.wasm).unwrap();
     let name = b"sluice-test-version";
     let payload = b"2";
     bytes.push(0); // custom section id
@@ -58,7 +61,7 @@ fn answer(rt: &PluginRuntime, name: &str) -> Option<Verdict> {
 
 #[test]
 fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
-    let dir = plugin_dir_named(&[("guard", "test-tagger", &tagger("v1:"))]);
+    let dir = plugin_dir_named(&[("guard", guests::TEST_TAGGER, &tagger("v1:"))]);
     let rt = watching(dir.path());
     assert_eq!(
         answer(&rt, "guard"),
@@ -147,7 +150,7 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
 
 #[test]
 fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
-    let dir = plugin_dir_named(&[("guard", "test-tagger", &tagger("v1:"))]);
+    let dir = plugin_dir_named(&[("guard", guests::TEST_TAGGER, &tagger("v1:"))]);
     let rt = watching(dir.path());
     install(dir.path(), "guard.wasm", b"\0asm this is not a component");
     let failed = wait_for(Duration::from_secs(5), || {
@@ -176,7 +179,7 @@ fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
     install(
         dir.path(),
         "guard.wasm",
-        &std::fs::read(guest_wasm("test-tagger")).unwrap(),
+        &std::fs::read(guests::TEST_TAGGER.wasm).unwrap(),
     );
     assert!(wait_for(Duration::from_secs(5), || rt.statuses()[0].state
         == PluginState::Loaded));
@@ -196,7 +199,7 @@ fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
 
 #[test]
 fn in_place_partial_write_is_survived() {
-    let dir = plugin_dir_named(&[("guard", "test-tagger", &tagger("v1:"))]);
+    let dir = plugin_dir_named(&[("guard", guests::TEST_TAGGER, &tagger("v1:"))]);
     let rt = watching(dir.path());
     let v2 = tagger_v2_bytes();
     let path = dir.path().join("guard.wasm");
@@ -229,8 +232,16 @@ fn sluice_sha(bytes: &[u8]) -> String {
 #[test]
 fn deleting_a_plugin_removes_it_from_the_chain() {
     let dir = plugin_dir_named(&[
-        ("a", "test-tagger", "kind = \"guardrail\"\norder = 1\n"),
-        ("b", "test-tagger", "kind = \"guardrail\"\norder = 2\n"),
+        (
+            "a",
+            guests::TEST_TAGGER,
+            "kind = \"guardrail\"\norder = 1\n",
+        ),
+        (
+            "b",
+            guests::TEST_TAGGER,
+            "kind = \"guardrail\"\norder = 2\n",
+        ),
     ]);
     let rt = watching(dir.path());
     assert_eq!(rt.current().guardrails().len(), 2);
@@ -253,8 +264,8 @@ fn deleting_a_plugin_removes_it_from_the_chain() {
 #[test]
 fn unchanged_files_are_not_recompiled_or_replaced() {
     let dir = plugin_dir_named(&[
-        ("a", "test-tagger", &tagger("a:")),
-        ("b", "test-tagger", &tagger("b:")),
+        ("a", guests::TEST_TAGGER, &tagger("a:")),
+        ("b", guests::TEST_TAGGER, &tagger("b:")),
     ]);
     let rt = runtime(dir.path());
     let before = rt.current().get("a").unwrap().clone();
@@ -279,7 +290,7 @@ fn unchanged_files_are_not_recompiled_or_replaced() {
 
 #[test]
 fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
-    let dir = plugin_dir_named(&[("a", "test-tagger", &tagger("a:"))]);
+    let dir = plugin_dir_named(&[("a", guests::TEST_TAGGER, &tagger("a:"))]);
     // Unique wasm bytes so no other test's in-memory cache entry can hit.
     let mut bytes = tagger_v2_bytes();
     bytes.extend_from_slice(&[0, 6, 5, b'c', b'a', b'c', b'h', b'e']);
@@ -314,7 +325,7 @@ fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
 
 #[test]
 fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
-    let dir = plugin_dir(&[("test-tagger", &tagger("a"))]);
+    let dir = plugin_dir(&[(guests::TEST_TAGGER, &tagger("a"))]);
     let start = |threshold_us| {
         PluginRuntime::start(RuntimeConfig {
             dir: dir.path().to_path_buf(),

@@ -4,8 +4,11 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::gateway::{self, TestGateway, reply_body};
-use crate::support::plugin_dir_named;
+use sluice_guests as guests;
+
+use crate::support::gateway::{self, TestGateway, reply_body};
+use crate::support::http::error_of;
+use crate::support::plugins::plugin_dir_named;
 
 const CHAT: &str = r#"
 [models.chat]
@@ -17,30 +20,6 @@ async fn plain(rest: &str) -> (TestGateway, gateway::Mock, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let gw = gateway::start(&gateway::config(&mock, dir.path(), rest)).await;
     (gw, mock, dir)
-}
-
-/// Assert an OpenAI-shaped error and return its `error` object.
-async fn error_of(res: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(res.status(), status);
-    assert!(
-        res.headers()["x-sluice-request-id"]
-            .to_str()
-            .unwrap()
-            .starts_with("req_"),
-        "errors carry the request id too"
-    );
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
-    let body: Value = res.json().await.unwrap();
-    let err = body["error"].clone();
-    for key in ["message", "type", "param", "code"] {
-        assert!(err.get(key).is_some(), "error lacks `{key}`: {body}");
-    }
-    err
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,8 +366,8 @@ check-input = true
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guardrail_rejection_is_422_and_input_transforms_reach_the_upstream() {
     let dir = plugin_dir_named(&[
-        ("length-check", "length-check", LENGTH_MAX_10),
-        ("pii-redact", "pii-redact", PII_BOTH),
+        ("length-check", guests::LENGTH_CHECK, LENGTH_MAX_10),
+        ("pii-redact", guests::PII_REDACT, PII_BOTH),
     ]);
     let mock = gateway::mock().await;
     let rest = r#"

@@ -1,26 +1,16 @@
 //! Hostile guests are contained: each failure yields its failure mode's
 //! answer, a counter, and the plugin (and every other plugin) keeps serving.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice::plugin::{
-    Candidate, Decision, Estimate, Plugin, PluginFailure, PluginRuntime, RequestInfo,
-    RuntimeConfig, Spend, Verdict, run_input_chain, run_output_chain,
+    Candidate, Decision, Estimate, PluginFailure, PluginRuntime, RequestInfo, RuntimeConfig, Spend,
+    Verdict, run_input_chain, run_output_chain,
 };
 
-use crate::support::{plugin_dir, request, runtime, whole};
+use sluice_guests as guests;
 
-fn one(pkg: &str, manifest: &str) -> (tempfile::TempDir, Arc<PluginRuntime>, Arc<Plugin>) {
-    let dir = plugin_dir(&[(pkg, manifest)]);
-    let rt = runtime(dir.path());
-    let p = rt
-        .current()
-        .get(pkg)
-        .unwrap_or_else(|| panic!("{pkg} not loaded: {:?}", rt.statuses()))
-        .clone();
-    (dir, rt, p)
-}
+use crate::support::plugins::{load, plugin_dir, request, runtime, whole};
 
 fn is_plugin_failure_reject(v: &Verdict) -> bool {
     matches!(v, Verdict::Reject(r) if r.code == "plugin_failure")
@@ -28,8 +18,8 @@ fn is_plugin_failure_reject(v: &Verdict) -> bool {
 
 #[test]
 fn infinite_loop_is_stopped_at_the_deadline_and_fails_closed() {
-    let (_d, _rt, p) = one(
-        "hostile-loop",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_LOOP,
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 40\n",
     );
     let c = p.check_output(&request("hi"), "spin", &whole());
@@ -48,8 +38,8 @@ fn infinite_loop_is_stopped_at_the_deadline_and_fails_closed() {
 /// first call after a quiet spell must still hit its deadline.
 #[test]
 fn deadline_fires_after_the_gateway_was_idle() {
-    let (_d, _rt, p) = one(
-        "hostile-loop",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_LOOP,
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 40\n",
     );
     std::thread::sleep(sluice::plugin::EPOCH_TICK * 500);
@@ -61,8 +51,8 @@ fn deadline_fires_after_the_gateway_was_idle() {
 
 #[test]
 fn open_failure_mode_passes_and_still_counts() {
-    let (_d, _rt, p) = one(
-        "hostile-loop",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_LOOP,
         "kind = \"guardrail\"\nfailure-mode = \"open\"\n[limits]\ndeadline-ms = 20\n",
     );
     let c = p.check_output(&request("hi"), "spin", &whole());
@@ -73,8 +63,8 @@ fn open_failure_mode_passes_and_still_counts() {
 
 #[test]
 fn memory_bomb_hits_the_memory_cap() {
-    let (_d, _rt, p) = one(
-        "hostile-memory",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_MEMORY,
         "kind = \"guardrail\"\n[limits]\nmemory-mb = 16\ndeadline-ms = 2000\n",
     );
     let c = p.check_output(&request("hi"), "eat", &whole());
@@ -86,8 +76,8 @@ fn memory_bomb_hits_the_memory_cap() {
 
 #[test]
 fn deep_recursion_is_a_stack_overflow_trap() {
-    let (_d, _rt, p) = one(
-        "hostile-recursion",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_RECURSION,
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 2000\n",
     );
     let c = p.check_output(&request("hi"), "dive", &whole());
@@ -109,7 +99,7 @@ fn deep_recursion_is_a_stack_overflow_trap() {
 
 #[test]
 fn panic_is_a_trap_with_the_message_and_the_next_call_is_fresh() {
-    let (_d, _rt, p) = one("hostile-trap", "kind = \"guardrail\"\n");
+    let (_d, _rt, p) = load(guests::HOSTILE_TRAP, "kind = \"guardrail\"\n");
     let c = p.check_output(&request("hi"), "boom", &whole());
     match &c.failure {
         Some(PluginFailure::Trap(why)) => {
@@ -147,7 +137,7 @@ fn on_tokio_worker(f: impl FnOnce() + Send + 'static) {
 /// of a single call.
 #[test]
 fn a_guest_that_blocks_falls_back_from_the_async_worker_transparently() {
-    let (_d, _rt, trap) = one("hostile-trap", "kind = \"guardrail\"\n");
+    let (_d, _rt, trap) = load(guests::HOSTILE_TRAP, "kind = \"guardrail\"\n");
     on_tokio_worker(move || {
         let ok = trap.check_output(&request("hi"), "safe text", &whole());
         assert_eq!((ok.verdict, ok.failure), (Verdict::Pass, None));
@@ -171,8 +161,8 @@ fn a_guest_that_blocks_falls_back_from_the_async_worker_transparently() {
 /// for the whole deadline; its later calls move off the worker.
 #[test]
 fn a_guest_that_runs_long_is_moved_off_the_async_worker() {
-    let (_d, _rt, p) = one(
-        "hostile-loop",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_LOOP,
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 20\n",
     );
     on_tokio_worker(move || {
@@ -195,7 +185,7 @@ fn a_guest_that_runs_long_is_moved_off_the_async_worker() {
 
 #[test]
 fn huge_output_is_refused_by_size() {
-    let (_d, _rt, p) = one("hostile-huge-output", "kind = \"guardrail\"\n");
+    let (_d, _rt, p) = load(guests::HOSTILE_HUGE_OUTPUT, "kind = \"guardrail\"\n");
     let c = p.check_output(&request("hi"), "grow", &whole());
     assert_eq!(
         c.failure,
@@ -211,7 +201,7 @@ fn huge_output_is_refused_by_size() {
 #[test]
 fn fuel_stops_a_loop_when_metering_is_on() {
     let dir = plugin_dir(&[(
-        "hostile-loop",
+        guests::HOSTILE_LOOP,
         "kind = \"guardrail\"\n[limits]\nfuel = 200000\ndeadline-ms = 5000\n",
     )]);
     let rt = PluginRuntime::start(RuntimeConfig {
@@ -234,18 +224,18 @@ fn fuel_stops_a_loop_when_metering_is_on() {
 fn hostile_plugins_do_not_disturb_other_plugins_or_calls() {
     let dir = plugin_dir(&[
         (
-            "hostile-loop",
+            guests::HOSTILE_LOOP,
             "kind = \"guardrail\"\n[limits]\ndeadline-ms = 30\n",
         ),
         (
-            "hostile-memory",
+            guests::HOSTILE_MEMORY,
             "kind = \"guardrail\"\n[limits]\nmemory-mb = 8\n",
         ),
-        ("hostile-trap", "kind = \"guardrail\"\n"),
+        (guests::HOSTILE_TRAP, "kind = \"guardrail\"\n"),
         // Wall-clock deadlines cannot promise CPU fairness on a 2-core box
         // full of spinning guests; isolation of failures is the point here.
         (
-            "test-tagger",
+            guests::TEST_TAGGER,
             "kind = \"guardrail\"\n[limits]\ndeadline-ms = 5000\n",
         ),
     ]);
@@ -293,8 +283,8 @@ fn hostile_plugins_do_not_disturb_other_plugins_or_calls() {
 #[test]
 fn chains_fail_closed_or_open_on_a_hostile_member() {
     let dir = plugin_dir(&[
-        ("test-tagger", "kind = \"guardrail\"\norder = 1\n"),
-        ("hostile-trap", "kind = \"guardrail\"\norder = 2\n"),
+        (guests::TEST_TAGGER, "kind = \"guardrail\"\norder = 1\n"),
+        (guests::HOSTILE_TRAP, "kind = \"guardrail\"\norder = 2\n"),
     ]);
     let rt = runtime(dir.path());
     let set = rt.current();
@@ -322,10 +312,10 @@ fn chains_fail_closed_or_open_on_a_hostile_member() {
 fn open_member_lets_the_chain_continue() {
     let dir = plugin_dir(&[
         (
-            "hostile-trap",
+            guests::HOSTILE_TRAP,
             "kind = \"guardrail\"\norder = 1\nfailure-mode = \"open\"\n",
         ),
-        ("test-tagger", "kind = \"guardrail\"\norder = 2\n"),
+        (guests::TEST_TAGGER, "kind = \"guardrail\"\norder = 2\n"),
     ]);
     let rt = runtime(dir.path());
     let set = rt.current();
@@ -338,7 +328,7 @@ fn open_member_lets_the_chain_continue() {
 
 #[test]
 fn wrong_kind_call_is_a_failure_not_a_panic() {
-    let (_d, _rt, p) = one("test-tagger", "kind = \"guardrail\"\n");
+    let (_d, _rt, p) = load(guests::TEST_TAGGER, "kind = \"guardrail\"\n");
     let err = p.route(&request("q"), &[]).unwrap_err();
     assert!(
         matches!(err, PluginFailure::Instantiate(ref m) if m.contains("guardrail")),
@@ -369,7 +359,7 @@ fn with_model(model: &str) -> RequestInfo {
 
 #[test]
 fn router_failure_is_an_error_when_closed_and_configured_order_when_open() {
-    let (_d, _rt, closed) = one("hostile-router", "kind = \"router\"\n");
+    let (_d, _rt, closed) = load(guests::HOSTILE_ROUTER, "kind = \"router\"\n");
     let routes = closed.route(&with_model("m"), &candidates()).unwrap();
     let models: Vec<&str> = routes.iter().map(|r| r.model.as_str()).collect();
     assert_eq!(models, ["pricey", "cheap"]);
@@ -381,8 +371,8 @@ fn router_failure_is_an_error_when_closed_and_configured_order_when_open() {
         "{err}"
     );
 
-    let (_d, _rt, open) = one(
-        "hostile-router",
+    let (_d, _rt, open) = load(
+        guests::HOSTILE_ROUTER,
         "kind = \"router\"\nfailure-mode = \"open\"\n",
     );
     assert_eq!(open.route(&with_model("trap"), &candidates()), Ok(vec![]));
@@ -402,7 +392,7 @@ fn cost_policy_failure_is_an_error_when_closed_and_allow_when_open() {
         budget_usd: Some(10.0),
         period: "2026-11".into(),
     };
-    let (_d, _rt, closed) = one("hostile-cost", "kind = \"cost-policy\"\n");
+    let (_d, _rt, closed) = load(guests::HOSTILE_COST, "kind = \"cost-policy\"\n");
     assert_eq!(
         closed.decide(&with_model("m"), &est, &spend),
         Ok(Decision::Deny("over budget".into()))
@@ -412,8 +402,8 @@ fn cost_policy_failure_is_an_error_when_closed_and_allow_when_open() {
         Err(PluginFailure::Trap(_))
     ));
 
-    let (_d, _rt, open) = one(
-        "hostile-cost",
+    let (_d, _rt, open) = load(
+        guests::HOSTILE_COST,
         "kind = \"cost-policy\"\nfailure-mode = \"open\"\n",
     );
     assert_eq!(

@@ -1,117 +1,45 @@
-//! Shared helpers: build the guest components from source (once per test
-//! process), lay out plugin directories, make requests.
+//! Plugin directories laid out from the built guests ([`sluice_guests`]),
+//! a runtime over them, and the inputs of a plugin call.
 
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::Arc;
 
-use sluice::plugin::{Message, OutputContext, PluginRuntime, RequestInfo, RuntimeConfig};
+use sluice::plugin::{
+    Message, OutputContext, Plugin, PluginRuntime, RequestInfo, RuntimeConfig, Verdict,
+};
+use sluice_guests::Guest;
 use tempfile::TempDir;
 
-/// The workspace root.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn build_guests(pkgs: &[String]) -> bool {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root()).args([
-        "build",
-        "--profile",
-        "guest",
-        "--target",
-        "wasm32-wasip2",
-        "--target-dir",
-        "target/guests",
-    ]);
-    for p in pkgs {
-        cmd.args(["-p", p]);
-    }
-    cmd.status().is_ok_and(|s| s.success())
-}
-
-/// Package names of every guest crate (first-party plugins and test guests).
-fn guest_packages() -> Vec<String> {
-    let mut pkgs = Vec::new();
-    for dir in ["plugins", "tests/plugins"] {
-        let Ok(entries) = std::fs::read_dir(root().join(dir)) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(toml) = std::fs::read_to_string(e.path().join("Cargo.toml")) else {
-                continue;
-            };
-            let name = toml.lines().find_map(|l| {
-                let v = l.trim().strip_prefix("name")?.trim().strip_prefix('=')?;
-                Some(v.trim().trim_matches('"').to_owned())
-            });
-            pkgs.extend(name);
-        }
-    }
-    pkgs.sort();
-    pkgs
-}
-
-/// The `.wasm` of guest package `pkg`, after building all guests once per
-/// process (`--target-dir target/guests`, so it does not wait on the outer
-/// cargo's lock).
-pub fn guest_wasm(pkg: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let pkgs = guest_packages();
-        if !build_guests(&pkgs) {
-            // One broken crate must not take every test down: build the
-            // rest one by one; `guest_wasm` then fails only for the broken one.
-            eprintln!("building all guests failed; retrying package by package");
-            for p in &pkgs {
-                build_guests(std::slice::from_ref(p));
-            }
-        }
-    });
-    let path = root()
-        .join("target/guests/wasm32-wasip2/guest")
-        .join(format!("{}.wasm", pkg.replace('-', "_")));
-    assert!(path.is_file(), "no guest component at {}", path.display());
-    path
-}
-
-/// A directory with `PKG.wasm` + `PKG.toml` for each `(pkg, manifest)`.
-pub fn plugin_dir(plugins: &[(&str, &str)]) -> TempDir {
-    let named: Vec<(&str, &str, &str)> = plugins.iter().map(|(p, t)| (*p, *p, *t)).collect();
+/// A directory with `PKG.wasm` + `PKG.toml` for each `(guest, manifest)`,
+/// the plugin named after the guest's package.
+pub fn plugin_dir(plugins: &[(Guest, &str)]) -> TempDir {
+    let named: Vec<(&str, Guest, &str)> =
+        plugins.iter().map(|(g, t)| (g.package, *g, *t)).collect();
     plugin_dir_named(&named)
 }
 
-/// Like [`plugin_dir`] with an explicit plugin name: `(name, pkg, manifest)`.
-pub fn plugin_dir_named(plugins: &[(&str, &str, &str)]) -> TempDir {
+/// Like [`plugin_dir`] with an explicit plugin name: `(name, guest, manifest)`.
+pub fn plugin_dir_named(plugins: &[(&str, Guest, &str)]) -> TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for (name, pkg, toml) in plugins {
-        std::fs::copy(guest_wasm(pkg), dir.path().join(format!("{name}.wasm"))).unwrap();
+    for (name, guest, toml) in plugins {
+        std::fs::copy(guest.wasm, dir.path().join(format!("{name}.wasm"))).unwrap();
         std::fs::write(dir.path().join(format!("{name}.toml")), toml).unwrap();
     }
     dir
 }
 
-/// A directory with the first-party plugins `names`, each with its
-/// committed `plugins/NAME/NAME.toml`.
-pub fn first_party_dir(names: &[&str]) -> TempDir {
+/// A directory with the first-party plugins `guests`, each with its
+/// committed manifest `plugins/NAME/NAME.toml`.
+pub fn first_party_dir(guests: &[Guest]) -> TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for name in names {
-        std::fs::copy(guest_wasm(name), dir.path().join(format!("{name}.wasm"))).unwrap();
-        std::fs::copy(
-            root()
-                .join("plugins")
-                .join(name)
-                .join(format!("{name}.toml")),
-            dir.path().join(format!("{name}.toml")),
-        )
-        .unwrap();
+    for g in guests {
+        let manifest = g
+            .manifest
+            .unwrap_or_else(|| panic!("{} is not a first-party plugin", g.package));
+        std::fs::copy(g.wasm, dir.path().join(format!("{}.wasm", g.package))).unwrap();
+        std::fs::copy(manifest, dir.path().join(format!("{}.toml", g.package))).unwrap();
     }
     dir
 }
@@ -127,6 +55,29 @@ pub fn runtime(dir: &Path) -> Arc<PluginRuntime> {
         ..RuntimeConfig::default()
     })
     .unwrap()
+}
+
+/// A plugin with its runtime and directory (keep all three alive).
+pub type Loaded = (TempDir, Arc<PluginRuntime>, Arc<Plugin>);
+
+/// `guest` alone in a runtime, loaded with `manifest`.
+pub fn load(guest: Guest, manifest: &str) -> Loaded {
+    loaded(plugin_dir(&[(guest, manifest)]), guest.package)
+}
+
+/// First-party `guest` alone in a runtime, with its committed manifest.
+pub fn load_first_party(guest: Guest) -> Loaded {
+    loaded(first_party_dir(&[guest]), guest.package)
+}
+
+fn loaded(dir: TempDir, name: &str) -> Loaded {
+    let rt = runtime(dir.path());
+    let p = rt
+        .current()
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} not loaded: {:?}", rt.statuses()))
+        .clone();
+    (dir, rt, p)
 }
 
 /// A chat request whose last user message is `text`.
@@ -163,14 +114,10 @@ pub fn whole() -> OutputContext {
     }
 }
 
-/// Poll `cond` every 10 ms until it holds or `timeout` passes.
-pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+/// The rejection code of `v` (empty unless it rejects).
+pub fn code(v: &Verdict) -> &str {
+    match v {
+        Verdict::Reject(r) => &r.code,
+        _ => "",
     }
-    cond()
 }
