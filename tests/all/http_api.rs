@@ -242,13 +242,10 @@ async fn the_gateway_deadline_is_504_too() {
     let rest = format!("[server]\nrequest-timeout-ms = 150\n{CHAT}");
     let (gw, _mock, _dir) = plain(&rest).await;
     let mut body = reply_body("chat", "x");
+    // The mock answers 200 after 2 s, well within the provider's timeout:
+    // a 504 is the 150 ms deadline cutting the wait short.
     body["mock_fault"] = json!("latency=2000");
-    let started = std::time::Instant::now();
     let err = error_of(gw.chat(&body).await, StatusCode::GATEWAY_TIMEOUT).await;
-    assert!(
-        started.elapsed().as_millis() < 1500,
-        "the deadline cut the wait short"
-    );
     assert_eq!(err["code"], "upstream_timeout");
 }
 

