@@ -1,5 +1,6 @@
-//! Builds every guest crate of the workspace (the crates under
-//! `recipe::GUEST_DIRS`, found with `cargo metadata`) in one cargo run,
+//! Builds every guest crate of the workspace (the member crates in
+//! `recipe::FIRST_PARTY_DIR` and `recipe::TEST_GUEST_DIR`, found with
+//! `cargo metadata`) in one cargo run,
 //! and writes `guests.rs` into `OUT_DIR`: one `Guest` constant per crate
 //! plus `ALL`. Reruns when guest sources, the SDK, the WIT contract, the
 //! workspace manifest or a built component change.
@@ -29,13 +30,14 @@ fn main() {
     let mut guests = Vec::new();
     for pkg in meta.workspace_packages() {
         let dir = pkg.manifest_path.parent().expect("a manifest has a folder");
-        let Some(kind) = recipe::GUEST_DIRS
-            .iter()
-            .position(|d| dir.parent().map(|p| p.as_std_path()) == Some(&root.join(d)))
-        else {
+        let Some(parent) = dir.parent().map(|p| p.as_std_path()) else {
             continue;
         };
-        let manifest = (kind == 0).then(|| {
+        let first_party = parent == root.join(recipe::FIRST_PARTY_DIR);
+        if !first_party && parent != root.join(recipe::TEST_GUEST_DIR) {
+            continue;
+        }
+        let manifest = first_party.then(|| {
             let m = dir.as_std_path().join(format!("{}.toml", pkg.name));
             assert!(
                 m.is_file(),
@@ -50,17 +52,17 @@ fn main() {
             manifest,
         });
     }
-    assert!(
-        !guests.is_empty(),
-        "no guest crates under {:?}",
-        recipe::GUEST_DIRS
-    );
+    assert!(!guests.is_empty(), "no guest crates in the workspace");
     guests.sort_by(|a, b| a.package.cmp(&b.package));
 
-    for watched in recipe::GUEST_DIRS
-        .iter()
-        .chain(&["sdk", "wit", "Cargo.toml", "Cargo.lock"])
-    {
+    for watched in [
+        recipe::FIRST_PARTY_DIR,
+        recipe::TEST_GUEST_DIR,
+        "sdk",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo::rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo::rerun-if-env-changed=RUSTFLAGS");

@@ -12,9 +12,12 @@ pub const TARGET: &str = "wasm32-wasip2";
 /// `[profile.guest]` in the workspace `Cargo.toml` (no DWARF, fat LTO).
 pub const PROFILE: &str = "guest";
 
-/// Folders, relative to the workspace root, whose member crates are guests:
-/// the first-party plugins, then the test guests.
-pub const GUEST_DIRS: [&str; 2] = ["plugins", "tests/plugins"];
+/// The folder, relative to the workspace root, whose member crates are the
+/// first-party plugins (each ships a manifest `NAME/NAME.toml`).
+pub const FIRST_PARTY_DIR: &str = "plugins";
+
+/// The folder whose member crates are guests made for the tests.
+pub const TEST_GUEST_DIR: &str = "tests/plugins";
 
 /// The guests' own target directory. Not the host's: the build script's
 /// inner cargo would wait forever on the lock the outer cargo holds. Not
