@@ -2,10 +2,11 @@
 //! of three, each beside the same length check in native Rust.
 //!
 //! The guest is `tests/plugins/tagger` in length-check mode (`max-chars`),
-//! built with `cargo build --profile guest --target wasm32-wasip2 --target-dir
-//! target/guests -p test-tagger` (done here if missing). `guest_work_*`
-//! runs the check 1000x inside one call so instantiation is amortised and
-//! the guest's own work can be compared with native.
+//! built by `sluice-guests` like every guest. `guest_work_*` runs the check
+//! 1000x inside one call so instantiation is amortised and the guest's own
+//! work can be compared with native. `first_party_1kb` puts each
+//! first-party guardrail beside that trivial guest (the floor: a fresh
+//! instance and the call itself), so a plugin's own cost is the difference.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,38 +15,16 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use sluice::plugin::{Message, OutputContext, PluginRuntime, PluginsConfig, RequestInfo, Verdict};
 
 fn guest() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
     // `SLUICE_BENCH_GUEST=path.wasm` benchmarks another build of the guest
     // (e.g. with other flags) without touching the shared one.
-    if let Some(p) = std::env::var_os("SLUICE_BENCH_GUEST").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+    match std::env::var_os("SLUICE_BENCH_GUEST").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(sluice_guests::TEST_TAGGER.wasm),
     }
-    let wasm = root.join("target/guests/wasm32-wasip2/guest/test_tagger.wasm");
-    if !wasm.is_file() {
-        let status =
-            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .current_dir(&root)
-                .args([
-                    "build",
-                    "--profile",
-                    "guest",
-                    "--target",
-                    "wasm32-wasip2",
-                    "--target-dir",
-                    "target/guests",
-                    "-p",
-                    "test-tagger",
-                ])
-                .status()
-                .expect("running cargo");
-        assert!(status.success(), "building the bench guest failed");
-    }
-    wasm
 }
 
+/// Copies of the tagger guest named `names`, in chain order, as length
+/// checks that run `repeat` times per call.
 fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<PluginRuntime> {
     for (i, n) in names.iter().enumerate() {
         std::fs::copy(guest(), dir.join(format!("{n}.wasm"))).unwrap();
@@ -54,6 +33,19 @@ fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<Plu
         );
         std::fs::write(dir.join(format!("{n}.toml")), toml).unwrap();
     }
+    let rt = start(dir, pool_size);
+    assert_eq!(
+        rt.current().guardrails().len(),
+        names.len(),
+        "{:?}",
+        rt.statuses()
+    );
+    rt
+}
+
+/// A runtime over `dir`: with `pool_size` 0 every call gets a fresh
+/// instance inline, as the gateway does for small guests.
+fn start(dir: &Path, pool_size: usize) -> Arc<PluginRuntime> {
     let mut cfg = PluginsConfig {
         dir: dir.to_path_buf(),
         watch: false,
@@ -70,14 +62,7 @@ fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<Plu
         cfg.max_instances = n;
         cfg.pool_size = cfg.pool_size.min(1);
     }
-    let rt = PluginRuntime::start(cfg).unwrap();
-    assert_eq!(
-        rt.current().guardrails().len(),
-        names.len(),
-        "{:?}",
-        rt.statuses()
-    );
-    rt
+    PluginRuntime::start(cfg).unwrap()
 }
 
 fn request() -> RequestInfo {
@@ -192,5 +177,47 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Each first-party guardrail with its committed manifest on a 1 KB answer
+/// (JSON for json-format), a fresh instance per call, beside `floor`: the
+/// trivial tagger guest under the same conditions. A plugin's own work is
+/// its time minus the floor.
+fn first_party(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    for g in sluice_guests::first_party() {
+        let manifest = g.manifest.expect("first-party plugins have one");
+        std::fs::copy(g.wasm, dir.path().join(format!("{}.wasm", g.package))).unwrap();
+        std::fs::copy(manifest, dir.path().join(format!("{}.toml", g.package))).unwrap();
+    }
+    let rt = start(dir.path(), 0);
+    let floor_dir = tempfile::tempdir().unwrap();
+    let floor_rt = runtime(floor_dir.path(), &["floor"], 1, 0);
+
+    let base = "Thanks for reaching out. Your order 48213 shipped on 2026-11-20 and should arrive \
+                within three business days; reply here or call support if the address changes. ";
+    let text: String = base.chars().cycle().take(1024).collect();
+    let json = format!("{{\"answer\": {:?}}}", &text[..1000]);
+    let req = request();
+    let ctx = OutputContext {
+        emitted: String::new(),
+        window_index: 0,
+        is_final: true,
+    };
+
+    let mut g = c.benchmark_group("first_party_1kb");
+    let set = rt.current();
+    let floor = floor_rt.current();
+    for p in floor.guardrails().iter().chain(set.guardrails()) {
+        let body = if p.name() == "json-format" {
+            &json
+        } else {
+            &text
+        };
+        let first = p.check_output(&req, body, &ctx);
+        assert!(first.is_ok(), "{}: {first:?}", p.name());
+        g.bench_function(p.name(), |b| b.iter(|| p.check_output(&req, body, &ctx)));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, first_party);
 criterion_main!(benches);

@@ -7,7 +7,9 @@ use sluice::plugin::audit::audit;
 use sluice::plugin::capability::Access;
 use sluice::plugin::{PluginState, Verdict};
 
-use crate::support::{guest_wasm, plugin_dir, request, runtime, verdict, whole};
+use sluice_guests as guests;
+
+use crate::support::plugins::{plugin_dir, request, runtime, verdict, whole};
 
 /// The load error of `name`, asserting it is not serving.
 fn refusal(dir: &std::path::Path, name: &str) -> String {
@@ -29,7 +31,7 @@ fn refusal(dir: &std::path::Path, name: &str) -> String {
 
 #[test]
 fn filesystem_import_without_grant_is_refused_naming_import_and_plugin() {
-    let dir = plugin_dir(&[("hostile-files", "kind = \"guardrail\"\n")]);
+    let dir = plugin_dir(&[(guests::HOSTILE_FILES, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-files");
     assert!(err.contains("`hostile-files`"), "{err}");
     assert!(err.contains("wasi:filesystem/"), "{err}");
@@ -38,7 +40,7 @@ fn filesystem_import_without_grant_is_refused_naming_import_and_plugin() {
 
 #[test]
 fn sockets_import_without_grant_is_refused() {
-    let dir = plugin_dir(&[("hostile-sockets", "kind = \"guardrail\"\n")]);
+    let dir = plugin_dir(&[(guests::HOSTILE_SOCKETS, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-sockets");
     assert!(
         err.contains("`hostile-sockets`") && err.contains("wasi:sockets/"),
@@ -49,7 +51,7 @@ fn sockets_import_without_grant_is_refused() {
 
 #[test]
 fn future_contract_version_is_refused_naming_both_versions() {
-    let dir = plugin_dir(&[("hostile-future", "kind = \"guardrail\"\n")]);
+    let dir = plugin_dir(&[(guests::HOSTILE_FUTURE, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-future");
     assert!(err.contains("sluice:plugin/guardrail@0.2.0"), "{err}");
     assert!(err.contains("sluice:plugin@0.1.0"), "{err}");
@@ -57,7 +59,7 @@ fn future_contract_version_is_refused_naming_both_versions() {
 
 #[test]
 fn kind_mismatch_is_refused() {
-    let dir = plugin_dir(&[("test-tagger", "kind = \"router\"\n")]);
+    let dir = plugin_dir(&[(guests::TEST_TAGGER, "kind = \"router\"\n")]);
     let err = refusal(dir.path(), "test-tagger");
     assert!(
         err.contains("kind = \"router\"") && err.contains("guardrail"),
@@ -67,7 +69,7 @@ fn kind_mismatch_is_refused() {
 
 #[test]
 fn baseline_environment_is_empty() {
-    let dir = plugin_dir(&[("hostile-env", "kind = \"guardrail\"\n")]);
+    let dir = plugin_dir(&[(guests::HOSTILE_ENV, "kind = \"guardrail\"\n")]);
     let rt = runtime(dir.path());
     let p = rt.current().get("hostile-env").unwrap().clone();
     let c = verdict(p.check_output(&request("q"), "", &whole()));
@@ -78,7 +80,7 @@ fn baseline_environment_is_empty() {
 fn env_is_passed_by_name_only() {
     let path = std::env::var("PATH").expect("tests run with PATH set");
     let dir = plugin_dir(&[(
-        "hostile-env",
+        guests::HOSTILE_ENV,
         "kind = \"guardrail\"\n[capabilities]\nenv = [\"PATH\", \"SLUICE_SURELY_UNSET_VAR\"]\n",
     )]);
     let rt = runtime(dir.path());
@@ -97,7 +99,7 @@ fn granted_directory_is_readable_and_outside_is_not() {
         "kind = \"guardrail\"\n[capabilities]\nfiles = [{{ host = \"{}\", guest = \"/data\" }}]\n",
         data.path().display()
     );
-    let dir = plugin_dir(&[("hostile-files", &manifest)]);
+    let dir = plugin_dir(&[(guests::HOSTILE_FILES, &manifest)]);
     let rt = runtime(dir.path());
     let p = rt
         .current()
@@ -138,7 +140,7 @@ fn sockets_grant_allows_listed_address_only() {
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 2000\n[capabilities]\nsockets = [\"{allowed_addr}\"]\nfiles = [{{ host = \"{}\", guest = \"/empty\" }}]\n",
         empty.path().display()
     );
-    let dir = plugin_dir(&[("hostile-sockets", &manifest)]);
+    let dir = plugin_dir(&[(guests::HOSTILE_SOCKETS, &manifest)]);
     let rt = runtime(dir.path());
     let p = rt
         .current()
@@ -156,7 +158,7 @@ fn sockets_grant_allows_listed_address_only() {
 
 #[test]
 fn http_import_without_grant_is_refused() {
-    let dir = plugin_dir(&[("hostile-http", "kind = \"guardrail\"\n")]);
+    let dir = plugin_dir(&[(guests::HOSTILE_HTTP, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-http");
     assert!(
         err.contains("`hostile-http`") && err.contains("wasi:http/"),
@@ -191,7 +193,7 @@ fn http_grant_allows_listed_hosts_only() {
     let manifest = format!(
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 5000\n[capabilities]\nhttp = [\"{allowed}\"]\n"
     );
-    let dir = plugin_dir(&[("hostile-http", &manifest)]);
+    let dir = plugin_dir(&[(guests::HOSTILE_HTTP, &manifest)]);
     let rt = runtime(dir.path());
     let p = rt
         .current()
@@ -213,8 +215,8 @@ fn http_grant_allows_listed_hosts_only() {
 
 #[test]
 fn audit_shows_every_import_with_its_verdict() {
-    let wasm = guest_wasm("hostile-files");
-    let report = audit(&wasm, None).unwrap();
+    let wasm = std::path::Path::new(guests::HOSTILE_FILES.wasm);
+    let report = audit(wasm, None).unwrap();
     assert!(!report.accepted);
     assert_eq!(
         report.world.as_deref(),
@@ -249,7 +251,7 @@ fn audit_shows_every_import_with_its_verdict() {
         "kind = \"guardrail\"\n[capabilities]\nfiles = [{ host = \".\", guest = \"/data\" }]\n",
     )
     .unwrap();
-    let report = audit(&wasm, Some(&manifest)).unwrap();
+    let report = audit(wasm, Some(&manifest)).unwrap();
     assert!(report.accepted, "{:?}", report.problems);
     assert!(report.to_text().contains("granted (files)"));
 }
@@ -257,8 +259,8 @@ fn audit_shows_every_import_with_its_verdict() {
 #[test]
 fn plugin_list_shows_the_chain_and_refusals() {
     let dir = plugin_dir(&[
-        ("test-tagger", "kind = \"guardrail\"\norder = 5\n"),
-        ("hostile-files", "kind = \"guardrail\"\n"),
+        (guests::TEST_TAGGER, "kind = \"guardrail\"\norder = 5\n"),
+        (guests::HOSTILE_FILES, "kind = \"guardrail\"\n"),
     ]);
     let (text, failed) = sluice::cli::plugin::list(dir.path().to_path_buf(), false).unwrap();
     assert_eq!(failed, 1);

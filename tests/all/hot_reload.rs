@@ -5,13 +5,14 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice::plugin::{PluginRuntime, PluginState, PluginsConfig, Verdict};
 
-use crate::support::{
-    guest_wasm, plugin_dir, plugin_dir_named, request, runtime, verdict, wait_for, whole,
-};
+use sluice_guests as guests;
+
+use crate::support::plugins::{plugin_dir, plugin_dir_named, request, runtime, verdict, whole};
+use crate::support::wait_for;
 
 /// A generous deadline: these tests saturate 2 cores on purpose and are
 /// about reloading, not about wall-clock limits.
@@ -35,7 +36,7 @@ fn watching(dir: &Path) -> Arc<PluginRuntime> {
 /// The tagger component with an extra custom section: same behaviour,
 /// different bytes (so a different SHA-256 and a real recompile).
 fn tagger_v2_bytes() -> Vec<u8> {
-    let mut bytes = std::fs::read(guest_wasm("test-tagger")).unwrap();
+    let mut bytes = std::fs::read(guests::TEST_TAGGER.wasm).unwrap();
     let name = b"sluice-test-version";
     let payload = b"2";
     bytes.push(0); // custom section id
@@ -58,9 +59,11 @@ fn answer(rt: &PluginRuntime, name: &str) -> Option<Verdict> {
     Some(verdict(p.check_output(&request("q"), "x", &whole())))
 }
 
+/// How fast a swap serves is a measurement, not a test: `bench/load`'s hot
+/// swap run reports it.
 #[test]
-fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
-    let dir = plugin_dir_named(&[("guard", "test-tagger", &tagger("v1:"))]);
+fn replacing_a_plugin_under_load_loses_no_call() {
+    let dir = plugin_dir_named(&[("guard", guests::TEST_TAGGER, &tagger("v1:"))]);
     let rt = watching(dir.path());
     assert_eq!(
         answer(&rt, "guard"),
@@ -69,15 +72,15 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
-    let first_v2: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let v2_calls = Arc::new(AtomicU64::new(0));
     let bad: Arc<Mutex<Vec<String>>> = Arc::default();
     let workers: Vec<_> = (0..4)
         .map(|_| {
-            let (rt, stop, calls, first_v2, bad) = (
+            let (rt, stop, calls, v2_calls, bad) = (
                 rt.clone(),
                 stop.clone(),
                 calls.clone(),
-                first_v2.clone(),
+                v2_calls.clone(),
                 bad.clone(),
             );
             std::thread::spawn(move || {
@@ -93,7 +96,7 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
                     match &c {
                         Ok(Verdict::Transform(t)) if t == "v1:x" => {}
                         Ok(Verdict::Transform(t)) if t == "v2:x" => {
-                            first_v2.lock().unwrap().get_or_insert_with(Instant::now);
+                            v2_calls.fetch_add(1, Ordering::Relaxed);
                         }
                         _ => bad.lock().unwrap().push(format!("{c:?}")),
                     }
@@ -103,9 +106,8 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
         .collect();
 
     // The runbook: audit the new version, then rename it into place. The
-    // audit compiles it into the shared engine's cache, so the swap below
-    // measures the reload path, not Cranelift (a cold compile of this 2.9 MB
-    // guest takes ~1.5 s in the unoptimised test build on 2 busy cores).
+    // audit compiles it into the shared engine's cache, so the swap does not
+    // wait on a cold compile.
     let v2 = tagger_v2_bytes();
     let staged = tempfile::tempdir().unwrap();
     std::fs::write(staged.path().join("guard.wasm"), &v2).unwrap();
@@ -114,23 +116,23 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
             .unwrap()
             .accepted
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let swapped_at = Instant::now();
+    // Swap under load: once the workers are calling, and keep calling
+    // until the new version has answered a few times too.
+    assert!(wait_for(Duration::from_secs(10), || calls
+        .load(Ordering::Relaxed)
+        >= 20));
     install(dir.path(), "guard.toml", tagger("v2:").as_bytes());
     install(dir.path(), "guard.wasm", &v2);
-    let served = wait_for(Duration::from_secs(5), || {
-        first_v2.lock().unwrap().is_some()
+    let served = wait_for(Duration::from_secs(10), || {
+        v2_calls.load(Ordering::Relaxed) >= 20
     });
-    std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();
     }
-    assert!(served, "the new version never answered");
-    let latency = first_v2.lock().unwrap().unwrap() - swapped_at;
     assert!(
-        latency < Duration::from_millis(500),
-        "new version took {latency:?}; last reload: {:?}",
+        served,
+        "the new version never answered; last reload: {:?}",
         rt.last_reload()
     );
     let bad = bad.lock().unwrap();
@@ -140,7 +142,7 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
         bad.len(),
         bad.first()
     );
-    assert!(calls.load(Ordering::Relaxed) > 20);
+    assert!(calls.load(Ordering::Relaxed) >= 40);
     assert_eq!(rt.last_reload().loaded, ["guard"]);
     let st = &rt.statuses()[0];
     assert_eq!(st.state, PluginState::Loaded);
@@ -149,7 +151,7 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
 
 #[test]
 fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
-    let dir = plugin_dir_named(&[("guard", "test-tagger", &tagger("v1:"))]);
+    let dir = plugin_dir_named(&[("guard", guests::TEST_TAGGER, &tagger("v1:"))]);
     let rt = watching(dir.path());
     install(dir.path(), "guard.wasm", b"\0asm this is not a component");
     let failed = wait_for(Duration::from_secs(5), || {
@@ -178,7 +180,7 @@ fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
     install(
         dir.path(),
         "guard.wasm",
-        &std::fs::read(guest_wasm("test-tagger")).unwrap(),
+        &std::fs::read(guests::TEST_TAGGER.wasm).unwrap(),
     );
     assert!(wait_for(Duration::from_secs(5), || rt.statuses()[0].state
         == PluginState::Loaded));
@@ -198,13 +200,24 @@ fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
 
 #[test]
 fn in_place_partial_write_is_survived() {
-    let dir = plugin_dir_named(&[("guard", "test-tagger", &tagger("v1:"))]);
+    let dir = plugin_dir_named(&[("guard", guests::TEST_TAGGER, &tagger("v1:"))]);
     let rt = watching(dir.path());
     let v2 = tagger_v2_bytes();
     let path = dir.path().join("guard.wasm");
-    // An editor writing in place: half the file, a pause, then the rest.
+    // An editor writing in place: half the file, then the rest. The watcher
+    // sees the half, fails to load it and keeps v1 serving.
     std::fs::write(&path, &v2[..v2.len() / 2]).unwrap();
-    std::thread::sleep(Duration::from_millis(250));
+    assert!(
+        wait_for(Duration::from_secs(5), || matches!(
+            rt.statuses()[0].state,
+            PluginState::Failed {
+                serving_previous: true,
+                ..
+            }
+        )),
+        "{:?}",
+        rt.statuses()
+    );
     assert_eq!(
         answer(&rt, "guard"),
         Some(Verdict::Transform("v1:x".into()))
@@ -231,8 +244,16 @@ fn sluice_sha(bytes: &[u8]) -> String {
 #[test]
 fn deleting_a_plugin_removes_it_from_the_chain() {
     let dir = plugin_dir_named(&[
-        ("a", "test-tagger", "kind = \"guardrail\"\norder = 1\n"),
-        ("b", "test-tagger", "kind = \"guardrail\"\norder = 2\n"),
+        (
+            "a",
+            guests::TEST_TAGGER,
+            "kind = \"guardrail\"\norder = 1\n",
+        ),
+        (
+            "b",
+            guests::TEST_TAGGER,
+            "kind = \"guardrail\"\norder = 2\n",
+        ),
     ]);
     let rt = watching(dir.path());
     assert_eq!(rt.current().guardrails().len(), 2);
@@ -255,8 +276,8 @@ fn deleting_a_plugin_removes_it_from_the_chain() {
 #[test]
 fn unchanged_files_are_not_recompiled_or_replaced() {
     let dir = plugin_dir_named(&[
-        ("a", "test-tagger", &tagger("a:")),
-        ("b", "test-tagger", &tagger("b:")),
+        ("a", guests::TEST_TAGGER, &tagger("a:")),
+        ("b", guests::TEST_TAGGER, &tagger("b:")),
     ]);
     let rt = runtime(dir.path());
     let before = rt.current().get("a").unwrap().clone();
@@ -281,7 +302,7 @@ fn unchanged_files_are_not_recompiled_or_replaced() {
 
 #[test]
 fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
-    let dir = plugin_dir_named(&[("a", "test-tagger", &tagger("a:"))]);
+    let dir = plugin_dir_named(&[("a", guests::TEST_TAGGER, &tagger("a:"))]);
     // Unique wasm bytes so no other test's in-memory cache entry can hit.
     let mut bytes = tagger_v2_bytes();
     bytes.extend_from_slice(&[0, 6, 5, b'c', b'a', b'c', b'h', b'e']);
@@ -316,7 +337,7 @@ fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
 
 #[test]
 fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
-    let dir = plugin_dir(&[("test-tagger", &tagger("a"))]);
+    let dir = plugin_dir(&[(guests::TEST_TAGGER, &tagger("a"))]);
     let start = |threshold_us| {
         PluginRuntime::start(PluginsConfig {
             dir: dir.path().to_path_buf(),

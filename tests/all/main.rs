@@ -4,7 +4,6 @@ mod anthropic;
 mod capabilities;
 mod faults;
 mod first_party;
-mod gateway;
 mod hot_reload;
 mod http_api;
 mod openai_sdk;

@@ -5,18 +5,15 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::gateway::{self, reply_body};
-use crate::support::plugin_dir_named;
+use sluice_guests as guests;
 
-async fn error_of(res: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(res.status(), status);
-    let body: Value = res.json().await.unwrap();
-    body["error"].clone()
-}
+use crate::support::gateway::{self, reply_body};
+use crate::support::http::error_of;
+use crate::support::plugins::{first_party_dir, plugin_dir_named};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_plugin_orders_the_routes_per_request() {
-    let dir = crate::support::first_party_dir(&["tiered-router"]);
+    let dir = first_party_dir(&[guests::TIERED_ROUTER]);
     let mock = gateway::mock().await;
     let rest = r#"
 [models.auto]
@@ -63,7 +60,7 @@ min-tokens = 1
 /// next decision (cap, then downgrade), and an exhausted budget is a 402.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cost_policy_caps_downgrades_and_denies_from_recorded_spend() {
-    let dir = plugin_dir_named(&[("budget-policy", "budget-policy", BUDGET)]);
+    let dir = plugin_dir_named(&[("budget-policy", guests::BUDGET_POLICY, BUDGET)]);
     let mock = gateway::mock().await;
     let rest = r#"
 [models.premium]
@@ -144,16 +141,24 @@ budget-usd = 0.0
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_and_cost_policy_failures_follow_their_failure_mode() {
     let dir = plugin_dir_named(&[
-        ("router-closed", "hostile-router", "kind = \"router\"\n"),
+        (
+            "router-closed",
+            guests::HOSTILE_ROUTER,
+            "kind = \"router\"\n",
+        ),
         (
             "router-open",
-            "hostile-router",
+            guests::HOSTILE_ROUTER,
             "kind = \"router\"\nfailure-mode = \"open\"\n",
         ),
-        ("cost-closed", "hostile-cost", "kind = \"cost-policy\"\n"),
+        (
+            "cost-closed",
+            guests::HOSTILE_COST,
+            "kind = \"cost-policy\"\n",
+        ),
         (
             "cost-open",
-            "hostile-cost",
+            guests::HOSTILE_COST,
             "kind = \"cost-policy\"\nfailure-mode = \"open\"\n",
         ),
     ]);

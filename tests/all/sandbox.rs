@@ -1,42 +1,27 @@
 //! Hostile guests are contained: each failure is reported as a
 //! [`PluginFailure`] and counted, and the plugin (and every other plugin)
 //! keeps serving. What a failure means for a request (the failure mode) is
-//! the pipeline's: see the chain tests at the end.
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+//! the pipeline's: see the chain tests below and `routing.rs`.
 
 use sluice::pipeline::guard::{self, GuardReport};
 use sluice::plugin::{
-    Candidate, Decision, Estimate, Plugin, PluginFailure, PluginRuntime, PluginsConfig,
-    RequestInfo, Spend, Verdict,
+    Candidate, Decision, Estimate, PluginFailure, PluginRuntime, PluginsConfig, RequestInfo, Spend,
+    Verdict,
 };
 
-use crate::support::{plugin_dir, request, runtime, whole};
+use sluice_guests as guests;
 
-fn one(pkg: &str, manifest: &str) -> (tempfile::TempDir, Arc<PluginRuntime>, Arc<Plugin>) {
-    let dir = plugin_dir(&[(pkg, manifest)]);
-    let rt = runtime(dir.path());
-    let p = rt
-        .current()
-        .get(pkg)
-        .unwrap_or_else(|| panic!("{pkg} not loaded: {:?}", rt.statuses()))
-        .clone();
-    (dir, rt, p)
-}
+use crate::support::plugins::{load, plugin_dir, request, runtime, whole};
 
 #[test]
 fn infinite_loop_is_stopped_at_the_deadline_and_fails_closed() {
-    let (_d, _rt, p) = one(
-        "hostile-loop",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_LOOP,
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 40\n",
     );
-    let start = Instant::now();
     let c = p.check_output(&request("hi"), "spin", &whole());
-    let elapsed = start.elapsed();
+    // The guest never returns: only the deadline ends the call.
     assert_eq!(c, Err(PluginFailure::Deadline));
-    assert!(elapsed >= Duration::from_millis(35), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
     // The same plugin keeps answering calls that do not loop.
     assert_eq!(p.check_input(&request("hi")), Ok(Verdict::Pass));
     let s = p.stats();
@@ -47,41 +32,42 @@ fn infinite_loop_is_stopped_at_the_deadline_and_fails_closed() {
 /// first call after a quiet spell must still hit its deadline.
 #[test]
 fn deadline_fires_after_the_gateway_was_idle() {
-    let (_d, _rt, p) = one(
-        "hostile-loop",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_LOOP,
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 40\n",
     );
+    // The quiet spell is the thing under test: the ticker parks after idle
+    // ticks and offers no event to wait for (its rewrite may add one).
     std::thread::sleep(sluice::plugin::EPOCH_TICK * 500);
-    let start = Instant::now();
+    let start = std::time::Instant::now();
     let c = p.check_output(&request("hi"), "spin", &whole());
     let elapsed = start.elapsed();
     assert_eq!(c, Err(PluginFailure::Deadline));
-    assert!(elapsed >= Duration::from_millis(35), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
+    // A parked ticker nobody wakes still ticks after its 1 s park timeout,
+    // so the bug this guards against is lateness, not a hang: the one
+    // bound in time here, 25 times the 40 ms deadline.
+    assert!(elapsed < std::time::Duration::from_secs(1), "{elapsed:?}");
 }
 
 #[test]
 fn open_failure_mode_passes_and_still_counts() {
-    let (_d, _rt, p) = one(
-        "hostile-loop",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_LOOP,
         "kind = \"guardrail\"\nfailure-mode = \"open\"\n[limits]\ndeadline-ms = 20\n",
     );
-    // The runtime reports the failure whatever the mode...
-    let plugins = [p.clone()];
-    let c = guard::check_output(&plugins, &request("hi"), "spin", &whole());
-    // ...and the chain lets the text through, marked as failed open.
+    // The runtime reports the failure whatever the mode; the chain lets the
+    // text through and marks the plugin as failed open.
+    let c = guard::check_output(std::slice::from_ref(&p), &request("hi"), "spin", &whole());
     assert!(c.rejected.is_none(), "{c:?}");
-    assert_eq!(
-        (c.text.as_str(), c.failed_open.as_slice()),
-        ("spin", &["hostile-loop".to_string()][..])
-    );
+    assert_eq!(c.text, "spin");
+    assert_eq!(c.failed_open, ["hostile-loop"]);
     assert_eq!(p.stats().deadlines, 1);
 }
 
 #[test]
 fn memory_bomb_hits_the_memory_cap() {
-    let (_d, _rt, p) = one(
-        "hostile-memory",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_MEMORY,
         "kind = \"guardrail\"\n[limits]\nmemory-mb = 16\ndeadline-ms = 2000\n",
     );
     let c = p.check_output(&request("hi"), "eat", &whole());
@@ -92,8 +78,8 @@ fn memory_bomb_hits_the_memory_cap() {
 
 #[test]
 fn deep_recursion_is_a_stack_overflow_trap() {
-    let (_d, _rt, p) = one(
-        "hostile-recursion",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_RECURSION,
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 2000\n",
     );
     let c = p.check_output(&request("hi"), "dive", &whole());
@@ -114,7 +100,7 @@ fn deep_recursion_is_a_stack_overflow_trap() {
 
 #[test]
 fn panic_is_a_trap_with_the_message_and_the_next_call_is_fresh() {
-    let (_d, _rt, p) = one("hostile-trap", "kind = \"guardrail\"\n");
+    let (_d, _rt, p) = load(guests::HOSTILE_TRAP, "kind = \"guardrail\"\n");
     let c = p.check_output(&request("hi"), "boom", &whole());
     match &c {
         Err(PluginFailure::Trap(why)) => {
@@ -147,7 +133,7 @@ fn on_tokio_worker(f: impl FnOnce() + Send + 'static) {
 /// of a single call.
 #[test]
 fn a_guest_that_blocks_falls_back_from_the_async_worker_transparently() {
-    let (_d, _rt, trap) = one("hostile-trap", "kind = \"guardrail\"\n");
+    let (_d, _rt, trap) = load(guests::HOSTILE_TRAP, "kind = \"guardrail\"\n");
     on_tokio_worker(move || {
         let ok = trap.check_output(&request("hi"), "safe text", &whole());
         assert_eq!(ok, Ok(Verdict::Pass));
@@ -171,8 +157,8 @@ fn a_guest_that_blocks_falls_back_from_the_async_worker_transparently() {
 /// for the whole deadline; its later calls move off the worker.
 #[test]
 fn a_guest_that_runs_long_is_moved_off_the_async_worker() {
-    let (_d, _rt, p) = one(
-        "hostile-loop",
+    let (_d, _rt, p) = load(
+        guests::HOSTILE_LOOP,
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 20\n",
     );
     on_tokio_worker(move || {
@@ -191,7 +177,7 @@ fn a_guest_that_runs_long_is_moved_off_the_async_worker() {
 
 #[test]
 fn huge_output_is_refused_by_size() {
-    let (_d, _rt, p) = one("hostile-huge-output", "kind = \"guardrail\"\n");
+    let (_d, _rt, p) = load(guests::HOSTILE_HUGE_OUTPUT, "kind = \"guardrail\"\n");
     let c = p.check_output(&request("hi"), "grow", &whole());
     assert_eq!(
         c,
@@ -206,7 +192,7 @@ fn huge_output_is_refused_by_size() {
 #[test]
 fn fuel_stops_a_loop_when_metering_is_on() {
     let dir = plugin_dir(&[(
-        "hostile-loop",
+        guests::HOSTILE_LOOP,
         "kind = \"guardrail\"\n[limits]\nfuel = 200000\ndeadline-ms = 5000\n",
     )]);
     let rt = PluginRuntime::start(PluginsConfig {
@@ -218,10 +204,9 @@ fn fuel_stops_a_loop_when_metering_is_on() {
     })
     .unwrap();
     let p = rt.current().get("hostile-loop").unwrap().clone();
-    let start = Instant::now();
+    // Fuel, not the 5 s deadline, is what stops it.
     let c = p.check_output(&request("hi"), "spin", &whole());
     assert_eq!(c, Err(PluginFailure::Fuel));
-    assert!(start.elapsed() < Duration::from_secs(2));
     assert_eq!(p.stats().fuel, 1);
 }
 
@@ -229,18 +214,18 @@ fn fuel_stops_a_loop_when_metering_is_on() {
 fn hostile_plugins_do_not_disturb_other_plugins_or_calls() {
     let dir = plugin_dir(&[
         (
-            "hostile-loop",
+            guests::HOSTILE_LOOP,
             "kind = \"guardrail\"\n[limits]\ndeadline-ms = 30\n",
         ),
         (
-            "hostile-memory",
+            guests::HOSTILE_MEMORY,
             "kind = \"guardrail\"\n[limits]\nmemory-mb = 8\n",
         ),
-        ("hostile-trap", "kind = \"guardrail\"\n"),
+        (guests::HOSTILE_TRAP, "kind = \"guardrail\"\n"),
         // Wall-clock deadlines cannot promise CPU fairness on a 2-core box
         // full of spinning guests; isolation of failures is the point here.
         (
-            "test-tagger",
+            guests::TEST_TAGGER,
             "kind = \"guardrail\"\n[limits]\ndeadline-ms = 5000\n",
         ),
     ]);
@@ -284,8 +269,8 @@ fn hostile_plugins_do_not_disturb_other_plugins_or_calls() {
 #[test]
 fn chains_fail_closed_or_open_on_a_hostile_member() {
     let dir = plugin_dir(&[
-        ("test-tagger", "kind = \"guardrail\"\norder = 1\n"),
-        ("hostile-trap", "kind = \"guardrail\"\norder = 2\n"),
+        (guests::TEST_TAGGER, "kind = \"guardrail\"\norder = 1\n"),
+        (guests::HOSTILE_TRAP, "kind = \"guardrail\"\norder = 2\n"),
     ]);
     let rt = runtime(dir.path());
     let set = rt.current();
@@ -320,10 +305,10 @@ fn chains_fail_closed_or_open_on_a_hostile_member() {
 fn open_member_lets_the_chain_continue() {
     let dir = plugin_dir(&[
         (
-            "hostile-trap",
+            guests::HOSTILE_TRAP,
             "kind = \"guardrail\"\norder = 1\nfailure-mode = \"open\"\n",
         ),
-        ("test-tagger", "kind = \"guardrail\"\norder = 2\n"),
+        (guests::TEST_TAGGER, "kind = \"guardrail\"\norder = 2\n"),
     ]);
     let rt = runtime(dir.path());
     let set = rt.current();
@@ -335,7 +320,7 @@ fn open_member_lets_the_chain_continue() {
 
 #[test]
 fn wrong_kind_call_is_a_failure_not_a_panic() {
-    let (_d, _rt, p) = one("test-tagger", "kind = \"guardrail\"\n");
+    let (_d, _rt, p) = load(guests::TEST_TAGGER, "kind = \"guardrail\"\n");
     let err = p.route(&request("q"), &[]).unwrap_err();
     assert!(
         matches!(err, PluginFailure::Instantiate(ref m) if m.contains("guardrail")),
@@ -365,10 +350,10 @@ fn with_model(model: &str) -> RequestInfo {
 }
 
 /// The runtime reports a router's failure whatever its mode (the pipeline
-/// applies the mode: `tests/all/routing.rs`).
+/// applies the mode: `routing.rs`).
 #[test]
 fn router_failure_is_reported_with_its_cause() {
-    let (_d, _rt, closed) = one("hostile-router", "kind = \"router\"\n");
+    let (_d, _rt, closed) = load(guests::HOSTILE_ROUTER, "kind = \"router\"\n");
     let routes = closed.route(&with_model("m"), &candidates()).unwrap();
     let models: Vec<&str> = routes.iter().map(|r| r.model.as_str()).collect();
     assert_eq!(models, ["pricey", "cheap"]);
@@ -396,7 +381,7 @@ fn cost_policy_failure_is_reported_with_its_cause() {
         budget_usd: Some(10.0),
         period: "2026-11".into(),
     };
-    let (_d, _rt, closed) = one("hostile-cost", "kind = \"cost-policy\"\n");
+    let (_d, _rt, closed) = load(guests::HOSTILE_COST, "kind = \"cost-policy\"\n");
     assert_eq!(
         closed.decide(&with_model("m"), &est, &spend),
         Ok(Decision::Deny("over budget".into()))

@@ -312,40 +312,29 @@ sluice_sdk::export_guardrail!(BusinessRules);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_sdk::testing::{clear_config, set_config};
-
-    fn out(text: &str, ctx: OutputContext) -> Verdict {
-        BusinessRules::check_output(RequestInfo::default(), text.into(), ctx)
-    }
-
-    fn code(v: Verdict) -> String {
-        match v {
-            Verdict::Reject(r) => r.code,
-            other => format!("{other:?}"),
-        }
-    }
+    use sluice_sdk::testing::{GuardrailTest, clear_config, code, set_config};
 
     #[test]
     fn defaults_catch_promises_exceptions_and_legal_advice() {
         clear_config();
-        let w = OutputContext::whole;
         assert_eq!(
-            code(out(
-                "Don't worry, you’ll get a FULL\n refund by Friday.",
-                w()
+            code(&BusinessRules::output(
+                "Don't worry, you’ll get a FULL\n refund by Friday."
             )),
             "refund_promise"
         );
         assert_eq!(
-            code(out("Sure, I can make an exception this once.", w())),
+            code(&BusinessRules::output(
+                "Sure, I can make an exception this once."
+            )),
             "policy_exception"
         );
         assert_eq!(
-            code(out("Honestly, you should sue them.", w())),
+            code(&BusinessRules::output("Honestly, you should sue them.")),
             "legal_advice"
         );
         assert_eq!(
-            out("We'll refund it.", w()),
+            BusinessRules::output("We'll refund it."),
             Verdict::reject(
                 "refund_promise",
                 "answers must not promise refunds; refunds are decided by the billing team"
@@ -362,7 +351,7 @@ mod tests {
             "Refunds are handled by billing; I can't promise anything.",
             "You should suet the pan before baking.",
         ] {
-            assert_eq!(out(text, OutputContext::whole()), Verdict::Pass, "{text}");
+            assert_eq!(BusinessRules::output(text), Verdict::Pass, "{text}");
         }
     }
 
@@ -377,18 +366,15 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            code(out(
-                "Use PROMO CODE: SAVE2024 today",
-                OutputContext::whole()
-            )),
+            code(&BusinessRules::output("Use PROMO CODE: SAVE2024 today")),
             "promo"
         );
         assert_eq!(
-            code(out("Have you tried acme  corp?", OutputContext::whole())),
+            code(&BusinessRules::output("Have you tried acme  corp?")),
             "rival"
         );
         assert_eq!(
-            out("I'll refund you.", OutputContext::whole()),
+            BusinessRules::output("I'll refund you."),
             Verdict::Pass,
             "defaults off"
         );
@@ -398,7 +384,10 @@ mod tests {
     fn phrase_split_across_stream_windows() {
         clear_config();
         let ctx = OutputContext::window("Good news: I can make an ex", 1, false);
-        assert_eq!(code(out("ception for you.", ctx)), "policy_exception");
+        assert_eq!(
+            code(&BusinessRules::output_with("ception for you.", ctx)),
+            "policy_exception"
+        );
         // A match wholly inside emitted text was judged (and passed or not) before.
         set_config(&[
             ("defaults", "false"),
@@ -408,7 +397,7 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            out(
+            BusinessRules::output_with(
                 " and more",
                 OutputContext::window("once in a blue moon", 1, false)
             ),
@@ -426,7 +415,7 @@ mod tests {
         ] {
             set_config(&[("rules", rules)]);
             assert!(
-                std::panic::catch_unwind(|| out("a", OutputContext::whole())).is_err(),
+                std::panic::catch_unwind(|| BusinessRules::output("a")).is_err(),
                 "{rules}"
             );
         }
