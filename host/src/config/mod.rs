@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use crate::plugin::RuntimeConfig;
 use crate::provider::{BreakerConfig, ProviderConfig, RetryConfig};
+pub use crate::state::StateConfig;
 pub use source::{ConfigErrors, Problem};
 use source::{Seg, Source};
 
@@ -47,6 +48,9 @@ pub struct Config {
     /// `[[keys]]`: virtual API keys. **No keys configured = auth is off**
     /// (every request is anonymous), which suits a local demo only.
     pub keys: Vec<KeyConfig>,
+    /// `[state]`: ledger, budgets, virtual keys and rate limits; keys
+    /// documented on [`StateConfig`].
+    pub state: StateConfig,
 }
 
 /// `[server]`.
@@ -154,12 +158,16 @@ pub struct RouteConfig {
     pub ttfb_timeout_ms: Option<u64>,
     /// Tier label (`cheap`, `mid`, `expensive`) handed to router plugins.
     pub tier: Option<String>,
-    /// USD per million prompt tokens, for cost estimates and the ledger. Default 0.
-    #[serde(default)]
-    pub input_cost_per_mtok: f64,
-    /// USD per million completion tokens. Default 0.
-    #[serde(default)]
-    pub output_cost_per_mtok: f64,
+    /// USD per million prompt tokens, for cost estimates and the ledger.
+    /// Default: the upstream model's price in the shipped price table
+    /// (`host/data/prices.toml`), else 0.
+    pub input_cost_per_mtok: Option<f64>,
+    /// USD per million prompt tokens read from the provider's prompt cache.
+    /// Default: the table's, or `input-cost-per-mtok` when that is set here.
+    pub cached_input_cost_per_mtok: Option<f64>,
+    /// USD per million completion tokens (reasoning tokens included).
+    /// Default: the table's price, else 0.
+    pub output_cost_per_mtok: Option<f64>,
     /// Context window in tokens, handed to router plugins. Default 128000.
     #[serde(default = "default_context_window")]
     pub context_window: u32,
@@ -242,6 +250,7 @@ const SECTIONS: &[&str] = &[
     "breaker",
     "models",
     "keys",
+    "state",
 ];
 
 impl Config {
@@ -249,9 +258,13 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        Ok(Self::parse(&path.display().to_string(), &text, &|k| {
+        let mut config = Self::parse(&path.display().to_string(), &text, &|k| {
             std::env::var(k).ok()
-        })?)
+        })?;
+        // `[state] dir` is relative to the config file, not the cwd.
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.state.resolve_dir(base);
+        Ok(config)
     }
 
     /// Parse and validate `text`; `origin` prefixes every location.
@@ -280,6 +293,7 @@ impl Config {
         let plugins = section(&mut src, table.get("plugins"), "plugins");
         let retry = section(&mut src, table.get("retry"), "retry");
         let breaker = section(&mut src, table.get("breaker"), "breaker");
+        let state = section(&mut src, table.get("state"), "state");
         let providers = array(&mut src, table.get("providers"), "providers");
         let keys = array(&mut src, table.get("keys"), "keys");
         let mut models = BTreeMap::new();
@@ -308,6 +322,7 @@ impl Config {
             breaker: breaker.unwrap_or_default(),
             models,
             keys,
+            state: state.unwrap_or_default(),
         };
         validate::check(&config, &root, &mut src);
         if src.problems.is_empty() {

@@ -1,0 +1,1 @@
+//! State layer tests (filled below).
