@@ -256,10 +256,9 @@ mod tests {
             t.lookup("claude-sonnet-4-20250514"),
             t.lookup("claude-sonnet-4")
         );
-        assert_ne!(
-            t.lookup("claude-sonnet-4-5-20250929"),
-            t.lookup("claude-sonnet-4")
-        );
+        // The longest entry wins: Opus 4.5 is not priced as Opus 4.
+        assert_eq!(t.lookup("claude-opus-4-5-20251101").unwrap().input, 5.0);
+        assert_eq!(t.lookup("claude-opus-4-20250514").unwrap().input, 15.0);
         assert_eq!(t.lookup("gpt-4oz"), None);
         assert_eq!(t.lookup("mock-small"), None);
     }

@@ -97,7 +97,7 @@ impl RateDecision {
 /// (seconds rounded up: a client that waits that long finds the reset done).
 pub fn format_reset(d: Duration) -> String {
     if d < Duration::from_secs(1) {
-        let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 > 0);
+        let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
         return format!("{ms}ms");
     }
     let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);

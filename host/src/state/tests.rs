@@ -1,1 +1,0 @@
-//! State layer tests (filled below).
