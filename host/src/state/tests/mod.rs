@@ -341,3 +341,34 @@ batch = { rpm = 0 }
     s.resolve_dir(std::path::Path::new("/etc/sluice"));
     assert_eq!(s.dir, std::path::Path::new("/etc/sluice/data"));
 }
+
+#[test]
+fn the_commented_example_state_section_is_valid() {
+    // Uncomment every `# key = value` and `# [state...]` line of the
+    // example's [state] part: what the file documents must parse.
+    let example = include_str!("../../../../examples/sluice.toml");
+    let state_part = &example[example.find("\n[state]").expect("the example has [state]")..];
+    let uncommented: String = state_part
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with("[state")
+                    || rest.split_once(" = ").is_some_and(|(k, _)| {
+                        k.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                    }) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let env = |k: &str| (k == "REDIS_URL").then(|| "redis://127.0.0.1:6379/0".to_string());
+    let c = crate::config::Config::parse("example", &uncommented, &env)
+        .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    assert_eq!(c.state.alert_thresholds, [50.0, 80.0, 100.0]);
+    assert_eq!(c.state.budgets.users["alice"].day_usd, Some(5.0));
+    assert_eq!(c.state.rate_limits.key.batch.tpm, Some(2_000_000));
+    assert_eq!(c.state.rate_limits.user.interactive.rpm, Some(60));
+    assert!(c.state.alert_webhook.is_some());
+}
