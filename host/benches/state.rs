@@ -184,6 +184,55 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
+    // Where sled-group's time goes (`finish_unbudgeted` and `log_append`
+    // write a record per iteration as fast as they can, so sled's writer
+    // and I/O threads compete with them for the same cores).
+    let mut g = c.benchmark_group("sled_parts");
+    let s = &setups[0];
+    let who = Subject {
+        key: Some(&s.key),
+        user: Some("alice"),
+        feature: Some("chat"),
+    };
+    g.bench_function("rate", |b| {
+        b.iter(|| {
+            rt.block_on(s.state.check_rate(&who, Tier::Interactive, 1100))
+                .unwrap()
+        })
+    });
+    g.bench_function("spend_read", |b| {
+        b.iter(|| rt.block_on(s.state.spend(&who)).unwrap())
+    });
+    g.bench_function("reserve_release", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = s.state.reserve(&who, "x", 0.001).await.unwrap();
+                s.state.release(r).await.unwrap();
+            })
+        })
+    });
+    let bytes = serde_json::to_vec(&priced_record(0)).unwrap();
+    g.bench_function("log_append", |b| {
+        b.iter(|| {
+            rt.block_on(s.state.store().append("bench", 1, &bytes))
+                .unwrap()
+        })
+    });
+    g.bench_function("finish_unbudgeted", |b| {
+        b.iter(|| {
+            i += 1;
+            rt.block_on(async {
+                let r = s
+                    .state
+                    .reserve(&Subject::default(), "x", 0.0)
+                    .await
+                    .unwrap();
+                s.state.finish(r, &priced_record(i)).await.unwrap();
+            })
+        })
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("key_lookup");
     // Reads do not depend on durability: one sled, one Redis.
     for s in setups

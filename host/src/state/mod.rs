@@ -59,6 +59,7 @@ pub mod period;
 pub mod pricing;
 pub mod ratelimit;
 mod redis_store;
+mod sled_book;
 mod sled_store;
 pub mod store;
 pub mod testing;

@@ -2,39 +2,33 @@
 //! process (sled locks the directory, so a second gateway on the same
 //! directory fails at start instead of corrupting it).
 //!
-//! Atomicity: budget operations (reserve, settle, the expiry sweep) run
-//! under one mutex, so their read-check-write cannot interleave, and each
-//! writes through one sled batch or transaction, so a crash leaves all of an
-//! operation or none of it. Single-key operations use sled's own atomic
-//! compare-and-swap. Rate limits are `governor`, in memory ([`LocalLimiter`]).
+//! Budgets and ledger writes go through [`Book`] (in-memory book, group
+//! committing writer; its module doc says why and what it costs). Single-key
+//! KV operations use sled's own atomic compare-and-swap. Rate limits are
+//! `governor`, in memory ([`LocalLimiter`]).
 //!
-//! Durability: `sync` fsyncs (`flush_async`, on sled's thread pool) before a
+//! Durability of KV writes and generic log appends: `sync` fsyncs before a
 //! write returns; `group` leaves it to sled's flusher, which fsyncs every
-//! `group-commit-ms`, so a crash loses at most that window of writes (sled
-//! recovers a prefix of its log: never a hole).
+//! `group-commit-ms`. sled recovers a prefix of its log: never a hole.
 //!
 //! Trees and encodings (integers big-endian so byte order is time order):
 //! - `kv`: `ns 0 key` -> `expires_ms(8) value` (0 = no TTL); `kv-ttl`:
 //!   `expires_ms(8) ns 0 key` -> () indexes entries to sweep.
-//! - `log`: `name 0 time_ms(8) seq(8)` -> record.
-//! - `budget`: `c scope-len(2) scope period` -> `spent(8) reserved(8)
-//!   expires_at(8)`; `r rid-len(2) rid counter` -> `amount(8) expiry_ms(8)`;
-//!   `x expiry_ms(8) r-key` -> () indexes reservations to expire.
+//! - `main`: logs as `l name 0 time_ms(8) seq(8)` -> record; counters as
+//!   `c scope-len(2) scope period` -> `spent(8) expires_at(8)`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-use sled::{Batch, Tree};
+use sled::Tree;
 
 use super::local_limit::LocalLimiter;
+use super::sled_book::Book;
 use super::store::{
-    CounterKey, CounterValue, LogPage, Nanos, RateCheck, RateResult, Reserve, Reserved, Result,
-    Settle, Store, StoreError,
+    CounterKey, CounterValue, LogPage, RateCheck, RateResult, Reserve, Reserved, Result, Settle,
+    Store, StoreError,
 };
 use super::{LEDGER_LOG, now_ms};
 
@@ -45,10 +39,9 @@ pub(crate) struct SledStore {
     db: sled::Db,
     kv: Tree,
     kv_ttl: Tree,
-    log: Tree,
+    /// Counters and logs (see the module doc).
     budget: Tree,
-    /// Serialises every read-check-write on `budget`.
-    budget_lock: Mutex<()>,
+    book: Book,
     limiter: LocalLimiter,
     sync: bool,
 }
@@ -69,18 +62,19 @@ impl SledStore {
         let db = sled::Config::new()
             .path(o.dir)
             .cache_capacity(o.cache_bytes)
-            // Sync mode flushes on every write itself; the timer still
-            // covers writes that do not ask (reservations).
+            // KV writes and generic appends in group mode; the ledger's
+            // writer flushes on its own.
             .flush_every_ms(Some(flush_ms.max(1)))
             .mode(sled::Mode::HighThroughput)
             .open()?;
+        let budget = db.open_tree("main")?;
+        let book = Book::open(db.clone(), budget.clone(), o.sync, o.group_commit)?;
         let store = Arc::new(Self {
             kv: db.open_tree("kv")?,
             kv_ttl: db.open_tree("kv-ttl")?,
-            log: db.open_tree("log")?,
-            budget: db.open_tree("budget")?,
+            budget,
             db,
-            budget_lock: Mutex::new(()),
+            book,
             limiter: LocalLimiter::default(),
             sync: o.sync,
         });
@@ -117,56 +111,7 @@ impl SledStore {
             }
             self.kv_ttl.remove(&idx)?;
         }
-        let _guard = self.budget_lock.lock();
-        self.expire_reservations(now)?;
-        let now_s = now / 1000;
-        let mut batch = Batch::default();
-        for item in self.budget.scan_prefix(b"c") {
-            let (k, v) = item?;
-            let (_, reserved, expires_at) = counter_value(&k, &v)?;
-            if expires_at < now_s && reserved == 0 {
-                batch.remove(k);
-            }
-        }
-        self.budget.apply_batch(batch)?;
-        Ok(())
-    }
-
-    /// Release reservations whose expiry has passed (caller holds the lock).
-    fn expire_reservations(&self, now: u64) -> Result<()> {
-        let mut end = b"x".to_vec();
-        end.extend_from_slice(&now.to_be_bytes());
-        let mut batch = Batch::default();
-        // Summed per counter: several may expire at once on one counter.
-        let mut counters: BTreeMap<Vec<u8>, Nanos> = BTreeMap::new();
-        for item in self.budget.range(b"x".to_vec()..end) {
-            let (x, _) = item?;
-            let rkey = &x[9..];
-            if let Some(r) = self.budget.get(rkey)? {
-                let amount = read_i64(rkey, &r, 0)?;
-                let counter = counter_of_reservation(rkey)?;
-                *counters.entry(counter).or_default() += amount;
-                batch.remove(rkey);
-            }
-            batch.remove(x);
-        }
-        for (ckey, amount) in counters {
-            if let Some(v) = self.budget.get(&ckey)? {
-                let (spent, reserved, exp) = counter_value(&ckey, &v)?;
-                batch.insert(ckey, encode_counter(spent, reserved - amount, exp));
-            }
-        }
-        self.budget.apply_batch(batch)?;
-        Ok(())
-    }
-
-    fn read_counter(&self, key: &CounterKey) -> Result<(Vec<u8>, CounterValue, u64)> {
-        let k = counter_key(key);
-        let (spent, reserved, exp) = match self.budget.get(&k)? {
-            Some(v) => counter_value(&k, &v)?,
-            None => (0, 0, key.expires_at),
-        };
-        Ok((k, CounterValue { spent, reserved }, exp.max(key.expires_at)))
+        self.book.sweep(now)
     }
 }
 
@@ -279,7 +224,7 @@ impl Store for SledStore {
 
     async fn append(&self, log: &str, time_ms: u64, record: &[u8]) -> Result<()> {
         let id = self.db.generate_id()?;
-        self.log.insert(log_key(log, time_ms, id), record)?;
+        self.budget.insert(log_key(log, time_ms, id), record)?;
         self.durable().await
     }
 
@@ -291,6 +236,10 @@ impl Store for SledStore {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<LogPage> {
+        if log == LEDGER_LOG && after.is_none() {
+            // Reports see every record settled before they started.
+            self.book.barrier().await?;
+        }
         let start = match after {
             Some(a) => {
                 let mut k = a.to_vec();
@@ -302,7 +251,7 @@ impl Store for SledStore {
         let end = log_key(log, until_ms, 0);
         let mut page = LogPage::default();
         let mut last = None;
-        for item in self.log.range(start..end) {
+        for item in self.budget.range(start..end) {
             let (k, v) = item?;
             if page.records.len() >= limit {
                 page.next = last;
@@ -315,100 +264,35 @@ impl Store for SledStore {
     }
 
     async fn flush(&self) -> Result<()> {
+        self.book.barrier().await?;
         self.db.flush_async().await?;
         Ok(())
     }
 
     async fn reserve(&self, req: &Reserve<'_>) -> Result<Reserved> {
-        let now = now_ms();
-        let expiry = now + u64::try_from(req.ttl.as_millis()).unwrap_or(u64::MAX / 2);
-        let _guard = self.budget_lock.lock();
-        self.expire_reservations(now)?;
-        let mut batch = Batch::default();
-        let mut values = Vec::with_capacity(req.lines.len());
-        for (index, (key, limit)) in req.lines.iter().enumerate() {
-            let (k, value, exp) = self.read_counter(key)?;
-            if value.spent + value.reserved + req.amount > *limit {
-                return Ok(Reserved::Denied { index, value });
-            }
-            let after = CounterValue {
-                spent: value.spent,
-                reserved: value.reserved + req.amount,
-            };
-            let rkey = reservation_key(req.id, &k);
-            let mut r = req.amount.to_be_bytes().to_vec();
-            r.extend_from_slice(&expiry.to_be_bytes());
-            batch.insert(expiry_key(expiry, &rkey), &[]);
-            batch.insert(rkey, r);
-            batch.insert(k, encode_counter(after.spent, after.reserved, exp));
-            values.push(after);
-        }
-        self.budget.apply_batch(batch)?;
-        Ok(Reserved::Ok(values))
+        self.book.reserve(req, now_ms())
     }
 
     async fn settle(&self, req: &Settle<'_>) -> Result<Vec<CounterValue>> {
-        let id = match req.record {
-            Some(_) => Some(self.db.generate_id()?),
+        let record = match req.record {
+            Some((time_ms, bytes)) => {
+                let id = self.db.generate_id()?;
+                Some((log_key(LEDGER_LOG, time_ms, id), bytes.to_vec()))
+            }
             None => None,
         };
-        let values = {
-            let _guard = self.budget_lock.lock();
-            let reads = req
-                .counters
-                .iter()
-                .map(|c| {
-                    let (k, v, exp) = self.read_counter(c)?;
-                    let rkey = reservation_key(req.id, &k);
-                    let held = self.budget.get(&rkey)?.map(|r| r.to_vec());
-                    Ok((k, v, exp, rkey, held))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let result = (&self.budget, &self.log).transaction(|(b, l)| {
-                let mut values = Vec::with_capacity(reads.len());
-                for (k, v, exp, rkey, held) in &reads {
-                    let mut reserved = v.reserved;
-                    if let Some(r) = held {
-                        let amount = read_i64(rkey, r, 0).map_err(abort)?;
-                        let expiry = read_u64(rkey, r, 8).map_err(abort)?;
-                        reserved -= amount;
-                        b.remove(rkey.as_slice())?;
-                        b.remove(expiry_key(expiry, rkey))?;
-                    }
-                    let spent = v.spent + req.cost;
-                    b.insert(k.as_slice(), encode_counter(spent, reserved, *exp))?;
-                    values.push(CounterValue { spent, reserved });
-                }
-                if let (Some((time_ms, record)), Some(id)) = (req.record, id) {
-                    l.insert(log_key(LEDGER_LOG, time_ms, id), record)?;
-                }
-                Ok(values)
-            });
-            match result {
-                Ok(v) => v,
-                Err(TransactionError::Abort(e)) => return Err(e),
-                Err(TransactionError::Storage(e)) => return Err(e.into()),
-            }
-        };
-        if req.record.is_some() {
-            self.durable().await?;
-        }
-        Ok(values)
+        self.book
+            .settle(req.counters, req.id, req.cost, record)
+            .await
     }
 
     async fn counters(&self, keys: &[CounterKey]) -> Result<Vec<CounterValue>> {
-        keys.iter()
-            .map(|k| self.read_counter(k).map(|(_, v, _)| v))
-            .collect()
+        self.book.counters(keys, now_ms())
     }
 
     async fn rate(&self, checks: &[RateCheck]) -> Result<Vec<RateResult>> {
         Ok(self.limiter.check(checks))
     }
-}
-
-fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(e)
 }
 
 fn kv_key(ns: &str, key: &str) -> Vec<u8> {
@@ -440,63 +324,13 @@ fn split_expiry<'v>(key: &[u8], raw: &'v [u8]) -> Result<(u64, &'v [u8])> {
 }
 
 fn log_key(log: &str, time_ms: u64, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(log.len() + 17);
+    let mut k = Vec::with_capacity(log.len() + 18);
+    k.push(b'l');
     k.extend_from_slice(log.as_bytes());
     k.push(0);
     k.extend_from_slice(&time_ms.to_be_bytes());
     k.extend_from_slice(&seq.to_be_bytes());
     k
-}
-
-fn counter_key(c: &CounterKey) -> Vec<u8> {
-    let mut k = b"c".to_vec();
-    let len = u16::try_from(c.scope.len()).unwrap_or(u16::MAX);
-    k.extend_from_slice(&len.to_be_bytes());
-    k.extend_from_slice(&c.scope.as_bytes()[..usize::from(len)]);
-    k.extend_from_slice(c.period.as_bytes());
-    k
-}
-
-fn reservation_key(id: &str, counter: &[u8]) -> Vec<u8> {
-    let mut k = b"r".to_vec();
-    let len = u16::try_from(id.len()).unwrap_or(u16::MAX);
-    k.extend_from_slice(&len.to_be_bytes());
-    k.extend_from_slice(&id.as_bytes()[..usize::from(len)]);
-    k.extend_from_slice(counter);
-    k
-}
-
-fn counter_of_reservation(rkey: &[u8]) -> Result<Vec<u8>> {
-    let corrupt = || StoreError::Corrupt {
-        key: String::from_utf8_lossy(rkey).into_owned(),
-        reason: "reservation key too short".into(),
-    };
-    let len = rkey.get(1..3).ok_or_else(corrupt)?;
-    let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-    rkey.get(3 + len..).map(<[u8]>::to_vec).ok_or_else(corrupt)
-}
-
-fn expiry_key(expiry: u64, rkey: &[u8]) -> Vec<u8> {
-    let mut k = b"x".to_vec();
-    k.extend_from_slice(&expiry.to_be_bytes());
-    k.extend_from_slice(rkey);
-    k
-}
-
-fn encode_counter(spent: Nanos, reserved: Nanos, expires_at: u64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(24);
-    v.extend_from_slice(&spent.to_be_bytes());
-    v.extend_from_slice(&reserved.max(0).to_be_bytes());
-    v.extend_from_slice(&expires_at.to_be_bytes());
-    v
-}
-
-fn counter_value(key: &[u8], v: &[u8]) -> Result<(Nanos, Nanos, u64)> {
-    Ok((
-        read_i64(key, v, 0)?,
-        read_i64(key, v, 8)?,
-        read_u64(key, v, 16)?,
-    ))
 }
 
 fn read_u64(key: &[u8], v: &[u8], at: usize) -> Result<u64> {
@@ -507,8 +341,4 @@ fn read_u64(key: &[u8], v: &[u8], at: usize) -> Result<u64> {
             key: String::from_utf8_lossy(key).into_owned(),
             reason: format!("expected 8 bytes at offset {at}, value has {}", v.len()),
         })
-}
-
-fn read_i64(key: &[u8], v: &[u8], at: usize) -> Result<i64> {
-    read_u64(key, v, at).map(|u| u as i64)
 }

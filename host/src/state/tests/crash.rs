@@ -9,7 +9,8 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{config, record};
 use crate::state::*;
@@ -60,11 +61,17 @@ async fn crash_child() {
         r.cost_usd = COST;
         state.finish(res, &r).await.unwrap();
         println!("acked {i}");
+        if i % 1000 == 999 {
+            state.flush().await.unwrap();
+            println!("durable {i}");
+        }
     }
 }
 
 struct Outcome {
     acked: Vec<u64>,
+    /// The last record the child had flushed explicitly before the kill.
+    durable: Option<u64>,
     present: Vec<u64>,
     /// Records acknowledged per second before the kill.
     rate: f64,
@@ -93,12 +100,28 @@ async fn crash_and_recover(durability: Durability, kill_after: usize) -> Outcome
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (acked, rate, child) = tokio::task::spawn_blocking(move || {
+    let child = Arc::new(Mutex::new(child));
+    // A child that stops making progress (a stuck writer) is killed after a
+    // generous guard, and the assertions below fail instead of hanging.
+    let guard = Arc::downgrade(&child);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(120));
+        if let Some(c) = guard.upgrade() {
+            let _ = c.lock().unwrap().kill();
+        }
+    });
+    let (acked, durable, rate) = tokio::task::spawn_blocking(move || {
         let mut acked = Vec::new();
+        let mut durable = None;
         let mut first = None;
         let mut rate = 0.0;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
+            if let Some(n) = line.strip_prefix("durable ")
+                && acked.len() < kill_after
+            {
+                durable = Some(n.trim().parse::<u64>().unwrap());
+            }
             let Some(n) = line.strip_prefix("acked ") else {
                 continue;
             };
@@ -106,16 +129,15 @@ async fn crash_and_recover(durability: Durability, kill_after: usize) -> Outcome
             let t0 = *first.get_or_insert_with(Instant::now);
             if acked.len() == kill_after {
                 rate = kill_after as f64 / t0.elapsed().as_secs_f64();
-                child.kill().unwrap(); // SIGKILL, by PID
+                child.lock().unwrap().kill().unwrap(); // SIGKILL, by PID
             }
         }
         // Lines already in the pipe were acked before the kill too.
-        child.wait().unwrap();
-        (acked, rate, child)
+        child.lock().unwrap().wait().unwrap();
+        (acked, durable, rate)
     })
     .await
     .unwrap();
-    drop(child);
     assert!(
         acked.len() >= kill_after,
         "child ended early: {} acks",
@@ -137,6 +159,10 @@ async fn crash_and_recover(durability: Durability, kill_after: usize) -> Outcome
         sorted.iter().enumerate().all(|(i, n)| *n == i as u64),
         "recovered records have a hole"
     );
+    // What the child had flushed survives in either mode.
+    if let Some(d) = durable {
+        assert!(present.len() as u64 > d, "flushed record {d} lost");
+    }
     // Ledger and spend were one atomic write: they agree after the crash.
     let spend = state.spend(&who()).await.unwrap();
     for s in &spend {
@@ -149,6 +175,7 @@ async fn crash_and_recover(durability: Durability, kill_after: usize) -> Outcome
     }
     Outcome {
         acked,
+        durable,
         present,
         rate,
     }
@@ -174,6 +201,7 @@ async fn sync_mode_keeps_every_acknowledged_record_through_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_mode_loss_after_kill_9_is_measured() {
     let o = crash_and_recover(Durability::Group, 5000).await;
+    assert!(o.durable.is_some(), "the child flushed before the kill");
     let present: HashSet<u64> = o.present.iter().copied().collect();
     let lost = o.acked.iter().filter(|n| !present.contains(n)).count();
     // What a 10 ms window holds at this rate, for comparison.
