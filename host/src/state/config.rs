@@ -54,9 +54,9 @@ pub struct StateConfig {
     pub alert_webhook: Option<String>,
     /// Timeout of one webhook POST in ms. Default 5000.
     pub alert_webhook_timeout_ms: u64,
-    /// Load the tokenizer (about 0.2-0.5 s of CPU, measured in the
-    /// tokenizer tests) on a background thread at start instead of on the
-    /// first request that needs an estimate. Default true.
+    /// Load the tokenizer (~0.33 s of CPU, measured: `benches/state.rs`
+    /// prints it) on a background thread at start instead of on the first
+    /// request that needs an estimate. Default true.
     pub warm_tokenizer: bool,
     /// `[state.budgets]`.
     pub budgets: BudgetsConfig,

@@ -19,21 +19,43 @@
 //! atomic command is enough; a domain operation checks several keys and then
 //! writes several keys, which built from primitives would be a
 //! read-modify-write race between gateways. So each backend implements
-//! those whole, where the data lives: sled under one mutex with one batch or
-//! transaction (one process owns the directory), Redis as one Lua script
-//! (`EVALSHA`, server time). Everything else (keys, alerts, reports) is
-//! built on the primitives in this module and is backend-neutral.
+//! those whole, where the data lives: sled in an in-memory book under one
+//! mutex, persisted in atomic batches (one process owns the directory, so
+//! that mutex sees every caller), Redis as one Lua script (`EVALSHA`,
+//! server time). Everything else (keys, alerts, reports) is built on the
+//! primitives in this module and is backend-neutral.
+//!
+//! A later user stores its data under its own namespace with
+//! [`State::store`]: a response cache is `put(ns, key, value, Some(ttl))` +
+//! `get` (a size bound is a counter the cache keeps); a review queue is
+//! `append` + `read_log`, or KV entries claimed with `put_if_absent`.
 //!
 //! # Durability
 //!
 //! A request's ledger record and the spend it adds are one store operation
-//! ([`State::finish`]), so they never disagree after a crash.
-//! `durability = "sync"` fsyncs it before `finish` returns (the client never
-//! holds an answer the ledger lacks); `group` (default) lets sled fsync
-//! every `group-commit-ms` (10 ms), bounding what a crash loses to that
-//! window (`kill -9` child-process tests in `tests.rs` check both modes and
-//! print the records group mode lost). On Redis durability is the server's
-//! `appendfsync`.
+//! ([`State::finish`]), written in one atomic batch (sled) or script (Redis),
+//! so they never disagree after a crash. On sled a writer thread commits
+//! them (`sled_book`):
+//! - `durability = "group"` (default): one batch + fsync per
+//!   `group-commit-ms` window (10 ms); `finish` never waits for the disk. A
+//!   crash loses at most the window plus one write: the `kill -9` test
+//!   measured 174 of 5000 records lost at 12.9k records/s, 13.5 ms of writes
+//!   (debug build, loaded 2-core machine).
+//! - `durability = "sync"`: `finish` returns once its batch is fsynced (the
+//!   client never holds an answer the ledger lacks); requests arriving during
+//!   one fsync share the next. The `kill -9` test checks that no
+//!   acknowledged record is lost.
+//!
+//! On Redis durability is the server's `appendfsync` (`always` for the
+//! `sync` guarantee; the gateway warns at start when it is not).
+//!
+//! # Cost on the request path
+//!
+//! `benches/state.rs`, one request = 4 GCRA checks + a reservation over 6
+//! counters + `finish`, against a baseline that only prices the usage and
+//! builds the record (2 µs), same run: sled group commit ~33 µs, sled sync
+//! ~0.36 ms (an fsync), Redis on loopback ~0.4 ms (3 round trips), on a
+//! loaded 2-core machine. Key lookup: ~1.5 µs sled, ~80 µs Redis.
 //!
 //! # Request path (for the pipeline and server)
 //!
@@ -47,7 +69,9 @@
 //!   or        State::release(reservation)        (no upstream call was made)
 //! ```
 //! Costs come from [`pricing`] (shipped table + route overrides), token
-//! estimates from [`tokenizer`].
+//! estimates from [`tokenizer`]. [`Subject`] names who a request is
+//! accounted to (key, user, feature); budgets and limits for it come from
+//! the key record and `[state.budgets]` / `[state.rate-limits]`.
 
 pub mod alerts;
 pub mod budget;

@@ -8,7 +8,8 @@
 //! usage on English text, which is what an estimate needs.
 //!
 //! Loading an encoding parses its 100-200k-entry rank file and compiles its
-//! split regex: hundreds of ms (`loading_cost_is_measured` prints it). So
+//! split regex: 0.32-0.34 s for `o200k_base` in a release build
+//! (`benches/state.rs` prints it before its benchmarks). So
 //! [`warm_up`] loads `o200k_base` on a background thread at start, and the
 //! first request never pays for it (unless it arrives within that time,
 //! when it waits for the same load instead of starting another).
