@@ -14,8 +14,9 @@
 //!   one step), and GCRA rate checks across several limits. Built from the
 //!   primitives these would be read-modify-write races between gateways;
 //!   instead each backend implements them atomically where the data lives
-//!   (sled: one process owns the directory, so one mutex plus a sled
-//!   transaction; Redis: one Lua script, run by `EVALSHA`).
+//!   (sled: one process owns the directory, so an in-memory book under one
+//!   mutex, persisted in atomic sled batches; Redis: one Lua script, run by
+//!   `EVALSHA`).
 //!
 //! Money is integer nano-USD ([`Nanos`]) inside the store: sums of many
 //! tiny costs stay exact, and Redis's Lua numbers (doubles) hold them exactly
