@@ -26,6 +26,7 @@ pub use crate::pipeline::config::{ModelConfig, RouteConfig, StreamWindowConfig, 
 use crate::plugin::PluginsConfig;
 use crate::provider::{BreakerConfig, ProviderConfig, RetryConfig};
 pub use crate::server::config::{KeyConfig, ServerConfig};
+pub use crate::state::StateConfig;
 pub use source::{ConfigErrors, Problem};
 use source::{Seg, Source};
 
@@ -49,6 +50,9 @@ pub struct Config {
     /// `[[keys]]`: virtual API keys. **No keys configured = auth is off**
     /// (every request is anonymous), which suits a local demo only.
     pub keys: Vec<KeyConfig>,
+    /// `[state]`: ledger, budgets, virtual keys and rate limits; keys
+    /// documented on [`StateConfig`].
+    pub state: StateConfig,
 }
 
 /// Top-level keys, each deserialized on its own.
@@ -60,6 +64,7 @@ const SECTIONS: &[&str] = &[
     "breaker",
     "models",
     "keys",
+    "state",
 ];
 
 impl Config {
@@ -67,9 +72,13 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        Ok(Self::parse(&path.display().to_string(), &text, &|k| {
+        let mut config = Self::parse(&path.display().to_string(), &text, &|k| {
             std::env::var(k).ok()
-        })?)
+        })?;
+        // `[state] dir` is relative to the config file, not the cwd.
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.state.resolve_dir(base);
+        Ok(config)
     }
 
     /// Parse and validate `text`; `origin` prefixes every location.
@@ -98,6 +107,7 @@ impl Config {
         let plugins = section(&mut src, table.get("plugins"), "plugins");
         let retry = section(&mut src, table.get("retry"), "retry");
         let breaker = section(&mut src, table.get("breaker"), "breaker");
+        let state = section(&mut src, table.get("state"), "state");
         let providers = array(&mut src, table.get("providers"), "providers");
         let keys = array(&mut src, table.get("keys"), "keys");
         let mut models = BTreeMap::new();
@@ -126,6 +136,7 @@ impl Config {
             breaker: breaker.unwrap_or_default(),
             models,
             keys,
+            state: state.unwrap_or_default(),
         };
         validate::check(&config, &root, &mut src);
         if src.problems.is_empty() {

@@ -69,12 +69,16 @@ pub struct RouteConfig {
     pub ttfb_timeout_ms: Option<u64>,
     /// Tier label (`cheap`, `mid`, `expensive`) handed to router plugins.
     pub tier: Option<String>,
-    /// USD per million prompt tokens, for cost estimates and the ledger. Default 0.
-    #[serde(default)]
-    pub input_cost_per_mtok: f64,
-    /// USD per million completion tokens. Default 0.
-    #[serde(default)]
-    pub output_cost_per_mtok: f64,
+    /// USD per million prompt tokens, for cost estimates and the ledger.
+    /// Default: the upstream model's price in the shipped price table
+    /// (`host/data/prices.toml`), else 0.
+    pub input_cost_per_mtok: Option<f64>,
+    /// USD per million prompt tokens read from the provider's prompt cache.
+    /// Default: the table's, or `input-cost-per-mtok` when that is set here.
+    pub cached_input_cost_per_mtok: Option<f64>,
+    /// USD per million completion tokens (reasoning tokens included).
+    /// Default: the table's price, else 0.
+    pub output_cost_per_mtok: Option<f64>,
     /// Context window in tokens, handed to router plugins. Default 128000.
     #[serde(default = "default_context_window")]
     pub context_window: u32,

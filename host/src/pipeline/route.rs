@@ -36,8 +36,8 @@ pub(super) fn order(
             provider: r.provider.clone(),
             model: r.model.clone(),
             tier: r.tier.clone(),
-            input_cost_per_mtok: r.input_cost_per_mtok,
-            output_cost_per_mtok: r.output_cost_per_mtok,
+            input_cost_per_mtok: r.input_cost_per_mtok.unwrap_or(0.0),
+            output_cost_per_mtok: r.output_cost_per_mtok.unwrap_or(0.0),
             context_window: r.context_window,
         })
         .collect();
