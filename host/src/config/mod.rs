@@ -67,9 +67,17 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        Ok(Self::parse(&path.display().to_string(), &text, &|k| {
+        let mut config = Self::parse(&path.display().to_string(), &text, &|k| {
             std::env::var(k).ok()
-        })?)
+        })?;
+        // No plugin may be granted the directory holding the config (and
+        // its secrets) without saying so (`acknowledge-sensitive`).
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        config
+            .plugins
+            .gateway_dirs
+            .extend(file.parent().map(Path::to_path_buf));
+        Ok(config)
     }
 
     /// Parse and validate `text`; `origin` prefixes every location.
