@@ -53,17 +53,17 @@ fn install(dir: &Path, file: &str, bytes: &[u8]) {
     std::fs::rename(&tmp, dir.join(file)).unwrap();
 }
 
-fn answer(rt: &PluginRuntime, name: &str) -> Option<Verdict> {
+async fn answer(rt: &PluginRuntime, name: &str) -> Option<Verdict> {
     let p = rt.current().get(name)?.clone();
-    Some(verdict(p.check_output(&request("q"), "x", &whole())))
+    Some(verdict(p.check_output(&request("q"), "x", &whole()).await))
 }
 
-#[test]
-fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
     let dir = plugin_dir_named(&[("guard", "test-tagger", &tagger("v1:"))]);
     let rt = watching(dir.path());
     assert_eq!(
-        answer(&rt, "guard"),
+        answer(&rt, "guard").await,
         Some(Verdict::Transform("v1:x".into()))
     );
 
@@ -80,7 +80,7 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
                 first_v2.clone(),
                 bad.clone(),
             );
-            std::thread::spawn(move || {
+            tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let Some(p) = rt.current().get("guard").cloned() else {
                         bad.lock()
@@ -88,7 +88,7 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
                             .push("guard missing from the set".into());
                         continue;
                     };
-                    let c = p.check_output(&request("q"), "x", &whole());
+                    let c = p.check_output(&request("q"), "x", &whole()).await;
                     calls.fetch_add(1, Ordering::Relaxed);
                     match &c {
                         Ok(Verdict::Transform(t)) if t == "v1:x" => {}
@@ -110,9 +110,13 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
     let staged = tempfile::tempdir().unwrap();
     std::fs::write(staged.path().join("guard.wasm"), &v2).unwrap();
     assert!(
-        sluice::plugin::audit::audit(&staged.path().join("guard.wasm"), None)
-            .unwrap()
-            .accepted
+        sluice::plugin::audit::audit(
+            &staged.path().join("guard.wasm"),
+            None,
+            &PluginsConfig::default()
+        )
+        .unwrap()
+        .accepted
     );
     std::thread::sleep(Duration::from_millis(300));
     let swapped_at = Instant::now();
@@ -124,7 +128,7 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     for w in workers {
-        w.join().unwrap();
+        w.await.unwrap();
     }
     assert!(served, "the new version never answered");
     let latency = first_v2.lock().unwrap().unwrap() - swapped_at;
@@ -147,8 +151,8 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
     assert_ne!(st.sha256.as_deref(), Some(""));
 }
 
-#[test]
-fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
+#[tokio::test]
+async fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
     let dir = plugin_dir_named(&[("guard", "test-tagger", &tagger("v1:"))]);
     let rt = watching(dir.path());
     install(dir.path(), "guard.wasm", b"\0asm this is not a component");
@@ -163,7 +167,7 @@ fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
     });
     assert!(failed, "{:?}", rt.statuses());
     assert_eq!(
-        answer(&rt, "guard"),
+        answer(&rt, "guard").await,
         Some(Verdict::Transform("v1:x".into()))
     );
     let PluginState::Failed { error, .. } = &rt.statuses()[0].state else {
@@ -191,13 +195,13 @@ fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
         matches!(&rt.statuses()[0].state, PluginState::Failed { error, .. } if error.contains("bogus-key"))
     }));
     assert_eq!(
-        answer(&rt, "guard"),
+        answer(&rt, "guard").await,
         Some(Verdict::Transform("v1:x".into()))
     );
 }
 
-#[test]
-fn in_place_partial_write_is_survived() {
+#[tokio::test]
+async fn in_place_partial_write_is_survived() {
     let dir = plugin_dir_named(&[("guard", "test-tagger", &tagger("v1:"))]);
     let rt = watching(dir.path());
     let v2 = tagger_v2_bytes();
@@ -206,7 +210,7 @@ fn in_place_partial_write_is_survived() {
     std::fs::write(&path, &v2[..v2.len() / 2]).unwrap();
     std::thread::sleep(Duration::from_millis(250));
     assert_eq!(
-        answer(&rt, "guard"),
+        answer(&rt, "guard").await,
         Some(Verdict::Transform("v1:x".into()))
     );
     std::fs::write(&path, &v2).unwrap();
@@ -225,11 +229,13 @@ fn sluice_sha(bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("x.wasm");
     std::fs::write(&f, bytes).unwrap();
-    sluice::plugin::audit::audit(&f, None).unwrap().sha256
+    sluice::plugin::audit::audit(&f, None, &PluginsConfig::default())
+        .unwrap()
+        .sha256
 }
 
-#[test]
-fn deleting_a_plugin_removes_it_from_the_chain() {
+#[tokio::test]
+async fn deleting_a_plugin_removes_it_from_the_chain() {
     let dir = plugin_dir_named(&[
         ("a", "test-tagger", "kind = \"guardrail\"\norder = 1\n"),
         ("b", "test-tagger", "kind = \"guardrail\"\norder = 2\n"),
@@ -252,8 +258,8 @@ fn deleting_a_plugin_removes_it_from_the_chain() {
     assert_eq!(rt.statuses().len(), 1);
 }
 
-#[test]
-fn unchanged_files_are_not_recompiled_or_replaced() {
+#[tokio::test]
+async fn unchanged_files_are_not_recompiled_or_replaced() {
     let dir = plugin_dir_named(&[
         ("a", "test-tagger", &tagger("a:")),
         ("b", "test-tagger", &tagger("b:")),
@@ -276,11 +282,14 @@ fn unchanged_files_are_not_recompiled_or_replaced() {
         (&["b".to_string()][..], &["a".to_string()][..])
     );
     assert!(report.compiled.is_empty());
-    assert_eq!(answer(&rt, "b"), Some(Verdict::Transform("B:x".into())));
+    assert_eq!(
+        answer(&rt, "b").await,
+        Some(Verdict::Transform("B:x".into()))
+    );
 }
 
-#[test]
-fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
+#[tokio::test]
+async fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
     let dir = plugin_dir_named(&[("a", "test-tagger", &tagger("a:"))]);
     // Unique wasm bytes so no other test's in-memory cache entry can hit.
     let mut bytes = tagger_v2_bytes();
@@ -311,11 +320,14 @@ fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
         report.compiled.is_empty(),
         "loaded from cache-dir, not compiled: {report:?}"
     );
-    assert_eq!(answer(&second, "a"), Some(Verdict::Transform("a:x".into())));
+    assert_eq!(
+        answer(&second, "a").await,
+        Some(Verdict::Transform("a:x".into()))
+    );
 }
 
-#[test]
-fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
+#[tokio::test]
+async fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
     let dir = plugin_dir(&[("test-tagger", &tagger("a"))]);
     let start = |threshold_us| {
         PluginRuntime::start(PluginsConfig {
@@ -331,7 +343,7 @@ fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
     let inline = start(60_000_000);
     let p = inline.current().get("test-tagger").unwrap().clone();
     assert!(!p.is_pooled());
-    assert!(p.check_output(&request("x"), "x", &whole()).is_ok());
+    assert!(p.check_output(&request("x"), "x", &whole()).await.is_ok());
     assert_eq!(p.pooled(), 0);
 
     // Every guest is "heavy" at 0 µs: the pool fills in the background and
@@ -341,7 +353,7 @@ fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
     assert!(p.is_pooled());
     assert!(wait_for(Duration::from_secs(5), || p.pooled() == 2));
     for _ in 0..5 {
-        assert!(p.check_output(&request("x"), "x", &whole()).is_ok());
+        assert!(p.check_output(&request("x"), "x", &whole()).await.is_ok());
     }
     assert!(wait_for(Duration::from_secs(5), || p.pooled() >= 1));
 }
