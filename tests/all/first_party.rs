@@ -11,7 +11,9 @@ use sluice::plugin::{
     Route, Spend, Verdict,
 };
 
-use crate::support::{first_party_dir, plugin_dir_named, request, runtime, verdict, whole};
+use crate::support::{
+    first_party_dir, plugin_dir_named, request, runtime, timing_sensitive, verdict, whole,
+};
 
 const ALL: [&str; 8] = [
     "pii-redact",
@@ -455,6 +457,7 @@ async fn budget_policy_decisions() {
 /// assertion only guards against gross regressions in this debug-built host.
 #[tokio::test]
 async fn per_call_cost_on_a_1kb_answer() {
+    let _timing = timing_sensitive().await;
     let dir = first_party_dir(&[
         "pii-redact",
         "secrets",

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use sluice::plugin::{PluginRuntime, PluginState, PluginsConfig, Verdict};
 
 use crate::support::{
-    guest_wasm, plugin_dir, plugin_dir_named, request, runtime, verdict, wait_for, whole,
+    guest_wasm, plugin_dir, plugin_dir_named, request, runtime, timing_sensitive, verdict,
+    wait_for, whole,
 };
 
 /// A generous deadline: these tests saturate 2 cores on purpose and are
@@ -60,6 +61,7 @@ async fn answer(rt: &PluginRuntime, name: &str) -> Option<Verdict> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
+    let _timing = timing_sensitive().await;
     let dir = plugin_dir_named(&[("guard", "test-tagger", &tagger("v1:"))]);
     let rt = watching(dir.path());
     assert_eq!(
@@ -356,4 +358,118 @@ async fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
         assert!(p.check_output(&request("x"), "x", &whole()).await.is_ok());
     }
     assert!(wait_for(Duration::from_secs(5), || p.pooled() >= 1));
+}
+
+/// Shuts its runtime down without waiting for blocking tasks, so a test of
+/// a reload that blocks fails instead of hanging at the end.
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A FIFO named `b.toml` beside a valid `b.wasm` (opening it for reading
+/// would block until a writer appears): the directory reader takes regular
+/// files only, so `b` fails to load, the gateway starts, a later swap of
+/// another plugin is still picked up, and `POST /admin/reload` answers.
+#[test]
+fn a_fifo_in_the_plugin_directory_cannot_stall_reloading() {
+    let dir = plugin_dir_named(&[("a", "test-tagger", &tagger("v1:"))]);
+    std::fs::copy(guest_wasm("test-tagger"), dir.path().join("b.wasm")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("b.toml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let server = Background(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    ));
+    let clients = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = clients.block_on(crate::gateway::mock());
+    let config = format!(
+        r#"
+[server]
+admin-key = "adm"
+
+[plugins]
+dir = '{dir}'
+watch = true
+debounce-ms = 50
+
+[[providers]]
+name = "mock"
+base-url = "{base}"
+
+[models.m]
+output-guardrails = ["a"]
+routes = [{{ provider = "mock", model = "mock-small" }}]
+"#,
+        dir = dir.path().display(),
+        base = mock.base,
+    );
+    let rt = server.0.as_ref().unwrap();
+    let gw = rt
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(20), crate::gateway::start(&config)).await
+        })
+        .expect("the gateway did not finish loading its plugin directory");
+    clients.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let answer = async || {
+            let res = gw.chat(&crate::gateway::reply_body("m", "x")).await;
+            assert_eq!(res.status(), 200);
+            let body: serde_json::Value = res.json().await.unwrap();
+            body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(answer().await, "v1:x");
+        let failed = |body: &serde_json::Value| body.to_string();
+        let plugins: serde_json::Value = client
+            .get(format!("{}/admin/plugins", gw.url))
+            .bearer_auth("adm")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(failed(&plugins).contains("not a regular file"), "{plugins}");
+
+        install(dir.path(), "a.toml", tagger("v2:").as_bytes());
+        let swapped = tokio::time::timeout(Duration::from_secs(10), async {
+            while answer().await != "v2:x" {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(swapped.is_ok(), "the swap of `a` was never picked up");
+
+        let res = client
+            .post(format!("{}/admin/reload", gw.url))
+            .bearer_auth("adm")
+            .send()
+            .await
+            .expect("POST /admin/reload must answer");
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        let report = body["reload"].to_string();
+        assert!(report.contains("not a regular file"), "{report}");
+    });
+    drop(gw);
 }

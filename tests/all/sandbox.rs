@@ -12,7 +12,7 @@ use sluice::plugin::{
     RequestInfo, Spend, Verdict,
 };
 
-use crate::support::{plugin_dir, request, runtime, whole};
+use crate::support::{plugin_dir, request, runtime, timing_sensitive, whole};
 
 fn one(pkg: &str, manifest: &str) -> (tempfile::TempDir, Arc<PluginRuntime>, Arc<Plugin>) {
     let dir = plugin_dir(&[(pkg, manifest)]);
@@ -27,6 +27,7 @@ fn one(pkg: &str, manifest: &str) -> (tempfile::TempDir, Arc<PluginRuntime>, Arc
 
 #[tokio::test]
 async fn infinite_loop_is_stopped_at_the_deadline_and_fails_closed() {
+    let _timing = timing_sensitive().await;
     let (_d, _rt, p) = one(
         "hostile-loop",
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 40\n",
@@ -47,6 +48,7 @@ async fn infinite_loop_is_stopped_at_the_deadline_and_fails_closed() {
 /// first call after a quiet spell must still hit its deadline.
 #[tokio::test]
 async fn deadline_fires_after_the_gateway_was_idle() {
+    let _timing = timing_sensitive().await;
     let (_d, _rt, p) = one(
         "hostile-loop",
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 40\n",
@@ -355,4 +357,29 @@ async fn cost_policy_failure_is_reported_with_its_cause() {
         closed.decide(&with_model("trap"), &est, &spend).await,
         Err(PluginFailure::Trap(_))
     ));
+}
+
+/// Entries are bounded as well as bytes: a list of empty routes has no
+/// bytes to count, yet costs the host memory per entry.
+#[tokio::test]
+async fn a_route_list_is_bounded_in_entries() {
+    let (_d, _rt, p) = one(
+        "hostile-many-routes",
+        "kind = \"router\"\n[limits]\nmemory-mb = 64\ndeadline-ms = 5000\nmax-output-entries = 8\n",
+    );
+    let ask = |text: &str| RequestInfo {
+        messages: request(text).messages,
+        ..with_model("m")
+    };
+    let few = p.route(&ask("many=8"), &candidates()).await.unwrap();
+    assert_eq!(few.len(), 8);
+    let many = p.route(&ask("many=100000"), &candidates()).await;
+    assert_eq!(
+        many,
+        Err(PluginFailure::TooManyEntries {
+            limit: 8,
+            got: 100_000
+        })
+    );
+    assert_eq!(p.stats().output_too_large, 1);
 }

@@ -12,6 +12,7 @@ use sluice::plugin::{
     Message, OutputContext, PluginFailure, PluginRuntime, PluginsConfig, RequestInfo, Verdict,
 };
 use tempfile::TempDir;
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -181,3 +182,17 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn verdict(r: Result<Verdict, PluginFailure>) -> Verdict {
     r.unwrap_or_else(|f| panic!("plugin call failed: {f}"))
 }
+
+/// Tests with wall-clock bounds hold this (shared) while they measure;
+/// tests that load every core on purpose hold it exclusively
+/// ([`loading_the_machine`]), so the two never overlap in one test run.
+pub async fn timing_sensitive() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
+
+/// See [`timing_sensitive`].
+pub async fn loading_the_machine() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
+}
+
+static MACHINE: RwLock<()> = RwLock::const_new(());
