@@ -102,11 +102,12 @@ fn describe(over: &[Duration]) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let at = |q: f64| ms(over[((over.len() - 1) as f64 * q).round() as usize]);
     format!(
-        "n={} min {:.2} ms, p50 {:.2} ms, p90 {:.2} ms, max {:.2} ms",
+        "n={} min {:.2} ms, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         over.len(),
         ms(over[0]),
         at(0.5),
         at(0.9),
+        at(0.99),
         ms(over[over.len() - 1])
     )
 }

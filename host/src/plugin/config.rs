@@ -25,8 +25,8 @@ pub struct PluginsConfig {
     /// Default `2`.
     pub pool_size: usize,
     /// A plugin gets a pool only when instantiating it takes at least this
-    /// long (measured at load); faster plugins instantiate inline on the
-    /// calling thread. `0` pools every plugin. Default `250` µs.
+    /// long (measured at load); faster plugins instantiate in the calling
+    /// task. `0` pools every plugin. Default `250` µs.
     ///
     /// Why not pool everything: a small Rust guardrail instantiates in
     /// ~20 µs, cache-hot, on the thread that needs it, and that work scales

@@ -1,6 +1,8 @@
 //! Outbound `wasi:http`: the send hook that enforces a plugin's host
-//! allowlist and caps network timeouts at the plugin's deadline (epoch
-//! interruption cannot stop a guest blocked inside a host call).
+//! allowlist and caps network timeouts at the plugin's deadline. The call's
+//! deadline cancels a request still in flight anyway (`instance`); the caps
+//! make hyper's own timers agree, so the guest sees a timeout error rather
+//! than nothing when it has time left to handle one.
 
 use std::future::Future;
 use std::time::Duration;
