@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -163,7 +163,6 @@ impl HostState {
             }
             Some(b.build())
         };
-        let deadline = Duration::from_millis(ctx.manifest.limits.deadline_ms);
         Ok(HostState {
             wasi: LazyWasi {
                 ctx: wasi,
@@ -173,7 +172,7 @@ impl HostState {
             },
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            outbound: OutboundHttp::new(caps.http.clone(), deadline),
+            outbound: OutboundHttp::new(caps.http.clone()),
             limiter: MemoryLimiter::new(ctx.manifest.limits.memory_mb),
             stdout,
             stderr,
