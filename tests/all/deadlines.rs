@@ -220,6 +220,38 @@ async fn a_socket_read_from_a_silent_peer_is_cut_off_at_its_deadline() {
     drop(silent);
 }
 
+/// An outbound `wasi:http` request to a granted host that accepts and
+/// never answers is cut off at the deadline too (the host no longer sets
+/// hyper's own timeouts: the deadline is the one limit).
+#[tokio::test]
+async fn an_http_request_to_a_silent_host_is_cut_off_at_its_deadline() {
+    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = peer.local_addr().unwrap();
+    let silent = std::thread::spawn(move || {
+        let (conn, _) = peer.accept().unwrap();
+        std::thread::sleep(Duration::from_secs(10));
+        drop(conn);
+    });
+    let manifest = format!(
+        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 500\n[capabilities]\nhttp = [\"{addr}\"]\n"
+    );
+    let dir = plugin_dir(&[("hostile-http", &manifest)]);
+    let rt = runtime(dir.path());
+    let p = rt
+        .current()
+        .get("hostile-http")
+        .unwrap_or_else(|| panic!("not loaded: {:?}", rt.statuses()))
+        .clone();
+    let _timing = timing_sensitive().await;
+    let start = Instant::now();
+    let url = format!("http://{addr}/never");
+    let res = p.check_output(&request("q"), &url, &whole()).await;
+    let took = start.elapsed();
+    assert_eq!(res, Err(PluginFailure::Deadline));
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    drop(silent);
+}
+
 /// POST `text` to `model`; whether it answered 200.
 async fn post(
     client: reqwest::Client,
