@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use crate::config::Config;
 use crate::plugin::audit;
+use crate::plugin::log::escaped;
 use crate::plugin::{PluginRuntime, PluginState, PluginsConfig};
 
 #[derive(Subcommand, Debug)]
@@ -152,7 +153,8 @@ pub fn list(dir: PathBuf, json: bool) -> anyhow::Result<(String, usize)> {
             st.name
         );
         if let PluginState::Failed { error, .. } = &st.state {
-            let _ = writeln!(s, "    {error}");
+            // May quote the guest (a start function's stderr).
+            let _ = writeln!(s, "    {}", escaped(error));
         }
     }
     Ok((s, failed))
