@@ -67,7 +67,7 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
                 anyhow::bail!(
                     "{} would be refused: {}",
                     file.display(),
-                    report.problems.join("; ")
+                    escaped(report.problems.join("; "))
                 );
             }
             Ok(())
