@@ -7,9 +7,15 @@
 //! work can be compared with native. `first_party_1kb` puts each
 //! first-party guardrail beside that trivial guest (the floor: a fresh
 //! instance and the call itself), so a plugin's own cost is the difference.
+//!
+//! Calls are async: each sample awaits `iters` calls in a row inside one
+//! `block_on` of a current-thread runtime (`*_tokio_worker`: inside a task
+//! on a 2-worker multi-thread runtime, where the gateway makes them).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sluice::plugin::{Message, OutputContext, PluginRuntime, PluginsConfig, RequestInfo, Verdict};
@@ -23,8 +29,6 @@ fn guest() -> PathBuf {
     }
 }
 
-/// Copies of the tagger guest named `names`, in chain order, as length
-/// checks that run `repeat` times per call.
 fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<PluginRuntime> {
     for (i, n) in names.iter().enumerate() {
         std::fs::copy(guest(), dir.join(format!("{n}.wasm"))).unwrap();
@@ -95,7 +99,22 @@ fn native_check(output: &str, max: usize) -> Verdict {
     }
 }
 
+/// Time `iters` awaits of `call()` in a row on `rt`.
+fn timed<F: Future>(rt: &tokio::runtime::Runtime, iters: u64, call: impl Fn() -> F) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            std::hint::black_box(call().await);
+        }
+        start.elapsed()
+    })
+}
+
 fn bench(c: &mut Criterion) {
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let output: String =
         "The quick brown fox jumps over the lazy dog. ".repeat(23)[..1024].to_owned();
     let req = request();
@@ -108,23 +127,25 @@ fn bench(c: &mut Criterion) {
     let one = tempfile::tempdir().unwrap();
     let rt_inline = runtime(one.path(), &["len"], 1, 0);
     let p = rt_inline.current().get("len").unwrap().clone();
-    assert_eq!(p.check_output(&req, &output, &ctx), Ok(Verdict::Pass));
+    assert_eq!(
+        local.block_on(p.check_output(&req, &output, &ctx)),
+        Ok(Verdict::Pass)
+    );
 
     let mut g = c.benchmark_group("guardrail_1kb");
     g.bench_function("wasm_fresh_instance", |b| {
-        b.iter(|| p.check_output(&req, &output, &ctx))
+        b.iter_custom(|iters| timed(&local, iters, || p.check_output(&req, &output, &ctx)))
     });
     let pooled_dir = tempfile::tempdir().unwrap();
     let rt_pooled = runtime(pooled_dir.path(), &["len"], 1, 4);
     let pp = rt_pooled.current().get("len").unwrap().clone();
     g.bench_function("wasm_pooled_instance", |b| {
-        b.iter(|| pp.check_output(&req, &output, &ctx))
+        b.iter_custom(|iters| timed(&local, iters, || pp.check_output(&req, &output, &ctx)))
     });
-    // The gateway's situation: called from a tokio worker, where the call
-    // runs inline (or under `block_in_place` for guests that make blocking
-    // WASI calls; see plugin/blocking.rs).
+    // The gateway's situation: a task on a worker of a multi-thread runtime.
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
         .build()
         .unwrap();
     g.bench_function("wasm_fresh_instance_tokio_worker", |b| {
@@ -132,9 +153,9 @@ fn bench(c: &mut Criterion) {
             let (p, req, output, ctx) = (p.clone(), req.clone(), output.clone(), ctx.clone());
             tokio_rt
                 .block_on(tokio_rt.spawn(async move {
-                    let start = std::time::Instant::now();
+                    let start = Instant::now();
                     for _ in 0..iters {
-                        let _ = std::hint::black_box(p.check_output(&req, &output, &ctx));
+                        let _ = std::hint::black_box(p.check_output(&req, &output, &ctx).await);
                     }
                     start.elapsed()
                 }))
@@ -149,7 +170,11 @@ fn bench(c: &mut Criterion) {
     let set = rt3.current();
     let mut g = c.benchmark_group("chain3_1kb");
     g.bench_function("wasm_fresh_instances", |b| {
-        b.iter(|| sluice::pipeline::guard::check_output(set.guardrails(), &req, &output, &ctx))
+        b.iter_custom(|iters| {
+            timed(&local, iters, || {
+                sluice::pipeline::guard::check_output(set.guardrails(), &req, &output, &ctx)
+            })
+        })
     });
     g.bench_function("native", |b| {
         b.iter(|| {
@@ -165,7 +190,9 @@ fn bench(c: &mut Criterion) {
     let rt_heavy = runtime(heavy.path(), &["len"], 1000, 0);
     let ph = rt_heavy.current().get("len").unwrap().clone();
     let mut g = c.benchmark_group("guest_work_1000_checks");
-    g.bench_function("wasm", |b| b.iter(|| ph.check_output(&req, &output, &ctx)));
+    g.bench_function("wasm", |b| {
+        b.iter_custom(|iters| timed(&local, iters, || ph.check_output(&req, &output, &ctx)))
+    });
     g.bench_function("native", |b| {
         b.iter(|| {
             (0..1000)
@@ -182,6 +209,10 @@ fn bench(c: &mut Criterion) {
 /// trivial tagger guest under the same conditions. A plugin's own work is
 /// its time minus the floor.
 fn first_party(c: &mut Criterion) {
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     for g in sluice_guests::first_party() {
         let manifest = g.manifest.expect("first-party plugins have one");
@@ -212,9 +243,11 @@ fn first_party(c: &mut Criterion) {
         } else {
             &text
         };
-        let first = p.check_output(&req, body, &ctx);
+        let first = local.block_on(p.check_output(&req, body, &ctx));
         assert!(first.is_ok(), "{}: {first:?}", p.name());
-        g.bench_function(p.name(), |b| b.iter(|| p.check_output(&req, body, &ctx)));
+        g.bench_function(p.name(), |b| {
+            b.iter_custom(|iters| timed(&local, iters, || p.check_output(&req, body, &ctx)))
+        });
     }
     g.finish();
 }

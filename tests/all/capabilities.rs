@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use sluice::plugin::audit::audit;
 use sluice::plugin::capability::Access;
-use sluice::plugin::{PluginState, Verdict};
+use sluice::plugin::{PluginState, PluginsConfig, Verdict};
 
 use sluice_guests as guests;
 
@@ -29,8 +29,8 @@ fn refusal(dir: &std::path::Path, name: &str) -> String {
     }
 }
 
-#[test]
-fn filesystem_import_without_grant_is_refused_naming_import_and_plugin() {
+#[tokio::test]
+async fn filesystem_import_without_grant_is_refused_naming_import_and_plugin() {
     let dir = plugin_dir(&[(guests::HOSTILE_FILES, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-files");
     assert!(err.contains("`hostile-files`"), "{err}");
@@ -38,8 +38,8 @@ fn filesystem_import_without_grant_is_refused_naming_import_and_plugin() {
     assert!(err.contains("needs `files`"), "{err}");
 }
 
-#[test]
-fn sockets_import_without_grant_is_refused() {
+#[tokio::test]
+async fn sockets_import_without_grant_is_refused() {
     let dir = plugin_dir(&[(guests::HOSTILE_SOCKETS, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-sockets");
     assert!(
@@ -49,16 +49,16 @@ fn sockets_import_without_grant_is_refused() {
     assert!(err.contains("needs `sockets`"), "{err}");
 }
 
-#[test]
-fn future_contract_version_is_refused_naming_both_versions() {
+#[tokio::test]
+async fn future_contract_version_is_refused_naming_both_versions() {
     let dir = plugin_dir(&[(guests::HOSTILE_FUTURE, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-future");
     assert!(err.contains("sluice:plugin/guardrail@0.2.0"), "{err}");
     assert!(err.contains("sluice:plugin@0.1.0"), "{err}");
 }
 
-#[test]
-fn kind_mismatch_is_refused() {
+#[tokio::test]
+async fn kind_mismatch_is_refused() {
     let dir = plugin_dir(&[(guests::TEST_TAGGER, "kind = \"router\"\n")]);
     let err = refusal(dir.path(), "test-tagger");
     assert!(
@@ -67,17 +67,17 @@ fn kind_mismatch_is_refused() {
     );
 }
 
-#[test]
-fn baseline_environment_is_empty() {
+#[tokio::test]
+async fn baseline_environment_is_empty() {
     let dir = plugin_dir(&[(guests::HOSTILE_ENV, "kind = \"guardrail\"\n")]);
     let rt = runtime(dir.path());
     let p = rt.current().get("hostile-env").unwrap().clone();
-    let c = verdict(p.check_output(&request("q"), "", &whole()));
+    let c = verdict(p.check_output(&request("q"), "", &whole()).await);
     assert_eq!(c, Verdict::Transform("args=0;".into()));
 }
 
-#[test]
-fn env_is_passed_by_name_only() {
+#[tokio::test]
+async fn env_is_passed_by_name_only() {
     let path = std::env::var("PATH").expect("tests run with PATH set");
     let dir = plugin_dir(&[(
         guests::HOSTILE_ENV,
@@ -85,12 +85,12 @@ fn env_is_passed_by_name_only() {
     )]);
     let rt = runtime(dir.path());
     let p = rt.current().get("hostile-env").unwrap().clone();
-    let c = verdict(p.check_output(&request("q"), "", &whole()));
+    let c = verdict(p.check_output(&request("q"), "", &whole()).await);
     assert_eq!(c, Verdict::Transform(format!("args=0;PATH={path};")));
 }
 
-#[test]
-fn granted_directory_is_readable_and_outside_is_not() {
+#[tokio::test]
+async fn granted_directory_is_readable_and_outside_is_not() {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("ok.txt"), "inside the grant").unwrap();
     let secret = tempfile::tempdir().unwrap();
@@ -106,11 +106,10 @@ fn granted_directory_is_readable_and_outside_is_not() {
         .get("hostile-files")
         .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
         .clone();
-    assert!(!p.runs_inline(), "a files grant never runs inline");
-    let read = |path: &str| verdict(p.check_output(&request("q"), path, &whole()));
+    let read = async |path: &str| verdict(p.check_output(&request("q"), path, &whole()).await);
 
     assert_eq!(
-        read("/data/ok.txt"),
+        read("/data/ok.txt").await,
         Verdict::Transform("inside the grant".into())
     );
     let secret_path = secret.path().join("secret.txt");
@@ -120,15 +119,15 @@ fn granted_directory_is_readable_and_outside_is_not() {
         escape,
         "/etc/hostname".into(),
     ] {
-        match read(&attempt) {
+        match read(&attempt).await {
             Verdict::Reject(r) => assert_eq!(r.code, "io_error", "{attempt}: {r:?}"),
             v => panic!("{attempt} must not be readable, got {v:?}"),
         }
     }
 }
 
-#[test]
-fn sockets_grant_allows_listed_address_only() {
+#[tokio::test]
+async fn sockets_grant_allows_listed_address_only() {
     let allowed = TcpListener::bind("127.0.0.1:0").unwrap();
     let other = TcpListener::bind("127.0.0.1:0").unwrap();
     let allowed_addr = allowed.local_addr().unwrap();
@@ -147,17 +146,23 @@ fn sockets_grant_allows_listed_address_only() {
         .get("hostile-sockets")
         .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
         .clone();
-    let c = verdict(p.check_output(&request("q"), &allowed_addr.to_string(), &whole()));
+    let c = verdict(
+        p.check_output(&request("q"), &allowed_addr.to_string(), &whole())
+            .await,
+    );
     assert_eq!(c, Verdict::Transform("connected".into()), "{c:?}");
-    let c = verdict(p.check_output(&request("q"), &other_addr.to_string(), &whole()));
+    let c = verdict(
+        p.check_output(&request("q"), &other_addr.to_string(), &whole())
+            .await,
+    );
     assert!(
         matches!(&c, Verdict::Reject(r) if r.code == "net_error"),
         "{c:?}"
     );
 }
 
-#[test]
-fn http_import_without_grant_is_refused() {
+#[tokio::test]
+async fn http_import_without_grant_is_refused() {
     let dir = plugin_dir(&[(guests::HOSTILE_HTTP, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-http");
     assert!(
@@ -186,8 +191,8 @@ fn pong_server() -> std::net::SocketAddr {
 
 /// `wasi:http` end to end: the granted host answers, any other host or port
 /// is refused by the gateway before a connection is made.
-#[test]
-fn http_grant_allows_listed_hosts_only() {
+#[tokio::test]
+async fn http_grant_allows_listed_hosts_only() {
     let allowed = pong_server();
     let other = pong_server();
     let manifest = format!(
@@ -200,10 +205,15 @@ fn http_grant_allows_listed_hosts_only() {
         .get("hostile-http")
         .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
         .clone();
-    assert!(!p.runs_inline(), "an http grant never runs inline");
-    let c = verdict(p.check_output(&request("q"), &format!("http://{allowed}/ping"), &whole()));
+    let c = verdict(
+        p.check_output(&request("q"), &format!("http://{allowed}/ping"), &whole())
+            .await,
+    );
     assert_eq!(c, Verdict::Transform("200 pong".into()), "{c:?}");
-    let c = verdict(p.check_output(&request("q"), &format!("http://{other}/ping"), &whole()));
+    let c = verdict(
+        p.check_output(&request("q"), &format!("http://{other}/ping"), &whole())
+            .await,
+    );
     match &c {
         Verdict::Reject(r) => {
             assert_eq!(r.code, "http_error", "{c:?}");
@@ -213,10 +223,10 @@ fn http_grant_allows_listed_hosts_only() {
     }
 }
 
-#[test]
-fn audit_shows_every_import_with_its_verdict() {
-    let wasm = std::path::Path::new(guests::HOSTILE_FILES.wasm);
-    let report = audit(wasm, None).unwrap();
+#[tokio::test]
+async fn audit_shows_every_import_with_its_verdict() {
+    let wasm = std::path::PathBuf::from(guests::HOSTILE_FILES.wasm);
+    let report = audit(&wasm, None, &PluginsConfig::default()).unwrap();
     assert!(!report.accepted);
     assert_eq!(
         report.world.as_deref(),
@@ -251,13 +261,13 @@ fn audit_shows_every_import_with_its_verdict() {
         "kind = \"guardrail\"\n[capabilities]\nfiles = [{ host = \".\", guest = \"/data\" }]\n",
     )
     .unwrap();
-    let report = audit(wasm, Some(&manifest)).unwrap();
+    let report = audit(&wasm, Some(&manifest), &PluginsConfig::default()).unwrap();
     assert!(report.accepted, "{:?}", report.problems);
     assert!(report.to_text().contains("granted (files)"));
 }
 
-#[test]
-fn plugin_list_shows_the_chain_and_refusals() {
+#[tokio::test]
+async fn plugin_list_shows_the_chain_and_refusals() {
     let dir = plugin_dir(&[
         (guests::TEST_TAGGER, "kind = \"guardrail\"\norder = 5\n"),
         (guests::HOSTILE_FILES, "kind = \"guardrail\"\n"),

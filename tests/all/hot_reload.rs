@@ -12,7 +12,7 @@ use sluice::plugin::{PluginRuntime, PluginState, PluginsConfig, Verdict};
 use sluice_guests as guests;
 
 use crate::support::plugins::{plugin_dir, plugin_dir_named, request, runtime, verdict, whole};
-use crate::support::wait_for;
+use crate::support::{timing_sensitive, wait_for};
 
 /// A generous deadline: these tests saturate 2 cores on purpose and are
 /// about reloading, not about wall-clock limits.
@@ -54,19 +54,18 @@ fn install(dir: &Path, file: &str, bytes: &[u8]) {
     std::fs::rename(&tmp, dir.join(file)).unwrap();
 }
 
-fn answer(rt: &PluginRuntime, name: &str) -> Option<Verdict> {
+async fn answer(rt: &PluginRuntime, name: &str) -> Option<Verdict> {
     let p = rt.current().get(name)?.clone();
-    Some(verdict(p.check_output(&request("q"), "x", &whole())))
+    Some(verdict(p.check_output(&request("q"), "x", &whole()).await))
 }
 
-/// How fast a swap serves is a measurement, not a test: `bench/load`'s hot
-/// swap run reports it.
-#[test]
-fn replacing_a_plugin_under_load_loses_no_call() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
+    let _timing = timing_sensitive().await;
     let dir = plugin_dir_named(&[("guard", guests::TEST_TAGGER, &tagger("v1:"))]);
     let rt = watching(dir.path());
     assert_eq!(
-        answer(&rt, "guard"),
+        answer(&rt, "guard").await,
         Some(Verdict::Transform("v1:x".into()))
     );
 
@@ -83,7 +82,7 @@ fn replacing_a_plugin_under_load_loses_no_call() {
                 v2_calls.clone(),
                 bad.clone(),
             );
-            std::thread::spawn(move || {
+            tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let Some(p) = rt.current().get("guard").cloned() else {
                         bad.lock()
@@ -91,7 +90,7 @@ fn replacing_a_plugin_under_load_loses_no_call() {
                             .push("guard missing from the set".into());
                         continue;
                     };
-                    let c = p.check_output(&request("q"), "x", &whole());
+                    let c = p.check_output(&request("q"), "x", &whole()).await;
                     calls.fetch_add(1, Ordering::Relaxed);
                     match &c {
                         Ok(Verdict::Transform(t)) if t == "v1:x" => {}
@@ -112,9 +111,13 @@ fn replacing_a_plugin_under_load_loses_no_call() {
     let staged = tempfile::tempdir().unwrap();
     std::fs::write(staged.path().join("guard.wasm"), &v2).unwrap();
     assert!(
-        sluice::plugin::audit::audit(&staged.path().join("guard.wasm"), None)
-            .unwrap()
-            .accepted
+        sluice::plugin::audit::audit(
+            &staged.path().join("guard.wasm"),
+            None,
+            &PluginsConfig::default()
+        )
+        .unwrap()
+        .accepted
     );
     // Swap under load: once the workers are calling, and keep calling
     // until the new version has answered a few times too.
@@ -128,7 +131,7 @@ fn replacing_a_plugin_under_load_loses_no_call() {
     });
     stop.store(true, Ordering::Relaxed);
     for w in workers {
-        w.join().unwrap();
+        w.await.unwrap();
     }
     assert!(
         served,
@@ -149,8 +152,8 @@ fn replacing_a_plugin_under_load_loses_no_call() {
     assert_ne!(st.sha256.as_deref(), Some(""));
 }
 
-#[test]
-fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
+#[tokio::test]
+async fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
     let dir = plugin_dir_named(&[("guard", guests::TEST_TAGGER, &tagger("v1:"))]);
     let rt = watching(dir.path());
     install(dir.path(), "guard.wasm", b"\0asm this is not a component");
@@ -165,7 +168,7 @@ fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
     });
     assert!(failed, "{:?}", rt.statuses());
     assert_eq!(
-        answer(&rt, "guard"),
+        answer(&rt, "guard").await,
         Some(Verdict::Transform("v1:x".into()))
     );
     let PluginState::Failed { error, .. } = &rt.statuses()[0].state else {
@@ -193,13 +196,13 @@ fn broken_file_keeps_the_old_version_serving_and_shows_the_failure() {
         matches!(&rt.statuses()[0].state, PluginState::Failed { error, .. } if error.contains("bogus-key"))
     }));
     assert_eq!(
-        answer(&rt, "guard"),
+        answer(&rt, "guard").await,
         Some(Verdict::Transform("v1:x".into()))
     );
 }
 
-#[test]
-fn in_place_partial_write_is_survived() {
+#[tokio::test]
+async fn in_place_partial_write_is_survived() {
     let dir = plugin_dir_named(&[("guard", guests::TEST_TAGGER, &tagger("v1:"))]);
     let rt = watching(dir.path());
     let v2 = tagger_v2_bytes();
@@ -219,7 +222,7 @@ fn in_place_partial_write_is_survived() {
         rt.statuses()
     );
     assert_eq!(
-        answer(&rt, "guard"),
+        answer(&rt, "guard").await,
         Some(Verdict::Transform("v1:x".into()))
     );
     std::fs::write(&path, &v2).unwrap();
@@ -238,11 +241,13 @@ fn sluice_sha(bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("x.wasm");
     std::fs::write(&f, bytes).unwrap();
-    sluice::plugin::audit::audit(&f, None).unwrap().sha256
+    sluice::plugin::audit::audit(&f, None, &PluginsConfig::default())
+        .unwrap()
+        .sha256
 }
 
-#[test]
-fn deleting_a_plugin_removes_it_from_the_chain() {
+#[tokio::test]
+async fn deleting_a_plugin_removes_it_from_the_chain() {
     let dir = plugin_dir_named(&[
         (
             "a",
@@ -273,8 +278,8 @@ fn deleting_a_plugin_removes_it_from_the_chain() {
     assert_eq!(rt.statuses().len(), 1);
 }
 
-#[test]
-fn unchanged_files_are_not_recompiled_or_replaced() {
+#[tokio::test]
+async fn unchanged_files_are_not_recompiled_or_replaced() {
     let dir = plugin_dir_named(&[
         ("a", guests::TEST_TAGGER, &tagger("a:")),
         ("b", guests::TEST_TAGGER, &tagger("b:")),
@@ -297,11 +302,14 @@ fn unchanged_files_are_not_recompiled_or_replaced() {
         (&["b".to_string()][..], &["a".to_string()][..])
     );
     assert!(report.compiled.is_empty());
-    assert_eq!(answer(&rt, "b"), Some(Verdict::Transform("B:x".into())));
+    assert_eq!(
+        answer(&rt, "b").await,
+        Some(Verdict::Transform("B:x".into()))
+    );
 }
 
-#[test]
-fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
+#[tokio::test]
+async fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
     let dir = plugin_dir_named(&[("a", guests::TEST_TAGGER, &tagger("a:"))]);
     // Unique wasm bytes so no other test's in-memory cache entry can hit.
     let mut bytes = tagger_v2_bytes();
@@ -332,11 +340,14 @@ fn compile_cache_dir_skips_compilation_in_a_fresh_engine() {
         report.compiled.is_empty(),
         "loaded from cache-dir, not compiled: {report:?}"
     );
-    assert_eq!(answer(&second, "a"), Some(Verdict::Transform("a:x".into())));
+    assert_eq!(
+        answer(&second, "a").await,
+        Some(Verdict::Transform("a:x".into()))
+    );
 }
 
-#[test]
-fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
+#[tokio::test]
+async fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
     let dir = plugin_dir(&[(guests::TEST_TAGGER, &tagger("a"))]);
     let start = |threshold_us| {
         PluginRuntime::start(PluginsConfig {
@@ -352,7 +363,7 @@ fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
     let inline = start(60_000_000);
     let p = inline.current().get("test-tagger").unwrap().clone();
     assert!(!p.is_pooled());
-    assert!(p.check_output(&request("x"), "x", &whole()).is_ok());
+    assert!(p.check_output(&request("x"), "x", &whole()).await.is_ok());
     assert_eq!(p.pooled(), 0);
 
     // Every guest is "heavy" at 0 µs: the pool fills in the background and
@@ -362,7 +373,131 @@ fn only_plugins_slow_to_instantiate_get_a_ready_pool() {
     assert!(p.is_pooled());
     assert!(wait_for(Duration::from_secs(5), || p.pooled() == 2));
     for _ in 0..5 {
-        assert!(p.check_output(&request("x"), "x", &whole()).is_ok());
+        assert!(p.check_output(&request("x"), "x", &whole()).await.is_ok());
     }
     assert!(wait_for(Duration::from_secs(5), || p.pooled() >= 1));
+}
+
+/// Shuts its runtime down without waiting for blocking tasks, so a test of
+/// a reload that blocks fails instead of hanging at the end.
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A FIFO named `b.toml` beside a valid `b.wasm` (opening it for reading
+/// would block until a writer appears): the directory reader takes regular
+/// files only, so `b` fails to load, the gateway starts, a later swap of
+/// another plugin is still picked up, and `POST /admin/reload` answers.
+#[test]
+fn a_fifo_in_the_plugin_directory_cannot_stall_reloading() {
+    let dir = plugin_dir_named(&[("a", guests::TEST_TAGGER, &tagger("v1:"))]);
+    std::fs::copy(
+        std::path::PathBuf::from(guests::TEST_TAGGER.wasm),
+        dir.path().join("b.wasm"),
+    )
+    .unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("b.toml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let server = Background(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    ));
+    let clients = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = clients.block_on(crate::support::gateway::mock());
+    let config = format!(
+        r#"
+[server]
+admin-key = "adm"
+
+[plugins]
+dir = '{dir}'
+watch = true
+debounce-ms = 50
+
+[[providers]]
+name = "mock"
+base-url = "{base}"
+
+[models.m]
+output-guardrails = ["a"]
+routes = [{{ provider = "mock", model = "mock-small" }}]
+"#,
+        dir = dir.path().display(),
+        base = mock.base(),
+    );
+    let rt = server.0.as_ref().unwrap();
+    let gw = rt
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                crate::support::gateway::start(&config),
+            )
+            .await
+        })
+        .expect("the gateway did not finish loading its plugin directory");
+    clients.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let answer = async || {
+            let res = gw
+                .chat(&crate::support::gateway::reply_body("m", "x"))
+                .await;
+            assert_eq!(res.status(), 200);
+            let body: serde_json::Value = res.json().await.unwrap();
+            body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(answer().await, "v1:x");
+        let failed = |body: &serde_json::Value| body.to_string();
+        let plugins: serde_json::Value = client
+            .get(format!("{}/admin/plugins", gw.url))
+            .bearer_auth("adm")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(failed(&plugins).contains("not a regular file"), "{plugins}");
+
+        install(dir.path(), "a.toml", tagger("v2:").as_bytes());
+        let swapped = tokio::time::timeout(Duration::from_secs(10), async {
+            while answer().await != "v2:x" {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(swapped.is_ok(), "the swap of `a` was never picked up");
+
+        let res = client
+            .post(format!("{}/admin/reload", gw.url))
+            .bearer_auth("adm")
+            .send()
+            .await
+            .expect("POST /admin/reload must answer");
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        let report = body["reload"].to_string();
+        assert!(report.contains("not a regular file"), "{report}");
+    });
+    drop(gw);
 }

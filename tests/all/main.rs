@@ -1,11 +1,14 @@
 mod support;
 
 mod anthropic;
+mod audit;
 mod capabilities;
+mod deadlines;
 mod faults;
 mod first_party;
 mod hot_reload;
 mod http_api;
+mod logging;
 mod openai_sdk;
 mod routing;
 mod sandbox;

@@ -6,20 +6,29 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
+use crate::config::Config;
 use crate::plugin::audit;
+use crate::plugin::log::escaped;
 use crate::plugin::{PluginRuntime, PluginState, PluginsConfig};
 
 #[derive(Subcommand, Debug)]
 pub enum PluginCmd {
     /// Show a component's world, exports, every import with its verdict
-    /// (baseline / granted / REFUSED), grants, limits and SHA-256. Exits
-    /// non-zero when the runtime would refuse it.
+    /// (baseline / granted / REFUSED), grants, flagged file grants, limits
+    /// and SHA-256, then load it as the gateway would (same checks, linker
+    /// and trial instantiation). Exits non-zero when the runtime would
+    /// refuse it.
     Audit {
         /// The component (`NAME.wasm`).
         file: PathBuf,
         /// Its manifest; without one nothing is granted.
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// The gateway config whose `[plugins]` settings (memory cap, fuel,
+        /// instance limits, directories) the plugin must load under.
+        /// Default: the built-in defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -41,9 +50,14 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
         PluginCmd::Audit {
             file,
             manifest,
+            config,
             json,
         } => {
-            let report = audit::audit(&file, manifest.as_deref())?;
+            let plugins = match config {
+                Some(path) => Config::load(&path)?.plugins,
+                None => PluginsConfig::default(),
+            };
+            let report = audit::audit(&file, manifest.as_deref(), &plugins)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -53,7 +67,7 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
                 anyhow::bail!(
                     "{} would be refused: {}",
                     file.display(),
-                    report.problems.join("; ")
+                    escaped(report.problems.join("; "))
                 );
             }
             Ok(())
@@ -139,7 +153,8 @@ pub fn list(dir: PathBuf, json: bool) -> anyhow::Result<(String, usize)> {
             st.name
         );
         if let PluginState::Failed { error, .. } = &st.state {
-            let _ = writeln!(s, "    {error}");
+            // May quote the guest (a start function's stderr).
+            let _ = writeln!(s, "    {}", escaped(error));
         }
     }
     Ok((s, failed))

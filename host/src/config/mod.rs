@@ -78,6 +78,15 @@ impl Config {
         // `[state] dir` is relative to the config file, not the cwd.
         let base = path.parent().unwrap_or(Path::new("."));
         config.state.resolve_dir(base);
+        // No plugin may be granted the directory holding the config (and
+        // its secrets) or the state data without saying so
+        // (`acknowledge-sensitive`).
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        config
+            .plugins
+            .gateway_dirs
+            .extend(file.parent().map(Path::to_path_buf));
+        config.plugins.gateway_dirs.push(config.state.dir.clone());
         Ok(config)
     }
 

@@ -2,6 +2,7 @@
 //! [`PluginFailure`] meets the plugin's `failure-mode`, and the one log
 //! line about it (the runtime only counts failures).
 
+use crate::plugin::log::escaped;
 use crate::plugin::{FailureMode, Plugin, PluginFailure};
 
 /// `open`: the call is treated as if it answered `open_answer` (a guardrail
@@ -19,7 +20,7 @@ pub(super) fn answer<T>(
         plugin = plugin.name(),
         failure = failure.label(),
         failure_mode = ?mode,
-        cause = %failure,
+        cause = %escaped(&failure),
         "plugin call failed; its failure mode decides"
     );
     match mode {

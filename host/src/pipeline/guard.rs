@@ -8,9 +8,9 @@
 //! the last user message ([`last_user`]), for the guardrails after it and
 //! for the upstream.
 //!
-//! Plugin calls are synchronous and bounded by each plugin's deadline (tens
-//! of µs for a typical guardrail), so they run inline on the tokio worker
-//! (see [`plugin::with_guests`] for the guests that block).
+//! Plugin calls are awaited one after the other in the request's task; each
+//! ends within its plugin's deadline and yields to the runtime while it
+//! runs long (see [`crate::plugin`]).
 
 use std::sync::Arc;
 
@@ -106,20 +106,6 @@ impl ChainResult {
                 code: r.code.clone(),
             })
     }
-
-    /// A chain whose host side failed (a panic caught by the runtime).
-    fn broken(why: plugin::HostPanic) -> Self {
-        ChainResult {
-            rejected: Some((
-                "(chain)".into(),
-                Rejection {
-                    reason: format!("guardrail chain failed: {why}"),
-                    code: "plugin_failure".into(),
-                },
-            )),
-            ..Default::default()
-        }
-    }
 }
 
 /// What each guardrail did to this request, for `x-sluice-guardrails` and
@@ -182,7 +168,7 @@ impl GuardReport {
 /// Run `check-input` through `plugins`. A transform replaces the last user
 /// message for the plugins after it (with no user message the request is
 /// left as is). Returns that message's new text when any plugin changed it.
-pub fn check_input(
+pub async fn check_input(
     plugins: &[Arc<Plugin>],
     info: &RequestInfo,
     report: &mut GuardReport,
@@ -190,26 +176,23 @@ pub fn check_input(
     if plugins.is_empty() {
         return Ok(None);
     }
-    let chain = plugin::with_guests(plugins, || {
-        let mut req = info.clone();
-        let idx = last_user(&req.messages, |m| &m.role);
-        let mut res = ChainResult {
-            text: idx
-                .map(|i| req.messages[i].content.clone())
-                .unwrap_or_default(),
-            ..Default::default()
-        };
-        for p in plugins {
-            if res.step(p, p.check_input(&req), &info.id) {
-                break;
-            }
-            if let Some(i) = idx {
-                req.messages[i].content.clone_from(&res.text);
-            }
+    let mut req = info.clone();
+    let idx = last_user(&req.messages, |m| &m.role);
+    let mut chain = ChainResult {
+        text: idx
+            .map(|i| req.messages[i].content.clone())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    for p in plugins {
+        let answer = p.check_input(&req).await;
+        if chain.step(p, answer, &info.id) {
+            break;
         }
-        res
-    })
-    .unwrap_or_else(ChainResult::broken);
+        if let Some(i) = idx {
+            req.messages[i].content.clone_from(&chain.text);
+        }
+    }
     report.record(&chain);
     if let Some(err) = chain.rejection() {
         return Err(err);
@@ -228,26 +211,23 @@ pub fn apply_input(req: &mut ChatRequest, text: String) {
 
 /// Run `check-output` on `text` (a whole answer or one stream window);
 /// each plugin sees the previous one's transform.
-pub fn check_output(
+pub async fn check_output(
     plugins: &[Arc<Plugin>],
     info: &RequestInfo,
     text: &str,
     ctx: &OutputContext,
 ) -> ChainResult {
-    plugin::with_guests(plugins, || {
-        let mut res = ChainResult {
-            text: text.to_owned(),
-            ..Default::default()
-        };
-        for p in plugins {
-            let answer = p.check_output(info, &res.text, ctx);
-            if res.step(p, answer, &info.id) {
-                break;
-            }
+    let mut res = ChainResult {
+        text: text.to_owned(),
+        ..Default::default()
+    };
+    for p in plugins {
+        let answer = p.check_output(info, &res.text, ctx).await;
+        if res.step(p, answer, &info.id) {
+            break;
         }
-        res
-    })
-    .unwrap_or_else(ChainResult::broken)
+    }
+    res
 }
 
 #[cfg(test)]

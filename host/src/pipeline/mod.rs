@@ -10,8 +10,8 @@
 //! The HTTP layer ([`crate::server`]) only parses, authenticates and renders;
 //! every decision about a request is made here, so the same rules apply to a
 //! plain answer and a stream. How a decision looks on the wire (status,
-//! error body) is the server's. Plugin calls are synchronous and run inline
-//! on the async worker (see [`guard`]).
+//! error body) is the server's. Plugin calls are awaited in the request's
+//! task; each ends within its plugin's deadline (see [`crate::plugin`]).
 
 pub mod config;
 pub mod cost;
@@ -197,7 +197,7 @@ impl Gateway {
         ctx: &RequestCtx,
         mut req: ChatRequest,
     ) -> Result<ChatResponse, Error> {
-        let plan = self.prepare(ctx, &mut req)?;
+        let plan = self.prepare(ctx, &mut req).await?;
         if let Some(cache) = &self.cache
             && let Some(completion) = cache.lookup(&req.model, &req)
         {
@@ -226,7 +226,7 @@ impl Gateway {
                     window_index: 0,
                     is_final: true,
                 };
-                let chain = guard::check_output(&plan.output, &plan.info, text, &ctx);
+                let chain = guard::check_output(&plan.output, &plan.info, text, &ctx).await;
                 report.record(&chain);
                 if let Some(err) = chain.rejection() {
                     return Err(err);
@@ -261,7 +261,7 @@ impl Gateway {
         ctx: &RequestCtx,
         mut req: ChatRequest,
     ) -> Result<StreamResponse, Error> {
-        let plan = self.prepare(ctx, &mut req)?;
+        let plan = self.prepare(ctx, &mut req).await?;
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
         req.stream_options
             .get_or_insert_with(Default::default)
@@ -316,7 +316,7 @@ impl Gateway {
 
     /// Everything before the upstream call: validation, input guardrails,
     /// cost policy, routing.
-    fn prepare(&self, ctx: &RequestCtx, req: &mut ChatRequest) -> Result<Plan, Error> {
+    async fn prepare(&self, ctx: &RequestCtx, req: &mut ChatRequest) -> Result<Plan, Error> {
         validate(req)?;
         let model = self.model(&req.model)?;
         let set = self.plugins.current();
@@ -324,7 +324,7 @@ impl Gateway {
         let output = guard::resolve(&set, model.output_guardrails())?;
         let mut info = request_info(ctx, req);
         let mut report = GuardReport::default();
-        if let Some(text) = guard::check_input(&input, &info, &mut report)? {
+        if let Some(text) = guard::check_input(&input, &info, &mut report).await? {
             guard::apply_input(req, text);
             info.messages = messages(req);
         }
@@ -339,10 +339,11 @@ impl Gateway {
                 &ctx.principal,
                 &info,
                 req,
-            )?;
+            )
+            .await?;
             info.max_tokens = req.max_output_tokens();
         }
-        let routes = route::order(&set, routed, &info)?;
+        let routes = route::order(&set, routed, &info).await?;
         let scope = ctx.principal.scope(info.user.as_deref());
         Ok(Plan {
             info,
@@ -362,8 +363,12 @@ struct ChainChecker {
 }
 
 impl stream::WindowChecker for ChainChecker {
-    fn check(&mut self, text: &str, ctx: &OutputContext) -> Result<String, (String, Rejection)> {
-        let chain = guard::check_output(&self.plugins, &self.info, text, ctx);
+    async fn check(
+        &mut self,
+        text: &str,
+        ctx: &OutputContext,
+    ) -> Result<String, (String, Rejection)> {
+        let chain = guard::check_output(&self.plugins, &self.info, text, ctx).await;
         match chain.rejected {
             Some(rejected) => Err(rejected),
             None if chain.transformed.is_empty() => Ok(text.to_string()),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ModelConfig, RouteConfig};
 use crate::openai::ChatRequest;
+use crate::plugin::log::escaped;
 use crate::plugin::{Candidate, Decision, Plugin, PluginSet, RequestInfo};
 
 use super::cost::{self, SpendSource};
@@ -20,7 +21,7 @@ fn find<'a>(list: &'a [Arc<Plugin>], name: &str) -> Result<&'a Arc<Plugin>, Erro
 /// The model's routes in try order: the router plugin's order when one is
 /// configured (routes it names that are not configured are ignored; an empty
 /// answer means the configured order), else the configured order.
-pub(super) fn order(
+pub(super) async fn order(
     set: &PluginSet,
     model: &ModelConfig,
     info: &RequestInfo,
@@ -45,6 +46,7 @@ pub(super) fn order(
     // `open` failure falls back to.
     let chosen = router
         .route(info, &candidates)
+        .await
         .or_else(|f| failure::answer(router, f, &info.id, Vec::new()))
         .map_err(|failure| Error::PluginFailed {
             plugin: name.clone(),
@@ -67,8 +69,8 @@ pub(super) fn order(
             Some(_) => {}
             None => tracing::debug!(
                 router = name,
-                provider = r.provider,
-                model = r.model,
+                provider = %escaped(&r.provider),
+                model = %escaped(&r.model),
                 "router named an unconfigured route; ignored"
             ),
         }
@@ -83,8 +85,17 @@ pub(super) fn order(
 /// Ask the model's cost policy about this request, estimated on its first
 /// route. Returns the model whose routes to use (itself, or a downgrade);
 /// a token cap lowers the request's completion limit in place.
+///
+/// Edge values: `cap-tokens(0)` is a deny (no completion is possible; the
+/// client would otherwise get an empty answer it could not have asked
+/// for); a cap at or above the effective limit (the client's `max_tokens`,
+/// else the smallest context window of the model's routes) leaves the
+/// request as it is, so a cap never raises a limit or sends a value the
+/// upstream would refuse; a downgrade to a model the gateway does not have
+/// is an invalid answer and follows the plugin's failure mode (`open`: the
+/// request goes on as if allowed).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn apply_cost_policy<'a>(
+pub(super) async fn apply_cost_policy<'a>(
     set: &PluginSet,
     name: &str,
     config: &'a Config,
@@ -100,13 +111,15 @@ pub(super) fn apply_cost_policy<'a>(
     };
     let estimate = cost::estimate(req, first);
     let spend = spend.spend(&principal.scope(info.user.as_deref()), principal.budget_usd);
+    let failed = |failure| Error::PluginFailed {
+        plugin: name.to_string(),
+        failure,
+    };
     let decision = policy
         .decide(info, &estimate, &spend)
+        .await
         .or_else(|f| failure::answer(policy, f, &info.id, Decision::Allow))
-        .map_err(|failure| Error::PluginFailed {
-            plugin: name.to_string(),
-            failure,
-        })?;
+        .map_err(failed)?;
     match decision {
         Decision::Allow => Ok(model),
         Decision::Deny(reason) => Err(Error::CostDenied {
@@ -118,27 +131,29 @@ pub(super) fn apply_cost_policy<'a>(
                 tracing::info!(
                     request_id = info.id,
                     from = info.model,
-                    to = target,
+                    to = %escaped(&target),
                     "cost policy downgraded the model"
                 );
                 Ok(cheaper)
             }
             None => {
-                tracing::warn!(
-                    request_id = info.id,
-                    plugin = name,
-                    target,
-                    "downgrade to an unknown model ignored"
-                );
-                Ok(model)
+                let why = format!("downgrade to `{target}`, which is not a configured model");
+                failure::answer(policy, policy.invalid_answer(why), &info.id, model).map_err(failed)
             }
         },
+        Decision::CapTokens(0) => Err(Error::CostDenied {
+            plugin: name.to_string(),
+            reason: "the cost policy capped the completion at 0 tokens".into(),
+        }),
         Decision::CapTokens(cap) => {
-            let capped = req.max_output_tokens().map_or(cap, |n| n.min(cap));
-            if req.max_completion_tokens.is_some() {
-                req.max_completion_tokens = Some(capped);
-            } else {
-                req.max_tokens = Some(capped);
+            let window = model.routes.iter().map(|r| r.context_window).min();
+            let limit = req.max_output_tokens().or(window);
+            if limit.is_none_or(|l| cap < l) {
+                if req.max_completion_tokens.is_some() {
+                    req.max_completion_tokens = Some(cap);
+                } else {
+                    req.max_tokens = Some(cap);
+                }
             }
             Ok(model)
         }

@@ -1,12 +1,16 @@
 //! `sluice plugin audit`: what a security reviewer needs to decide on a
 //! plugin: world, exports, every import with its verdict, grants, limits,
-//! SHA-256. The import verdicts and contract checks are the loader's own
-//! (`loader::check`, `capability::classify`); linking and a trial
-//! instantiation are not run here, so a component can pass the audit and
-//! still fail to instantiate at load.
+//! flagged file grants, SHA-256, and the verdict.
+//!
+//! The verdict is the loader's own: the same manifest validation, import
+//! checks (`loader::inspect_against`), linker and trial instantiation under
+//! the manifest's limits (`loader::start`), on an engine with the runtime
+//! settings of the given `[plugins]` config. "Accepted" means the gateway
+//! running that config would load the plugin.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -16,7 +20,8 @@ use super::capability::{self, Access, Grant};
 use super::config::PluginsConfig;
 use super::engine;
 use super::error::PluginError;
-use super::loader;
+use super::loader::{self, LoadEnv, MAX_MANIFEST_BYTES};
+use super::log::escaped;
 use super::manifest::{Capabilities, FailureMode, Limits, Manifest, PluginKind};
 
 /// The audit of one component (and optionally its manifest).
@@ -37,6 +42,9 @@ pub struct AuditReport {
     pub grants: Vec<Grant>,
     pub capabilities: Capabilities,
     pub limits: Limits,
+    /// Files grants exposing broad or sensitive host paths (acknowledged
+    /// or not; unacknowledged ones are also problems).
+    pub flagged: Vec<String>,
     /// Every reason the runtime would refuse to load it; empty = accepted.
     pub problems: Vec<String>,
     pub accepted: bool,
@@ -52,48 +60,68 @@ pub struct AuditImport {
     pub access: Access,
 }
 
-/// Audit `wasm` against `manifest` (none = nothing granted, default limits).
-pub fn audit(wasm: &Path, manifest: Option<&Path>) -> Result<AuditReport, PluginError> {
+/// Audit `wasm` against `manifest` (none = nothing granted, default limits)
+/// as a gateway running with `cfg` would load it.
+pub fn audit(
+    wasm: &Path,
+    manifest: Option<&Path>,
+    cfg: &PluginsConfig,
+) -> Result<AuditReport, PluginError> {
     let name = wasm
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let load = |reason: String| PluginError::Load {
+    let load = |path: &Path, reason: String| PluginError::Load {
         plugin: name.clone(),
-        reason,
+        reason: format!("{}: {reason}", path.display()),
     };
-    let bytes =
-        std::fs::read(wasm).map_err(|e| load(format!("reading {}: {e}", wasm.display())))?;
+    let bytes = loader::read_regular(wasm, cfg.max_component_bytes()).map_err(|e| load(wasm, e))?;
     let m = match manifest {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| load(format!("reading {}: {e}", path.display())))?;
+            let text = loader::read_regular(path, MAX_MANIFEST_BYTES)
+                .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
+                .map_err(|e| load(path, e))?;
             let base = path.parent().unwrap_or(Path::new("."));
-            Some(
-                Manifest::parse(&text, base)
-                    .map_err(|e| load(format!("{}: {e}", path.display())))?,
-            )
+            Some(Manifest::parse(&text, base).map_err(|e| load(path, e.to_string()))?)
         }
         None => None,
     };
-    let d = PluginsConfig::default();
-    let shared = engine::shared(d.engine_settings()).map_err(PluginError::Runtime)?;
+    let shared = engine::shared(cfg.engine_settings()).map_err(PluginError::Runtime)?;
+    let env = LoadEnv {
+        engine: &shared,
+        // An audit never writes the compile cache.
+        cache_dir: None,
+        max_memory_mb: cfg.max_memory_mb,
+        pool_size: 0,
+        pool_threshold: Duration::MAX,
+        stdio_cap: cfg.log_capture_bytes,
+        refill: None,
+        protected: cfg.protected_dirs(),
+    };
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
-    let (component, _) = shared
-        .compile(&bytes, sha, None)
-        .map_err(|e| load(format!("compiling {}: {e:#}", wasm.display())))?;
-    let info = loader::inspect(&shared.engine, &component);
+    let inspected = loader::inspect_against(&env, &name, m.as_ref(), &bytes, sha)?;
+    let info = inspected.info.clone();
+    let grants = inspected.grants.clone();
+    let mut problems = inspected.problems.clone();
+    let mut flagged = Vec::new();
+    if let Some(m) = &m {
+        if let Err(e) = m.validate(cfg.max_memory_mb, &env.protected) {
+            problems.push(e.to_string());
+        }
+        flagged = m.sensitive_grants(&env.protected);
+    }
+    // The trial instantiation only when everything before it passed, as
+    // in the loader; without a manifest, with the defaults it implies.
+    let trial = m.clone().or_else(|| info.kind.map(Manifest::with_defaults));
+    if let (true, Some(trial)) = (problems.is_empty(), trial)
+        && let Err(e) = loader::start(&env, &name, trial, hex::encode(sha), inspected)
+    {
+        problems.push(e.to_string());
+    }
     let caps = m
         .as_ref()
         .map(|m| m.capabilities.clone())
         .unwrap_or_default();
-    let grants = capability::granted(&caps);
-    let mut problems = loader::check(&info, m.as_ref(), &grants);
-    if let Some(m) = &m
-        && let Err(e) = m.validate(d.max_memory_mb)
-    {
-        problems.push(e.to_string());
-    }
     let imports = info
         .imports
         .iter()
@@ -122,6 +150,7 @@ pub fn audit(wasm: &Path, manifest: Option<&Path>) -> Result<AuditReport, Plugin
         grants,
         capabilities: caps,
         limits: m.as_ref().map(|m| m.limits.clone()).unwrap_or_default(),
+        flagged,
         accepted: problems.is_empty(),
         problems,
     })
@@ -175,6 +204,9 @@ impl AuditReport {
                 f.mode
             );
         }
+        for f in &self.flagged {
+            let _ = writeln!(s, "  FLAGGED: {f}");
+        }
         if !c.http.is_empty() {
             let _ = writeln!(s, "  http:    {}", c.http.join(", "));
         }
@@ -185,15 +217,15 @@ impl AuditReport {
         let fuel = l.fuel.map_or("none".to_string(), |f| f.to_string());
         let _ = writeln!(
             s,
-            "limits:    deadline {} ms, memory {} MiB, fuel {fuel}, output {} KiB, failure-mode {:?}",
-            l.deadline_ms, l.memory_mb, l.max_output_kb, self.failure_mode
+            "limits:    deadline {} ms, memory {} MiB, fuel {fuel}, output {} KiB / {} entries, failure-mode {:?}",
+            l.deadline_ms, l.memory_mb, l.max_output_kb, l.max_output_entries, self.failure_mode
         );
         if self.accepted {
             let _ = writeln!(s, "verdict:   ACCEPTED");
         } else {
             let _ = writeln!(s, "verdict:   REFUSED");
             for p in &self.problems {
-                let _ = writeln!(s, "  - {p}");
+                let _ = writeln!(s, "  - {}", escaped(p));
             }
         }
         s

@@ -4,6 +4,10 @@
 //! The guardrail world is generated first; the router and cost-policy worlds
 //! reuse its `types` and `host` modules through `with:` so there is exactly
 //! one Rust type per WIT type, whatever kind of plugin produced it.
+//!
+//! Exports are called with `call_async` (guest code runs on a fiber, see
+//! `sandbox`); the contract's own imports (`log`, `config`) never block and
+//! stay plain functions.
 
 /// The `guardrail-plugin` world; owner of the shared `types` and `host` modules.
 pub mod guardrail {
@@ -11,6 +15,7 @@ pub mod guardrail {
         path: "../wit",
         world: "guardrail-plugin",
         additional_derives: [PartialEq],
+        exports: { default: async },
     });
 }
 
@@ -19,6 +24,7 @@ pub mod router {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "router-plugin",
+        exports: { default: async },
         with: {
             "sluice:plugin/types": super::guardrail::sluice::plugin::types,
             "sluice:plugin/host": super::guardrail::sluice::plugin::host,
@@ -31,6 +37,7 @@ pub mod cost_policy {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "cost-policy-plugin",
+        exports: { default: async },
         with: {
             "sluice:plugin/types": super::guardrail::sluice::plugin::types,
             "sluice:plugin/host": super::guardrail::sluice::plugin::host,

@@ -25,8 +25,8 @@ pub struct PluginsConfig {
     /// Default `2`.
     pub pool_size: usize,
     /// A plugin gets a pool only when instantiating it takes at least this
-    /// long (measured at load); faster plugins instantiate inline on the
-    /// calling thread. `0` pools every plugin. Default `250` µs.
+    /// long (measured at load); faster plugins instantiate in the calling
+    /// task. `0` pools every plugin. Default `250` µs.
     ///
     /// Why not pool everything: a small Rust guardrail instantiates in
     /// ~20 µs, cache-hot, on the thread that needs it, and that work scales
@@ -51,6 +51,16 @@ pub struct PluginsConfig {
     pub fuel: bool,
     /// Bytes of each call's stdout and stderr kept for the log. Default `16384`.
     pub log_capture_bytes: usize,
+    /// Largest `NAME.wasm` the loader reads, in MiB; a bigger file fails to
+    /// load without being read. Each load holds the whole file in memory
+    /// and hashes it. Default `128` (a componentize-py guest is ~40 MiB).
+    pub max_component_mb: u64,
+    /// The gateway's own directories besides `dir` and `cache-dir` (the
+    /// config file's directory, data directories), which no plugin's files
+    /// grant may expose without `acknowledge-sensitive`. Not a config key:
+    /// filled in by `Config::load`.
+    #[serde(skip)]
+    pub gateway_dirs: Vec<PathBuf>,
 }
 
 impl Default for PluginsConfig {
@@ -66,11 +76,27 @@ impl Default for PluginsConfig {
             max_memory_mb: 512,
             fuel: false,
             log_capture_bytes: 16 * 1024,
+            max_component_mb: 128,
+            gateway_dirs: Vec::new(),
         }
     }
 }
 
 impl PluginsConfig {
+    /// Every directory of the gateway's own: the plugin directory, the
+    /// compile cache and [`PluginsConfig::gateway_dirs`].
+    pub fn protected_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.dir.clone()];
+        dirs.extend(self.cache_dir.clone());
+        dirs.extend(self.gateway_dirs.iter().cloned());
+        dirs
+    }
+
+    /// `max-component-mb` in bytes.
+    pub(crate) fn max_component_bytes(&self) -> u64 {
+        self.max_component_mb.saturating_mul(1 << 20)
+    }
+
     /// What shapes the wasmtime engine (runtimes with equal settings share one).
     pub(crate) fn engine_settings(&self) -> EngineSettings {
         EngineSettings {

@@ -2,6 +2,13 @@
 //! (Python / JS) components, epoch interruption driven by one ticker thread,
 //! optional fuel, and a compile cache keyed by the component's SHA-256 (in
 //! memory, and on disk when `cache-dir` is set).
+//!
+//! The ticker only says "time to look at the clock": each tick calls the
+//! store's epoch callback (`sandbox`), which compares the wall clock with
+//! the call's deadline and yields to the async runtime while time remains.
+//! A late tick (a busy machine stretches a 1 ms sleep) therefore delays the
+//! moment a deadline is noticed by that lateness only; it never stretches
+//! the deadline itself, as counting ticks did.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -16,7 +23,8 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
 };
 
-/// One epoch tick. Deadlines are rounded up to whole ticks.
+/// One epoch tick: how often running guest code checks its deadline and
+/// yields to the async runtime.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Ticks without any guest code running after which the ticker parks
@@ -140,11 +148,18 @@ fn build(s: EngineSettings) -> wasmtime::Result<Engine> {
     pool.pagemap_scan(Enabled::Auto)
         .linear_memory_keep_resident(keep_resident)
         .table_keep_resident(keep_resident);
+    // Every call runs on a fiber (async execution); its stack comes from the
+    // pool too, one per concurrent call. Not zeroed on reuse (wasmtime's
+    // default): zeroing costs a memset or a syscall per call.
+    pool.total_stacks(s.max_instances);
     let mut cfg = Config::new();
     cfg.wasm_component_model(true)
         .epoch_interruption(true)
         .consume_fuel(s.fuel)
         .max_wasm_stack(1 << 20)
+        // wasmtime's default; must exceed `max_wasm_stack`: the difference
+        // is what host functions get.
+        .async_stack_size(2 << 20)
         // Both are wasmtime's defaults today; stated so that a default
         // change upstream cannot silently slow guests or startup.
         .cranelift_opt_level(OptLevel::Speed)

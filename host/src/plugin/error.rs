@@ -54,6 +54,13 @@ pub enum PluginFailure {
     /// The answer exceeded `limits.max-output-kb`.
     #[error("returned {got} bytes, more than its {limit}-byte output limit")]
     OutputTooLarge { limit: usize, got: usize },
+    /// The answer's list (a router's routes) exceeded `limits.max-output-entries`.
+    #[error("returned {got} list entries, more than its limit of {limit}")]
+    TooManyEntries { limit: usize, got: usize },
+    /// The answer is well-formed but unusable (e.g. a downgrade to a model
+    /// the gateway does not have); found by the pipeline.
+    #[error("returned an invalid answer: {0}")]
+    InvalidAnswer(String),
     /// No instance could be created for the call (or the plugin has the
     /// wrong kind for the call made).
     #[error("could not be instantiated: {0}")]
@@ -69,6 +76,8 @@ impl PluginFailure {
             PluginFailure::Memory => "memory",
             PluginFailure::Fuel => "fuel",
             PluginFailure::OutputTooLarge { .. } => "output_too_large",
+            PluginFailure::TooManyEntries { .. } => "too_many_entries",
+            PluginFailure::InvalidAnswer(_) => "invalid_answer",
             PluginFailure::Instantiate(_) => "instantiate",
         }
     }

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -14,6 +14,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{host, types};
+use super::log::escaped;
 use super::manifest::{FileMode, Manifest};
 use super::outbound::OutboundHttp;
 use super::sandbox::MemoryLimiter;
@@ -71,6 +72,9 @@ pub(crate) struct HostState {
     pub limiter: MemoryLimiter,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
+    /// When the running call (or instantiation) must stop; set by
+    /// `sandbox::arm` before guest code runs, read by the epoch callback.
+    pub deadline: Instant,
     log_lines: u32,
 }
 
@@ -159,7 +163,6 @@ impl HostState {
             }
             Some(b.build())
         };
-        let deadline = Duration::from_millis(ctx.manifest.limits.deadline_ms);
         Ok(HostState {
             wasi: LazyWasi {
                 ctx: wasi,
@@ -169,10 +172,11 @@ impl HostState {
             },
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            outbound: OutboundHttp::new(caps.http.clone(), deadline),
+            outbound: OutboundHttp::new(caps.http.clone()),
             limiter: MemoryLimiter::new(ctx.manifest.limits.memory_mb),
             stdout,
             stderr,
+            deadline: Instant::now(),
             log_lines: 0,
             ctx: ctx.clone(),
         })
@@ -212,6 +216,7 @@ impl host::Host for HostState {
             msg.push('…');
         }
         let plugin = self.ctx.name.as_str();
+        let msg = escaped(&msg);
         use types::LogLevel as L;
         match level {
             L::Trace => tracing::trace!(plugin, "{msg}"),

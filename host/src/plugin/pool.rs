@@ -1,7 +1,8 @@
 //! Ready instances of one plugin, for guests slow to instantiate
 //! (interpreters): a bounded queue that a background thread tops up, so
 //! their start-up cost leaves the request path. Fast guests never enable it
-//! and instantiate inline (see `PluginsConfig::pool_threshold_us` for why).
+//! and instantiate in the calling task (see `PluginsConfig::pool_threshold_us`
+//! for why).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
@@ -9,8 +10,8 @@ use std::sync::mpsc::Sender;
 use crossbeam_queue::ArrayQueue;
 
 /// A bounded pool of `T` (a store with an instance in it) with a refill
-/// request channel. The pool itself never instantiates: the owner does, in
-/// [`InstancePool::fill`], on the refill thread.
+/// request channel. The pool itself never instantiates: the owner does, on
+/// the refill thread ([`InstancePool::start_fill`], [`InstancePool::put`]).
 pub(crate) struct InstancePool<T, R> {
     ready: ArrayQueue<T>,
     /// Instances to keep: 0 until [`InstancePool::enable`].
@@ -70,17 +71,19 @@ impl<T, R> InstancePool<T, R> {
         }
     }
 
-    /// Top up to the target with `make` (runs on the refill thread). Stops
-    /// at the first failure and returns it.
-    pub fn fill<E>(&self, mut make: impl FnMut() -> Result<T, E>) -> Result<(), E> {
+    /// Start serving a refill request: how many instances are missing from
+    /// the target now. The owner makes them (on the refill thread) and
+    /// hands each over with [`InstancePool::put`].
+    pub fn start_fill(&self) -> usize {
         self.pending.store(false, Ordering::Release);
-        let target = self.target.load(Ordering::Acquire);
-        while self.ready.len() < target {
-            if self.ready.push(make()?).is_err() {
-                break;
-            }
-        }
-        Ok(())
+        self.target
+            .load(Ordering::Acquire)
+            .saturating_sub(self.ready.len())
+    }
+
+    /// Add a ready instance; false (and `t` dropped) when the pool is full.
+    pub fn put(&self, t: T) -> bool {
+        self.ready.push(t).is_ok()
     }
 }
 
@@ -97,7 +100,11 @@ mod tests {
         pool.request_refill(|| "p");
         assert!(rx.try_recv().is_err(), "a disabled pool never asks");
         pool.enable();
-        pool.fill(|| Ok::<_, ()>(7)).unwrap();
+        assert_eq!(pool.start_fill(), 4);
+        for _ in 0..4 {
+            assert!(pool.put(7));
+        }
+        assert!(!pool.put(7), "bounded");
         assert_eq!(pool.len(), 4);
         pool.take();
         pool.request_refill(|| "p");
@@ -106,8 +113,13 @@ mod tests {
         pool.request_refill(|| "p");
         pool.request_refill(|| "p");
         assert_eq!(rx.try_iter().count(), 1, "one request until served");
-        assert_eq!(pool.fill(|| Err::<u32, _>("boom")), Err("boom"));
-        pool.fill(|| Ok::<_, ()>(7)).unwrap();
-        assert_eq!(pool.len(), 4);
+        assert_eq!(pool.start_fill(), 2);
+        pool.take();
+        pool.request_refill(|| "p");
+        assert_eq!(
+            rx.try_iter().count(),
+            1,
+            "served: the next request goes out"
+        );
     }
 }

@@ -17,6 +17,7 @@ use super::engine::{self, SharedEngine};
 use super::error::PluginError;
 use super::instance::Plugin;
 use super::loader::{self, LoadEnv, Sources};
+use super::log::escaped;
 use super::manifest::{FailureMode, PluginKind};
 use super::stats::CallStats;
 use super::watcher::Watcher;
@@ -165,12 +166,18 @@ impl PluginRuntime {
         }
         let engine = engine::shared(cfg.engine_settings()).map_err(PluginError::Runtime)?;
         let (tx, rx) = mpsc::channel::<Weak<Plugin>>();
+        // Instantiation is async (guest start code runs on a fiber), so the
+        // refill thread drives its own small runtime.
+        let pool_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PluginError::Runtime(format!("starting the pool runtime: {e}")))?;
         std::thread::Builder::new()
             .name("sluice-plugin-pool".into())
             .spawn(move || {
                 for p in rx {
                     if let Some(p) = p.upgrade() {
-                        p.fill_pool();
+                        pool_rt.block_on(p.fill_pool());
                     }
                 }
             })
@@ -226,11 +233,13 @@ impl PluginRuntime {
             pool_threshold: Duration::from_micros(self.cfg.pool_threshold_us),
             stdio_cap: self.cfg.log_capture_bytes,
             refill: Some(self.refill.clone()),
+            protected: self.cfg.protected_dirs(),
         };
+        let max_wasm = self.cfg.max_component_bytes();
         let mut next: BTreeMap<String, Loaded> = BTreeMap::new();
         let mut failed = BTreeMap::new();
         for f in &files {
-            let res = Sources::read(f).and_then(|src| {
+            let res = Sources::read(f, max_wasm).and_then(|src| {
                 if let Some(old) = reg.loaded.get(&f.name)
                     && old.wasm_sha == src.wasm_sha
                     && old.manifest_sha == src.manifest_sha
@@ -265,7 +274,7 @@ impl PluginRuntime {
                 }
                 Err(e) => {
                     let serving_previous = reg.loaded.contains_key(&f.name);
-                    tracing::error!(plugin = %f.name, serving_previous, "{e}");
+                    tracing::error!(plugin = %f.name, serving_previous, "{}", escaped(&e));
                     report.failed.push((f.name.clone(), e.to_string()));
                     failed.insert(f.name.clone(), e.to_string());
                     if let Some(old) = reg.loaded.remove(&f.name) {

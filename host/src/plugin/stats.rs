@@ -19,8 +19,11 @@ pub struct CallStats {
     pub deadlines: u64,
     pub memory: u64,
     pub fuel: u64,
+    /// Answers over `max-output-kb` or `max-output-entries`.
     pub output_too_large: u64,
     pub instantiate: u64,
+    /// Answers the pipeline could not use (e.g. a downgrade to an unknown model).
+    pub invalid_answer: u64,
     /// Sum of call wall times, in microseconds.
     pub total_time_us: u64,
 }
@@ -36,6 +39,7 @@ pub(crate) struct CallCounters {
     fuel: AtomicU64,
     output_too_large: AtomicU64,
     instantiate: AtomicU64,
+    invalid_answer: AtomicU64,
 }
 
 impl CallCounters {
@@ -45,16 +49,25 @@ impl CallCounters {
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.total_ns.fetch_add(ns, Ordering::Relaxed);
         if let Some(f) = failure {
-            let counter = match f {
-                PluginFailure::Trap(_) => &self.traps,
-                PluginFailure::Deadline => &self.deadlines,
-                PluginFailure::Memory => &self.memory,
-                PluginFailure::Fuel => &self.fuel,
-                PluginFailure::OutputTooLarge { .. } => &self.output_too_large,
-                PluginFailure::Instantiate(_) => &self.instantiate,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+            self.failed(f);
         }
+    }
+
+    /// Count a failure found after the call was counted (an answer the
+    /// pipeline could not use).
+    pub fn failed(&self, f: &PluginFailure) {
+        let counter = match f {
+            PluginFailure::Trap(_) => &self.traps,
+            PluginFailure::Deadline => &self.deadlines,
+            PluginFailure::Memory => &self.memory,
+            PluginFailure::Fuel => &self.fuel,
+            PluginFailure::OutputTooLarge { .. } | PluginFailure::TooManyEntries { .. } => {
+                &self.output_too_large
+            }
+            PluginFailure::Instantiate(_) => &self.instantiate,
+            PluginFailure::InvalidAnswer(_) => &self.invalid_answer,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> CallStats {
@@ -65,15 +78,23 @@ impl CallCounters {
         let fuel = get(&self.fuel);
         let output_too_large = get(&self.output_too_large);
         let instantiate = get(&self.instantiate);
+        let invalid_answer = get(&self.invalid_answer);
         CallStats {
             calls: get(&self.calls),
-            failures: traps + deadlines + memory + fuel + output_too_large + instantiate,
+            failures: traps
+                + deadlines
+                + memory
+                + fuel
+                + output_too_large
+                + instantiate
+                + invalid_answer,
             traps,
             deadlines,
             memory,
             fuel,
             output_too_large,
             instantiate,
+            invalid_answer,
             total_time_us: get(&self.total_ns) / 1000,
         }
     }

@@ -17,6 +17,7 @@ use super::extract::OpenAiJson;
 use super::layers::{Arrived, RequestId};
 use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
 use crate::pipeline::{Gateway, Principal, RequestCtx, Served, StreamEvent};
+use crate::plugin::log::escaped;
 
 fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     let text = |name: &str| {
@@ -126,7 +127,7 @@ fn finish(
         }
         Err(e) => {
             let api = ApiError::from(&e);
-            tracing::info!(request_id = id, model, status = api.status.as_u16(), error = %e, "refused");
+            tracing::info!(request_id = id, model, status = api.status.as_u16(), error = %escaped(&e), "refused");
             Err(api)
         }
     }
@@ -142,7 +143,7 @@ fn sse_bytes(event: StreamEvent) -> Bytes {
     match event {
         StreamEvent::Chunk(c) => frame(&c),
         StreamEvent::Error(e) => {
-            tracing::info!(error = %e, "stream ended by an error event");
+            tracing::info!(error = %escaped(&e), "stream ended by an error event");
             frame(&ErrorEnvelope {
                 error: ApiError::from(&e).body,
             })

@@ -36,3 +36,17 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// Tests with wall-clock bounds hold this (shared) while they measure;
+/// tests that load every core on purpose hold it exclusively
+/// ([`loading_the_machine`]), so the two never overlap in one test run.
+pub async fn timing_sensitive() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
+
+/// See [`timing_sensitive`].
+pub async fn loading_the_machine() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
+}
+
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
