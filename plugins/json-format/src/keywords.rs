@@ -4,9 +4,11 @@
 //! input. Anything else is refused by name, with the schema location, so a
 //! schema never silently validates less than its author meant.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
+
+use crate::pattern::Pattern;
 
 /// Keywords the validator asserts.
 const ASSERTED: &[&str] = &[
@@ -87,13 +89,13 @@ const TYPES: &[&str] = &[
     "null", "boolean", "object", "array", "number", "integer", "string",
 ];
 
-/// Check `root`; on success return every `pattern` string in it.
-pub fn check(root: &Value) -> Result<Vec<String>, String> {
+/// Check `root`; on success return every `pattern` in it, compiled.
+pub fn check(root: &Value) -> Result<BTreeMap<String, Pattern>, String> {
     if !matches!(root, Value::Object(_) | Value::Bool(_)) {
         return Err("a schema must be a JSON object or boolean".into());
     }
     let mut walk = Walk {
-        patterns: Vec::new(),
+        patterns: BTreeMap::new(),
         refs: Vec::new(),
     };
     walk.schema(root, &mut String::new(), true)?;
@@ -153,7 +155,7 @@ fn show(at: &str) -> &str {
 }
 
 struct Walk {
-    patterns: Vec<String>,
+    patterns: BTreeMap<String, Pattern>,
     /// (schema location, reference) of every `$ref`.
     refs: Vec<(String, String)>,
 }
@@ -207,9 +209,11 @@ impl Walk {
             }
             "pattern" => match v {
                 Value::String(p) => {
-                    crate::pattern::Pattern::new(p)
-                        .map_err(|e| format!("{e} (at {})", show(at)))?;
-                    self.patterns.push(p.clone());
+                    if !self.patterns.contains_key(p) {
+                        let compiled =
+                            Pattern::new(p).map_err(|e| format!("{e} (at {})", show(at)))?;
+                        self.patterns.insert(p.clone(), compiled);
+                    }
                 }
                 _ => return bad("a string"),
             },

@@ -26,15 +26,9 @@ pub struct Schema {
 }
 
 impl Schema {
-    /// Check `root` (see [`crate::keywords`]) and compile its patterns.
+    /// Check `root` (see [`crate::keywords`]); its patterns come compiled.
     pub fn new(root: Value) -> Result<Schema, String> {
-        let mut patterns = BTreeMap::new();
-        for p in keywords::check(&root)? {
-            if !patterns.contains_key(&p) {
-                let compiled = Pattern::new(&p)?;
-                patterns.insert(p, compiled);
-            }
-        }
+        let patterns = keywords::check(&root)?;
         Ok(Schema { root, patterns })
     }
 
