@@ -46,7 +46,7 @@ pub struct Score {
 pub fn score(text: &str) -> Score {
     let views = normalize::views(text);
     let hits = rules::hits(text, &views);
-    let (_, mut signals) = rules::score(text, &views);
+    let (_, mut signals) = rules::explain(&hits);
     let p = model::Model::builtin().probability(&views[0], &hits);
     if signals.is_empty() {
         signals.push("classifier");
@@ -251,5 +251,41 @@ mod tests {
             check(&[("user", "pretend you are a pirate")]),
             Verdict::Pass
         );
+    }
+
+    #[test]
+    fn validate_config_names_the_key_and_the_problem() {
+        let err = |entries: &[(&str, &str)]| validate_config(entries).unwrap_err().to_string();
+        assert_eq!(
+            validate_config(&[("threshold", "0.7"), ("roles", r#"["user", "tool"]"#)]),
+            Ok(())
+        );
+        assert_eq!(validate_config(&[("roles", "user, system")]), Ok(()));
+        assert_eq!(
+            err(&[("threshold", "1.5")]),
+            "config `threshold`: 1.5 is outside (0, 1]: scores are probabilities"
+        );
+        assert!(
+            err(&[("threshold", "high")]).starts_with("config `threshold`: cannot parse \"high\"")
+        );
+        assert_eq!(
+            err(&[("roles", r#"["user", "tools"]"#)]),
+            "config `roles`: unknown role \"tools\" (roles are system, developer, user, assistant, tool, function)"
+        );
+        assert_eq!(
+            err(&[("roles", "[]")]),
+            "config `roles`: no roles: nothing would be scanned"
+        );
+        assert_eq!(
+            err(&[("treshold", "0.5")]),
+            "config `treshold`: unknown key (this plugin reads threshold, roles)"
+        );
+    }
+
+    #[test]
+    fn a_bad_setting_traps_at_check_time_as_validate_config_refuses_it() {
+        set_config(&[("roles", r#"["usr"]"#)]);
+        assert!(std::panic::catch_unwind(|| check(&[("user", "hi")])).is_err());
+        clear_config();
     }
 }

@@ -25,7 +25,8 @@ pub fn features(folded: &str, log2_buckets: u32, mut f: impl FnMut(u32)) {
     let text = &folded.as_bytes()[..end];
     let shift = 32 - log2_buckets;
     let bucket = |h: u32| fmix(h) >> shift;
-    // Character n-grams over " text ", so word starts and ends count.
+    // Character 3-, 4- and 5-grams over " text ", so word starts and ends
+    // count: one FNV pass per start position, emitting at each length.
     let padded_len = text.len() + 2;
     let at = |i: usize| {
         if i == 0 || i == padded_len - 1 {
@@ -34,32 +35,30 @@ pub fn features(folded: &str, log2_buckets: u32, mut f: impl FnMut(u32)) {
             text[i - 1]
         }
     };
-    for n in 3..=5usize {
-        if padded_len < n {
-            break;
-        }
-        for start in 0..=padded_len - n {
-            let mut h = fnv_seed(n as u32);
-            for i in start..start + n {
-                h = fnv(h, at(i));
+    for start in 0..padded_len.saturating_sub(2) {
+        let mut h = fnv(
+            fnv(fnv(0x811C_9DC5, at(start)), at(start + 1)),
+            at(start + 2),
+        );
+        f(bucket(h ^ 3));
+        for (n, i) in [(4, start + 3), (5, start + 4)] {
+            if i >= padded_len {
+                break;
             }
-            f(bucket(h));
+            h = fnv(h, at(i));
+            f(bucket(h ^ n));
         }
     }
     // Words and word pairs.
     let mut prev: Option<u32> = None;
     for w in text.split(|b| *b == b' ').filter(|w| !w.is_empty()) {
-        let hw = w.iter().fold(fnv_seed(1), |h, b| fnv(h, *b));
+        let hw = w.iter().fold(0x811C_9DC5, |h, b| fnv(h, *b));
         f(bucket(hw ^ 0x9E37_79B9));
         if let Some(p) = prev {
             f(bucket(p.rotate_left(7) ^ hw ^ 0x85EB_CA6B));
         }
         prev = Some(hw);
     }
-}
-
-fn fnv_seed(kind: u32) -> u32 {
-    0x811C_9DC5 ^ kind.wrapping_mul(0x0100_0193)
 }
 
 fn fnv(h: u32, b: u8) -> u32 {

@@ -16,42 +16,56 @@
 /// The folded text: lowercase words separated by single spaces, other
 /// scripts kept as they are.
 pub fn fold(text: &str) -> String {
-    let mut chars = String::with_capacity(text.len());
-    for c in text.chars() {
-        fold_char(c, &mut chars);
-    }
+    let chars = if text.is_ascii() {
+        text.to_ascii_lowercase()
+    } else {
+        let mut chars = String::with_capacity(text.len());
+        for c in text.chars() {
+            fold_char(c, &mut chars);
+        }
+        chars
+    };
     // Words made only of look-alikes (`ассеѕѕ`) are folded when the text
     // is mostly Latin; in a Russian text, `все` stays a Russian word.
-    let (latin, other) = chars.chars().fold((0usize, 0usize), |(l, o), c| {
-        if c.is_ascii_alphabetic() {
-            (l + 1, o)
-        } else if c.is_alphabetic() {
-            (l, o + 1)
-        } else {
-            (l, o)
-        }
-    });
-    let words = words(&chars, latin > other);
-    join_spelled(&words)
+    let latin_text = chars.is_ascii() || {
+        let (latin, other) = chars.chars().fold((0usize, 0usize), |(l, o), c| {
+            if c.is_ascii_alphabetic() {
+                (l + 1, o)
+            } else if c.is_alphabetic() {
+                (l, o + 1)
+            } else {
+                (l, o)
+            }
+        });
+        latin > other
+    };
+    let mut words = Words {
+        buf: Vec::with_capacity(chars.len()),
+        spans: Vec::with_capacity(chars.len() / 4),
+    };
+    split_words(&chars, latin_text, &mut words);
+    words.join_spelled()
 }
 
 /// Everything worth scoring: the folded text first, then decoded views
 /// (ROT13, reversed, base64 payloads), each folded.
 pub fn views(text: &str) -> Vec<String> {
     let main = fold(text);
-    let mut out = Vec::with_capacity(4);
-    out.push(rot13(&main));
-    out.push(
-        main.split(' ')
-            .rev()
-            .map(|w| w.chars().rev().collect::<String>())
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    for payload in base64_payloads(text) {
-        out.push(fold(&payload));
+    let rot = rot13(&main);
+    let mut reversed = String::with_capacity(main.len());
+    for w in main.rsplit(' ') {
+        if !reversed.is_empty() {
+            reversed.push(' ');
+        }
+        if w.is_ascii() {
+            // Reversed ASCII bytes are ASCII.
+            reversed.extend(w.bytes().rev().map(char::from));
+        } else {
+            reversed.extend(w.chars().rev());
+        }
     }
-    out.insert(0, main);
+    let mut out = vec![main, rot, reversed];
+    out.extend(base64_payloads(text).iter().map(|p| fold(p)));
     out
 }
 
@@ -196,115 +210,152 @@ fn unleet(b: u8) -> Option<u8> {
     })
 }
 
-/// A word and the separator before it, when that was one soft character
-/// (space, `.`, `-`, `_`, `*`): spelled-out letters are joined only across
-/// one kind of separator.
-struct Word {
-    text: String,
-    sep: Option<char>,
+/// Words written one after another into `buf`, with their byte spans and
+/// the separator before each when that was one soft character (space, `.`,
+/// `-`, `_`, `*`): spelled-out letters are joined only across one kind of
+/// separator.
+struct Words {
+    /// UTF-8: only whole characters' encodings are pushed.
+    buf: Vec<u8>,
+    spans: Vec<(usize, usize, Option<u8>)>,
 }
 
 /// Split into words (alphanumerics plus leet symbols inside a word), fold
 /// homoglyphs in Latin-looking words, undo leetspeak, drop apostrophes
-/// (`don't` -> `dont`); other characters separate words.
-fn words(folded: &str, latin_text: bool) -> Vec<Word> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let mut seps = String::new();
-    let chars: Vec<char> = folded.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        // `h@ck`, `$ystem`: a symbol followed by a letter or digit.
-        let leet_inside = matches!(c, '!' | '|' | '@' | '$' | '+')
-            && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
-        if c.is_alphanumeric() || leet_inside {
-            word.push(c);
-        } else if c != '\'' {
-            if !word.is_empty() {
-                push_word(&mut out, &mut word, &seps, latin_text);
-                seps.clear();
+/// (`don't` -> `dont`); other characters separate words. Bytes are walked
+/// directly; only non-ASCII characters are decoded.
+fn split_words(folded: &str, latin_text: bool, out: &mut Words) {
+    let bytes = folded.as_bytes();
+    let char_at = |i: usize| -> (char, usize) {
+        match bytes.get(i) {
+            Some(b) if *b < 0x80 => (char::from(*b), 1),
+            Some(_) => {
+                let c = folded[i..].chars().next().expect("a char boundary");
+                (c, c.len_utf8())
             }
-            seps.push(c);
+            None => ('\0', 0),
         }
-    }
-    push_word(&mut out, &mut word, &seps, latin_text);
-    out
-}
-
-fn push_word(out: &mut Vec<Word>, word: &mut String, seps: &str, latin_text: bool) {
-    if word.is_empty() {
-        return;
-    }
-    let latin_looking = word.bytes().any(|b| b.is_ascii_alphabetic())
-        || (latin_text && word.chars().all(|c| c.is_ascii() || homoglyph(c).is_some()));
-    if latin_looking && !word.is_ascii() {
-        *word = word.chars().map(|c| homoglyph(c).unwrap_or(c)).collect();
-    }
-    let bytes = word.as_bytes();
-    let has_letter = bytes.iter().any(|b| b.is_ascii_lowercase() || *b >= 0x80);
-    let all_digits = bytes.iter().all(|b| b.is_ascii_digit());
-    let w: Vec<u8> = bytes
-        .iter()
-        .map(|b| {
-            if has_letter && !all_digits {
-                unleet(*b).unwrap_or(*b)
-            } else {
-                *b
-            }
-        })
-        .filter(|b| b.is_ascii_alphanumeric() || *b >= 0x80)
-        .collect();
-    // Dropping ASCII bytes from valid UTF-8 leaves valid UTF-8.
-    let text = String::from_utf8(w).unwrap_or_default();
-    if !text.is_empty() {
-        let mut sep = seps.chars();
-        let sep = match (sep.next(), sep.next()) {
-            (Some(c), None) if matches!(c, ' ' | '.' | '-' | '_' | '*') => Some(c),
-            _ => None,
-        };
-        out.push(Word { text, sep });
-    }
-    word.clear();
-}
-
-/// Join runs of three or more single letters separated by one kind of
-/// soft separator (`i g n o r e`, `i.g.n.o.r.e`) into one word; join
-/// everything else with one space.
-fn join_spelled(words: &[Word]) -> String {
-    let mut out = String::with_capacity(words.iter().map(|w| w.text.len() + 1).sum());
-    let single = |j: usize| words[j].text.chars().nth(1).is_none();
+    };
+    let mut word_start = None;
+    let (mut sep, mut n_seps) = (None, 0usize);
     let mut i = 0;
-    while i < words.len() {
-        let mut j = i + 1;
-        if single(i) {
-            let sep = words.get(i + 1).and_then(|w| w.sep);
-            while j < words.len() && single(j) && sep.is_some() && words[j].sep == sep {
-                j += 1;
+    while i < bytes.len() {
+        let (c, len) = char_at(i);
+        // `h@ck`, `$ystem`: a symbol followed by a letter or digit.
+        let leet_inside =
+            matches!(c, '!' | '|' | '@' | '$' | '+') && char_at(i + len).0.is_alphanumeric();
+        if c.is_alphanumeric() || leet_inside || (c == '\'' && word_start.is_some()) {
+            word_start.get_or_insert(i);
+        } else {
+            if let Some(start) = word_start.take() {
+                let one_sep = if n_seps == 1 { sep } else { None };
+                out.push(&folded[start..i], one_sep, latin_text);
+                n_seps = 0;
+            }
+            if c != '\'' {
+                n_seps += 1;
+                sep = Some(c as u8).filter(|c| matches!(c, b' ' | b'.' | b'-' | b'_' | b'*'));
             }
         }
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        if j - i >= 3 {
-            for w in &words[i..j] {
-                out.push_str(&w.text);
+        i += len;
+    }
+    if let Some(start) = word_start {
+        let one_sep = if n_seps == 1 { sep } else { None };
+        out.push(&folded[start..], one_sep, latin_text);
+    }
+}
+
+impl Words {
+    fn push(&mut self, word: &str, sep: Option<u8>, latin_text: bool) {
+        let start = self.buf.len();
+        let bytes = word.as_bytes();
+        let has_letter = bytes.iter().any(|b| b.is_ascii_lowercase() || *b >= 0x80);
+        let leet = has_letter && !bytes.iter().all(|b| b.is_ascii_digit());
+        let ascii_out = |buf: &mut Vec<u8>, b: u8| {
+            let b = if leet { unleet(b).unwrap_or(b) } else { b };
+            if b.is_ascii_alphanumeric() {
+                buf.push(b);
+            }
+        };
+        if word.is_ascii() {
+            for &b in bytes {
+                ascii_out(&mut self.buf, b);
             }
         } else {
-            out.push_str(&words[i].text);
-            j = i + 1;
+            let homoglyphs = bytes.iter().any(|b| b.is_ascii_alphabetic())
+                || (latin_text && word.chars().all(|c| c.is_ascii() || homoglyph(c).is_some()));
+            for c in word.chars() {
+                let c = if homoglyphs {
+                    homoglyph(c).unwrap_or(c)
+                } else {
+                    c
+                };
+                if c.is_ascii() {
+                    ascii_out(&mut self.buf, c as u8);
+                } else {
+                    self.buf
+                        .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                }
+            }
         }
-        i = j;
+        if self.buf.len() > start {
+            self.spans.push((start, self.buf.len(), sep));
+        }
     }
-    out
+
+    /// Join runs of three or more single letters separated by one kind of
+    /// soft separator (`i g n o r e`, `i.g.n.o.r.e`) into one word; join
+    /// everything else with one space.
+    fn join_spelled(&self) -> String {
+        let mut out = Vec::with_capacity(self.buf.len() + self.spans.len());
+        let spans = &self.spans;
+        let single = |j: usize| {
+            let (s, e, _) = spans[j];
+            e - s == utf8_len(self.buf[s])
+        };
+        let mut i = 0;
+        while i < spans.len() {
+            let mut j = i + 1;
+            if single(i) {
+                let sep = spans.get(i + 1).and_then(|w| w.2);
+                while j < spans.len() && sep.is_some() && spans[j].2 == sep && single(j) {
+                    j += 1;
+                }
+                if j - i < 3 {
+                    j = i + 1;
+                }
+            }
+            if !out.is_empty() {
+                out.push(b' ');
+            }
+            out.extend_from_slice(&self.buf[spans[i].0..spans[j - 1].1]);
+            i = j;
+        }
+        String::from_utf8(out).expect("whole UTF-8 characters")
+    }
+}
+
+/// The length of the UTF-8 sequence a lead byte starts.
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0..=0x7F => 1,
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        _ => 4,
+    }
 }
 
 /// ROT13 of a folded (lowercase) text; non-ASCII characters pass.
 pub fn rot13(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            'a'..='z' => char::from((c as u8 - b'a' + 13) % 26 + b'a'),
-            _ => c,
+    let bytes = s
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' => (b - b'a' + 13) % 26 + b'a',
+            _ => b,
         })
-        .collect()
+        .collect();
+    // Only ASCII bytes changed, into ASCII bytes: still UTF-8.
+    String::from_utf8(bytes).expect("UTF-8 in, UTF-8 out")
 }
 
 /// Runs of 20+ base64 characters that decode to mostly printable text.

@@ -381,37 +381,59 @@ pub const FEATURES: usize = RULES.len() + MARKERS.len() + 1;
 /// original, for markup markers. Sorted, each at most once.
 pub fn hits(raw: &str, views: &[String]) -> Vec<usize> {
     let m = matcher();
-    let mut out = Vec::new();
+    let mut seen = [false; RULES.len()];
     let mut decoded_only = false;
     for (v, view) in views.iter().enumerate() {
-        let hits = m.hits(view);
-        for (i, slots) in m.rules.iter().enumerate() {
-            if !out.contains(&i) && matches(&hits, slots) {
-                out.push(i);
-                decoded_only |= v > 0;
-            }
-        }
+        decoded_only |= m.matches(&m.hits(view), &mut seen) && v > 0;
     }
+    let mut out: Vec<usize> = (0..RULES.len()).filter(|r| seen[*r]).collect();
     let lower = format!("\n{}", raw.to_ascii_lowercase());
-    for (i, (_, _, needles)) in MARKERS.iter().enumerate() {
-        if needles.iter().any(|n| lower.contains(n)) {
-            out.push(RULES.len() + i);
+    let lower = lower.as_bytes();
+    let mut found = [false; MARKERS.len()];
+    // Needles start with a few distinct bytes: test them only there.
+    let firsts = marker_first_bytes();
+    for (at, b) in lower.iter().enumerate() {
+        if !firsts[usize::from(*b)] {
+            continue;
+        }
+        for (i, (_, _, needles)) in MARKERS.iter().enumerate() {
+            found[i] |= !found[i]
+                && needles
+                    .iter()
+                    .any(|n| lower[at..].starts_with(n.as_bytes()));
         }
     }
+    out.extend(
+        (0..MARKERS.len())
+            .filter(|i| found[*i])
+            .map(|i| RULES.len() + i),
+    );
     if decoded_only {
         out.push(RULES.len() + MARKERS.len());
     }
-    out.sort_unstable();
     out
 }
 
-/// The hand-set weights of `hits`, summed and capped at 1.0, and their
-/// distinct signal names: the explanation shown with a verdict, and the
-/// score of the rules alone.
-pub fn score(raw: &str, views: &[String]) -> (f64, Vec<&'static str>) {
+fn marker_first_bytes() -> &'static [bool; 256] {
+    static F: std::sync::OnceLock<[bool; 256]> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        let mut f = [false; 256];
+        for (_, _, needles) in MARKERS {
+            for n in *needles {
+                f[usize::from(n.as_bytes()[0])] = true;
+            }
+        }
+        f
+    })
+}
+
+/// The hand-set weights of rule features `hits`, summed and capped at
+/// 1.0, and their distinct signal names: the explanation shown with a
+/// verdict, and the score of the rules alone.
+pub fn explain(hits: &[usize]) -> (f64, Vec<&'static str>) {
     let mut total = 0.0;
     let mut signals = Vec::new();
-    for h in hits(raw, views) {
+    for &h in hits {
         let (signal, weight) = if let Some(rule) = RULES.get(h) {
             (rule.signal, rule.weight)
         } else if let Some((signal, weight, _)) = MARKERS.get(h - RULES.len()) {
@@ -433,14 +455,30 @@ fn hit(total: &mut f64, signals: &mut Vec<&'static str>, signal: &'static str, w
 
 /// The rules compiled to word ids. Most words of a text are in no rule, so
 /// the text is reduced to the few (position, id) hits first and the rules
-/// only walk those: far cheaper than comparing every word with every slot.
+/// only walk those, starting from the hits that can begin them; slots are
+/// bitsets over ids, so a membership test is one load.
 struct Matcher {
     /// Sorted, deduplicated words of all slots; a word's id is its index.
     vocab: Vec<&'static str>,
-    /// `vocab[first[b]..first[b + 1]]` are the words starting with byte `b`.
-    first: Vec<usize>,
-    /// Per rule, per slot: (accepted word ids, optional).
-    rules: Vec<Vec<(Vec<u16>, bool)>>,
+    /// Open-addressing table of `id + 1` by word hash (0: empty), at most
+    /// a quarter full: one probe for most words of a text.
+    table: Vec<u16>,
+    /// Per rule, the slots after the first.
+    rules: Vec<Vec<Slot>>,
+    /// Per word id, the rules whose first slot accepts it.
+    starts: Vec<Vec<u16>>,
+}
+
+/// Accepted word ids (a bitset) and whether the slot may be skipped.
+struct Slot {
+    ids: Vec<u64>,
+    optional: bool,
+}
+
+impl Slot {
+    fn accepts(&self, id: u16) -> bool {
+        self.ids[usize::from(id / 64)] & (1 << (id % 64)) != 0
+    }
 }
 
 fn matcher() -> &'static Matcher {
@@ -453,23 +491,41 @@ fn matcher() -> &'static Matcher {
             .collect();
         vocab.sort_unstable();
         vocab.dedup();
-        let id = |w: &str| vocab.binary_search(&w).map_or(u16::MAX, |i| i as u16);
+        let id = |w: &str| vocab.binary_search(&w).expect("a slot word") as u16;
+        let words = vocab.len().div_ceil(64);
+        let slot = |s: &'static str| {
+            let mut ids = vec![0u64; words];
+            for i in alts(s).map(id) {
+                ids[usize::from(i / 64)] |= 1 << (i % 64);
+            }
+            Slot {
+                ids,
+                optional: s.ends_with('?'),
+            }
+        };
+        let mut starts = vec![Vec::new(); vocab.len()];
+        for (r, rule) in RULES.iter().enumerate() {
+            for i in alts(rule.slots[0]).map(id) {
+                starts[usize::from(i)].push(r as u16);
+            }
+        }
         let rules = RULES
             .iter()
-            .map(|r| {
-                r.slots
-                    .iter()
-                    .map(|s| (alts(s).map(id).collect(), s.ends_with('?')))
-                    .collect()
-            })
+            .map(|r| r.slots[1..].iter().map(|s| slot(s)).collect())
             .collect();
-        let first = (0..=256)
-            .map(|b| vocab.partition_point(|w| usize::from(w.as_bytes()[0]) < b))
-            .collect();
+        let mut table = vec![0u16; (vocab.len() * 4).next_power_of_two()];
+        for (i, w) in vocab.iter().enumerate() {
+            let mut slot = word_hash(w) as usize & (table.len() - 1);
+            while table[slot] != 0 {
+                slot = (slot + 1) & (table.len() - 1);
+            }
+            table[slot] = i as u16 + 1;
+        }
         Matcher {
             vocab,
-            first,
+            table,
             rules,
+            starts,
         }
     })
 }
@@ -485,36 +541,55 @@ impl Matcher {
             .collect()
     }
 
-    /// The id of `w`: a scan of the few vocabulary words sharing its first
-    /// byte (cheaper than a binary search over all of them).
+    /// The id of `w`, if it is in some rule.
     fn id(&self, w: &str) -> Option<u16> {
-        let b = usize::from(w.as_bytes()[0]);
-        let range = self.first[b]..self.first[b + 1];
-        self.vocab[range.clone()]
-            .iter()
-            .position(|v| v.len() == w.len() && *v == w)
-            .map(|i| (range.start + i) as u16)
+        let mask = self.table.len() - 1;
+        let mut slot = word_hash(w) as usize & mask;
+        loop {
+            match self.table[slot] {
+                0 => return None,
+                id if self.vocab[usize::from(id - 1)] == w => return Some(id - 1),
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// Mark in `seen` every rule that matches `hits`.
+    fn matches(&self, hits: &[(usize, u16)], seen: &mut [bool]) -> bool {
+        let mut any = false;
+        for (k, (pos, id)) in hits.iter().enumerate() {
+            for &r in &self.starts[usize::from(*id)] {
+                let r = usize::from(r);
+                if !seen[r] && rest(hits, k + 1, *pos, &self.rules[r]) {
+                    seen[r] = true;
+                    any = true;
+                }
+            }
+        }
+        any
     }
 }
 
-fn matches(hits: &[(usize, u16)], slots: &[(Vec<u16>, bool)]) -> bool {
-    let (first, more) = slots.split_first().expect("rules have slots");
-    (0..hits.len()).any(|k| first.0.contains(&hits[k].1) && rest(hits, k + 1, hits[k].0, more))
+/// FNV-1a of a word.
+fn word_hash(w: &str) -> u32 {
+    w.bytes().fold(0x811C_9DC5, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// Match `slots` on `hits[k..]`, each within [`GAP`] words after `prev`.
-fn rest(hits: &[(usize, u16)], k: usize, prev: usize, slots: &[(Vec<u16>, bool)]) -> bool {
-    let Some(((ids, optional), more)) = slots.split_first() else {
+fn rest(hits: &[(usize, u16)], k: usize, prev: usize, slots: &[Slot]) -> bool {
+    let Some((slot, more)) = slots.split_first() else {
         return true;
     };
-    if *optional && rest(hits, k, prev, more) {
+    if slot.optional && rest(hits, k, prev, more) {
         return true;
     }
     hits[k..]
         .iter()
         .enumerate()
         .take_while(|(_, (pos, _))| *pos <= prev + GAP + 1)
-        .any(|(j, (pos, id))| ids.contains(id) && rest(hits, k + j + 1, *pos, more))
+        .any(|(j, (pos, id))| slot.accepts(*id) && rest(hits, k + j + 1, *pos, more))
 }
 
 #[cfg(test)]
@@ -523,7 +598,7 @@ mod tests {
     use crate::normalize::views;
 
     fn rs(text: &str) -> (f64, Vec<&'static str>) {
-        let (v, s) = score(text, &views(text));
+        let (v, s) = explain(&hits(text, &views(text)));
         ((v * 100.0).round() / 100.0, s)
     }
 
