@@ -22,57 +22,43 @@ pub fn features(folded: &str, log2_buckets: u32, mut f: impl FnMut(u32)) {
     while !folded.is_char_boundary(end) {
         end -= 1;
     }
-    let text = &folded.as_bytes()[..end];
     let shift = 32 - log2_buckets;
-    let bucket = |h: u32| fmix(h) >> shift;
+    // FNV-1a's last multiply leaves the high bits mixed; one more multiply
+    // after tagging the kind (n-gram length, word, pair) spreads the tag.
+    let bucket = |h: u32, kind: u32| (h ^ kind).wrapping_mul(0x9E37_79B1) >> shift;
     // Character 3-, 4- and 5-grams over " text ", so word starts and ends
     // count: one FNV pass per start position, emitting at each length.
-    let padded_len = text.len() + 2;
-    let at = |i: usize| {
-        if i == 0 || i == padded_len - 1 {
-            b' '
-        } else {
-            text[i - 1]
-        }
-    };
-    for start in 0..padded_len.saturating_sub(2) {
-        let mut h = fnv(
-            fnv(fnv(0x811C_9DC5, at(start)), at(start + 1)),
-            at(start + 2),
-        );
-        f(bucket(h ^ 3));
-        for (n, i) in [(4, start + 3), (5, start + 4)] {
-            if i >= padded_len {
-                break;
-            }
-            h = fnv(h, at(i));
-            f(bucket(h ^ n));
+    let mut padded = Vec::with_capacity(end + 2);
+    padded.push(b' ');
+    padded.extend_from_slice(&folded.as_bytes()[..end]);
+    padded.push(b' ');
+    for start in 0..padded.len().saturating_sub(2) {
+        let gram = &padded[start..padded.len().min(start + 5)];
+        let mut h = fnv(fnv(fnv(0x811C_9DC5, gram[0]), gram[1]), gram[2]);
+        f(bucket(h, 3));
+        for (n, b) in (4..).zip(&gram[3..]) {
+            h = fnv(h, *b);
+            f(bucket(h, n));
         }
     }
     // Words and word pairs.
     let mut prev: Option<u32> = None;
-    for w in text.split(|b| *b == b' ').filter(|w| !w.is_empty()) {
+    for w in padded[1..end + 1]
+        .split(|b| *b == b' ')
+        .filter(|w| !w.is_empty())
+    {
         let hw = w.iter().fold(0x811C_9DC5, |h, b| fnv(h, *b));
-        f(bucket(hw ^ 0x9E37_79B9));
+        f(bucket(hw, 1));
         if let Some(p) = prev {
-            f(bucket(p.rotate_left(7) ^ hw ^ 0x85EB_CA6B));
+            f(bucket(p.rotate_left(7) ^ hw, 2));
         }
         prev = Some(hw);
     }
 }
 
+#[inline]
 fn fnv(h: u32, b: u8) -> u32 {
     (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-}
-
-/// MurmurHash3's finaliser: FNV's low bits are weak, the buckets take the
-/// high bits of this.
-fn fmix(mut h: u32) -> u32 {
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85EB_CA6B);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xC2B2_AE35);
-    h ^ (h >> 16)
 }
 
 /// A loaded model: `logit = bias + scale * sum(w[b]) / sqrt(n) +
