@@ -13,6 +13,7 @@
 //! Recall and false positives on the corpus's held-out split are in
 //! README.md and checked by `tests/corpus.rs`.
 
+mod matcher;
 pub mod model;
 pub mod normalize;
 pub mod rules;
