@@ -60,7 +60,15 @@ def near_duplicate_groups(items, prefix):
         for j, inter in counts.items():
             if inter / (len(s) + len(sets[j]) - inter) >= 0.5:
                 parent[find(i)] = find(j)
-    return [f"{prefix}:{find(i)}" for i in range(len(items))]
+    # Name each group after its smallest member, not its union-find root:
+    # the root depends on set iteration order, which Python randomises per
+    # process (PYTHONHASHSEED), and the split must not.
+    names = {}
+    for i, x in enumerate(items):
+        digest = hashlib.sha256(key(x["text"]).encode()).hexdigest()[:16]
+        root = find(i)
+        names[root] = min(names.get(root, digest), digest)
+    return [f"{prefix}:{names[find(i)]}" for i in range(len(items))]
 
 
 def split_of(group):

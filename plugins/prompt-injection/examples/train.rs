@@ -6,8 +6,8 @@
 //! ```
 //!
 //! Logistic regression with AdaGrad over the plugin's own `model::features`
-//! and `rules::hits` (so trainer and guest featurise identically), benign
-//! examples weighted up because a false positive costs more than a miss.
+//! and `rules::hits` (so trainer and guest featurise identically), classes
+//! balanced.
 //! The decision point is chosen by 5-fold cross-validation on the training
 //! split only (folds by group, like the split): the lowest threshold at
 //! which at most `TARGET_FP` of the out-of-fold benign prompts are flagged.
@@ -19,11 +19,16 @@ use std::path::Path;
 use prompt_injection::{model, normalize, rules};
 use serde_json::Value;
 
-const EPOCHS: usize = 30;
+// Chosen by the cross-validated recall at the operating point on the
+// training split (2^16 buckets): 10 epochs beat 30 and 60 (90.5 % vs
+// 88.5 % and 87.8 %), learning rates 0.1 and 1.0 and L2 1e-5 were worse,
+// and weighting benign examples up did not lower the false positives the
+// threshold already holds at `TARGET_FP`.
+const EPOCHS: usize = 10;
 const LEARNING_RATE: f64 = 0.3;
 const L2: f64 = 1e-6;
 /// Weight of a benign example relative to an attack, after balancing.
-const BENIGN_WEIGHT: f64 = 2.0;
+const BENIGN_WEIGHT: f64 = 1.0;
 const TARGET_FP: f64 = 0.004;
 const FOLDS: u64 = 5;
 
@@ -109,20 +114,11 @@ fn main() {
 fn vectorise(folded: &str, log2: u32) -> Vec<(u32, f64)> {
     let mut buckets = Vec::new();
     model::features(folded, log2, |b| buckets.push(b));
-    let n = buckets.len().max(1) as f64;
     buckets.sort_unstable();
-    let mut x: Vec<(u32, f64)> = Vec::new();
-    for b in buckets {
-        match x.last_mut() {
-            Some((last, v)) if *last == b => *v += 1.0,
-            _ => x.push((b, 1.0)),
-        }
-    }
-    // The guest computes sum(w) / sqrt(n) over occurrences: the same dot.
-    for (_, v) in &mut x {
-        *v /= n.sqrt();
-    }
-    x
+    buckets.dedup();
+    // The guest computes sum(w) / sqrt(n) over distinct buckets: the same dot.
+    let value = 1.0 / (buckets.len().max(1) as f64).sqrt();
+    buckets.into_iter().map(|b| (b, value)).collect()
 }
 
 struct Fitted {

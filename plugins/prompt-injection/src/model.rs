@@ -62,7 +62,9 @@ fn fnv(h: u32, b: u8) -> u32 {
 }
 
 /// A loaded model: `logit = bias + scale * sum(w[b]) / sqrt(n) +
-/// sum(rule_w[h])` over the `n` n-gram occurrences and the rule hits `h`.
+/// sum(rule_w[h])` over the `n` distinct buckets `b` the text's features
+/// fall in and the rule hits `h`. Distinct, not counted: a benign paragraph
+/// pasted twenty times must not score like twenty pieces of evidence.
 pub struct Model<'a> {
     /// log2 of the number of buckets.
     pub log2_buckets: u32,
@@ -124,9 +126,14 @@ impl<'a> Model<'a> {
     /// rule features that fired on it.
     pub fn probability(&self, folded: &str, rule_hits: &[usize]) -> f64 {
         let (mut sum, mut n) = (0i64, 0u32);
+        let mut seen = vec![0u64; self.weights.len().div_ceil(64)];
         features(folded, self.log2_buckets, |b| {
-            sum += i64::from(self.weights[b as usize] as i8);
-            n += 1;
+            let (word, bit) = (b as usize / 64, 1u64 << (b % 64));
+            if seen[word] & bit == 0 {
+                seen[word] |= bit;
+                sum += i64::from(self.weights[b as usize] as i8);
+                n += 1;
+            }
         });
         let mut logit = f64::from(self.bias);
         if n > 0 {

@@ -20,8 +20,8 @@ pub(crate) const RULES: &[Rule] = &[
         weight: 0.6,
         slots: &[
             "ignore|disregard|forget|skip|override|bypass|overlook|discard|erase|abandon|drop|cancel|neglect|ditch",
-            "previous|prior|above|earlier|preceding|original|initial|system|all|any|your|former|old|existing|current",
-            "instructions|instruction|rules|prompts|prompt|directions|guidelines|directives|commands|orders|constraints|programming|policies|context|requests|guidance|training",
+            "previous|prior|above|earlier|preceding|original|initial|system|all|any|your|former|old|existing|current|users|user",
+            "instructions|instruction|rules|prompts|prompt|directions|guidelines|directives|commands|orders|constraints|programming|policies|context|requests|guidance|training|task|request|assignment",
         ],
     },
     Rule {
@@ -302,6 +302,30 @@ pub(crate) const RULES: &[Rule] = &[
             "mode?",
             "off|disabled|false|suspended|none|removed",
         ],
+    },
+    Rule {
+        signal: "indirect-injection",
+        weight: 0.3,
+        slots: &[
+            "dont|not|never|without",
+            "mention|tell|reveal|inform|disclose|alert|notify|telling|mentioning",
+            "this|the|user|anyone|them",
+        ],
+    },
+    Rule {
+        signal: "indirect-injection",
+        weight: 0.4,
+        slots: &[
+            "user|admin|administrator|operator|owner",
+            "has?",
+            "authorised|authorized|approved|permitted|allowed",
+            "you",
+        ],
+    },
+    Rule {
+        signal: "indirect-injection",
+        weight: 0.3,
+        slots: &["do|perform|execute", "it|this", "silently|quietly|secretly"],
     },
     Rule {
         signal: "encoded-payload",
