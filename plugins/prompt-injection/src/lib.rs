@@ -59,7 +59,7 @@ pub fn score(text: &str) -> Score {
 }
 
 /// Check this plugin's `[config]` entries (key, value as the host renders
-/// it): unknown keys, a `threshold` outside 0..=1 and `roles` that are not
+/// it): unknown keys, a `threshold` outside (0, 1] and `roles` that are not
 /// a list of chat roles are refused, each by name.
 pub fn validate_config<K: AsRef<str>, V: AsRef<str>>(
     entries: &[(K, V)],
@@ -90,7 +90,7 @@ fn parse_threshold(raw: &str) -> Result<f64, String> {
         .trim_matches('"')
         .parse()
         .map_err(|e| format!("cannot parse {raw:?}: {e}"))?;
-    if !(0.0..=1.0).contains(&t) || t == 0.0 {
+    if !(t > 0.0 && t <= 1.0) {
         return Err(format!("{t} is outside (0, 1]: scores are probabilities"));
     }
     Ok(t)
