@@ -16,6 +16,7 @@
 mod matcher;
 pub mod model;
 pub mod normalize;
+mod rule_table;
 pub mod rules;
 
 use sluice_sdk::{ConfigError, Guardrail, OutputContext, RequestInfo, Verdict, config};
