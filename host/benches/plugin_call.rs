@@ -1,5 +1,8 @@
 //! One guardrail call (fresh instance + `check-output` on 1 KB) and a chain
-//! of three, each beside the same length check in native Rust.
+//! of three, each beside the same length check in native Rust; and the
+//! first-party `prompt-injection` guest's `check-input` on a 2 KB prompt
+//! beside the trivial guest on the same prompt (instantiation and copying
+//! are common to both, the difference is the detector's work).
 //!
 //! The guest is `tests/plugins/tagger` in length-check mode (`max-chars`),
 //! built with `cargo build --profile guest --target wasm32-wasip2 --target-dir
@@ -16,16 +19,26 @@ use sluice::plugin::{
 };
 
 fn guest() -> PathBuf {
+    guest_package("test-tagger")
+}
+
+/// The guest build of workspace package `package`, built if missing.
+fn guest_package(package: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf();
     // `SLUICE_BENCH_GUEST=path.wasm` benchmarks another build of the guest
     // (e.g. with other flags) without touching the shared one.
-    if let Some(p) = std::env::var_os("SLUICE_BENCH_GUEST").filter(|p| !p.is_empty()) {
+    if package == "test-tagger"
+        && let Some(p) = std::env::var_os("SLUICE_BENCH_GUEST").filter(|p| !p.is_empty())
+    {
         return PathBuf::from(p);
     }
-    let wasm = root.join("target/guests/wasm32-wasip2/guest/test_tagger.wasm");
+    let wasm = root.join(format!(
+        "target/guests/wasm32-wasip2/guest/{}.wasm",
+        package.replace('-', "_")
+    ));
     if !wasm.is_file() {
         let status =
             std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -39,7 +52,7 @@ fn guest() -> PathBuf {
                     "--target-dir",
                     "target/guests",
                     "-p",
-                    "test-tagger",
+                    package,
                 ])
                 .status()
                 .expect("running cargo");
@@ -190,6 +203,43 @@ fn bench(c: &mut Criterion) {
                 .filter(|v| *v == Verdict::Pass)
                 .count()
         })
+    });
+    g.finish();
+
+    // prompt-injection on a 2 KB prompt; the trivial guest is the baseline.
+    let pi = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        guest_package("prompt-injection"),
+        pi.path().join("prompt-injection.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        pi.path().join("prompt-injection.toml"),
+        "kind = \"guardrail\"\norder = 0\n[limits]\ndeadline-ms = 1000\n",
+    )
+    .unwrap();
+    let rt_pi = PluginRuntime::start(RuntimeConfig {
+        dir: pi.path().to_path_buf(),
+        watch: false,
+        pool_size: 0,
+        pool_threshold_us: 0,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let doc = "Meeting notes: the team reviewed the quarterly roadmap, agreed to move the \
+               billing migration to May, and asked finance for the updated forecast. ";
+    let prompt = format!("Summarise these notes.\n\n{}", doc.repeat(20))[..2048].to_string();
+    let mut req2k = request();
+    req2k.messages[0].content = prompt;
+    let set_pi = rt_pi.current();
+    let guard = set_pi.get("prompt-injection").unwrap().clone();
+    assert_eq!(guard.check_input(&req2k).verdict, Verdict::Pass);
+    let mut g = c.benchmark_group("prompt_injection_2kb");
+    g.bench_function("wasm_fresh_instance", |b| {
+        b.iter(|| guard.check_input(&req2k))
+    });
+    g.bench_function("trivial_guest_baseline", |b| {
+        b.iter(|| p.check_input(&req2k))
     });
     g.finish();
 }
