@@ -5,11 +5,14 @@
 //! sluice mock-upstream [--listen ..]  a deterministic OpenAI-compatible upstream
 //! sluice plugin audit|list ...        inspect plugins
 //! sluice config check FILE            validate a config, report every problem
+//! sluice usage --by key|user|feature|model|day [--since ..] [--until ..] [--json]
+//! sluice keys create|list|revoke      virtual keys in the state store
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
 
 pub mod plugin;
+pub mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +66,11 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Usage and cost from the ledger, grouped.
+    Usage(state::UsageArgs),
+    /// Manage virtual keys (the secret is shown once, at creation).
+    #[command(subcommand)]
+    Keys(state::KeysCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +88,8 @@ pub fn main() -> ExitCode {
         Command::MockUpstream(args) => runtime().and_then(|rt| rt.block_on(mock(args))),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Config(ConfigCmd::Check { file }) => check(&file),
+        Command::Usage(args) => runtime().and_then(|rt| rt.block_on(state::usage(args))),
+        Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(state::keys(cmd))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,7 +183,12 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, config = %path.display(), "sluice listening");
+    let state = gw.state.clone();
     crate::server::serve(listener, Arc::new(gw), shutdown_signal()).await?;
+    // Group commit may hold the last few ms of ledger records.
+    if let Err(e) = state.flush().await {
+        tracing::error!(error = %e, "flushing the state at shutdown failed");
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -1,11 +1,17 @@
 //! One request's way through the gateway:
 //!
 //! ```text
-//! (auth: server layer) -> model lookup -> input guardrails -> cost policy
-//!   -> router -> [cache lookup] -> providers (retries, fallback, breakers)
+//! (auth: server layer) -> model lookup (and the key's allowed models)
+//!   -> rate limit -> input guardrails -> cost policy -> router
+//!   -> budget reservation -> [cache lookup]
+//!   -> providers (retries, fallback, breakers)
 //!   -> output guardrails (whole answer, or windows of a stream)
-//!   -> [cache store] -> spend ledger -> response
+//!   -> [cache store] -> usage ledger (settles the reservation) -> response
 //! ```
+//!
+//! Stages with state ([`crate::state`]) live in their own modules:
+//! [`rate_limit`] (RPM / TPM per key and user), [`cost`] (estimates and the
+//! cost policy's spend), [`accounting`] (reservation, ledger record).
 //!
 //! The HTTP layer ([`crate::server`]) only parses, authenticates and renders;
 //! every decision about a request is made here, so the same rules apply to a
@@ -13,16 +19,18 @@
 //! error body) is the server's. Plugin calls are awaited in the request's
 //! task; each ends within its plugin's deadline (see [`crate::plugin`]).
 
+mod accounting;
 pub mod config;
 pub mod cost;
 mod error;
 mod failure;
 pub mod guard;
+mod rate_limit;
 mod route;
 pub mod stream;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::BoxStream;
 use serde_json::Value;
@@ -31,8 +39,10 @@ use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, Window
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
 use crate::plugin::{Message, OutputContext, Plugin, PluginRuntime, Rejection, RequestInfo};
 use crate::provider::{Outcome, Providers};
+use crate::state::{RateDecision, RecordStatus, State, Subject, Tier, VirtualKey};
 
-pub use cost::{InMemorySpend, SpendSource};
+use accounting::{Answer, Meter, StreamMeter};
+use cost::PromptTokens;
 pub use error::Error;
 pub use guard::GuardReport;
 pub use stream::StreamEvent;
@@ -40,21 +50,31 @@ pub use stream::StreamEvent;
 /// Who is calling, as established by the auth layer.
 #[derive(Debug, Clone, Default)]
 pub struct Principal {
-    /// `[[keys]]` id; None when auth is off.
+    /// The virtual key (its budgets, limits, allowed models); None when
+    /// auth is off (no key exists anywhere).
+    pub key: Option<Arc<VirtualKey>>,
+    /// The key's id (plugins' `api-key-id`, logs, the ledger).
     pub key_id: Option<String>,
+    /// The key's owner: the request's user when the client names none.
     pub user: Option<String>,
-    pub budget_usd: Option<f64>,
+    /// The request's service tier (rate limits are per tier): the key's,
+    /// or the one `x-sluice-tier` picks if the key allows it.
+    pub tier: Tier,
 }
 
 impl Principal {
-    /// The budget scope spend is recorded under: the virtual key when there
-    /// is one (budgets belong to keys), else the request's end user.
-    pub fn scope(&self, request_user: Option<&str>) -> String {
-        match (&self.key_id, request_user.or(self.user.as_deref())) {
-            (Some(k), _) => format!("key:{k}"),
-            (None, Some(u)) => format!("user:{u}"),
-            (None, None) => "anonymous".into(),
+    pub fn new(key: VirtualKey, tier: Tier) -> Self {
+        Self {
+            key_id: Some(key.id.clone()),
+            user: key.user.clone(),
+            key: Some(Arc::new(key)),
+            tier,
         }
+    }
+
+    /// Whether the caller may use gateway model `model`.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.key.as_ref().is_none_or(|k| k.allows_model(model))
     }
 }
 
@@ -62,6 +82,9 @@ impl Principal {
 #[derive(Debug, Clone)]
 pub struct RequestCtx {
     pub id: String,
+    /// When the request arrived (overhead and the ledger's time count from
+    /// here).
+    pub arrived: Instant,
     pub principal: Principal,
     /// `x-sluice-feature`.
     pub feature: Option<String>,
@@ -81,6 +104,12 @@ pub struct Served {
     /// For streams, the input side only: output windows are checked after
     /// the headers are sent.
     pub guardrails: GuardReport,
+    /// The rate limits checked (`x-ratelimit-*`).
+    pub rate: RateDecision,
+    /// What the request cost (`x-sluice-cost-usd`); None for streams,
+    /// whose cost is known only after the headers are sent (the ledger
+    /// has it).
+    pub cost_usd: Option<f64>,
 }
 
 impl Served {
@@ -91,6 +120,8 @@ impl Served {
             attempts: outcome.attempts,
             upstream: outcome.elapsed,
             guardrails,
+            rate: RateDecision::default(),
+            cost_usd: None,
         }
     }
 }
@@ -123,7 +154,8 @@ pub struct Gateway {
     pub config: Arc<Config>,
     pub providers: Providers,
     pub plugins: Arc<PluginRuntime>,
-    spend: Arc<dyn SpendSource>,
+    /// Keys, budgets, rate limits and the usage ledger.
+    pub state: State,
     cache: Option<Arc<dyn ResponseCache>>,
 }
 
@@ -134,35 +166,38 @@ struct Plan {
     output: Vec<Arc<Plugin>>,
     window: StreamWindowConfig,
     report: GuardReport,
-    scope: String,
+    rate: RateDecision,
+    prompt: PromptTokens,
+    /// Holds the budget reservation; settled after the call.
+    meter: Meter,
 }
 
 impl Gateway {
-    /// Start the plugin runtime (initial load compiles every plugin, so call
-    /// it off the async workers) and the provider clients.
+    /// Open the state (`[state]`; config keys seeded into it), start the
+    /// plugin runtime and the provider clients. Call it on a blocking
+    /// thread of a tokio runtime (`spawn_blocking`): the initial plugin
+    /// load compiles every plugin, and the state is opened on the runtime.
     pub fn start(config: Config) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|_| anyhow::anyhow!("the gateway starts inside a tokio runtime"))?;
+        let state = rt.block_on(open_state(&config))?;
         let plugins = PluginRuntime::start(config.plugins.clone())
             .map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e}"))?;
         let providers = Providers::new(&config.providers, &config.retry, &config.breaker)?;
-        Ok(Self::new(
-            config,
-            providers,
-            plugins,
-            Arc::new(InMemorySpend::default()),
-        ))
+        Ok(Self::new(config, providers, plugins, state))
     }
 
     pub fn new(
         config: Config,
         providers: Providers,
         plugins: Arc<PluginRuntime>,
-        spend: Arc<dyn SpendSource>,
+        state: State,
     ) -> Self {
         Self {
             config: Arc::new(config),
             providers,
             plugins,
-            spend,
+            state,
             cache: None,
         }
     }
@@ -183,10 +218,13 @@ impl Gateway {
             .collect()
     }
 
-    fn model(&self, name: &str) -> Result<&ModelConfig, Error> {
+    /// The gateway model `name`, if it exists and the caller may use it
+    /// (both failures answer alike: [`Error::ModelNotFound`]).
+    fn model(&self, ctx: &RequestCtx, name: &str) -> Result<&ModelConfig, Error> {
         self.config
             .models
             .get(name)
+            .filter(|_| ctx.principal.allows_model(name))
             .ok_or_else(|| Error::ModelNotFound(name.to_string()))
     }
 
@@ -197,28 +235,40 @@ impl Gateway {
         ctx: &RequestCtx,
         mut req: ChatRequest,
     ) -> Result<ChatResponse, Error> {
-        let plan = self.prepare(ctx, &mut req).await?;
+        let mut plan = self.prepare(ctx, &mut req).await?;
         if let Some(cache) = &self.cache
             && let Some(completion) = cache.lookup(&req.model, &req)
         {
+            plan.meter.release().await;
             let served = Served {
                 provider: "cache".into(),
                 model: completion.model.clone(),
                 attempts: 0,
                 upstream: Duration::ZERO,
                 guardrails: plan.report,
+                rate: plan.rate,
+                cost_usd: None,
             };
             return Ok(ChatResponse { completion, served });
         }
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
-        let outcome = tokio::time::timeout(limit, self.providers.chat(&targets, &req))
+        let walked = tokio::time::timeout(limit, self.providers.chat(&targets, &req))
             .await
-            .map_err(|_| Error::Timeout(limit))??;
+            .map_err(|_| Error::Timeout(limit))
+            .and_then(|r| r.map_err(Error::from));
+        let outcome = match walked {
+            Ok(o) => o,
+            Err(e) => {
+                plan.meter.release().await;
+                return Err(e);
+            }
+        };
 
         let served = Served::new(&outcome, GuardReport::default());
         let mut completion = outcome.value;
         let mut report = plan.report;
+        let mut rejected = None;
         for choice in &mut completion.choices {
             if let Value::String(text) = &choice.message.content {
                 let ctx = OutputContext {
@@ -229,25 +279,49 @@ impl Gateway {
                 let chain = guard::check_output(&plan.output, &plan.info, text, &ctx).await;
                 report.record(&chain);
                 if let Some(err) = chain.rejection() {
-                    return Err(err);
+                    rejected = Some(err);
+                    break;
                 }
                 if !chain.transformed.is_empty() {
                     choice.message.content = Value::String(chain.text);
                 }
             }
         }
+        // The answer was paid for whether or not the client gets it.
+        let answer = Answer {
+            route: find_route(&plan.routes, &outcome.provider, &outcome.model),
+            provider: &outcome.provider,
+            model: &outcome.model,
+            attempts: outcome.attempts,
+            usage: completion.usage,
+            status: if rejected.is_some() {
+                RecordStatus::Rejected
+            } else {
+                RecordStatus::Ok
+            },
+            guardrails: &report,
+        };
+        let prompt = &mut plan.prompt;
+        let cost = plan
+            .meter
+            .settle(answer, || {
+                let text = accounting::completion_text(&completion);
+                (
+                    prompt.get(&req),
+                    crate::state::tokenizer::count(&outcome.model, &text),
+                )
+            })
+            .await?;
+        if let Some(err) = rejected {
+            return Err(err);
+        }
         if let Some(cache) = &self.cache {
             cache.store(&req.model, &req, &completion);
         }
-        if let (Some(usage), Some(route)) = (
-            &completion.usage,
-            find_route(&plan.routes, &outcome.provider, &outcome.model),
-        ) {
-            self.spend
-                .record(&plan.scope, cost::usage_cost(route, usage));
-        }
         let served = Served {
             guardrails: report,
+            rate: plan.rate,
+            cost_usd: Some(cost),
             ..served
         };
         Ok(ChatResponse { completion, served })
@@ -268,17 +342,30 @@ impl Gateway {
             .include_usage = true;
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
-        let outcome = tokio::time::timeout(limit, self.providers.chat_stream(&targets, &req))
+        let walked = tokio::time::timeout(limit, self.providers.chat_stream(&targets, &req))
             .await
-            .map_err(|_| Error::Timeout(limit))??;
-
-        let price = find_route(&plan.routes, &outcome.provider, &outcome.model).cloned();
-        let (spend, scope) = (self.spend.clone(), plan.scope);
-        let on_usage = move |u| {
-            if let Some(route) = price {
-                spend.record(&scope, cost::usage_cost(&route, &u));
+            .map_err(|_| Error::Timeout(limit))
+            .and_then(|r| r.map_err(Error::from));
+        let outcome = match walked {
+            Ok(o) => o,
+            Err(e) => {
+                plan.meter.release().await;
+                return Err(e);
             }
         };
+
+        // Input verdicts, then each window's: what the ledger records.
+        let verdicts = Arc::new(parking_lot::Mutex::new(plan.report.clone()));
+        let ledger = StreamMeter::new(
+            plan.meter,
+            find_route(&plan.routes, &outcome.provider, &outcome.model).cloned(),
+            &outcome.provider,
+            &outcome.model,
+            outcome.attempts,
+            plan.prompt,
+            &req,
+            verdicts.clone(),
+        );
         // Nothing to check: forward each token as it comes instead of
         // paying the window's latency for nothing.
         let window = if plan.output.is_empty() {
@@ -293,35 +380,88 @@ impl Gateway {
         let checker = ChainChecker {
             plugins: plan.output,
             info: plan.info,
+            verdicts,
         };
-        let served = Served::new(&outcome, plan.report);
-        let events = stream::guarded(outcome.value, checker, window, include_usage, on_usage);
+        let mut served = Served::new(&outcome, plan.report);
+        served.rate = plan.rate;
+        let events = stream::guarded(outcome.value, checker, window, include_usage, ledger);
         Ok(StreamResponse { served, events })
     }
 
     /// Embeddings along the model's configured routes (no guardrails: the
-    /// answer is vectors, not text).
-    pub async fn embeddings(&self, req: EmbeddingsRequest) -> Result<EmbeddingsServed, Error> {
-        let model = self.model(&req.model)?;
+    /// answer is vectors, not text). Rate limits, budgets and the ledger
+    /// apply as for chat.
+    pub async fn embeddings(
+        &self,
+        ctx: &RequestCtx,
+        req: EmbeddingsRequest,
+    ) -> Result<EmbeddingsServed, Error> {
+        let model = self.model(ctx, &req.model)?;
+        let user = req.user.as_deref().or(ctx.principal.user.as_deref());
+        let who = subject(ctx, user);
+        let counted = model.routes.first().map_or("", |r| r.model.as_str());
+        let mut tokens = None;
+        let mut count = || *tokens.get_or_insert_with(|| cost::count_input(counted, &req.input));
+        let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, &mut count).await?;
+        let mut meter = Meter::new(&self.state, ctx, &req.model, user, false);
+        let worst = if self.state.budgeted(&who) {
+            cost::worst_case(&model.routes, count(), 0)
+        } else {
+            0.0
+        };
+        meter.reserve(&who, worst).await?;
         let targets: Vec<_> = model.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
-        let outcome = tokio::time::timeout(limit, self.providers.embeddings(&targets, &req))
+        let walked = tokio::time::timeout(limit, self.providers.embeddings(&targets, &req))
             .await
-            .map_err(|_| Error::Timeout(limit))??;
+            .map_err(|_| Error::Timeout(limit))
+            .and_then(|r| r.map_err(Error::from));
+        let outcome = match walked {
+            Ok(o) => o,
+            Err(e) => {
+                meter.release().await;
+                return Err(e);
+            }
+        };
+        let guardrails = GuardReport::default();
+        let answer = Answer {
+            route: find_route(&model.routes, &outcome.provider, &outcome.model),
+            provider: &outcome.provider,
+            model: &outcome.model,
+            attempts: outcome.attempts,
+            usage: outcome.value.usage,
+            status: RecordStatus::Ok,
+            guardrails: &guardrails,
+        };
+        let cost = meter.settle(answer, || (count(), 0)).await?;
+        let mut served = Served::new(&outcome, guardrails);
+        served.rate = rate;
+        served.cost_usd = Some(cost);
         Ok(EmbeddingsServed {
-            served: Served::new(&outcome, GuardReport::default()),
+            served,
             response: outcome.value,
         })
     }
 
-    /// Everything before the upstream call: validation, input guardrails,
-    /// cost policy, routing.
+    /// Everything before the upstream call: validation, the model (and
+    /// whether the key may use it), rate limits, input guardrails, cost
+    /// policy, routing, and the budget reservation for the worst case.
     async fn prepare(&self, ctx: &RequestCtx, req: &mut ChatRequest) -> Result<Plan, Error> {
         validate(req)?;
-        let model = self.model(&req.model)?;
+        let model = self.model(ctx, &req.model)?;
+        let user = req.user.clone().or_else(|| ctx.principal.user.clone());
+        let who = subject(ctx, user.as_deref());
+        let mut prompt = PromptTokens::new(model.routes.first().map_or("", |r| r.model.as_str()));
+        let completion = cost::max_completion(req);
+        let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, || {
+            prompt.get(req).saturating_add(completion)
+        })
+        .await?;
         let set = self.plugins.current();
         let input = guard::resolve(&set, model.input_guardrails())?;
         let output = guard::resolve(&set, model.output_guardrails())?;
+        let mut meter = Meter::new(&self.state, ctx, &req.model, user.as_deref(), req.stream);
+        meter.plugins(input.iter().chain(&output));
         let mut info = request_info(ctx, req);
         let mut report = GuardReport::default();
         if let Some(text) = guard::check_input(&input, &info, &mut report).await? {
@@ -329,14 +469,16 @@ impl Gateway {
             info.messages = messages(req);
         }
         let mut routed = model;
-        if let Some(policy) = &model.cost_policy {
+        if let (Some(policy), Some(first)) = (&model.cost_policy, model.routes.first()) {
+            let spend = cost::policy_spend(&self.state, &who).await?;
+            let estimate = cost::estimate(first, prompt.get(req), completion);
             routed = route::apply_cost_policy(
                 &set,
                 policy,
                 &self.config,
                 model,
-                &self.spend,
-                &ctx.principal,
+                &estimate,
+                &spend,
                 &info,
                 req,
             )
@@ -344,15 +486,52 @@ impl Gateway {
             info.max_tokens = req.max_output_tokens();
         }
         let routes = route::order(&set, routed, &info).await?;
-        let scope = ctx.principal.scope(info.user.as_deref());
+        let worst = if self.state.budgeted(&who) {
+            cost::worst_case(&routes, prompt.get(req), cost::max_completion(req))
+        } else {
+            0.0
+        };
+        meter.reserve(&who, worst).await?;
         Ok(Plan {
             info,
             routes,
             output,
             window: model.stream,
             report,
-            scope,
+            rate,
+            prompt,
+            meter,
         })
+    }
+}
+
+/// Open `[state]` and seed the config's `[[keys]]` into it.
+async fn open_state(config: &Config) -> anyhow::Result<State> {
+    let state = State::open(&config.state)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the state: {e}"))?;
+    state
+        .seed_keys(&config.keys)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding [[keys]] into the state: {e}"))?;
+    let keys = state
+        .has_keys()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading keys from the state: {e}"))?;
+    if !keys {
+        tracing::warn!(
+            "no virtual key in [[keys]] or the state store: authentication is OFF (every caller is anonymous) until one is created"
+        );
+    }
+    Ok(state)
+}
+
+/// Who a request is accounted to: its key, its end user, its feature.
+fn subject<'a>(ctx: &'a RequestCtx, user: Option<&'a str>) -> Subject<'a> {
+    Subject {
+        key: ctx.principal.key.as_deref(),
+        user,
+        feature: ctx.feature.as_deref(),
     }
 }
 
@@ -360,6 +539,8 @@ impl Gateway {
 struct ChainChecker {
     plugins: Vec<Arc<Plugin>>,
     info: RequestInfo,
+    /// Every window's verdicts, for the ledger.
+    verdicts: Arc<parking_lot::Mutex<GuardReport>>,
 }
 
 impl stream::WindowChecker for ChainChecker {
@@ -369,6 +550,7 @@ impl stream::WindowChecker for ChainChecker {
         ctx: &OutputContext,
     ) -> Result<String, (String, Rejection)> {
         let chain = guard::check_output(&self.plugins, &self.info, text, ctx).await;
+        self.verdicts.lock().record(&chain);
         match chain.rejected {
             Some(rejected) => Err(rejected),
             None if chain.transformed.is_empty() => Ok(text.to_string()),

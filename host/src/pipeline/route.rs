@@ -7,10 +7,9 @@ use std::sync::Arc;
 use crate::config::{Config, ModelConfig, RouteConfig};
 use crate::openai::ChatRequest;
 use crate::plugin::log::escaped;
-use crate::plugin::{Candidate, Decision, Plugin, PluginSet, RequestInfo};
+use crate::plugin::{Candidate, Decision, Estimate, Plugin, PluginSet, RequestInfo, Spend};
 
-use super::cost::{self, SpendSource};
-use super::{Error, Principal, failure};
+use super::{Error, failure};
 
 fn find<'a>(list: &'a [Arc<Plugin>], name: &str) -> Result<&'a Arc<Plugin>, Error> {
     list.iter()
@@ -82,8 +81,8 @@ pub(super) async fn order(
     })
 }
 
-/// Ask the model's cost policy about this request, estimated on its first
-/// route. Returns the model whose routes to use (itself, or a downgrade);
+/// Ask the model's cost policy about this request (`estimate`: on the
+/// model's first route; `spend`: [`super::cost::policy_spend`]). Returns the model whose routes to use (itself, or a downgrade);
 /// a token cap lowers the request's completion limit in place.
 ///
 /// Edge values: `cap-tokens(0)` is a deny (no completion is possible; the
@@ -100,23 +99,18 @@ pub(super) async fn apply_cost_policy<'a>(
     name: &str,
     config: &'a Config,
     model: &'a ModelConfig,
-    spend: &Arc<dyn SpendSource>,
-    principal: &Principal,
+    estimate: &Estimate,
+    spend: &Spend,
     info: &RequestInfo,
     req: &mut ChatRequest,
 ) -> Result<&'a ModelConfig, Error> {
     let policy = find(set.cost_policies(), name)?;
-    let Some(first) = model.routes.first() else {
-        return Ok(model);
-    };
-    let estimate = cost::estimate(req, first);
-    let spend = spend.spend(&principal.scope(info.user.as_deref()), principal.budget_usd);
     let failed = |failure| Error::PluginFailed {
         plugin: name.to_string(),
         failure,
     };
     let decision = policy
-        .decide(info, &estimate, &spend)
+        .decide(info, estimate, spend)
         .await
         .or_else(|f| failure::answer(policy, f, &info.id, Decision::Allow))
         .map_err(failed)?;

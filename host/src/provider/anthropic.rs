@@ -262,6 +262,12 @@ pub struct AnthropicUsage {
 }
 
 impl AnthropicUsage {
+    /// Cache reads, as OpenAI reports them (priced as cached input).
+    fn cached(&self) -> Option<crate::openai::PromptTokensDetails> {
+        self.cache_read_input_tokens
+            .map(|cached_tokens| crate::openai::PromptTokensDetails { cached_tokens })
+    }
+
     fn prompt_tokens(&self) -> u32 {
         self.input_tokens
             + self.cache_creation_input_tokens.unwrap_or(0)
@@ -319,6 +325,8 @@ pub fn from_messages_response(msg: MessagesResponse) -> ChatCompletion {
             prompt_tokens: prompt,
             completion_tokens: msg.usage.output_tokens,
             total_tokens: prompt + msg.usage.output_tokens,
+            prompt_tokens_details: msg.usage.cached(),
+            completion_tokens_details: None,
         }),
         extra: Map::new(),
     }
@@ -374,6 +382,7 @@ impl StreamTranslator {
                     serde_json::from_value(m["usage"].clone()).unwrap_or_default();
                 self.usage.prompt_tokens = usage.prompt_tokens();
                 self.usage.completion_tokens = usage.output_tokens;
+                self.usage.prompt_tokens_details = usage.cached();
                 let delta = Delta {
                     role: Some("assistant".into()),
                     content: Some(String::new()),

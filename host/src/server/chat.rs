@@ -19,7 +19,7 @@ use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
 use crate::pipeline::{Gateway, Principal, RequestCtx, Served, StreamEvent};
 use crate::plugin::log::escaped;
 
-fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
+fn ctx(id: RequestId, arrived: Arrived, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     let text = |name: &str| {
         headers
             .get(name)
@@ -28,6 +28,7 @@ fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     };
     RequestCtx {
         id: id.0,
+        arrived: arrived.0,
         principal,
         feature: text("x-sluice-feature")
             .filter(|s| !s.is_empty())
@@ -52,7 +53,7 @@ pub async fn chat(
     headers: HeaderMap,
     OpenAiJson(req): OpenAiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let ctx = ctx(id, principal, &headers);
+    let ctx = ctx(id, arrived, principal, &headers);
     let model = req.model.clone();
     let result = if req.stream {
         gw.chat_stream(&ctx, req).await.map(|s| {
@@ -78,14 +79,17 @@ pub async fn embeddings(
     State(gw): State<Arc<Gateway>>,
     Extension(id): Extension<RequestId>,
     Extension(arrived): Extension<Arrived>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
     OpenAiJson(req): OpenAiJson<EmbeddingsRequest>,
 ) -> Result<Response, ApiError> {
+    let ctx = ctx(id, arrived, principal, &headers);
     let model = req.model.clone();
     let result = gw
-        .embeddings(req)
+        .embeddings(&ctx, req)
         .await
         .map(|e| (axum::Json(e.response).into_response(), e.served));
-    finish(result, &id.0, &model, arrived)
+    finish(result, &ctx.id, &model, arrived)
 }
 
 /// Log the outcome and add the `x-sluice-*` headers to a success.
@@ -123,6 +127,12 @@ fn finish(
                 format!("{:.3}", overhead.as_secs_f64() * 1e3),
             );
             set("x-sluice-guardrails", served.guardrails.header_value());
+            if let Some(cost) = served.cost_usd {
+                set("x-sluice-cost-usd", format!("{cost:.9}"));
+            }
+            for (name, value) in served.rate.headers() {
+                set(name, value);
+            }
             Ok(res)
         }
         Err(e) => {

@@ -193,6 +193,23 @@ impl State {
         lines
     }
 
+    /// Whether any budget applies to `who` (config and key only, no store
+    /// call): without one a reservation costs nothing, so callers can skip
+    /// computing a worst case.
+    pub fn budgeted(&self, who: &Subject<'_>) -> bool {
+        let b = &self.config.budgets;
+        let key = who
+            .key
+            .is_some_and(|k| !k.budget.is_empty() || !b.default_key.is_empty());
+        let user = who
+            .user
+            .is_some_and(|u| !self.config.user_budget(u).is_empty());
+        let feature = who
+            .feature
+            .is_some_and(|f| b.features.get(f).is_some_and(|x| !x.is_empty()));
+        key || user || feature
+    }
+
     /// Spend of every scope `who` has, day and month (for the cost policy).
     pub async fn spend(&self, who: &Subject<'_>) -> Result<Vec<SpendSnapshot>, StateError> {
         let lines = self.lines(who, now_ms());

@@ -138,6 +138,44 @@ pub struct UsageQuery {
     pub until_ms: u64,
 }
 
+impl UsageQuery {
+    /// From the CLI's and admin API's arguments: `by` (default `key`),
+    /// `since` (default: the start of this UTC month) and `until` (default:
+    /// now), each as [`period::parse_bound`] reads them.
+    pub fn parse(
+        by: Option<&str>,
+        since: Option<&str>,
+        until: Option<&str>,
+        now_ms: u64,
+    ) -> Result<UsageQuery, String> {
+        let by = match by {
+            None => GroupBy::Key,
+            Some(b) => GroupBy::parse(b).ok_or_else(|| {
+                format!("unknown grouping `{b}`: expected key, user, feature, model or day")
+            })?,
+        };
+        let bound = |v: Option<&str>, end: bool, default: u64| {
+            match v {
+            None => Ok(default),
+            Some(s) => period::parse_bound(s, end, now_ms).ok_or_else(|| {
+                format!("cannot read `{s}` as a time: use YYYY-MM-DD, YYYY-MM, now, 7d / 12h / 30m ago, or unix ms")
+            }),
+        }
+        };
+        let month_start = period::parse_date(&period::Periods::at(now_ms).month).unwrap_or(0);
+        let since_ms = bound(since, false, month_start)?;
+        let until_ms = bound(until, true, now_ms + 1)?;
+        if until_ms <= since_ms {
+            return Err("`until` must be after `since`".into());
+        }
+        Ok(UsageQuery {
+            by,
+            since_ms,
+            until_ms,
+        })
+    }
+}
+
 /// Sums over a group of records.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageRow {

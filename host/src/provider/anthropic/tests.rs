@@ -134,7 +134,9 @@ fn response_becomes_a_chat_completion() {
         Some(Usage {
             prompt_tokens: 12,
             completion_tokens: 5,
-            total_tokens: 17
+            total_tokens: 17,
+            prompt_tokens_details: Some(crate::openai::PromptTokensDetails { cached_tokens: 2 }),
+            completion_tokens_details: None,
         })
     );
     assert_eq!(finish_reason("max_tokens"), "length");
@@ -194,7 +196,8 @@ fn stream_events_become_chunks() {
         Some(Usage {
             prompt_tokens: 12,
             completion_tokens: 4,
-            total_tokens: 16
+            total_tokens: 16,
+            ..Usage::default()
         })
     );
 }
