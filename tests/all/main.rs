@@ -8,6 +8,7 @@ mod faults;
 mod first_party;
 mod hot_reload;
 mod http_api;
+mod ledger;
 mod logging;
 mod openai_sdk;
 mod routing;

@@ -197,9 +197,10 @@ impl From<&pipeline::Error> for ApiError {
             }
             // `retry-after` is among them when waiting helps.
             E::RateLimited(d) => err.headers = d.headers(),
-            // Spent: no point retrying this period. Held by requests in
-            // flight: their unused worst case comes back when they settle.
-            E::BudgetExceeded(b) if !b.period_spent() => {
+            // Held by requests in flight: their unused worst case comes
+            // back when they settle. Spent (or too little left for this
+            // request): no point retrying this period, so no Retry-After.
+            E::BudgetExceeded(b) if b.waiting_helps() => {
                 err.retry_after = Some(Duration::from_secs(1))
             }
             _ => {}

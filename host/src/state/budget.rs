@@ -75,6 +75,12 @@ impl BudgetExceeded {
     pub fn period_spent(&self) -> bool {
         self.spent_usd >= self.budget_usd
     }
+
+    /// Whether the request would fit once the requests in flight settle
+    /// (at best they cost nothing): only then is retrying later any use.
+    pub fn waiting_helps(&self) -> bool {
+        !self.period_spent() && self.spent_usd + self.requested_usd <= self.budget_usd
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -80,7 +80,7 @@ pub fn parse_bound(s: &str, end: bool, now_ms: u64) -> Option<u64> {
         };
         return Some(now_ms.saturating_sub(n.saturating_mul(ms)));
     }
-    if s.len() > 10 && s.bytes().all(|b| b.is_ascii_digit()) {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse().ok();
     }
     let start = parse_date(s)?;
@@ -168,6 +168,7 @@ mod tests {
             parse_bound("1764201600000", false, now),
             Some(1_764_201_600_000)
         );
+        assert_eq!(parse_bound("0", false, now), Some(0));
         assert_eq!(parse_bound("last week", false, now), None);
     }
 

@@ -6,10 +6,17 @@
 //! - [`gateway`]: the mock upstream and the gateway, in-process on real sockets.
 //! - [`upstream`]: `Providers` against the mock with per-provider faults.
 //! - [`http`]: reading answers: OpenAI-shaped errors, SSE events, streamed text.
+//! - [`canned`]: a server answering with fixed bodies (exact usage figures,
+//!   webhook receivers) and recording what it got.
+//! - [`process`]: the real `sluice` binary as a child process.
+//! - [`state`]: gateways with state, reading their ledger and spend.
 
+pub mod canned;
 pub mod gateway;
 pub mod http;
 pub mod plugins;
+pub mod process;
+pub mod state;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};
