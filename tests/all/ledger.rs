@@ -17,7 +17,7 @@ use sluice_guests as guests;
 use crate::support::canned::Canned;
 use crate::support::gateway::{self, Mock, reply_body};
 use crate::support::plugins::plugin_dir_named;
-use crate::support::state::{Answer, ledger, record_of, send};
+use crate::support::state::{Answer, ledger, no_plugins, record_of, send};
 
 /// The mock's prices on this route, USD per million tokens.
 const IN: f64 = 0.5;
@@ -369,6 +369,7 @@ async fn cached_and_reasoning_tokens_are_priced_apart() {
     .await;
     let config = format!(
         r#"
+{}
 [[providers]]
 name = "openai"
 base-url = "{}"
@@ -384,6 +385,7 @@ routes = [{{ provider = "openai", model = "gpt-4o-mini" }}]
 [models.sonnet]
 routes = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 "#,
+        no_plugins(),
         openai.base(),
         anthropic.base()
     );
@@ -467,7 +469,8 @@ async fn without_reported_usage_the_tokenizer_counts() {
     })
     .await;
     let config = format!(
-        "[[providers]]\nname = \"p\"\nbase-url = \"{}\"\n[models.m]\nroutes = [{{ provider = \"p\", model = \"gpt-4o\" }}]\n",
+        "{}[[providers]]\nname = \"p\"\nbase-url = \"{}\"\n[models.m]\nroutes = [{{ provider = \"p\", model = \"gpt-4o\" }}]\n",
+        no_plugins(),
         silent.base()
     );
     let gw = gateway::start(&config).await;

@@ -2,6 +2,7 @@ mod support;
 
 mod anthropic;
 mod audit;
+mod budgets;
 mod capabilities;
 mod deadlines;
 mod faults;

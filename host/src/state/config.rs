@@ -26,6 +26,12 @@ pub struct StateConfig {
     /// Prefix of every Redis key, so several deployments (or tests) can
     /// share one server. Default `sluice:`.
     pub key_prefix: String,
+    /// How long one Redis command (or connecting) may take, in ms, before
+    /// the request that needed it fails with 503 `state_unavailable`.
+    /// Default 2000: above a loaded server's queueing under bursts (the
+    /// client library's own 500 ms failed requests in the 1000-request
+    /// budget race on a 2-core machine), below a client's patience.
+    pub redis_timeout_ms: u64,
     /// When a usage record (and the spend it adds) is durable.
     /// `group` (default): sled fsyncs every `group-commit-ms`; a crash loses
     /// at most that window, and the request path never waits for a disk.
@@ -71,6 +77,7 @@ impl Default for StateConfig {
             dir: PathBuf::from("data"),
             redis_url: None,
             key_prefix: "sluice:".into(),
+            redis_timeout_ms: 2000,
             durability: Durability::Group,
             group_commit_ms: 10,
             sled_cache_mb: 64,
@@ -225,6 +232,10 @@ impl StateConfig {
         Duration::from_millis(self.reservation_ttl_ms)
     }
 
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
     pub fn webhook_timeout(&self) -> Duration {
         Duration::from_millis(self.alert_webhook_timeout_ms)
     }
@@ -255,6 +266,9 @@ impl StateConfig {
                 }
             }
             _ => {}
+        }
+        if self.redis_timeout_ms == 0 {
+            bad(&["redis-timeout-ms"], "must be at least 1".into());
         }
         if !(1..=10_000).contains(&self.group_commit_ms) {
             bad(&["group-commit-ms"], "must be between 1 and 10000".into());

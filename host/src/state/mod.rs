@@ -185,12 +185,17 @@ impl State {
                     reason: "no `redis-url` configured".into(),
                 })?;
                 Arc::new(
-                    redis_store::RedisStore::open(url, &config.key_prefix, sync)
-                        .await
-                        .map_err(|e| StateError::Open {
-                            backend: "redis",
-                            reason: e.to_string(),
-                        })?,
+                    redis_store::RedisStore::open(
+                        url,
+                        &config.key_prefix,
+                        sync,
+                        config.redis_timeout(),
+                    )
+                    .await
+                    .map_err(|e| StateError::Open {
+                        backend: "redis",
+                        reason: e.to_string(),
+                    })?,
                 )
             }
         };

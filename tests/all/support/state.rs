@@ -124,3 +124,11 @@ pub async fn open_sled(dir: &std::path::Path) -> State {
 pub fn redis_section(url: &str, prefix: &str) -> String {
     format!("[state]\nbackend = \"redis\"\nredis-url = \"{url}\"\nkey-prefix = \"{prefix}\"\n")
 }
+
+/// A `[plugins]` section naming an empty plugin directory, for gateways
+/// started with a config of their own (no `gateway::config`).
+pub fn no_plugins() -> String {
+    let dir = std::env::temp_dir().join("sluice-tests-no-plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    format!("[plugins]\ndir = '{}'\nwatch = false\n", dir.display())
+}
