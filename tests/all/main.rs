@@ -5,6 +5,7 @@ mod audit;
 mod budgets;
 mod capabilities;
 mod deadlines;
+mod durability;
 mod faults;
 mod first_party;
 mod hot_reload;

@@ -58,6 +58,11 @@ pub async fn send(client: &reqwest::Client, url: &str, key: Option<&str>, body: 
 }
 
 pub async fn read(res: reqwest::Response) -> Answer {
+    try_read(res).await.expect("reading the answer's body")
+}
+
+/// [`read`], or None when the body breaks off (the gateway died).
+pub async fn try_read(res: reqwest::Response) -> Option<Answer> {
     let id = res
         .headers()
         .get("x-sluice-request-id")
@@ -70,7 +75,7 @@ pub async fn read(res: reqwest::Response) -> Answer {
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("text/event-stream"));
-    let text = res.text().await.unwrap();
+    let text = res.text().await.ok()?;
     let (json, events) = if sse {
         (Value::Null, sse_data(&text))
     } else {
@@ -79,13 +84,13 @@ pub async fn read(res: reqwest::Response) -> Answer {
             Vec::new(),
         )
     };
-    Answer {
+    Some(Answer {
         id,
         status,
         headers,
         json,
         events,
-    }
+    })
 }
 
 /// Every ledger record.
