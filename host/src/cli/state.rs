@@ -183,8 +183,8 @@ pub async fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
                 println!(
-                    "{:<24} {:<16} {:<9} {:<12} {:<8} {}",
-                    "id", "user", "source", "tier", "status", "fingerprint"
+                    "{:<24} {:<16} {:<9} {:<12} {:<8} fingerprint",
+                    "id", "user", "source", "tier", "status"
                 );
                 let now = now_ms() / 1000;
                 for k in keys {

@@ -138,6 +138,16 @@ fn finish(
         Err(e) => {
             let api = ApiError::from(&e);
             tracing::info!(request_id = id, model, status = api.status.as_u16(), error = %escaped(&e), "refused");
+            // A rate-limit refusal says which limit and when, as answers do.
+            if let crate::pipeline::Error::RateLimited(decision) = &e {
+                let mut res = api.into_response();
+                for (name, value) in decision.headers() {
+                    if let Ok(v) = HeaderValue::from_str(&value) {
+                        res.headers_mut().insert(name, v);
+                    }
+                }
+                return Ok(res);
+            }
             Err(api)
         }
     }

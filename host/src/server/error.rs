@@ -18,8 +18,6 @@ pub struct ApiError {
     pub body: ErrorBody,
     /// `Retry-After`, in whole seconds rounded up.
     pub retry_after: Option<Duration>,
-    /// Further headers (a rate-limit denial's `x-ratelimit-*`).
-    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -39,7 +37,6 @@ impl ApiError {
                 code: code.map(str::to_string),
             },
             retry_after: None,
-            headers: Vec::new(),
         }
     }
 
@@ -195,8 +192,9 @@ impl From<&pipeline::Error> for ApiError {
                     .retry_after()
                     .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(Duration::from_secs(1)))
             }
-            // `retry-after` is among them when waiting helps.
-            E::RateLimited(d) => err.headers = d.headers(),
+            // None when the request can never fit. (The `x-ratelimit-*`
+            // headers are the server's, as on answers.)
+            E::RateLimited(d) => err.retry_after = d.denied.as_ref().and_then(|x| x.retry_after),
             // Held by requests in flight: their unused worst case comes
             // back when they settle. Spent (or too little left for this
             // request): no point retrying this period, so no Retry-After.
@@ -237,11 +235,6 @@ pub fn upstream_status(e: &UpstreamError) -> (StatusCode, &str) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (self.status, Json(ErrorEnvelope { error: self.body })).into_response();
-        for (name, value) in self.headers {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                res.headers_mut().insert(name, v);
-            }
-        }
         if let Some(after) = self.retry_after {
             // Whole seconds, rounded up: `Retry-After: 0` would invite a hot loop.
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
