@@ -1,7 +1,12 @@
+mod process;
+mod raw;
 mod support;
 
 mod anthropic;
 mod capabilities;
+mod choices;
+mod client_faults;
+mod error_shapes;
 mod faults;
 mod first_party;
 mod gateway;
@@ -10,4 +15,8 @@ mod http_api;
 mod openai_sdk;
 mod routing;
 mod sandbox;
+mod secrets;
+mod shutdown;
+mod slow_clients;
+mod stream_limits;
 mod streaming;
