@@ -6,6 +6,7 @@ mod anthropic;
 mod capabilities;
 mod choices;
 mod client_faults;
+mod config_check;
 mod error_shapes;
 mod faults;
 mod first_party;
