@@ -64,7 +64,10 @@ fn guest() -> PathBuf {
 async fn start(plugins: &Path, guarded: bool) -> String {
     let mock = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", mock.local_addr().unwrap());
-    tokio::spawn(sluice::mock::serve(mock, sluice::mock::MockConfig::default()));
+    tokio::spawn(sluice::mock::serve(
+        mock,
+        sluice::mock::MockConfig::default(),
+    ));
     let context = std::env::var("SLUICE_BENCH_CONTEXT_CHARS")
         .map(|n| format!(", context-chars = {n}"))
         .unwrap_or_default();
