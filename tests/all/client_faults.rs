@@ -128,8 +128,11 @@ async fn abandoned_streams_cancel_their_upstream_requests() {
         async move {
             let res = client
                 .post(url)
-                .json(&json!({"model": "chat", "stream": true, "messages": [{"role": "user",
-                    "content": format!("REPLY: stream {i} goes on for quite a few more words before it ends")}]}))
+                // About 600 words at 50 ms each: far from done when dropped.
+                .json(
+                    &json!({"model": "chat", "stream": true, "mock_answer_bytes": 4000,
+                    "messages": [{"role": "user", "content": format!("stream {i}")}]}),
+                )
                 .send()
                 .await
                 .unwrap();

@@ -230,31 +230,34 @@ mod tests {
         );
         cfg.api_key = Some("sk-key-0123456789".into());
         cfg.query.insert("sig".into(), "a b/c+d=e&f-long".into());
-        cfg.headers.insert("x-token".into(), "tok-abcdefgh".into());
-        cfg.headers.insert("x-flag".into(), "1".into());
+        cfg.query.insert("api-version".into(), "2024-10-21".into());
+        cfg.headers
+            .insert("x-token".into(), "tok-abcdefghijklm".into());
+        cfg.headers.insert("x-mode".into(), "malformed".into());
         let s = Secrets::of(&cfg);
         let text = "GET /v1?sig=a+b%2Fc%2Bd%3De%26f-long (sig a b/c+d=e&f-long) \
-                    key sk-key-0123456789 tok-abcdefgh p@ss-w0rd-123 p%40ss-w0rd-123 \
-                    Basic c3ZjOnBAc3MtdzByZC0xMjM= flag 1";
+                    key sk-key-0123456789 tok-abcdefghijklm p@ss-w0rd-123 p%40ss-w0rd-123 \
+                    Basic c3ZjOnBAc3MtdzByZC0xMjM= at x.example: malformed 2024-10-21";
         let out = s.scrub(text);
         for secret in [
             "a+b%2Fc%2Bd%3De%26f-long",
             "a b/c+d=e&f-long",
             "sk-key-0123456789",
-            "tok-abcdefgh",
+            "tok-abcdefghijklm",
             "p@ss-w0rd-123",
             "p%40ss-w0rd-123",
             "c3ZjOnBAc3MtdzByZC0xMjM=",
+            "x.example",
         ] {
             assert!(!out.contains(secret), "{secret} survived: {out}");
         }
         assert!(
-            out.ends_with("flag 1"),
-            "short values are left alone: {out}"
+            out.ends_with(": malformed 2024-10-21"),
+            "short settings are left alone: {out}"
         );
         let e = s.scrub_error(UpstreamError::Connect {
             provider: "azure".into(),
-            message: "refused by tok-abcdefgh".into(),
+            message: "refused by tok-abcdefghijklm".into(),
         });
         assert_eq!(
             e.to_string(),
