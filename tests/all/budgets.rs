@@ -152,8 +152,8 @@ async fn two_gateway_processes_on_one_redis_share_the_budget() {
     let section = redis_section(&redis.url(), "shared:");
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let config = budget_config(&mock, &section, "");
-    let ga = Sluice::start(&config_file(a.path(), &config)).await;
-    let gb = Sluice::start(&config_file(b.path(), &config)).await;
+    let ga = Sluice::serve(&config_file(a.path(), &config)).await;
+    let gb = Sluice::serve(&config_file(b.path(), &config)).await;
     let accepted = race(
         &[ga.v1("chat/completions"), gb.v1("chat/completions")],
         1000,
@@ -285,13 +285,13 @@ async fn a_restart_keeps_the_spend() {
         ),
     );
     let client = reqwest::Client::new();
-    let mut first = Sluice::start(&config).await;
+    let mut first = Sluice::serve(&config).await;
     for _ in 0..6 {
         let a = send(&client, &first.v1("chat/completions"), None, &body()).await;
         assert_eq!(a.status, 200);
     }
     assert!(first.stop().await, "graceful exit:\n{}", first.log_text());
-    let second = Sluice::start(&config).await;
+    let second = Sluice::serve(&config).await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
         statuses.push(

@@ -128,7 +128,7 @@ async fn sync_mode_loses_no_answer_the_client_received() {
     let mock = gateway::mock().await;
     let dir = tempfile::tempdir().unwrap();
     let path = config_file(dir.path(), &config(&mock, dir.path(), "sync"));
-    let mut gw = Sluice::start(&path).await;
+    let mut gw = Sluice::serve(&path).await;
     let (complete, rate) = kill_under_load(&mut gw).await;
     drop(gw);
     let present = records_after_crash(dir.path()).await;
@@ -146,7 +146,7 @@ async fn sync_mode_loses_no_answer_the_client_received() {
     assert!(missing.is_empty(), "answers without a record: {missing:?}");
 
     // The gateway restarts on the crashed directory and keeps serving.
-    let gw = Sluice::start(&path).await;
+    let gw = Sluice::serve(&path).await;
     let res = reqwest::Client::new()
         .post(gw.v1("chat/completions"))
         .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "still there?"}]}))
@@ -162,7 +162,7 @@ async fn group_commit_loss_is_measured() {
     let mock = gateway::mock().await;
     let dir = tempfile::tempdir().unwrap();
     let path = config_file(dir.path(), &config(&mock, dir.path(), "group"));
-    let mut gw = Sluice::start(&path).await;
+    let mut gw = Sluice::serve(&path).await;
     let (complete, rate) = kill_under_load(&mut gw).await;
     drop(gw);
     let present = records_after_crash(dir.path()).await;

@@ -233,8 +233,8 @@ async fn revocation_takes_effect_at_once_on_another_gateway() {
         redis_section(&redis.url(), "revoke:")
     );
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Sluice::start(&config_file(da.path(), &config)).await;
-    let b = Sluice::start(&config_file(db.path(), &config)).await;
+    let a = Sluice::serve(&config_file(da.path(), &config)).await;
+    let b = Sluice::serve(&config_file(db.path(), &config)).await;
     let client = reqwest::Client::new();
 
     let res = create(&client, &a.url, json!({"id": "shared"})).await;
@@ -294,7 +294,7 @@ async fn the_cli_manages_keys_and_reports_usage() {
         "the secret is shown once, at creation"
     );
 
-    let mut gw = Sluice::start(&config).await;
+    let mut gw = Sluice::serve(&config).await;
     let client = reqwest::Client::new();
     assert_eq!(
         chat(&client, &gw.url, Some(&secret), "small")
@@ -336,7 +336,7 @@ async fn the_cli_manages_keys_and_reports_usage() {
     assert!(ok && out.contains("revoked"), "{out}");
     let (_, out, _) = run(&["keys", "list", "--config", cfg]).await;
     assert!(out.contains("revoked"), "{out}");
-    let gw = Sluice::start(&config).await;
+    let gw = Sluice::serve(&config).await;
     let res = chat(&client, &gw.url, Some(&secret), "small").await;
     assert_eq!(
         code_of(res, StatusCode::UNAUTHORIZED).await,

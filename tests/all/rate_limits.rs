@@ -207,8 +207,8 @@ async fn two_gateway_processes_on_one_redis_share_a_limit() {
         config(&mock, &state)
     );
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = Sluice::start(&config_file(da.path(), &text)).await;
-    let b = Sluice::start(&config_file(db.path(), &text)).await;
+    let a = Sluice::serve(&config_file(da.path(), &text)).await;
+    let b = Sluice::serve(&config_file(db.path(), &text)).await;
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();
     for i in 0..10 {

@@ -6,16 +6,20 @@
 //! - [`gateway`]: the mock upstream and the gateway, in-process on real sockets.
 //! - [`upstream`]: `Providers` against the mock with per-provider faults.
 //! - [`http`]: reading answers: OpenAI-shaped errors, SSE events, streamed text.
+//! - [`process`]: the real `sluice` binary as a child process (signals,
+//!   file limits, exit codes, its JSON log lines, kill -9 and restarts).
+//! - [`raw`]: hand-rolled peers over raw TCP: misbehaving upstreams and
+//!   clients.
 //! - [`canned`]: a server answering with fixed bodies (exact usage figures,
 //!   webhook receivers) and recording what it got.
-//! - [`process`]: the real `sluice` binary as a child process.
-//! - [`state`]: gateways with state, reading their ledger and spend.
+//! - [`state`]: requests whose accounting a test checks, and their ledger.
 
 pub mod canned;
 pub mod gateway;
 pub mod http;
 pub mod plugins;
 pub mod process;
+pub mod raw;
 pub mod state;
 pub mod upstream;
 

@@ -1,16 +1,19 @@
-//! The real `sluice` binary as a child process, for what only processes
-//! show: `kill -9` and restarts on one data directory, several gateways
-//! sharing one Redis, the `usage` and `keys` commands. Logs are JSON lines
+//! The real `sluice` binary as a child process, for what only a process
+//! shows: signals, the open-file limit, exit codes, stderr logs, `kill -9`
+//! and restarts on one data directory, several gateways sharing one Redis,
+//! the `usage` and `keys` commands. Logs are JSON lines
 //! (`SLUICE_LOG_FORMAT=json`), collected as they come.
 
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
@@ -18,35 +21,76 @@ use tokio::sync::Notify;
 /// The binary cargo built for these tests (`tests/bin/sluice.rs`).
 pub const BIN: &str = env!("CARGO_BIN_EXE_sluice-e2e");
 
-/// Bounds a start that hangs; a healthy start takes well under a second.
-const START_GUARD: Duration = Duration::from_secs(120);
+/// Log lines so far, whether stderr closed (the process is gone), and a
+/// wake-up for each change.
+#[derive(Default)]
+struct Logs {
+    lines: Mutex<Vec<Value>>,
+    closed: AtomicBool,
+    more: Notify,
+}
 
-/// A running `sluice serve`; killed (SIGKILL) when dropped.
+/// A running `sluice serve`; killed when dropped.
 pub struct Sluice {
     child: Child,
     pub pid: u32,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     logs: Arc<Logs>,
-}
-
-/// Log lines so far, whether stderr closed (the process is gone), and a
-/// wake-up for each change.
-#[derive(Default)]
-struct Logs {
-    lines: Mutex<Vec<Value>>,
-    closed: std::sync::atomic::AtomicBool,
-    more: Notify,
+    _dir: Option<TempDir>,
 }
 
 impl Sluice {
-    /// `sluice serve --config CONFIG`; the config should listen on
-    /// `127.0.0.1:0` (the port is read from the start log line).
-    pub async fn start(config: &Path) -> Sluice {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
+    /// `sluice serve` with `config` (`listen` is set to an ephemeral port
+    /// here; `[plugins] dir` defaults to an empty directory). With
+    /// `nofile`, under `ulimit -n` of that many descriptors.
+    pub async fn start(config: &str, nofile: Option<u32>) -> Sluice {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir(&plugins).unwrap();
+        let server = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}",
+            config.replace("[server]\n", "")
+        );
+        let config = if server.contains("[plugins]") {
+            server
+        } else {
+            format!(
+                "[plugins]\ndir = '{}'\nwatch = false\n\n{server}",
+                plugins.display()
+            )
+        };
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, &config).unwrap();
+        Self::spawn(&path, nofile, Some(dir)).await
+    }
+
+    /// `sluice serve --config PATH` on a config file the caller keeps (to
+    /// restart on the same data directory); see [`config_file`].
+    pub async fn serve(path: &Path) -> Sluice {
+        Self::spawn(path, None, None).await
+    }
+
+    async fn spawn(path: &Path, nofile: Option<u32>, dir: Option<TempDir>) -> Sluice {
+        let mut cmd = match nofile {
+            // `ulimit -n` sets the soft and the hard limit.
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!(
+                        "ulimit -n {n} && exec \"$0\" serve --config \"$1\""
+                    ))
+                    .arg(BIN)
+                    .arg(path);
+                c
+            }
+            None => {
+                let mut c = Command::new(BIN);
+                c.arg("serve").arg("--config").arg(path);
+                c
+            }
+        };
+        let mut child = cmd
             .env("SLUICE_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -65,8 +109,7 @@ impl Sluice {
                 sink.lines.lock().unwrap().push(v);
                 sink.more.notify_waiters();
             }
-            sink.closed
-                .store(true, std::sync::atomic::Ordering::Release);
+            sink.closed.store(true, Ordering::Release);
             sink.more.notify_waiters();
         });
         let mut s = Sluice {
@@ -74,9 +117,12 @@ impl Sluice {
             pid,
             url: String::new(),
             logs,
+            _dir: dir,
         };
         let listening = s
-            .wait_log(START_GUARD, |v| message(v) == "sluice listening")
+            .wait_log(Duration::from_secs(60), |v| {
+                message(v) == "sluice listening"
+            })
             .await
             .unwrap_or_else(|| panic!("sluice did not start:\n{}", s.log_text()));
         s.url = format!("http://{}", listening["fields"]["addr"].as_str().unwrap());
@@ -91,8 +137,8 @@ impl Sluice {
         format!("{}/admin/{path}", self.url)
     }
 
-    /// The first log line matching `pred`, waiting up to `timeout` (None
-    /// at once if the process is gone without it).
+    /// The first log line (JSON) matching `pred`, waiting up to `timeout`
+    /// (None at once when the process is gone without it).
     pub async fn wait_log(
         &self,
         timeout: Duration,
@@ -104,7 +150,7 @@ impl Sluice {
                 if let Some(v) = self.logs.lines.lock().unwrap().iter().find(|v| pred(v)) {
                     return Some(v.clone());
                 }
-                if self.logs.closed.load(std::sync::atomic::Ordering::Acquire) {
+                if self.logs.closed.load(Ordering::Acquire) {
                     return None;
                 }
                 more.await;
@@ -113,15 +159,36 @@ impl Sluice {
         tokio::time::timeout(timeout, wait).await.ok().flatten()
     }
 
+    /// Every log line so far.
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.logs.lines.lock().unwrap().clone()
+    }
+
+    /// Every log line so far, one per line, for assertion messages.
     pub fn log_text(&self) -> String {
-        self.logs
-            .lines
-            .lock()
-            .unwrap()
+        self.log_lines()
             .iter()
             .map(Value::to_string)
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Send `signal` (`TERM`, `INT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid.to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{signal} {}", self.pid);
+    }
+
+    /// The exit status, if the process ends within `timeout`.
+    pub async fn exit_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()
+            .map(Result::unwrap)
     }
 
     /// SIGKILL: no flush, no shutdown, as a crash.
@@ -129,24 +196,18 @@ impl Sluice {
         self.child.kill().await.unwrap();
     }
 
-    /// SIGTERM, then wait for the graceful exit; true if it exited 0.
+    /// SIGTERM, then the graceful exit; true if it exited 0.
     pub async fn stop(&mut self) -> bool {
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .status()
+        self.signal("TERM");
+        let status = self
+            .exit_within(Duration::from_secs(120))
             .await
-            .unwrap();
-        assert!(sent.success(), "kill -TERM {}", self.pid);
-        let status = tokio::time::timeout(START_GUARD, self.child.wait())
-            .await
-            .expect("sluice did not exit after SIGTERM")
-            .unwrap();
+            .expect("sluice did not exit after SIGTERM");
         status.success()
     }
 }
 
-/// A log line's message.
+/// A JSON log line's message.
 pub fn message(v: &Value) -> &str {
     v["fields"]["message"].as_str().unwrap_or("")
 }
@@ -168,7 +229,8 @@ pub async fn run(args: &[&str]) -> (bool, String, String) {
 }
 
 /// Write `toml` to `dir/sluice.toml`, with an empty plugin directory and a
-/// listener on an ephemeral port unless it sets its own.
+/// listener on an ephemeral port unless it sets its own, for
+/// [`Sluice::serve`].
 pub fn config_file(dir: &Path, toml: &str) -> PathBuf {
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
