@@ -165,7 +165,7 @@ fn check(file: &std::path::Path) -> anyhow::Result<()> {
         config.models.len(),
         config.keys.len(),
         if config.keys.is_empty() {
-            "; auth is OFF"
+            "; auth is OFF unless the state store holds keys"
         } else {
             ""
         }

@@ -182,7 +182,9 @@ impl Meter {
         r.upstream_ms = upstream.as_secs_f64() * 1e3;
         r.overhead_ms = total.saturating_sub(upstream).as_secs_f64() * 1e3;
         let cost = r.cost_usd;
+        // `reserve` runs before every upstream call, so there is always one.
         let Some(reservation) = self.reservation.take() else {
+            tracing::error!(request_id = r.request_id, "no budget reservation to settle; record not written");
             return Ok(cost);
         };
         let (state, record) = (self.state.clone(), std::mem::take(&mut self.record));

@@ -20,7 +20,9 @@ use super::Error;
 
 /// Completion tokens assumed when the client sets no `max_tokens`, so a
 /// policy, a token rate limit and a budget reservation still see a
-/// plausible worst case.
+/// plausible worst case. The request is sent as the client wrote it, so an
+/// answer may run longer: a budget's bound then holds only for requests
+/// that set `max_tokens` (what the budget-policy plugin's cap does).
 pub const DEFAULT_COMPLETION_ESTIMATE: u32 = 1024;
 
 /// A chat prompt's token count, counted on first need and kept.
