@@ -5,7 +5,7 @@
 //!
 //! | manifest key            | links                                               |
 //! |-------------------------|-----------------------------------------------------|
-//! | (contract, always)      | `sluice:plugin/host`, `sluice:plugin/types` @0.1.x  |
+//! | (contract, always)      | `sluice:plugin/host`, `sluice:plugin/types` @0.2.x and @0.1.x |
 //! | (baseline, always)      | `wasi:cli/{environment,exit,stdin,stdout,stderr,terminal-*}`, `wasi:io/{error,poll,streams}`: empty env, no args, no preopens, empty stdin, captured stdout/stderr |
 //! | `clocks = true`         | `wasi:clocks/{wall-clock,monotonic-clock}`          |
 //! | `random = true`         | `wasi:random/{random,insecure,insecure-seed}`       |
@@ -29,7 +29,7 @@ use wasmtime_wasi::p2::bindings as wasi;
 use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView as _};
 
-use super::bindings::{self, guardrail::GuardrailPlugin};
+use super::bindings::{self, Contract, v0_1, v0_2};
 use super::host_state::HostState;
 use super::manifest::Capabilities;
 
@@ -61,7 +61,8 @@ impl Grant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
 pub enum Access {
-    /// The plugin contract itself (`sluice:plugin/host`, `types`).
+    /// The plugin contract itself (`sluice:plugin/host`, `types`), at a
+    /// version the host speaks.
     Contract,
     /// Needed by any std-built guest; linked deny-by-default.
     Baseline,
@@ -184,10 +185,9 @@ pub fn classify(import: &str, grants: &[Grant]) -> Access {
         } else {
             Access::Refused {
                 reason: format!(
-                    "built against {}@{version}, this host speaks {}@{}",
+                    "built against {}@{version}, this host speaks {}",
                     bindings::PACKAGE,
-                    bindings::PACKAGE,
-                    bindings::PACKAGE_VERSION
+                    Contract::spoken()
                 ),
             }
         };
@@ -207,12 +207,21 @@ pub fn classify(import: &str, grants: &[Grant]) -> Access {
     }
 }
 
-/// The linker for one plugin: contract + baseline + exactly its grants.
-/// WASI functions that may wait (streams, poll, files, sockets, http) are
-/// the async variants: the call's deadline cancels them (`instance`).
+/// The linker for one plugin: contract (every version spoken: their
+/// interfaces have distinct versioned names) + baseline + exactly its
+/// grants. WASI functions that may wait (streams, poll, files, sockets,
+/// http) are the async variants: the call's deadline cancels them
+/// (`instance`).
 pub(crate) fn linker(engine: &Engine, grants: &[Grant]) -> wasmtime::Result<Linker<HostState>> {
     let mut l = Linker::new(engine);
-    GuardrailPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    // Every world of a version imports the same `host` + `types`, so one
+    // world's imports link them all.
+    v0_2::guardrail::GuardrailPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| {
+        s
+    })?;
+    v0_1::guardrail::GuardrailPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| {
+        s
+    })?;
     link_baseline(&mut l)?;
     for g in grants {
         link_grant(&mut l, *g)?;
@@ -291,6 +300,8 @@ mod tests {
         assert_eq!(classify("wasi:io/streams@0.2.0", &[]), Access::Baseline);
         assert_eq!(classify("sluice:plugin/host@0.1.0", &[]), Access::Contract);
         assert_eq!(classify("sluice:plugin/types@0.1.4", &[]), Access::Contract);
+        assert_eq!(classify("sluice:plugin/host@0.2.0", &[]), Access::Contract);
+        assert_eq!(classify("sluice:plugin/types@0.2.1", &[]), Access::Contract);
     }
 
     #[test]
@@ -312,9 +323,12 @@ mod tests {
         assert!(classify("acme:evil/backdoor@1.0.0", &[]).is_refused());
         assert!(classify("log", &[]).is_refused());
         assert!(classify("wasi:cli/environment@0.3.0", &[]).is_refused());
-        let r = classify("sluice:plugin/host@0.2.0", &[]);
+        let r = classify("sluice:plugin/host@0.3.0", &[]);
         let text = r.to_string();
-        assert!(text.contains("0.2.0") && text.contains("0.1.0"), "{text}");
+        assert!(
+            text.contains("0.3.0") && text.contains("0.2.x") && text.contains("0.1.x"),
+            "{text}"
+        );
     }
 
     #[test]
