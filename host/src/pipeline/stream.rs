@@ -27,7 +27,7 @@ use futures_util::stream::BoxStream;
 
 use crate::config::{StreamWindowConfig, WindowMode};
 use crate::openai::{ChatChunk, ChunkChoice, Delta, Usage};
-use crate::plugin::{OutputContext, Rejection};
+use crate::plugin::{OutputContext, OutputPart, Rejection};
 use crate::provider::UpstreamError;
 
 use super::Error;
@@ -93,11 +93,14 @@ impl Window {
         std::mem::take(&mut self.pending)
     }
 
-    fn context(&self, is_final: bool) -> OutputContext {
+    /// The context of the next window of choice `choice`'s content.
+    fn context(&self, choice: u32, is_final: bool) -> OutputContext {
         OutputContext {
             emitted: self.emitted.clone(),
             window_index: self.index,
             is_final,
+            choice,
+            part: OutputPart::Content,
         }
     }
 
@@ -163,7 +166,7 @@ pub fn guarded(
                     w.finished = true;
                 }
                 for (text, is_final) in checked {
-                    match run_check(&mut checker, w, &text, is_final).await {
+                    match run_check(&mut checker, w, choice.index, &text, is_final).await {
                         Ok(out) if out.is_empty() => {}
                         Ok(out) => texts.push(text_chunk(&chunk, choice.index, out)),
                         Err(e) => {
@@ -198,7 +201,7 @@ pub fn guarded(
         }
         for (index, w) in windows.iter_mut().filter(|(_, w)| !w.finished) {
             let rest = w.take_rest();
-            match run_check(&mut checker, w, &rest, true).await {
+            match run_check(&mut checker, w, *index, &rest, true).await {
                 Ok(out) if out.is_empty() => {}
                 Ok(out) => yield StreamEvent::Chunk(text_chunk(&template, *index, out)),
                 Err(e) => {
@@ -221,10 +224,11 @@ pub fn guarded(
 async fn run_check(
     checker: &mut impl WindowChecker,
     w: &mut Window,
+    choice: u32,
     text: &str,
     is_final: bool,
 ) -> Result<String, Error> {
-    match checker.check(text, &w.context(is_final)).await {
+    match checker.check(text, &w.context(choice, is_final)).await {
         Ok(out) => {
             w.passed(&out);
             Ok(out)
