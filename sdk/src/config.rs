@@ -26,7 +26,10 @@ pub fn config_keys() -> Vec<String> {
 /// of another plugin), listing the known ones: the first check of a
 /// `validate_config`.
 pub fn check_keys(known: &[&str]) -> Result<(), ConfigError> {
-    match config_keys().into_iter().find(|k| !known.contains(&k.as_str())) {
+    match config_keys()
+        .into_iter()
+        .find(|k| !known.contains(&k.as_str()))
+    {
         None => Ok(()),
         Some(key) => {
             let message = if known.is_empty() {

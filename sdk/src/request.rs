@@ -47,7 +47,8 @@ pub struct Request {
 
 #[derive(Debug)]
 enum Source {
-    Data(RequestData),
+    /// Boxed: a guest's requests are all `Host` (a handle).
+    Data(Box<RequestData>),
     /// The host's request, borrowed for the current call. Never dropped
     /// here: the export glue owns the borrow and ends it after the call.
     Host(ManuallyDrop<wit::Request>),
@@ -56,7 +57,7 @@ enum Source {
 impl From<RequestData> for Request {
     fn from(data: RequestData) -> Self {
         Request {
-            src: Source::Data(data),
+            src: Source::Data(Box::new(data)),
         }
     }
 }
@@ -204,6 +205,9 @@ mod tests {
         assert_eq!(req.message(1).unwrap().content, "reply");
         assert_eq!(req.message(4), None);
         assert_eq!(req.last_user_text().as_deref(), Some("second"));
-        assert_eq!(Request::chat("m", &[("system", "s")]).last_user_text(), None);
+        assert_eq!(
+            Request::chat("m", &[("system", "s")]).last_user_text(),
+            None
+        );
     }
 }

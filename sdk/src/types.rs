@@ -141,7 +141,13 @@ impl From<&Candidate> for Route {
 mod tests {
     use super::*;
 
-    fn spend(scope: &str, period: BudgetPeriod, spent: f64, reserved: f64, budget: Option<f64>) -> Spend {
+    fn spend(
+        scope: &str,
+        period: BudgetPeriod,
+        spent: f64,
+        reserved: f64,
+        budget: Option<f64>,
+    ) -> Spend {
         Spend {
             scope: scope.into(),
             period,
