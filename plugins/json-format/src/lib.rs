@@ -17,9 +17,7 @@ mod schema;
 
 pub use schema::validate;
 use serde_json::Value;
-use sluice_sdk::{
-    ConfigError, Guardrail, OutputContext, RequestInfo, Verdict, config_json, config_or,
-};
+use sluice_sdk::{ConfigError, Guardrail, OutputContext, Request, Verdict, config_json, config_or};
 
 /// The JSON inside the first markdown code fence, if any.
 pub fn fenced(text: &str) -> Option<&str> {
@@ -110,11 +108,11 @@ fn schema_from_config() -> Option<Value> {
 pub struct JsonFormat;
 
 impl Guardrail for JsonFormat {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
 
-    fn check_output(_req: RequestInfo, output: String, ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, ctx: OutputContext) -> Verdict {
         let extract = config_or("extract-fenced", true);
         let streamed = ctx.window_index > 0 || !ctx.emitted.is_empty();
         if !ctx.is_final {

@@ -13,17 +13,17 @@
 mod rules;
 
 pub use rules::{Score, score};
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict, config_list, config_or};
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict, config_list, config_or};
 
 /// The text of the new turn: messages after the last assistant message with
 /// one of `roles`, joined by newlines.
-pub fn new_turn(req: &RequestInfo, roles: &[String]) -> String {
-    let start = req
-        .messages
+pub fn new_turn(req: &Request, roles: &[String]) -> String {
+    let messages = req.messages();
+    let start = messages
         .iter()
         .rposition(|m| m.role == "assistant")
         .map_or(0, |i| i + 1);
-    let parts: Vec<&str> = req.messages[start..]
+    let parts: Vec<&str> = messages[start..]
         .iter()
         .filter(|m| roles.contains(&m.role))
         .map(|m| m.content.as_str())
@@ -35,12 +35,12 @@ pub fn new_turn(req: &RequestInfo, roles: &[String]) -> String {
 pub struct PromptInjection;
 
 impl Guardrail for PromptInjection {
-    fn check_input(req: RequestInfo) -> Verdict {
+    fn check_input(req: &Request) -> Verdict {
         let threshold: f64 = config_or("threshold", 0.5);
         let roles = config_list("roles")
             .unwrap_or_else(|e| e.trap())
             .unwrap_or_else(|| vec!["user".into(), "tool".into()]);
-        let s = score(&new_turn(&req, &roles));
+        let s = score(&new_turn(req, &roles));
         if s.value >= threshold {
             sluice_sdk::log::info(&format!(
                 "prompt injection score {:.2}: {}",
@@ -59,7 +59,7 @@ impl Guardrail for PromptInjection {
         Verdict::Pass
     }
 
-    fn check_output(_req: RequestInfo, _output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, _output: String, _ctx: OutputContext) -> Verdict {
         Verdict::Pass
     }
 }
