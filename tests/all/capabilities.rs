@@ -50,11 +50,14 @@ async fn sockets_import_without_grant_is_refused() {
 }
 
 #[tokio::test]
-async fn future_contract_version_is_refused_naming_both_versions() {
+async fn future_contract_version_is_refused_naming_the_versions_spoken() {
     let dir = plugin_dir(&[(guests::HOSTILE_FUTURE, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-future");
-    assert!(err.contains("sluice:plugin/guardrail@0.2.0"), "{err}");
-    assert!(err.contains("sluice:plugin@0.1.0"), "{err}");
+    assert!(err.contains("sluice:plugin/guardrail@0.3.0"), "{err}");
+    assert!(
+        err.contains("sluice:plugin@0.2.x") && err.contains("sluice:plugin@0.1.x"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -230,8 +233,11 @@ async fn audit_shows_every_import_with_its_verdict() {
     assert!(!report.accepted);
     assert_eq!(
         report.world.as_deref(),
-        Some("sluice:plugin/guardrail-plugin@0.1.0")
+        Some("sluice:plugin/guardrail-plugin@0.2.0")
     );
+    assert_eq!(report.contract, Some(sluice::plugin::Contract::V0_2));
+    // Refused before the trial load, so no phases were asked.
+    assert_eq!(report.phases, None);
     assert_eq!(report.sha256.len(), 64);
     let verdict = |prefix: &str| {
         report

@@ -3,6 +3,7 @@ mod support;
 mod anthropic;
 mod audit;
 mod capabilities;
+mod contract;
 mod deadlines;
 mod faults;
 mod first_party;
