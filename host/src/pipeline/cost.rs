@@ -165,6 +165,9 @@ mod tests {
         };
         let all = s.spends(&principal, Some("bob"));
         assert_eq!(all.len(), 1);
-        assert_eq!((all[0].scope.as_str(), all[0].budget_usd), ("key:a", Some(10.0)));
+        assert_eq!(
+            (all[0].scope.as_str(), all[0].budget_usd),
+            ("key:a", Some(10.0))
+        );
     }
 }

@@ -225,7 +225,9 @@ pub async fn check_input(
         {
             // Copied only if a call still holds the request (none does once
             // it returned).
-            Arc::make_mut(info).messages[i].content.clone_from(&chain.text);
+            Arc::make_mut(info).messages[i]
+                .content
+                .clone_from(&chain.text);
         }
     }
     report.record(&chain);

@@ -166,11 +166,14 @@ impl fmt::Display for Contract {
 
 /// `["input", "output"]`: a guardrail's phases as the operator reads them.
 pub fn phase_names(p: types::Phases) -> Vec<&'static str> {
-    [(types::Phases::INPUT, "input"), (types::Phases::OUTPUT, "output")]
-        .into_iter()
-        .filter(|(f, _)| p.contains(*f))
-        .map(|(_, n)| n)
-        .collect()
+    [
+        (types::Phases::INPUT, "input"),
+        (types::Phases::OUTPUT, "output"),
+    ]
+    .into_iter()
+    .filter(|(f, _)| p.contains(*f))
+    .map(|(_, n)| n)
+    .collect()
 }
 
 /// Whether a guest built against contract version `v` loads here.

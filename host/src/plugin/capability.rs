@@ -216,12 +216,14 @@ pub(crate) fn linker(engine: &Engine, grants: &[Grant]) -> wasmtime::Result<Link
     let mut l = Linker::new(engine);
     // Every world of a version imports the same `host` + `types`, so one
     // world's imports link them all.
-    v0_2::guardrail::GuardrailPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| {
-        s
-    })?;
-    v0_1::guardrail::GuardrailPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| {
-        s
-    })?;
+    v0_2::guardrail::GuardrailPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut l,
+        |s| s,
+    )?;
+    v0_1::guardrail::GuardrailPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut l,
+        |s| s,
+    )?;
     link_baseline(&mut l)?;
     for g in grants {
         link_grant(&mut l, *g)?;

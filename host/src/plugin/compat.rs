@@ -160,7 +160,13 @@ mod tests {
     use super::*;
     use crate::plugin::{Message, OutputPart, ToolCall};
 
-    fn s(scope: &str, period: BudgetPeriod, spent: f64, reserved: f64, budget: Option<f64>) -> Spend {
+    fn s(
+        scope: &str,
+        period: BudgetPeriod,
+        spent: f64,
+        reserved: f64,
+        budget: Option<f64>,
+    ) -> Spend {
         Spend {
             scope: scope.into(),
             period,
@@ -241,7 +247,10 @@ mod tests {
             part: OutputPart::ToolArguments(0),
         };
         let old = output_context(&ctx);
-        assert_eq!((old.emitted.as_str(), old.window_index, old.is_final), ("ab", 2, false));
+        assert_eq!(
+            (old.emitted.as_str(), old.window_index, old.is_final),
+            ("ab", 2, false)
+        );
     }
 
     #[test]

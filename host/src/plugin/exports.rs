@@ -52,7 +52,9 @@ impl Pre {
     ) -> wasmtime::Result<Pre> {
         use {Contract as C, PluginKind as K};
         Ok(match (kind, contract) {
-            (K::Guardrail, C::V0_2) => Pre::Guardrail(v0_2::guardrail::GuardrailPluginPre::new(ipre)?),
+            (K::Guardrail, C::V0_2) => {
+                Pre::Guardrail(v0_2::guardrail::GuardrailPluginPre::new(ipre)?)
+            }
             (K::Router, C::V0_2) => Pre::Router(v0_2::router::RouterPluginPre::new(ipre)?),
             (K::CostPolicy, C::V0_2) => {
                 Pre::CostPolicy(v0_2::cost_policy::CostPolicyPluginPre::new(ipre)?)
@@ -294,10 +296,20 @@ impl Export for ValidateConfig {
     ) -> Invoked<'s, Result<(), String>> {
         Box::pin(async move {
             Some(match ex {
-                Exports::Guardrail(g) => g.sluice_plugin_lifecycle().call_validate_config(store).await,
-                Exports::Router(r) => r.sluice_plugin_lifecycle().call_validate_config(store).await,
+                Exports::Guardrail(g) => {
+                    g.sluice_plugin_lifecycle()
+                        .call_validate_config(store)
+                        .await
+                }
+                Exports::Router(r) => {
+                    r.sluice_plugin_lifecycle()
+                        .call_validate_config(store)
+                        .await
+                }
                 Exports::CostPolicy(c) => {
-                    c.sluice_plugin_lifecycle().call_validate_config(store).await
+                    c.sluice_plugin_lifecycle()
+                        .call_validate_config(store)
+                        .await
                 }
                 // `0.1` has no lifecycle: nothing to validate.
                 Exports::GuardrailV01(_) | Exports::RouterV01(_) | Exports::CostPolicyV01(_) => {

@@ -27,8 +27,8 @@ use super::bindings::{Contract, PACKAGE};
 use super::capability::{self, Access, Grant};
 use super::engine::SharedEngine;
 use super::error::PluginError;
-use super::host_state::PluginContext;
 use super::exports::Pre;
+use super::host_state::PluginContext;
 use super::instance::{LoadCheck, Plugin, PluginParts};
 use super::log::escaped;
 use super::manifest::{Manifest, PluginKind};
@@ -324,8 +324,7 @@ pub(crate) fn start(
     let version = inspected.info.version.clone().unwrap_or_default();
     let contract = Contract::of(&version)
         .ok_or_else(|| invalid(format!("contract version `{version}` is not spoken here")))?;
-    let pre =
-        Pre::new(manifest.kind, contract, ipre).map_err(|e| inst(format!("{e:#}")))?;
+    let pre = Pre::new(manifest.kind, contract, ipre).map_err(|e| inst(format!("{e:#}")))?;
     let plugin = Plugin::new(PluginParts {
         ctx: Arc::new(PluginContext::new(name, manifest, env.stdio_cap)),
         sha256,

@@ -198,7 +198,10 @@ async fn spend_covers_every_scope_and_period(b: BackendKind) {
     let day = during[0].to_plugin();
     assert_eq!((day.spent_usd, day.reserved_usd), (0.0, 0.5));
     assert_eq!(day.period, crate::plugin::BudgetPeriod::Day);
-    assert_eq!(Some(day.label.as_str()), during[0].period.strip_prefix("day:"));
+    assert_eq!(
+        Some(day.label.as_str()),
+        during[0].period.strip_prefix("day:")
+    );
     let month = during[1].to_plugin();
     assert_eq!(month.period, crate::plugin::BudgetPeriod::Month);
     assert_eq!(month.label, during[1].period);
