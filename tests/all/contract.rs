@@ -61,6 +61,22 @@ async fn v01_and_v02_guests_share_one_chain() {
     let statuses = rt.statuses();
     assert_eq!(statuses[0].contract.as_deref(), Some("0.1.0"));
     assert_eq!(statuses[1].contract.as_deref(), Some("0.2.0"));
+    let report = audit(
+        &dir.path().join("legacy-v01.wasm"),
+        Some(&dir.path().join("legacy-v01.toml")),
+        &PluginsConfig::default(),
+    )
+    .unwrap();
+    assert!(report.accepted, "{:?}", report.problems);
+    assert_eq!(report.contract, Some(Contract::V0_1));
+    assert_eq!(report.phases, Some(vec!["input", "output"]));
+    assert!(
+        report
+            .to_text()
+            .contains("contract:  0.1 (older: converted by the host)"),
+        "{}",
+        report.to_text()
+    );
 
     let mock = gateway::mock().await;
     let rest = r#"
