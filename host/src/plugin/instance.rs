@@ -212,21 +212,29 @@ impl Plugin {
     }
 
     /// The load-time calls, each on a fresh instance under the manifest's
-    /// limits and not counted in [`Plugin::stats`]: `validate-config` (a
-    /// `0.2` guest; an error refuses the plugin) and a guardrail's
-    /// `phases`, kept for [`Plugin::phases`].
+    /// limits and not counted in [`Plugin::stats`]: `validate-config` (an
+    /// error refuses the plugin) and a guardrail's `phases`, kept for
+    /// [`Plugin::phases`]. A `0.1` guest has neither export: its config is
+    /// not validated and a guardrail implements both phases.
     pub(crate) async fn load_checks(&self) -> Result<(), LoadCheck> {
-        match self.bounded(ValidateConfig).await {
-            Ok(Ok(())) => {}
-            Ok(Err(why)) => return Err(LoadCheck::Refused(why)),
-            Err(f) => return Err(LoadCheck::Failed("validate-config", f)),
-        }
-        let phases = match self.kind() {
-            PluginKind::Guardrail => self
-                .bounded(PhasesCall)
-                .await
-                .map_err(|f| LoadCheck::Failed("phases", f))?,
-            PluginKind::Router | PluginKind::CostPolicy => Phases::empty(),
+        let guardrail = self.kind() == PluginKind::Guardrail;
+        let phases = match self.contract {
+            Contract::V0_1 if guardrail => Phases::INPUT | Phases::OUTPUT,
+            Contract::V0_1 => Phases::empty(),
+            Contract::V0_2 => {
+                match self.bounded(ValidateConfig).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(why)) => return Err(LoadCheck::Refused(why)),
+                    Err(f) => return Err(LoadCheck::Failed("validate-config", f)),
+                }
+                if guardrail {
+                    self.bounded(PhasesCall)
+                        .await
+                        .map_err(|f| LoadCheck::Failed("phases", f))?
+                } else {
+                    Phases::empty()
+                }
+            }
         };
         // Only the loader calls this, once, before anyone else sees the plugin.
         let _ = self.phases.set(phases);
