@@ -1,17 +1,39 @@
-//! Capabilities: nothing beyond the contract and the deny-by-default baseline
-//! is linked unless granted; refusals name the import and the plugin.
+//! Capabilities: beyond the contract, the deny-by-default baseline and the
+//! inert interfaces (which grant nothing as linked), nothing is reachable
+//! unless granted; with `strict-imports` the inert ones need their grant
+//! too, and refusals name the import and the plugin.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use sluice::plugin::audit::audit;
-use sluice::plugin::capability::Access;
-use sluice::plugin::{PluginState, Verdict};
+use sluice::plugin::capability::{Access, Baseline};
+use sluice::plugin::{Plugin, PluginRuntime, PluginState, RuntimeConfig, Verdict};
 
 use crate::support::{guest_wasm, plugin_dir, request, runtime, whole};
 
-/// The load error of `name`, asserting it is not serving.
+/// A runtime over `dir` with `[plugins] strict-imports = true`.
+fn strict_runtime(dir: &std::path::Path) -> Arc<PluginRuntime> {
+    PluginRuntime::start(RuntimeConfig {
+        dir: dir.to_path_buf(),
+        watch: false,
+        strict_imports: true,
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+/// `name` from `rt`, which must have loaded it.
+fn loaded(rt: &PluginRuntime, name: &str) -> Arc<Plugin> {
+    rt.current()
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} must load: {:?}", rt.statuses()))
+        .clone()
+}
+
+/// The load error of `name` under strict imports, asserting it is not serving.
 fn refusal(dir: &std::path::Path, name: &str) -> String {
-    let rt = runtime(dir);
+    let rt = strict_runtime(dir);
     assert!(rt.current().get(name).is_none(), "{name} must not serve");
     let st = rt
         .statuses()
@@ -28,7 +50,7 @@ fn refusal(dir: &std::path::Path, name: &str) -> String {
 }
 
 #[test]
-fn filesystem_import_without_grant_is_refused_naming_import_and_plugin() {
+fn strict_imports_refuse_filesystem_without_grant_naming_import_and_plugin() {
     let dir = plugin_dir(&[("hostile-files", "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-files");
     assert!(err.contains("`hostile-files`"), "{err}");
@@ -37,7 +59,7 @@ fn filesystem_import_without_grant_is_refused_naming_import_and_plugin() {
 }
 
 #[test]
-fn sockets_import_without_grant_is_refused() {
+fn strict_imports_refuse_sockets_without_grant() {
     let dir = plugin_dir(&[("hostile-sockets", "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-sockets");
     assert!(
@@ -45,6 +67,103 @@ fn sockets_import_without_grant_is_refused() {
         "{err}"
     );
     assert!(err.contains("needs `sockets`"), "{err}");
+}
+
+#[test]
+fn inert_filesystem_loads_and_opens_nothing() {
+    let dir = plugin_dir(&[("hostile-files", "kind = \"guardrail\"\n")]);
+    let rt = runtime(dir.path());
+    let p = loaded(&rt, "hostile-files");
+    assert!(p.grants().is_empty());
+    assert!(p.runs_inline(), "inert interfaces have no side effects");
+    let readme = crate::support::root().join("README.md");
+    for path in [
+        "/etc/hostname",
+        ".",
+        "README.md",
+        &readme.display().to_string(),
+    ] {
+        match p.check_output(&request("q"), path, &whole()).verdict {
+            Verdict::Reject(r) => assert_eq!(r.code, "io_error", "{path}: {r:?}"),
+            v => panic!("{path} must not be readable, got {v:?}"),
+        }
+    }
+}
+
+#[test]
+fn inert_sockets_load_and_refuse_every_address() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dir = plugin_dir(&[("hostile-sockets", "kind = \"guardrail\"\n")]);
+    let rt = runtime(dir.path());
+    let p = loaded(&rt, "hostile-sockets");
+    let c = p.check_output(&request("q"), &addr.to_string(), &whole());
+    assert!(
+        matches!(&c.verdict, Verdict::Reject(r) if r.code == "net_error"),
+        "{c:?}"
+    );
+    // Refused before any connection: nothing is waiting to be accepted.
+    let pending = listener.accept();
+    assert!(
+        matches!(&pending, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "{pending:?}"
+    );
+}
+
+#[test]
+fn inert_http_loads_and_refuses_every_request() {
+    let (server, hits) = counting_pong_server();
+    let dir = plugin_dir(&[("hostile-http", "kind = \"guardrail\"\n")]);
+    let rt = runtime(dir.path());
+    let p = loaded(&rt, "hostile-http");
+    assert!(p.grants().is_empty());
+    let c = p.check_output(&request("q"), &format!("http://{server}/ping"), &whole());
+    match &c.verdict {
+        Verdict::Reject(r) => {
+            assert_eq!(r.code, "http_error", "{c:?}");
+            assert!(r.reason.contains("HttpRequestDenied"), "{c:?}");
+        }
+        v => panic!("an ungranted request must be refused, got {v:?}"),
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[test]
+fn inert_clocks_read_whole_milliseconds_and_a_grant_gives_full_resolution() {
+    // `wall=N;spin=N;` from the hostile-clocks guest.
+    let sample = |p: &Plugin| -> (u128, u128) {
+        let Verdict::Transform(t) = p.check_output(&request("q"), "", &whole()).verdict else {
+            panic!("hostile-clocks answers with a transform");
+        };
+        let field = |k: &str| {
+            t.split(';')
+                .find_map(|f| f.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{k} in {t}"))
+        };
+        (field("wall="), field("spin="))
+    };
+    let dir = plugin_dir(&[("hostile-clocks", "kind = \"guardrail\"\n")]);
+    let rt = runtime(dir.path());
+    let p = loaded(&rt, "hostile-clocks");
+    for _ in 0..20 {
+        let (wall, spin) = sample(&p);
+        assert_eq!(wall % 1_000_000, 0, "wall clock not coarsened: {wall}");
+        assert_eq!(spin % 1_000_000, 0, "monotonic clock not coarsened: {spin}");
+    }
+    let dir = plugin_dir(&[(
+        "hostile-clocks",
+        "kind = \"guardrail\"\n[capabilities]\nclocks = true\n",
+    )]);
+    let rt = runtime(dir.path());
+    let p = loaded(&rt, "hostile-clocks");
+    // A full-resolution reading is a whole millisecond one time in a million.
+    let fine = (0..20).any(|_| {
+        let (wall, spin) = sample(&p);
+        wall % 1_000_000 != 0 || spin % 1_000_000 != 0
+    });
+    assert!(fine, "granted clocks must not be coarsened");
 }
 
 #[test]
@@ -134,12 +253,10 @@ fn sockets_grant_allows_listed_address_only() {
     let other = TcpListener::bind("127.0.0.1:0").unwrap();
     let allowed_addr = allowed.local_addr().unwrap();
     let other_addr = other.local_addr().unwrap();
-    // Rust std's socket layer (wasi-libc) also imports wasi:filesystem, so
-    // this guest needs a (here empty) directory grant as well.
-    let empty = tempfile::tempdir().unwrap();
+    // Rust std's socket layer (wasi-libc) also imports wasi:filesystem,
+    // linked inert: no directory grant needed.
     let manifest = format!(
-        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 2000\n[capabilities]\nsockets = [\"{allowed_addr}\"]\nfiles = [{{ host = \"{}\", guest = \"/empty\" }}]\n",
-        empty.path().display()
+        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 2000\n[capabilities]\nsockets = [\"{allowed_addr}\"]\n"
     );
     let dir = plugin_dir(&[("hostile-sockets", &manifest)]);
     let rt = runtime(dir.path());
@@ -158,7 +275,7 @@ fn sockets_grant_allows_listed_address_only() {
 }
 
 #[test]
-fn http_import_without_grant_is_refused() {
+fn strict_imports_refuse_http_without_grant() {
     let dir = plugin_dir(&[("hostile-http", "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-http");
     assert!(
@@ -170,10 +287,18 @@ fn http_import_without_grant_is_refused() {
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 answering every request `200 pong`.
 fn pong_server() -> std::net::SocketAddr {
+    counting_pong_server().0
+}
+
+/// [`pong_server`], with the number of connections it accepted.
+fn counting_pong_server() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let mut buf = [0u8; 4096];
             let _ = std::io::Read::read(&mut conn, &mut buf);
             let _ = std::io::Write::write_all(
@@ -182,7 +307,7 @@ fn pong_server() -> std::net::SocketAddr {
             );
         }
     });
-    addr
+    (addr, hits)
 }
 
 /// `wasi:http` end to end: the granted host answers, any other host or port
@@ -217,14 +342,14 @@ fn http_grant_allows_listed_hosts_only() {
 #[test]
 fn audit_shows_every_import_with_its_verdict() {
     let wasm = guest_wasm("hostile-files");
-    let report = audit(&wasm, None).unwrap();
-    assert!(!report.accepted);
+    let report = audit(&wasm, None, Baseline::WithInert).unwrap();
+    assert!(report.accepted, "{:?}", report.problems);
     assert_eq!(
         report.world.as_deref(),
         Some("sluice:plugin/guardrail-plugin@0.1.0")
     );
     assert_eq!(report.sha256.len(), 64);
-    let verdict = |prefix: &str| {
+    let verdict = |report: &sluice::plugin::audit::AuditReport, prefix: &str| {
         report
             .imports
             .iter()
@@ -233,18 +358,42 @@ fn audit_shows_every_import_with_its_verdict() {
             .access
             .clone()
     };
-    assert!(verdict("wasi:filesystem/types").is_refused());
-    assert_eq!(verdict("wasi:cli/environment"), Access::Baseline);
-    assert_eq!(verdict("sluice:plugin/types"), Access::Contract);
+    assert!(matches!(
+        verdict(&report, "wasi:filesystem/types"),
+        Access::Inert { .. }
+    ));
+    assert_eq!(verdict(&report, "wasi:cli/environment"), Access::Baseline);
+    assert_eq!(verdict(&report, "sluice:plugin/types"), Access::Contract);
+    let text = report.to_text();
+    assert!(
+        text.contains("baseline (inert): no preopened directory")
+            && text.contains("verdict:   ACCEPTED"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["accepted"], true);
+    let fs = json["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| {
+            i["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("wasi:filesystem/types")
+        })
+        .unwrap();
+    assert_eq!(fs["verdict"], "inert", "{fs}");
+
+    // Strict imports: refused, unless a manifest grants a directory.
+    let report = audit(&wasm, None, Baseline::Strict).unwrap();
+    assert!(!report.accepted);
+    assert!(verdict(&report, "wasi:filesystem/types").is_refused());
     let text = report.to_text();
     assert!(
         text.contains("REFUSED") && text.contains("verdict:   REFUSED"),
         "{text}"
     );
-    let json = serde_json::to_value(&report).unwrap();
-    assert_eq!(json["accepted"], false);
-
-    // With a manifest granting a directory the same component is accepted.
     let data = tempfile::tempdir().unwrap();
     let manifest = data.path().join("hostile-files.toml");
     std::fs::write(
@@ -252,7 +401,7 @@ fn audit_shows_every_import_with_its_verdict() {
         "kind = \"guardrail\"\n[capabilities]\nfiles = [{ host = \".\", guest = \"/data\" }]\n",
     )
     .unwrap();
-    let report = audit(&wasm, Some(&manifest)).unwrap();
+    let report = audit(&wasm, Some(&manifest), Baseline::Strict).unwrap();
     assert!(report.accepted, "{:?}", report.problems);
     assert!(report.to_text().contains("granted (files)"));
 }
@@ -261,13 +410,13 @@ fn audit_shows_every_import_with_its_verdict() {
 fn plugin_list_shows_the_chain_and_refusals() {
     let dir = plugin_dir(&[
         ("test-tagger", "kind = \"guardrail\"\norder = 5\n"),
-        ("hostile-files", "kind = \"guardrail\"\n"),
+        ("hostile-future", "kind = \"guardrail\"\n"),
     ]);
     let (text, failed) = sluice::cli::plugin::list(dir.path().to_path_buf(), false).unwrap();
     assert_eq!(failed, 1);
     assert!(text.contains("guardrails     test-tagger (5)"), "{text}");
     assert!(
-        text.contains("FAILED") && text.contains("wasi:filesystem/"),
+        text.contains("FAILED") && text.contains("sluice:plugin/guardrail@0.2.0"),
         "{text}"
     );
     let (json, _) = sluice::cli::plugin::list(dir.path().to_path_buf(), true).unwrap();

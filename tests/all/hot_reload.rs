@@ -108,7 +108,7 @@ fn replacing_a_plugin_under_load_loses_no_call_and_serves_within_500ms() {
     let staged = tempfile::tempdir().unwrap();
     std::fs::write(staged.path().join("guard.wasm"), &v2).unwrap();
     assert!(
-        sluice::plugin::audit::audit(&staged.path().join("guard.wasm"), None)
+        sluice::plugin::audit::audit(&staged.path().join("guard.wasm"), None, Default::default())
             .unwrap()
             .accepted
     );
@@ -223,7 +223,9 @@ fn sluice_sha(bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("x.wasm");
     std::fs::write(&f, bytes).unwrap();
-    sluice::plugin::audit::audit(&f, None).unwrap().sha256
+    sluice::plugin::audit::audit(&f, None, Default::default())
+        .unwrap()
+        .sha256
 }
 
 #[test]

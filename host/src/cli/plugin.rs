@@ -7,19 +7,24 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::plugin::audit;
+use crate::plugin::capability::Baseline;
 use crate::plugin::{PluginRuntime, PluginState, RuntimeConfig};
 
 #[derive(Subcommand, Debug)]
 pub enum PluginCmd {
     /// Show a component's world, exports, every import with its verdict
-    /// (baseline / granted / REFUSED), grants, limits and SHA-256. Exits
-    /// non-zero when the runtime would refuse it.
+    /// (contract / baseline / baseline (inert) / granted / REFUSED), grants,
+    /// limits and SHA-256. Exits non-zero when the runtime would refuse it.
     Audit {
         /// The component (`NAME.wasm`).
         file: PathBuf,
         /// Its manifest; without one nothing is granted.
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// Judge as a gateway with `[plugins] strict-imports = true` would:
+        /// inert interfaces need their grant too.
+        #[arg(long)]
+        strict_imports: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -41,9 +46,11 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
         PluginCmd::Audit {
             file,
             manifest,
+            strict_imports,
             json,
         } => {
-            let report = audit::audit(&file, manifest.as_deref())?;
+            let baseline = Baseline::from_strict_imports(strict_imports);
+            let report = audit::audit(&file, manifest.as_deref(), baseline)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

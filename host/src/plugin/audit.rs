@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::bindings::PACKAGE;
-use super::capability::{self, Access, Grant};
+use super::capability::{self, Access, Baseline, Grant};
 use super::engine::{self, EngineSettings};
 use super::error::PluginError;
 use super::loader;
@@ -33,6 +33,9 @@ pub struct AuditReport {
     pub failure_mode: FailureMode,
     pub order: Option<i64>,
     pub grants: Vec<Grant>,
+    /// Whether inert interfaces were accepted without a grant
+    /// (`[plugins] strict-imports`).
+    pub baseline: Baseline,
     pub capabilities: Capabilities,
     pub limits: Limits,
     /// Every reason the runtime would refuse to load it; empty = accepted.
@@ -50,8 +53,13 @@ pub struct AuditImport {
     pub access: Access,
 }
 
-/// Audit `wasm` against `manifest` (none = nothing granted, default limits).
-pub fn audit(wasm: &Path, manifest: Option<&Path>) -> Result<AuditReport, PluginError> {
+/// Audit `wasm` against `manifest` (none = nothing granted, default limits)
+/// as a gateway with `baseline` (`[plugins] strict-imports`) would load it.
+pub fn audit(
+    wasm: &Path,
+    manifest: Option<&Path>,
+    baseline: Baseline,
+) -> Result<AuditReport, PluginError> {
     let name = wasm
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -91,7 +99,7 @@ pub fn audit(wasm: &Path, manifest: Option<&Path>) -> Result<AuditReport, Plugin
         .map(|m| m.capabilities.clone())
         .unwrap_or_default();
     let grants = capability::granted(&caps);
-    let mut problems = loader::check(&info, m.as_ref(), &grants);
+    let mut problems = loader::check(&info, m.as_ref(), &grants, baseline);
     if let Some(m) = &m
         && let Err(e) = m.validate(d.max_memory_mb)
     {
@@ -103,7 +111,7 @@ pub fn audit(wasm: &Path, manifest: Option<&Path>) -> Result<AuditReport, Plugin
         .map(|(name, functions)| AuditImport {
             name: name.clone(),
             functions: functions.clone(),
-            access: capability::classify(name, &grants),
+            access: capability::classify(name, &grants, baseline),
         })
         .collect();
     Ok(AuditReport {
@@ -123,6 +131,7 @@ pub fn audit(wasm: &Path, manifest: Option<&Path>) -> Result<AuditReport, Plugin
         failure_mode: m.as_ref().map(|m| m.failure_mode).unwrap_or_default(),
         order: m.as_ref().map(|m| m.order),
         grants,
+        baseline,
         capabilities: caps,
         limits: m.as_ref().map(|m| m.limits.clone()).unwrap_or_default(),
         accepted: problems.is_empty(),
@@ -148,7 +157,11 @@ impl AuditReport {
             None => "(none: nothing granted, default limits)".into(),
         };
         let _ = writeln!(s, "manifest:  {manifest}");
-        let _ = writeln!(s, "imports:");
+        let _ = writeln!(
+            s,
+            "imports:   (as loaded with [plugins] strict-imports = {})",
+            self.baseline == Baseline::Strict
+        );
         for i in &self.imports {
             let _ = writeln!(s, "  {:<44} {}", i.name, i.access);
             if !i.functions.is_empty() {

@@ -492,11 +492,7 @@ impl Plugin {
     }
 
     fn forward_stdio(&self, state: &HostState) {
-        for (stream, out) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
-            let (text, dropped) = out.take();
-            if !text.is_empty() {
-                tracing::info!(plugin = %self.ctx.name, stream, dropped, "{}", text.trim_end());
-            }
-        }
+        state.stdout.forward(&self.ctx.name, "stdout");
+        state.stderr.forward(&self.ctx.name, "stderr");
     }
 }

@@ -18,7 +18,7 @@ use super::bindings::cost_policy::CostPolicyPluginPre;
 use super::bindings::guardrail::GuardrailPluginPre;
 use super::bindings::router::RouterPluginPre;
 use super::bindings::{PACKAGE, PACKAGE_VERSION};
-use super::capability::{self, Access, Grant};
+use super::capability::{self, Access, Baseline, Grant};
 use super::engine::SharedEngine;
 use super::error::PluginError;
 use super::host_state::PluginContext;
@@ -149,8 +149,14 @@ pub fn inspect(engine: &Engine, component: &Component) -> ComponentInfo {
 
 /// Check the component against the contract and the manifest: one export of
 /// a known kind at version 0.1.x, kind equal to the manifest's, and every
-/// import baseline, contract or granted. Returns every problem found.
-pub fn check(info: &ComponentInfo, manifest: Option<&Manifest>, grants: &[Grant]) -> Vec<String> {
+/// import contract, baseline (inert ones too unless `baseline` is strict)
+/// or granted. Returns every problem found.
+pub fn check(
+    info: &ComponentInfo,
+    manifest: Option<&Manifest>,
+    grants: &[Grant],
+    baseline: Baseline,
+) -> Vec<String> {
     let mut problems = Vec::new();
     match (&info.kind, &info.version) {
         (None, _) => problems.push(format!(
@@ -172,7 +178,7 @@ pub fn check(info: &ComponentInfo, manifest: Option<&Manifest>, grants: &[Grant]
         ));
     }
     for (name, _) in &info.imports {
-        if let Access::Refused { reason } = capability::classify(name, grants) {
+        if let Access::Refused { reason } = capability::classify(name, grants, baseline) {
             problems.push(format!("import `{name}` refused: {reason}"));
         }
     }
@@ -188,6 +194,8 @@ pub(crate) struct LoadEnv<'a> {
     pub pool_threshold: Duration,
     pub stdio_cap: usize,
     pub refill: Option<Sender<Weak<Plugin>>>,
+    /// `[plugins] strict-imports`.
+    pub baseline: Baseline,
 }
 
 /// Load one plugin; `compiled` tells whether wasm was compiled now.
@@ -218,11 +226,12 @@ pub(crate) fn load(
     let grants = capability::granted(&manifest.capabilities);
     let engine = &env.engine.engine;
     let info = inspect(engine, &component);
-    let problems = check(&info, Some(&manifest), &grants);
+    let problems = check(&info, Some(&manifest), &grants, env.baseline);
     if !problems.is_empty() {
         return Err(invalid(problems.join("; ")));
     }
-    let linker = capability::linker(engine, &grants).map_err(|e| invalid(format!("{e:#}")))?;
+    let linker =
+        capability::linker(engine, &grants, env.baseline).map_err(|e| invalid(format!("{e:#}")))?;
     let inst = |e: wasmtime::Error| PluginError::Instantiate {
         plugin: name.clone(),
         reason: format!("{e:#}"),
@@ -291,25 +300,26 @@ mod tests {
             "0.1.3",
             &["wasi:io/streams@0.2.3"],
         );
-        assert!(check(&ok, Some(&m), &[]).is_empty());
+        assert!(check(&ok, Some(&m), &[], Baseline::Strict).is_empty());
 
         let fs = info(
             Some(PluginKind::Guardrail),
             "0.1.0",
             &["wasi:filesystem/types@0.2.3"],
         );
-        let p = check(&fs, Some(&m), &[]);
+        assert!(check(&fs, Some(&m), &[], Baseline::WithInert).is_empty());
+        let p = check(&fs, Some(&m), &[], Baseline::Strict);
         assert!(
             p[0].contains("wasi:filesystem/types@0.2.3") && p[0].contains("files"),
             "{p:?}"
         );
 
         let newer = info(Some(PluginKind::Guardrail), "0.2.0", &[]);
-        let p = check(&newer, Some(&m), &[]);
+        let p = check(&newer, Some(&m), &[], Baseline::WithInert);
         assert!(p[0].contains("0.2.0") && p[0].contains("0.1.0"), "{p:?}");
 
         let router = info(Some(PluginKind::Router), "0.1.0", &[]);
-        assert!(check(&router, Some(&m), &[])[0].contains("kind"));
-        assert!(!check(&info(None, "0.1.0", &[]), None, &[]).is_empty());
+        assert!(check(&router, Some(&m), &[], Baseline::WithInert)[0].contains("kind"));
+        assert!(!check(&info(None, "0.1.0", &[]), None, &[], Baseline::WithInert).is_empty());
     }
 }

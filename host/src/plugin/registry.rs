@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use super::capability::Grant;
+use super::capability::{Baseline, Grant};
 use super::engine::{self, EngineSettings, SharedEngine};
 use super::error::PluginError;
 use super::instance::{CallStats, Plugin};
@@ -64,6 +64,15 @@ pub struct RuntimeConfig {
     pub fuel: bool,
     /// Bytes of each call's stdout and stderr kept for the log. Default `16384`.
     pub log_capture_bytes: usize,
+    /// Refuse every import that the manifest does not grant, inert ones
+    /// included: a plugin then loads only with `wasi:cli` / `wasi:io` and
+    /// its grants (see `capability.rs`). Default `false`: clocks (1 ms),
+    /// random, filesystem without preopens, sockets and http refusing every
+    /// address are linked without a grant, so ordinary Python, JavaScript
+    /// and C builds load. Costs nothing either way at run time; `true`
+    /// means those languages need every such import granted (or stubbed
+    /// out at build time, which makes their `print` / `console.log` trap).
+    pub strict_imports: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -79,6 +88,7 @@ impl Default for RuntimeConfig {
             max_memory_mb: 512,
             fuel: false,
             log_capture_bytes: 16 * 1024,
+            strict_imports: false,
         }
     }
 }
@@ -293,6 +303,7 @@ impl PluginRuntime {
             pool_threshold: Duration::from_micros(self.cfg.pool_threshold_us),
             stdio_cap: self.cfg.log_capture_bytes,
             refill: Some(self.refill.clone()),
+            baseline: Baseline::from_strict_imports(self.cfg.strict_imports),
         };
         let mut next: BTreeMap<String, Loaded> = BTreeMap::new();
         let mut failed = BTreeMap::new();

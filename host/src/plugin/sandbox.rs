@@ -95,7 +95,9 @@ pub(crate) fn classify(err: &wasmtime::Error, state: &HostState) -> PluginFailur
     if !said.is_empty() {
         let text = said.join(" ");
         why.push_str("; stderr: ");
-        why.push_str(tail(&text, 300));
+        // Guest text: escaped so it cannot forge log lines (it reaches the
+        // log and, for a fail-closed guardrail, the client's error).
+        why.push_str(&super::stdio::escape_control(tail(&text, 300)));
     }
     PluginFailure::Trap(why)
 }
