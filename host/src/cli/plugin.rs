@@ -1,4 +1,5 @@
-//! `sluice plugin audit|list`: inspect plugins without running the gateway.
+//! `sluice plugin audit|list|test`: inspect and test plugins without
+//! running the gateway.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -6,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
+use super::plugin_test::{self, TestRun};
 use crate::plugin::audit;
 use crate::plugin::capability::Baseline;
 use crate::plugin::{PluginRuntime, PluginState, RuntimeConfig};
@@ -28,6 +30,28 @@ pub enum PluginCmd {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Run a plugin against a case file (YAML, or JSON Lines as `.jsonl`)
+    /// of inputs and expected verdicts, under its manifest's limits and
+    /// grants; prints a table with each case's time. Exits non-zero when a
+    /// case fails. Case format: `sluice::cli::cases`, docs/plugins.md.
+    Test {
+        /// The component (`NAME.wasm`).
+        file: PathBuf,
+        /// The case file.
+        #[arg(long)]
+        cases: PathBuf,
+        /// Its manifest. Default: `NAME.toml` beside the component, else
+        /// nothing granted and default limits.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The plugin name matched against a case's `plugin:`. Default:
+        /// the component's file name without `.wasm`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Load as a gateway with `[plugins] strict-imports = true` would.
+        #[arg(long)]
+        strict_imports: bool,
     },
     /// Load a plugin directory as the gateway would and show the chains and
     /// every plugin's state.
@@ -62,6 +86,26 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
                     file.display(),
                     report.problems.join("; ")
                 );
+            }
+            Ok(())
+        }
+        PluginCmd::Test {
+            file,
+            cases,
+            manifest,
+            name,
+            strict_imports,
+        } => {
+            let report = plugin_test::run(&TestRun {
+                wasm: file,
+                cases,
+                manifest,
+                name,
+                strict_imports,
+            })?;
+            print!("{}", report.to_text());
+            if report.failed() > 0 {
+                anyhow::bail!("{} case(s) failed", report.failed());
             }
             Ok(())
         }
