@@ -138,6 +138,7 @@ fn build(s: EngineSettings) -> wasmtime::Result<Engine> {
         .table_keep_resident(keep_resident);
     let mut cfg = Config::new();
     cfg.wasm_component_model(true)
+        .wasm_component_model_async(true)
         .epoch_interruption(true)
         .consume_fuel(s.fuel)
         .max_wasm_stack(1 << 20)
