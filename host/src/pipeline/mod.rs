@@ -81,6 +81,30 @@ pub struct Served {
     pub guardrails: GuardReport,
 }
 
+impl Served {
+    /// Before an upstream answered: provider and model `none`, 0 attempts.
+    fn none() -> Self {
+        Served {
+            provider: "none".into(),
+            model: "none".into(),
+            attempts: 0,
+            upstream: Duration::ZERO,
+            guardrails: GuardReport::default(),
+        }
+    }
+}
+
+/// A request the gateway refused, with the `x-sluice-*` headers of the
+/// error answer as far as the request got: the guardrails that ran, and
+/// once an upstream answered (an output guardrail's reject) its provider,
+/// model and attempts. Upstream failures say `none` / 0: the providers
+/// layer does not return them with the error.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: Error,
+    pub served: Served,
+}
+
 pub struct ChatResponse {
     pub completion: ChatCompletion,
     pub served: Served,
@@ -121,7 +145,6 @@ struct Plan {
     routes: Vec<RouteConfig>,
     output: Vec<Arc<Plugin>>,
     window: StreamWindowConfig,
-    report: GuardReport,
     scope: String,
 }
 
@@ -209,23 +232,28 @@ impl Gateway {
 
     /// Non-streaming chat: the whole answer passes the output chain before
     /// the client sees any of it.
-    pub async fn chat(
+    pub async fn chat(&self, ctx: &RequestCtx, req: ChatRequest) -> Result<ChatResponse, Refused> {
+        let mut served = Served::none();
+        match self.chat_inner(ctx, req, &mut served).await {
+            Ok(completion) => Ok(ChatResponse { completion, served }),
+            Err(error) => Err(Refused { error, served }),
+        }
+    }
+
+    /// [`Self::chat`], filling `served` as the request gets further.
+    async fn chat_inner(
         &self,
         ctx: &RequestCtx,
         mut req: ChatRequest,
-    ) -> Result<ChatResponse, Error> {
-        let plan = self.prepare(ctx, &mut req)?;
+        served: &mut Served,
+    ) -> Result<ChatCompletion, Error> {
+        let plan = self.prepare(ctx, &mut req, &mut served.guardrails)?;
         if let Some(cache) = &self.cache
             && let Some(completion) = cache.lookup(&req.model, &req)
         {
-            let served = Served {
-                provider: "cache".into(),
-                model: completion.model.clone(),
-                attempts: 0,
-                upstream: Duration::ZERO,
-                guardrails: plan.report,
-            };
-            return Ok(ChatResponse { completion, served });
+            served.provider = "cache".into();
+            served.model = completion.model.clone();
+            return Ok(completion);
         }
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
@@ -233,8 +261,11 @@ impl Gateway {
             .await
             .map_err(|_| Error::Timeout(limit))??;
 
+        served.provider = outcome.provider.clone();
+        served.model = outcome.model.clone();
+        served.attempts = outcome.attempts;
+        served.upstream = outcome.upstream_time;
         let mut completion = outcome.completion;
-        let mut report = plan.report;
         for choice in &mut completion.choices {
             if let Value::String(text) = &choice.message.content {
                 let ctx = OutputContext {
@@ -243,7 +274,7 @@ impl Gateway {
                     is_final: true,
                 };
                 let chain = guard::check_output(&plan.output, &plan.info, text, &ctx);
-                report.record(&chain);
+                served.guardrails.record(&chain);
                 if let Some(err) = guard::rejection(&chain) {
                     return Err(err);
                 }
@@ -262,14 +293,7 @@ impl Gateway {
             self.spend
                 .record(&plan.scope, cost::usage_cost(route, usage));
         }
-        let served = Served {
-            provider: outcome.provider,
-            model: outcome.model,
-            attempts: outcome.attempts,
-            upstream: outcome.upstream_time,
-            guardrails: report,
-        };
-        Ok(ChatResponse { completion, served })
+        Ok(completion)
     }
 
     /// Streaming chat: the upstream stream wrapped in guardrail windows
@@ -278,9 +302,23 @@ impl Gateway {
     pub async fn chat_stream(
         &self,
         ctx: &RequestCtx,
+        req: ChatRequest,
+    ) -> Result<StreamResponse, Refused> {
+        let mut served = Served::none();
+        match self.chat_stream_inner(ctx, req, &mut served).await {
+            Ok(events) => Ok(StreamResponse { served, events }),
+            Err(error) => Err(Refused { error, served }),
+        }
+    }
+
+    /// [`Self::chat_stream`], filling `served` as the request gets further.
+    async fn chat_stream_inner(
+        &self,
+        ctx: &RequestCtx,
         mut req: ChatRequest,
-    ) -> Result<StreamResponse, Error> {
-        let plan = self.prepare(ctx, &mut req)?;
+        served: &mut Served,
+    ) -> Result<BoxStream<'static, StreamEvent>, Error> {
+        let plan = self.prepare(ctx, &mut req, &mut served.guardrails)?;
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
         req.stream_options
             .get_or_insert_with(Default::default)
@@ -315,20 +353,29 @@ impl Gateway {
             plugins: plan.output,
             info: plan.info,
         };
-        let events = stream::guarded(outcome.stream, checker, window, include_usage, on_usage);
-        let served = Served {
-            provider: outcome.provider,
-            model: outcome.model,
-            attempts: outcome.attempts,
-            upstream,
-            guardrails: plan.report,
-        };
-        Ok(StreamResponse { served, events })
+        served.provider = outcome.provider;
+        served.model = outcome.model;
+        served.attempts = outcome.attempts;
+        served.upstream = upstream;
+        Ok(stream::guarded(
+            outcome.stream,
+            checker,
+            window,
+            include_usage,
+            on_usage,
+        ))
     }
 
     /// Embeddings along the model's configured routes (no guardrails: the
     /// answer is vectors, not text).
-    pub async fn embeddings(&self, req: EmbeddingsRequest) -> Result<EmbeddingsServed, Error> {
+    pub async fn embeddings(&self, req: EmbeddingsRequest) -> Result<EmbeddingsServed, Refused> {
+        self.embeddings_inner(req).await.map_err(|error| Refused {
+            error,
+            served: Served::none(),
+        })
+    }
+
+    async fn embeddings_inner(&self, req: EmbeddingsRequest) -> Result<EmbeddingsServed, Error> {
         let model = self.model(&req.model)?;
         let targets: Vec<_> = model.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
@@ -348,17 +395,21 @@ impl Gateway {
         })
     }
 
-    /// Everything before the upstream call: validation, input guardrails,
-    /// cost policy, routing.
-    fn prepare(&self, ctx: &RequestCtx, req: &mut ChatRequest) -> Result<Plan, Error> {
+    /// Everything before the upstream call: validation, input guardrails
+    /// (recorded in `report`), cost policy, routing.
+    fn prepare(
+        &self,
+        ctx: &RequestCtx,
+        req: &mut ChatRequest,
+        report: &mut GuardReport,
+    ) -> Result<Plan, Error> {
         validate(req)?;
         let model = self.model(&req.model)?;
         let set = self.plugins.current();
         let input = guard::resolve(&set, model.input_guardrails())?;
         let output = guard::resolve(&set, model.output_guardrails())?;
         let mut info = request_info(ctx, req);
-        let mut report = GuardReport::default();
-        if let Some(text) = guard::check_input(&input, &info, &mut report)? {
+        if let Some(text) = guard::check_input(&input, &info, report)? {
             replace_last_user_text(req, text);
             info.messages = messages(req);
         }
@@ -383,7 +434,6 @@ impl Gateway {
             routes,
             output,
             window: model.stream,
-            report,
             scope,
         })
     }

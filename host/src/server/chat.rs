@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::extract::OpenAiJson;
 use super::layers::{Arrived, RequestId};
 use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
-use crate::pipeline::{Gateway, Principal, RequestCtx, Served, StreamEvent};
+use crate::pipeline::{Gateway, Principal, Refused, RequestCtx, Served, StreamEvent};
 
 fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     let text = |name: &str| {
@@ -87,16 +87,18 @@ pub async fn embeddings(
     finish(result, &id.0, &model, arrived)
 }
 
-/// Log the outcome and add the `x-sluice-*` headers to a success.
+/// Log the outcome and add the `x-sluice-*` headers, to a refusal too: a
+/// rejected request says which guardrails ran and, when an upstream had
+/// answered, which.
 fn finish(
-    result: Result<(Response, Served), crate::pipeline::Error>,
+    result: Result<(Response, Served), Refused>,
     id: &str,
     model: &str,
     arrived: Arrived,
 ) -> Result<Response, ApiError> {
     let total = arrived.0.elapsed();
-    match result {
-        Ok((mut res, served)) => {
+    let (mut res, served) = match result {
+        Ok((res, served)) => {
             let overhead = total.saturating_sub(served.upstream);
             tracing::info!(
                 request_id = id,
@@ -108,27 +110,29 @@ fn finish(
                 overhead_ms = overhead.as_secs_f64() * 1e3,
                 "served"
             );
-            let h = res.headers_mut();
-            let mut set = |name: &'static str, value: String| {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    h.insert(name, v);
-                }
-            };
-            set("x-sluice-provider", served.provider);
-            set("x-sluice-model", served.model);
-            set("x-sluice-attempts", served.attempts.to_string());
-            set(
-                "x-sluice-overhead-ms",
-                format!("{:.3}", overhead.as_secs_f64() * 1e3),
-            );
-            set("x-sluice-guardrails", served.guardrails.header_value());
-            Ok(res)
+            (res, served)
         }
-        Err(e) => {
-            tracing::info!(request_id = id, model, status = e.status().as_u16(), error = %e, "refused");
-            Err(e.into())
+        Err(Refused { error, served }) => {
+            tracing::info!(request_id = id, model, status = error.status().as_u16(), error = %error, "refused");
+            (ApiError::from(error).into_response(), served)
         }
-    }
+    };
+    let overhead = total.saturating_sub(served.upstream);
+    let h = res.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    set("x-sluice-provider", served.provider);
+    set("x-sluice-model", served.model);
+    set("x-sluice-attempts", served.attempts.to_string());
+    set(
+        "x-sluice-overhead-ms",
+        format!("{:.3}", overhead.as_secs_f64() * 1e3),
+    );
+    set("x-sluice-guardrails", served.guardrails.header_value());
+    Ok(res)
 }
 
 /// One SSE frame. A mid-stream error is an `error` object, as OpenAI sends.

@@ -1,5 +1,6 @@
 //! Middleware, one concern each: request id (outermost, so every answer,
-//! errors included, carries `x-sluice-request-id`) and virtual-key auth.
+//! errors included, carries `x-sluice-request-id` and the other `x-sluice-*`
+//! headers) and virtual-key auth.
 //! The body limit is axum's `DefaultBodyLimit`, enforced by the extractor.
 
 use std::sync::Arc;
@@ -26,10 +27,28 @@ pub struct Arrived(pub Instant);
 pub async fn request_id(mut req: Request, next: Next) -> Response {
     let id = format!("req_{:024x}", rand::random::<u128>() >> 32);
     req.extensions_mut().insert(RequestId(id.clone()));
-    req.extensions_mut().insert(Arrived(Instant::now()));
+    let arrived = Instant::now();
+    req.extensions_mut().insert(Arrived(arrived));
     let mut res = next.run(req).await;
+    let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, v);
+        h.insert(REQUEST_ID, v);
+    }
+    // Answers that never reached the pipeline (bad key, unreadable body,
+    // unknown path) still carry every header: nothing served, no guardrail ran.
+    if !h.contains_key("x-sluice-attempts") {
+        let overhead = format!("{:.3}", arrived.elapsed().as_secs_f64() * 1e3);
+        for (name, value) in [
+            ("x-sluice-provider", "none"),
+            ("x-sluice-model", "none"),
+            ("x-sluice-attempts", "0"),
+            ("x-sluice-overhead-ms", overhead.as_str()),
+            ("x-sluice-guardrails", ""),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                h.insert(name, v);
+            }
+        }
     }
     res
 }
