@@ -457,3 +457,26 @@ fn per_call_cost_on_a_1kb_answer() {
         assert!(median.as_millis() < 20, "{} took {median:?}", p.name());
     }
 }
+
+/// Every first-party plugin passes its case file (`plugins/NAME/cases.yaml`)
+/// under its committed manifest, through `sluice plugin test`.
+#[test]
+fn first_party_plugins_pass_their_case_files() {
+    let mut failed = Vec::new();
+    for name in ALL {
+        let dir = crate::support::root().join("plugins").join(name);
+        let report = sluice::cli::plugin_test::run(&sluice::cli::plugin_test::TestRun {
+            wasm: crate::support::guest_wasm(name),
+            cases: dir.join("cases.yaml"),
+            manifest: Some(dir.join(format!("{name}.toml"))),
+            name: Some(name.to_string()),
+            strict_imports: false,
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert!(report.results.len() >= 3, "{name}: too few cases");
+        if report.failed() > 0 {
+            failed.push(report.to_text());
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
