@@ -11,6 +11,7 @@
 
 pub mod cases;
 pub mod plugin;
+pub mod plugin_new;
 pub mod plugin_test;
 
 use std::path::PathBuf;

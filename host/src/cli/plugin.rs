@@ -1,5 +1,5 @@
-//! `sluice plugin audit|list|test`: inspect and test plugins without
-//! running the gateway.
+//! `sluice plugin audit|list|new|test`: inspect, scaffold and test plugins
+//! without running the gateway.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
+use super::plugin_new::{self, Lang, NewPlugin};
 use super::plugin_test::{self, TestRun};
 use crate::plugin::audit;
 use crate::plugin::capability::Baseline;
-use crate::plugin::{PluginRuntime, PluginState, RuntimeConfig};
+use crate::plugin::{PACKAGE_VERSION, PluginKind, PluginRuntime, PluginState, RuntimeConfig};
 
 #[derive(Subcommand, Debug)]
 pub enum PluginCmd {
@@ -30,6 +31,22 @@ pub enum PluginCmd {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Write a new plugin project NAME/ that builds and loads as is: the
+    /// manifest, a case file, the source, the contract (`wit/`) and a
+    /// `build` script that installs the language's toolchain on first use.
+    New {
+        /// The plugin's name (`NAME.wasm`, `NAME.toml`).
+        name: String,
+        /// What it is.
+        #[arg(long, value_parser = ["guardrail", "router", "cost-policy"])]
+        kind: String,
+        /// What it is written in.
+        #[arg(long)]
+        lang: Lang,
+        /// Where to create it. Default: ./NAME.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Run a plugin against a case file (YAML, or JSON Lines as `.jsonl`)
     /// of inputs and expected verdicts, under its manifest's limits and
@@ -87,6 +104,32 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
                     report.problems.join("; ")
                 );
             }
+            Ok(())
+        }
+        PluginCmd::New {
+            name,
+            kind,
+            lang,
+            dir,
+        } => {
+            let kind = PluginKind::from_interface(&kind)
+                .with_context(|| format!("unknown kind `{kind}`"))?;
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let files = plugin_new::create(&NewPlugin {
+                name: name.clone(),
+                kind,
+                lang,
+                dir: dir.clone(),
+            })?;
+            println!("created {} ({lang} {kind}):", dir.display());
+            for f in files.iter().filter(|f| !f.starts_with("wit")) {
+                println!("  {}", f.display());
+            }
+            println!("  wit/ (the contract, sluice:plugin@{PACKAGE_VERSION})");
+            println!(
+                "next: cd {} && ./build && sluice plugin test dist/{name}.wasm --cases cases.yaml",
+                dir.display()
+            );
             Ok(())
         }
         PluginCmd::Test {
