@@ -7,6 +7,7 @@ mod first_party;
 mod gateway;
 mod hot_reload;
 mod http_api;
+mod languages;
 mod openai_sdk;
 mod routing;
 mod sandbox;

@@ -1,0 +1,482 @@
+//! Guardrails in every language. The example guardrails of
+//! `examples/guardrails/` (Rust, Python, JavaScript on QuickJS and on
+//! StarlingMonkey, C) are built from source by their one-command build
+//! scripts (toolchains from crates.io, PyPI, npm and Debian, installed once
+//! under target/toolchains), load with the default (inert) baseline, and
+//! give the verdicts of the one shared case file through the gateway over
+//! real sockets, plain and streamed; what they print reaches the gateway
+//! log tagged with the plugin's name. `sluice plugin new` projects of every
+//! kind in every language build, load and pass their own case files.
+//!
+//! Build times go to `target/examples/timings.txt` (scripts/test prints it).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sluice::cli::cases::{self, Call, Case, Expect};
+use sluice::cli::plugin_new::{self, Lang, NewPlugin};
+use sluice::cli::plugin_test::{self, TestRun};
+use sluice::plugin::PluginKind;
+
+use crate::gateway::{self, sse_data, streamed_text};
+use crate::support::{request, root, runtime};
+
+/// One language build of the example guardrails.
+struct Example {
+    /// `target/examples/NAME`.
+    name: &'static str,
+    /// `examples/guardrails/DIR/build`.
+    dir: &'static str,
+    env: &'static [(&'static str, &'static str)],
+    /// Whether `print` goes to the guest's stdout/stderr (QuickJS has no
+    /// `console`; the example routes it to host.log).
+    prints_to_stdio: bool,
+}
+
+const RUST: Example = Example {
+    name: "rust",
+    dir: "rust",
+    env: &[],
+    prints_to_stdio: true,
+};
+const PYTHON: Example = Example {
+    name: "python",
+    dir: "python",
+    env: &[],
+    prints_to_stdio: true,
+};
+const QUICKJS: Example = Example {
+    name: "js-quickjs",
+    dir: "js",
+    env: &[("JCO_BACKEND", "quickjs")],
+    prints_to_stdio: false,
+};
+const STARLINGMONKEY: Example = Example {
+    name: "js-starlingmonkey",
+    dir: "js",
+    env: &[("JCO_BACKEND", "starlingmonkey")],
+    prints_to_stdio: true,
+};
+const C: Example = Example {
+    name: "c",
+    dir: "c",
+    env: &[],
+    prints_to_stdio: true,
+};
+
+const GUARDRAILS: [&str; 2] = ["ssn-redact", "banned-phrase"];
+
+/// Append `line` to target/examples/timings.txt.
+fn record_time(line: &str) {
+    static FILE: Mutex<()> = Mutex::new(());
+    let _one_writer = FILE.lock().unwrap_or_else(|e| e.into_inner());
+    let path = root().join("target/examples/timings.txt");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    writeln!(f, "{line}").unwrap();
+}
+
+/// Run a build script; panics with its output when it fails.
+fn run_script(label: &str, mut cmd: Command) {
+    // Rust guests share the workspace's guest target directory (not the
+    // outer cargo's, whose lock a running test must not wait on).
+    cmd.env("CARGO_TARGET_DIR", root().join("target/guests"));
+    let start = Instant::now();
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{label}: running {cmd:?}: {e}"));
+    let took = start.elapsed().as_secs_f64();
+    record_time(&format!("{label}: {took:.1} s"));
+    assert!(
+        out.status.success(),
+        "{label} failed ({cmd:?}):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Build `ex` once per test process; its output directory.
+fn built(ex: &Example) -> PathBuf {
+    static BUILT: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let out = root().join("target/examples").join(ex.name);
+    let mut done = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !done.contains(&ex.name) {
+        let mut cmd = Command::new(
+            root()
+                .join("examples/guardrails")
+                .join(ex.dir)
+                .join("build"),
+        );
+        cmd.arg(&out).envs(ex.env.iter().copied());
+        run_script(
+            &format!("examples/{} (toolchain + 2 guardrails)", ex.name),
+            cmd,
+        );
+        done.push(ex.name);
+    }
+    out
+}
+
+fn shared_cases() -> &'static [Case] {
+    static CASES: OnceLock<Vec<Case>> = OnceLock::new();
+    CASES.get_or_init(|| cases::load(&root().join("examples/guardrails/cases.yaml")).unwrap())
+}
+
+/// Gateway models: `NAME-in` checks inputs with one guardrail, `NAME-out`
+/// outputs (so an output case never trips the input check and vice versa).
+fn models() -> String {
+    let mut s = String::new();
+    for g in GUARDRAILS {
+        for (side, key) in [("in", "input-guardrails"), ("out", "output-guardrails")] {
+            s.push_str(&format!(
+                "[models.{g}-{side}]\nroutes = [{{ provider = \"mock\", model = \"mock-small\" }}]\n{key} = [\"{g}\"]\n\n"
+            ));
+        }
+    }
+    s
+}
+
+/// Check one case through the gateway, plain (`stream` false) or streamed.
+/// Returns a description of the mismatch, if any.
+async fn check_case(gw: &gateway::TestGateway, case: &Case, stream: bool) -> Option<String> {
+    let plugin = case
+        .plugin
+        .as_deref()
+        .expect("every shared case names its plugin");
+    let call = case.call_kind().unwrap();
+    let (model, content, sent) = match call {
+        Call::CheckInput => (format!("{plugin}-in"), case.input.clone().unwrap(), None),
+        Call::CheckOutput => {
+            let out = case.output.clone().unwrap();
+            (format!("{plugin}-out"), format!("REPLY: {out}"), Some(out))
+        }
+        other => panic!("{}: {other:?} is not a guardrail case", case.name),
+    };
+    let body = json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": content}],
+    });
+    let res = gw.chat(&body).await;
+    let status = res.status();
+    let missing: Vec<&str> = [
+        "request-id",
+        "provider",
+        "model",
+        "attempts",
+        "overhead-ms",
+        "guardrails",
+    ]
+    .into_iter()
+    .filter(|h| !res.headers().contains_key(format!("x-sluice-{h}").as_str()))
+    .collect();
+    let text = res.text().await.unwrap();
+    let mode = if stream { "stream" } else { "json" };
+    let fail = |why: String| Some(format!("{} [{mode}]: {why}", case.name));
+    if !missing.is_empty() {
+        return fail(format!("answer {status} lacks x-sluice-{missing:?}"));
+    }
+    match &case.expect {
+        Expect::Reject(r) => {
+            // A reject of the input, or of a whole answer, is a 422; a
+            // reject mid-stream is an error event that ends the stream.
+            let err = if status == StatusCode::UNPROCESSABLE_ENTITY {
+                serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .map(|v| v["error"].clone())
+            } else if stream && status == StatusCode::OK {
+                let events = sse_data(&text);
+                if events.iter().any(|e| e == "[DONE]") {
+                    return fail(format!("stream completed instead of a reject: {text}"));
+                }
+                events
+                    .last()
+                    .and_then(|e| serde_json::from_str::<Value>(e).ok())
+                    .map(|v| v["error"].clone())
+            } else {
+                None
+            };
+            match err {
+                Some(e) if e["type"] == "guardrail_rejected" && e["code"] == r.code() => None,
+                _ => fail(format!(
+                    "expected reject {}, got {status}: {text}",
+                    r.code()
+                )),
+            }
+        }
+        Expect::Pass | Expect::Transform(_) => {
+            if status != StatusCode::OK {
+                return fail(format!("expected 200, got {status}: {text}"));
+            }
+            let Some(sent) = sent else {
+                // An input that passes: the upstream answered.
+                return None;
+            };
+            let want = match &case.expect {
+                Expect::Transform(t) => t.clone(),
+                _ => sent,
+            };
+            let got = if stream {
+                let events = sse_data(&text);
+                if events.last().map(String::as_str) != Some("[DONE]") {
+                    return fail(format!("stream did not complete: {text}"));
+                }
+                streamed_text(&events)
+            } else {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                v["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (got != want).then(|| format!("{} [{mode}]: expected {want:?}, got {got:?}", case.name))
+        }
+        other => panic!("{}: {other:?} is not a guardrail expectation", case.name),
+    }
+}
+
+/// What a call of `plugin` logs (text of every event) while it runs.
+fn logs_of(call: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, call);
+    let bytes = buf.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Build `ex`, then: every shared case through the gateway, plain and
+/// streamed; and its printing and host.log reach the log with its name.
+async fn examples_match_the_cases(ex: &'static Example) {
+    let out = tokio::task::spawn_blocking(move || built(ex))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for g in GUARDRAILS {
+        for ext in ["wasm", "toml"] {
+            std::fs::copy(
+                out.join(format!("{g}.{ext}")),
+                dir.path().join(format!("{g}.{ext}")),
+            )
+            .unwrap();
+        }
+    }
+    let mock = gateway::mock().await;
+    let gw = gateway::start(&gateway::config(&mock, dir.path(), &models())).await;
+    let mut failures = Vec::new();
+    for case in shared_cases() {
+        for stream in [false, true] {
+            failures.extend(check_case(&gw, case, stream).await);
+        }
+    }
+    assert!(failures.is_empty(), "{}:\n{}", ex.name, failures.join("\n"));
+
+    let path = dir.path().to_path_buf();
+    let logs = tokio::task::spawn_blocking(move || {
+        let rt = runtime(&path);
+        let p = rt.current().get("ssn-redact").unwrap().clone();
+        logs_of(|| {
+            p.check_output(&request("q"), "SSN 123-45-6789.", &crate::support::whole());
+        })
+    })
+    .await
+    .unwrap();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("redacted 1 SSN(s)") && l.contains("plugin=\"ssn-redact\""))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("host_state")),
+        "{}: host.log line missing:\n{logs}",
+        ex.name
+    );
+    if ex.prints_to_stdio {
+        assert!(
+            lines.iter().any(|l| l.contains("stream=\"std")),
+            "{}: printed line missing:\n{logs}",
+            ex.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_examples_match_the_cases() {
+    examples_match_the_cases(&RUST).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_examples_match_the_cases() {
+    examples_match_the_cases(&PYTHON).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickjs_examples_match_the_cases() {
+    examples_match_the_cases(&QUICKJS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starlingmonkey_examples_match_the_cases() {
+    examples_match_the_cases(&STARLINGMONKEY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_examples_match_the_cases() {
+    examples_match_the_cases(&C).await;
+}
+
+/// `sluice plugin audit` names every import of a default Python build
+/// `baseline (inert)`, and strict imports refuse it.
+#[test]
+fn default_python_build_is_inert_baseline_and_strict_refuses_it() {
+    use sluice::plugin::audit::audit;
+    use sluice::plugin::capability::{Access, Baseline};
+    let wasm = built(&PYTHON).join("ssn-redact.wasm");
+    let report = audit(&wasm, None, Baseline::WithInert).unwrap();
+    assert!(report.accepted, "{:?}", report.problems);
+    let inert: Vec<&str> = report
+        .imports
+        .iter()
+        .filter(|i| matches!(i.access, Access::Inert { .. }))
+        .map(|i| i.name.as_str())
+        .collect();
+    for family in [
+        "wasi:clocks/",
+        "wasi:random/",
+        "wasi:filesystem/",
+        "wasi:sockets/",
+    ] {
+        assert!(
+            inert.iter().any(|i| i.starts_with(family)),
+            "{family} not inert in {inert:?}"
+        );
+    }
+    let strict = audit(&wasm, None, Baseline::Strict).unwrap();
+    assert!(!strict.accepted);
+    assert!(strict.problems.iter().any(|p| p.contains("strict-imports")));
+}
+
+/// Create, build and test a `plugin new` project of every kind in `lang`.
+fn new_projects_build_load_and_pass(lang: Lang) {
+    let base = root().join("target/plugin-new").join(lang.to_string());
+    let _ = std::fs::remove_dir_all(&base);
+    for kind in [
+        PluginKind::Guardrail,
+        PluginKind::Router,
+        PluginKind::CostPolicy,
+    ] {
+        let name = format!("my-{kind}");
+        let dir = base.join(&name);
+        plugin_new::create(&NewPlugin {
+            name: name.clone(),
+            kind,
+            lang,
+            dir: dir.clone(),
+        })
+        .unwrap();
+        let mut cmd = Command::new(dir.join("build"));
+        cmd.env("SLUICE_TOOLCHAINS", root().join("target/toolchains"));
+        run_script(
+            &format!("plugin new --lang {lang} --kind {kind} (build)"),
+            cmd,
+        );
+        let report = plugin_test::run(&TestRun {
+            wasm: dir.join(format!("dist/{name}.wasm")),
+            cases: dir.join("cases.yaml"),
+            manifest: None,
+            name: None,
+            strict_imports: false,
+        })
+        .unwrap();
+        assert_eq!(report.failed(), 0, "{lang} {kind}:\n{}", report.to_text());
+        assert!(!report.results.is_empty());
+    }
+}
+
+#[test]
+fn plugin_new_rust_projects_build_load_and_pass() {
+    new_projects_build_load_and_pass(Lang::Rust);
+}
+
+#[test]
+fn plugin_new_python_projects_build_load_and_pass() {
+    new_projects_build_load_and_pass(Lang::Python);
+}
+
+#[test]
+fn plugin_new_js_projects_build_load_and_pass() {
+    new_projects_build_load_and_pass(Lang::Js);
+}
+
+#[test]
+fn plugin_new_c_projects_build_load_and_pass() {
+    new_projects_build_load_and_pass(Lang::C);
+}
+
+/// A manifest that names no `plugin:` applies every case; a case file
+/// with a failing expectation makes `plugin test` report it.
+#[test]
+fn plugin_test_reports_a_failing_case() {
+    let out = built(&C);
+    let cases_file = tempfile::NamedTempFile::with_suffix(".jsonl").unwrap();
+    std::fs::write(
+        cases_file.path(),
+        "{\"name\": \"right\", \"output\": \"a 123-45-6789\", \"expect\": {\"transform\": \"a [SSN]\"}}\n\
+         {\"name\": \"wrong\", \"output\": \"a 123-45-6789\", \"expect\": \"pass\"}\n",
+    )
+    .unwrap();
+    let report = plugin_test::run(&TestRun {
+        wasm: out.join("ssn-redact.wasm"),
+        cases: cases_file.path().to_path_buf(),
+        manifest: Some(out.join("ssn-redact.toml")),
+        name: None,
+        strict_imports: false,
+    })
+    .unwrap();
+    assert_eq!(report.failed(), 1);
+    let text = report.to_text();
+    assert!(
+        text.contains("wrong") && text.contains("expected pass") && text.contains("[SSN]"),
+        "{text}"
+    );
+}
+
+/// The shared case file covers both guardrails, input and output, and
+/// every expectation kind a guardrail has.
+#[test]
+fn shared_cases_cover_both_guardrails() {
+    let cases = shared_cases();
+    for g in GUARDRAILS {
+        assert!(cases.iter().any(|c| c.plugin.as_deref() == Some(g)));
+    }
+    assert!(cases.iter().any(|c| matches!(c.expect, Expect::Pass)));
+    assert!(
+        cases
+            .iter()
+            .any(|c| matches!(c.expect, Expect::Transform(_)))
+    );
+    assert!(cases.iter().any(|c| matches!(c.expect, Expect::Reject(_))));
+    assert!(cases.iter().any(|c| c.call_kind() == Ok(Call::CheckInput)));
+}
