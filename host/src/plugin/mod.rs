@@ -48,3 +48,4 @@ pub use manifest::{FailureMode, Manifest, PluginKind};
 pub use registry::{
     PluginRuntime, PluginSet, PluginState, PluginStatus, ReloadReport, RuntimeConfig,
 };
+pub use stdio::escape_control;

@@ -75,7 +75,7 @@ impl CapturedOutput {
 /// paragraph separators) written as an escape (`\n`, `\r`, `\t`, `\0`,
 /// `\u{1b}`): what a plugin logs stays one line and cannot move a terminal's
 /// cursor. Borrowed when there is nothing to escape (the usual case).
-pub(crate) fn escape_control(s: &str) -> Cow<'_, str> {
+pub fn escape_control(s: &str) -> Cow<'_, str> {
     let special = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
     if !s.chars().any(special) {
         return Cow::Borrowed(s);

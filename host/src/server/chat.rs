@@ -17,6 +17,7 @@ use super::extract::OpenAiJson;
 use super::layers::{Arrived, RequestId};
 use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
 use crate::pipeline::{Gateway, Principal, Refused, RequestCtx, Served, StreamEvent};
+use crate::plugin::escape_control;
 
 fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     let text = |name: &str| {
@@ -113,7 +114,9 @@ fn finish(
             (res, served)
         }
         Err(Refused { error, served }) => {
-            tracing::info!(request_id = id, model, status = error.status().as_u16(), error = %error, "refused");
+            // The message may carry a guardrail's reason: guest text.
+            let message = error.to_string();
+            tracing::info!(request_id = id, model, status = error.status().as_u16(), error = %escape_control(&message), "refused");
             (ApiError::from(error).into_response(), served)
         }
     };
@@ -145,7 +148,8 @@ fn sse_bytes(event: StreamEvent) -> Bytes {
     match event {
         StreamEvent::Chunk(c) => frame(&c),
         StreamEvent::Error(e) => {
-            tracing::info!(error = %e, "stream ended by an error event");
+            let message = e.to_string();
+            tracing::info!(error = %escape_control(&message), "stream ended by an error event");
             frame(&ErrorEnvelope { error: e.body() })
         }
         StreamEvent::Done => Bytes::from_static(b"data: [DONE]\n\n"),
