@@ -378,6 +378,33 @@ fn default_python_build_is_inert_baseline_and_strict_refuses_it() {
     assert!(strict.problems.iter().any(|p| p.contains("strict-imports")));
 }
 
+/// jco's QuickJS build uses the component-model async ABI and loads on the
+/// async engine; a plain build does not.
+#[test]
+fn quickjs_builds_run_on_the_async_engine_and_others_do_not() {
+    use sluice::plugin::audit::audit;
+    use sluice::plugin::capability::Baseline;
+    let qjs = audit(
+        &built(&QUICKJS).join("ssn-redact.wasm"),
+        None,
+        Baseline::WithInert,
+    )
+    .unwrap();
+    assert!(
+        qjs.accepted && qjs.component_model_async,
+        "{:?}",
+        qjs.problems
+    );
+    assert!(qjs.to_text().contains("component-model async"));
+    let c = audit(
+        &built(&C).join("ssn-redact.wasm"),
+        None,
+        Baseline::WithInert,
+    )
+    .unwrap();
+    assert!(c.accepted && !c.component_model_async);
+}
+
 /// Create, build and test a `plugin new` project of every kind in `lang`.
 fn new_projects_build_load_and_pass(lang: Lang) {
     let base = root().join("target/plugin-new").join(lang.to_string());

@@ -28,6 +28,8 @@ pub struct AuditReport {
     pub world: Option<String>,
     pub kind: Option<PluginKind>,
     pub exports: Vec<String>,
+    /// Uses the component-model async ABI (runs on the async engine).
+    pub component_model_async: bool,
     pub imports: Vec<AuditImport>,
     pub manifest: Option<PathBuf>,
     pub failure_mode: FailureMode,
@@ -90,8 +92,8 @@ pub fn audit(
     })
     .map_err(PluginError::Runtime)?;
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
-    let (component, _) = shared
-        .compile(&bytes, sha, None)
+    let (component, _, shared) = shared
+        .compile_any(&bytes, sha, None)
         .map_err(|e| load(format!("compiling {}: {e:#}", wasm.display())))?;
     let info = loader::inspect(&shared.engine, &component);
     let caps = m
@@ -126,6 +128,7 @@ pub fn audit(
         }),
         kind: info.kind,
         exports: info.exports,
+        component_model_async: shared.component_model_async,
         imports,
         manifest: manifest.map(Path::to_path_buf),
         failure_mode: m.as_ref().map(|m| m.failure_mode).unwrap_or_default(),
@@ -152,6 +155,12 @@ impl AuditReport {
             self.world.as_deref().unwrap_or("(none recognised)")
         );
         let _ = writeln!(s, "exports:   {}", self.exports.join(", "));
+        if self.component_model_async {
+            let _ = writeln!(
+                s,
+                "abi:       component-model async (loaded on the async engine)"
+            );
+        }
         let manifest = match &self.manifest {
             Some(m) => m.display().to_string(),
             None => "(none: nothing granted, default limits)".into(),

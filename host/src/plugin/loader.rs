@@ -219,12 +219,12 @@ pub(crate) fn load(
     manifest
         .validate(env.max_memory_mb)
         .map_err(|e| invalid(format!("{}: {e}", files.toml.display())))?;
-    let (component, compiled) = env
+    let (component, compiled, shared) = env
         .engine
-        .compile(&src.wasm, src.wasm_sha, env.cache_dir)
+        .compile_any(&src.wasm, src.wasm_sha, env.cache_dir)
         .map_err(|e| load_err(format!("compiling {}: {e:#}", files.wasm.display())))?;
     let grants = capability::granted(&manifest.capabilities);
-    let engine = &env.engine.engine;
+    let engine = &shared.engine;
     let info = inspect(engine, &component);
     let problems = check(&info, Some(&manifest), &grants, env.baseline);
     if !problems.is_empty() {
@@ -247,7 +247,7 @@ pub(crate) fn load(
         sha256: hex::encode(src.wasm_sha),
         grants,
         pre,
-        engine: env.engine.clone(),
+        engine: shared,
         pool_size: env.pool_size,
         refill: env.refill.clone(),
     });
