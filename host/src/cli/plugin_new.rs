@@ -41,17 +41,17 @@ impl Lang {
 
     /// `[limits]` of a new manifest. Interpreted guests carry an engine:
     /// more memory, and a deadline that covers a cold instantiation on a
-    /// busy machine (a pooled call takes a millisecond or less).
+    /// busy machine (a call takes 0.2-2 ms, docs/plugins.md).
     fn limits(self) -> &'static str {
         match self {
             Lang::Rust | Lang::C => {
                 "deadline-ms = 50          # wall-clock per call, instantiation included\nmemory-mb = 16"
             }
             Lang::Python => {
-                "deadline-ms = 1000        # wall-clock per call, instantiation included\nmemory-mb = 128           # CPython's heap lives in the guest"
+                "deadline-ms = 500         # wall-clock per call, instantiation included\nmemory-mb = 64            # CPython's heap lives in the guest (a small plugin needs 16)"
             }
             Lang::Js => {
-                "deadline-ms = 1000        # wall-clock per call, instantiation included\nmemory-mb = 128           # the JavaScript engine's heap lives in the guest"
+                "deadline-ms = 500         # wall-clock per call, instantiation included\nmemory-mb = 64            # the engine's heap lives in the guest (QuickJS: 2, StarlingMonkey: 16)"
             }
         }
     }
