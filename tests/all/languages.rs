@@ -11,10 +11,10 @@
 //! Build times go to `target/examples/timings.txt` (scripts/test prints it).
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -85,8 +85,12 @@ fn record_time(line: &str) {
     writeln!(f, "{line}").unwrap();
 }
 
-/// Run a build script; panics with its output when it fails.
+/// Run a build script; panics with its output when it fails. One at a
+/// time: a build takes both cores, and the other tests of this binary run
+/// beside it.
 fn run_script(label: &str, mut cmd: Command) {
+    static ONE_BUILD: Mutex<()> = Mutex::new(());
+    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
     // Rust guests share the workspace's guest target directory (not the
     // outer cargo's, whose lock a running test must not wait on).
     cmd.env("CARGO_TARGET_DIR", root().join("target/guests"));
@@ -104,11 +108,45 @@ fn run_script(label: &str, mut cmd: Command) {
     );
 }
 
-/// Build `ex` once per test process; its output directory.
+/// The newest modification time of the files under `dir`.
+fn newest(dir: &Path) -> SystemTime {
+    let mut t = SystemTime::UNIX_EPOCH;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        let m = if path.is_dir() {
+            newest(&path)
+        } else {
+            e.metadata().and_then(|m| m.modified()).unwrap_or(t)
+        };
+        t = t.max(m);
+    }
+    t
+}
+
+/// Build `ex` (once per test process, and only when its sources, its
+/// build script or the contract changed since the last build: scripts/test
+/// builds every example, timed, before the tests); its output directory.
 fn built(ex: &Example) -> PathBuf {
     static BUILT: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
     let out = root().join("target/examples").join(ex.name);
     let mut done = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let inputs = [
+        root().join("examples/guardrails").join(ex.dir),
+        root().join("host/src/cli/templates").join(ex.dir),
+        root().join("wit"),
+        root().join("sdk/src"),
+    ];
+    let newest_input = inputs.iter().map(|d| newest(d)).max().unwrap();
+    let outputs: Vec<_> = GUARDRAILS
+        .iter()
+        .map(|g| std::fs::metadata(out.join(format!("{g}.wasm"))).and_then(|m| m.modified()))
+        .collect();
+    let fresh = outputs
+        .iter()
+        .all(|t| t.as_ref().is_ok_and(|t| *t > newest_input));
+    if fresh {
+        done.push(ex.name);
+    }
     if !done.contains(&ex.name) {
         let mut cmd = Command::new(
             root()
