@@ -5,11 +5,14 @@
 //! (compile without a cache, plus the loader's two smoke-test
 //! instantiations) and benchmarks one `check-output` call:
 //!
-//! - `fresh`: no pool, so the call instantiates the guest inline (what a
-//!   light guest always does);
+//! - `fresh`: no pool, so the call instantiates the guest in the calling
+//!   task (what a light guest always does);
 //! - `pooled`: the gateway's default for heavy guests (`pool-size = 2`),
 //!   ready instances built by the refill thread off the calling thread;
 //!   back to back on 2 cores the refill competes with the calls.
+//!
+//! Calls are async: each sample awaits `iters` calls in a row inside one
+//! `block_on` of a current-thread runtime.
 //!
 //! Build the examples first (missing ones are skipped):
 //!
@@ -19,12 +22,13 @@
 //! cargo bench -p sluice --bench languages
 //! ```
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sluice::plugin::{Message, OutputContext, Plugin, PluginRuntime, RequestInfo, RuntimeConfig};
+use sluice::plugin::{Message, OutputContext, Plugin, PluginRuntime, PluginsConfig, RequestInfo};
 
 const LANGUAGES: [&str; 5] = ["rust", "c", "js-quickjs", "python", "js-starlingmonkey"];
 
@@ -65,11 +69,11 @@ fn load(
         })
         .collect();
     std::fs::write(dir.path().join("ssn-redact.toml"), manifest).unwrap();
-    let rt = PluginRuntime::start(RuntimeConfig {
+    let rt = PluginRuntime::start(PluginsConfig {
         dir: dir.path().to_path_buf(),
         watch: false,
         pool_size,
-        ..RuntimeConfig::default()
+        ..PluginsConfig::default()
     })
     .unwrap();
     let p = rt
@@ -98,7 +102,22 @@ fn request() -> RequestInfo {
     }
 }
 
+/// Time `iters` awaits of `call()` in a row on `rt`.
+fn timed<F: Future>(rt: &tokio::runtime::Runtime, iters: u64, call: impl Fn() -> F) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            std::hint::black_box(call().await);
+        }
+        start.elapsed()
+    })
+}
+
 fn bench(c: &mut Criterion) {
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let output: String =
         "The quick brown fox jumps over the lazy dog. ".repeat(23)[..1024].to_owned();
     let req = request();
@@ -130,15 +149,19 @@ fn bench(c: &mut Criterion) {
             load_time.as_secs_f64() * 1e3,
             pooled.is_pooled(),
         );
-        let check = |p: &Plugin| {
-            let c = p.check_output(&req, &output, &ctx);
-            assert!(c.failure.is_none(), "{lang}: {:?}", c.failure);
+        let check = |p: &Arc<Plugin>| {
+            let p = p.clone();
+            let (req, output, ctx) = (&req, &output, &ctx);
+            async move {
+                let answer = p.check_output(req, output, ctx).await;
+                assert!(answer.is_ok(), "{lang}: {answer:?}");
+            }
         };
         group.bench_function(BenchmarkId::new("fresh", lang), |b| {
-            b.iter(|| check(&fresh))
+            b.iter_custom(|iters| timed(&local, iters, || check(&fresh)))
         });
         group.bench_function(BenchmarkId::new("pooled", lang), |b| {
-            b.iter(|| check(&pooled))
+            b.iter_custom(|iters| timed(&local, iters, || check(&pooled)))
         });
     }
     group.finish();

@@ -2,50 +2,31 @@
 //! of three, each beside the same length check in native Rust.
 //!
 //! The guest is `tests/plugins/tagger` in length-check mode (`max-chars`),
-//! built with `cargo build --profile guest --target wasm32-wasip2 --target-dir
-//! target/guests -p test-tagger` (done here if missing). `guest_work_*`
-//! runs the check 1000x inside one call so instantiation is amortised and
-//! the guest's own work can be compared with native.
+//! built by `sluice-guests` like every guest. `guest_work_*` runs the check
+//! 1000x inside one call so instantiation is amortised and the guest's own
+//! work can be compared with native. `first_party_1kb` puts each
+//! first-party guardrail beside that trivial guest (the floor: a fresh
+//! instance and the call itself), so a plugin's own cost is the difference.
+//!
+//! Calls are async: each sample awaits `iters` calls in a row inside one
+//! `block_on` of a current-thread runtime (`*_tokio_worker`: inside a task
+//! on a 2-worker multi-thread runtime, where the gateway makes them).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sluice::plugin::{
-    Message, OutputContext, PluginRuntime, RequestInfo, RuntimeConfig, Verdict, run_output_chain,
-};
+use sluice::plugin::{Message, OutputContext, PluginRuntime, PluginsConfig, RequestInfo, Verdict};
 
 fn guest() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
     // `SLUICE_BENCH_GUEST=path.wasm` benchmarks another build of the guest
     // (e.g. with other flags) without touching the shared one.
-    if let Some(p) = std::env::var_os("SLUICE_BENCH_GUEST").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+    match std::env::var_os("SLUICE_BENCH_GUEST").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(sluice_guests::TEST_TAGGER.wasm),
     }
-    let wasm = root.join("target/guests/wasm32-wasip2/guest/test_tagger.wasm");
-    if !wasm.is_file() {
-        let status =
-            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .current_dir(&root)
-                .args([
-                    "build",
-                    "--profile",
-                    "guest",
-                    "--target",
-                    "wasm32-wasip2",
-                    "--target-dir",
-                    "target/guests",
-                    "-p",
-                    "test-tagger",
-                ])
-                .status()
-                .expect("running cargo");
-        assert!(status.success(), "building the bench guest failed");
-    }
-    wasm
 }
 
 fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<PluginRuntime> {
@@ -56,12 +37,25 @@ fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<Plu
         );
         std::fs::write(dir.join(format!("{n}.toml")), toml).unwrap();
     }
-    let mut cfg = RuntimeConfig {
+    let rt = start(dir, pool_size);
+    assert_eq!(
+        rt.current().guardrails().len(),
+        names.len(),
+        "{:?}",
+        rt.statuses()
+    );
+    rt
+}
+
+/// A runtime over `dir`: with `pool_size` 0 every call gets a fresh
+/// instance inline, as the gateway does for small guests.
+fn start(dir: &Path, pool_size: usize) -> Arc<PluginRuntime> {
+    let mut cfg = PluginsConfig {
         dir: dir.to_path_buf(),
         watch: false,
         pool_size,
         pool_threshold_us: 0,
-        ..RuntimeConfig::default()
+        ..PluginsConfig::default()
     };
     // Under valgrind the default pool (terabytes of reserved address space)
     // cannot be mapped: `SLUICE_BENCH_MAX_INSTANCES=4` shrinks it.
@@ -72,14 +66,7 @@ fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<Plu
         cfg.max_instances = n;
         cfg.pool_size = cfg.pool_size.min(1);
     }
-    let rt = PluginRuntime::start(cfg).unwrap();
-    assert_eq!(
-        rt.current().guardrails().len(),
-        names.len(),
-        "{:?}",
-        rt.statuses()
-    );
-    rt
+    PluginRuntime::start(cfg).unwrap()
 }
 
 fn request() -> RequestInfo {
@@ -112,7 +99,22 @@ fn native_check(output: &str, max: usize) -> Verdict {
     }
 }
 
+/// Time `iters` awaits of `call()` in a row on `rt`.
+fn timed<F: Future>(rt: &tokio::runtime::Runtime, iters: u64, call: impl Fn() -> F) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            std::hint::black_box(call().await);
+        }
+        start.elapsed()
+    })
+}
+
 fn bench(c: &mut Criterion) {
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let output: String =
         "The quick brown fox jumps over the lazy dog. ".repeat(23)[..1024].to_owned();
     let req = request();
@@ -125,23 +127,25 @@ fn bench(c: &mut Criterion) {
     let one = tempfile::tempdir().unwrap();
     let rt_inline = runtime(one.path(), &["len"], 1, 0);
     let p = rt_inline.current().get("len").unwrap().clone();
-    assert_eq!(p.check_output(&req, &output, &ctx).verdict, Verdict::Pass);
+    assert_eq!(
+        local.block_on(p.check_output(&req, &output, &ctx)),
+        Ok(Verdict::Pass)
+    );
 
     let mut g = c.benchmark_group("guardrail_1kb");
     g.bench_function("wasm_fresh_instance", |b| {
-        b.iter(|| p.check_output(&req, &output, &ctx))
+        b.iter_custom(|iters| timed(&local, iters, || p.check_output(&req, &output, &ctx)))
     });
     let pooled_dir = tempfile::tempdir().unwrap();
     let rt_pooled = runtime(pooled_dir.path(), &["len"], 1, 4);
     let pp = rt_pooled.current().get("len").unwrap().clone();
     g.bench_function("wasm_pooled_instance", |b| {
-        b.iter(|| pp.check_output(&req, &output, &ctx))
+        b.iter_custom(|iters| timed(&local, iters, || pp.check_output(&req, &output, &ctx)))
     });
-    // The gateway's situation: called from a tokio worker, where the call
-    // runs inline (or under `block_in_place` for guests that make blocking
-    // WASI calls; see plugin/blocking.rs).
+    // The gateway's situation: a task on a worker of a multi-thread runtime.
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
         .build()
         .unwrap();
     g.bench_function("wasm_fresh_instance_tokio_worker", |b| {
@@ -149,9 +153,9 @@ fn bench(c: &mut Criterion) {
             let (p, req, output, ctx) = (p.clone(), req.clone(), output.clone(), ctx.clone());
             tokio_rt
                 .block_on(tokio_rt.spawn(async move {
-                    let start = std::time::Instant::now();
+                    let start = Instant::now();
                     for _ in 0..iters {
-                        std::hint::black_box(p.check_output(&req, &output, &ctx));
+                        let _ = std::hint::black_box(p.check_output(&req, &output, &ctx).await);
                     }
                     start.elapsed()
                 }))
@@ -166,7 +170,11 @@ fn bench(c: &mut Criterion) {
     let set = rt3.current();
     let mut g = c.benchmark_group("chain3_1kb");
     g.bench_function("wasm_fresh_instances", |b| {
-        b.iter(|| run_output_chain(set.guardrails(), &req, &output, &ctx))
+        b.iter_custom(|iters| {
+            timed(&local, iters, || {
+                sluice::pipeline::guard::check_output(set.guardrails(), &req, &output, &ctx)
+            })
+        })
     });
     g.bench_function("native", |b| {
         b.iter(|| {
@@ -182,7 +190,9 @@ fn bench(c: &mut Criterion) {
     let rt_heavy = runtime(heavy.path(), &["len"], 1000, 0);
     let ph = rt_heavy.current().get("len").unwrap().clone();
     let mut g = c.benchmark_group("guest_work_1000_checks");
-    g.bench_function("wasm", |b| b.iter(|| ph.check_output(&req, &output, &ctx)));
+    g.bench_function("wasm", |b| {
+        b.iter_custom(|iters| timed(&local, iters, || ph.check_output(&req, &output, &ctx)))
+    });
     g.bench_function("native", |b| {
         b.iter(|| {
             (0..1000)
@@ -194,5 +204,53 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Each first-party guardrail with its committed manifest on a 1 KB answer
+/// (JSON for json-format), a fresh instance per call, beside `floor`: the
+/// trivial tagger guest under the same conditions. A plugin's own work is
+/// its time minus the floor.
+fn first_party(c: &mut Criterion) {
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for g in sluice_guests::first_party() {
+        let manifest = g.manifest.expect("first-party plugins have one");
+        std::fs::copy(g.wasm, dir.path().join(format!("{}.wasm", g.package))).unwrap();
+        std::fs::copy(manifest, dir.path().join(format!("{}.toml", g.package))).unwrap();
+    }
+    let rt = start(dir.path(), 0);
+    let floor_dir = tempfile::tempdir().unwrap();
+    let floor_rt = runtime(floor_dir.path(), &["floor"], 1, 0);
+
+    let base = "Thanks for reaching out. Your order 48213 shipped on 2026-11-20 and should arrive \
+                within three business days; reply here or call support if the address changes. ";
+    let text: String = base.chars().cycle().take(1024).collect();
+    let json = format!("{{\"answer\": {:?}}}", &text[..1000]);
+    let req = request();
+    let ctx = OutputContext {
+        emitted: String::new(),
+        window_index: 0,
+        is_final: true,
+    };
+
+    let mut g = c.benchmark_group("first_party_1kb");
+    let set = rt.current();
+    let floor = floor_rt.current();
+    for p in floor.guardrails().iter().chain(set.guardrails()) {
+        let body = if p.name() == "json-format" {
+            &json
+        } else {
+            &text
+        };
+        let first = local.block_on(p.check_output(&req, body, &ctx));
+        assert!(first.is_ok(), "{}: {first:?}", p.name());
+        g.bench_function(p.name(), |b| {
+            b.iter_custom(|iters| timed(&local, iters, || p.check_output(&req, body, &ctx)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, first_party);
 criterion_main!(benches);

@@ -138,7 +138,11 @@ fn relay(net: &[&[u8]], parse: fn(&str) -> ChatChunk) -> usize {
 struct Pass;
 
 impl WindowChecker for Pass {
-    fn check(&mut self, text: &str, _: &OutputContext) -> Result<String, (String, Rejection)> {
+    async fn check(
+        &mut self,
+        text: &str,
+        _: &OutputContext,
+    ) -> Result<String, (String, Rejection)> {
         Ok(text.to_string())
     }
 }

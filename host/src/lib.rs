@@ -11,6 +11,8 @@
 //! - [`server`]: the axum HTTP API and OpenAI-shaped errors.
 //! - [`openai`]: OpenAI wire types shared by server, providers and mock.
 //! - [`mock`]: `sluice mock-upstream`, a deterministic upstream with fault injection.
+//! - [`state`]: usage ledger, budgets, virtual keys and rate limits on sled
+//!   or Redis, and the price table.
 //! - [`config`]: the TOML config file, its defaults and validation.
 //! - [`cli`]: the `sluice` command line.
 
@@ -22,3 +24,4 @@ pub mod pipeline;
 pub mod plugin;
 pub mod provider;
 pub mod server;
+pub mod state;

@@ -1,11 +1,12 @@
-//! A test seam for running plugin code natively (`cargo test -p <plugin>`).
+//! Running plugin code natively in unit tests (`cargo test -p <plugin>`).
 //!
 //! The `host` functions exist only inside the gateway, so off wasm32
 //! [`crate::config`] reads a per-thread map set here and [`crate::log`]
 //! records lines here. On wasm32 the host is always used and this map is
-//! never consulted.
+//! never consulted. [`GuardrailTest`], [`code`] and [`models`] are the
+//! small call-and-read helpers every plugin's tests would otherwise write.
 
-use crate::LogLevel;
+use crate::{Guardrail, LogLevel, OutputContext, RequestInfo, Route, Verdict};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -43,4 +44,63 @@ pub(crate) fn get(key: &str) -> Option<String> {
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn push_log(level: LogLevel, message: &str) {
     LOGS.with(|l| l.borrow_mut().push((level, message.to_string())));
+}
+
+/// Calls a [`Guardrail`] the way its unit tests do: on bare text, with a
+/// default request. Implemented for every guardrail.
+///
+/// ```
+/// use sluice_sdk::testing::{GuardrailTest, code};
+/// use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+///
+/// struct NoDigits;
+/// impl Guardrail for NoDigits {
+///     fn check_input(_: RequestInfo) -> Verdict {
+///         Verdict::Pass
+///     }
+///     fn check_output(_: RequestInfo, text: String, _: OutputContext) -> Verdict {
+///         if text.contains(|c: char| c.is_ascii_digit()) {
+///             Verdict::reject("digits", "no digits please")
+///         } else {
+///             Verdict::Pass
+///         }
+///     }
+/// }
+///
+/// assert_eq!(NoDigits::output("no numbers here"), Verdict::Pass);
+/// assert_eq!(code(&NoDigits::output("call 555")), "digits");
+/// assert_eq!(NoDigits::input(&[("user", "42")]), Verdict::Pass);
+/// ```
+pub trait GuardrailTest: Guardrail {
+    /// `check_output` on a whole, non-streamed answer.
+    fn output(text: &str) -> Verdict {
+        Self::output_with(text, OutputContext::whole())
+    }
+
+    /// `check_output` in context `ctx` (a stream window, say).
+    fn output_with(text: &str, ctx: OutputContext) -> Verdict {
+        Self::check_output(RequestInfo::default(), text.to_string(), ctx)
+    }
+
+    /// `check_input` on a request for model `test-model` carrying
+    /// `(role, content)` messages.
+    fn input(messages: &[(&str, &str)]) -> Verdict {
+        Self::check_input(RequestInfo::chat("test-model", messages))
+    }
+}
+
+impl<G: Guardrail> GuardrailTest for G {}
+
+/// A rejection's code; anything else as its `Debug` text, so a failed
+/// `assert_eq!(code(&v), "too_long")` shows what came instead.
+pub fn code(v: &Verdict) -> String {
+    match v {
+        Verdict::Reject(r) => r.code.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The models of `routes`, in order: what a router test compares.
+pub fn models(routes: &[Route]) -> Vec<&str> {
+    routes.iter().map(|r| r.model.as_str()).collect()
 }

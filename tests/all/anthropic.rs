@@ -7,8 +7,10 @@ use serde_json::{Value, json};
 use sluice::mock::MockConfig;
 use sluice::openai::ChatRequest;
 use sluice::provider::{ProviderKind, Providers, RouteTarget};
+use sluice::server::error::upstream_status as gateway_status;
 
-use crate::faults::{key_count, no_breaker, provider, quick_retry, start_mock};
+use crate::support::http::chunk_text;
+use crate::support::upstream::{Mock, no_breaker, provider, quick_retry};
 
 fn request(v: Value) -> ChatRequest {
     serde_json::from_value(v).unwrap()
@@ -18,29 +20,31 @@ fn route() -> Vec<RouteTarget> {
     vec![RouteTarget::new("claude", "claude-mock")]
 }
 
-async fn providers(fault: Option<&str>, echo: bool) -> (Providers, String) {
-    let addr = start_mock(MockConfig::default()).await;
-    let mut c = provider("claude", &addr, ProviderKind::Anthropic, fault);
+/// `Providers` with one Anthropic provider on a fresh mock (keep the mock:
+/// dropping it stops it).
+async fn providers(fault: Option<&str>, echo: bool) -> (Providers, Mock) {
+    let mock = Mock::start(MockConfig::default()).await;
+    let mut c = provider("claude", &mock, ProviderKind::Anthropic, fault);
     c.api_key = Some("sk-ant".into());
     if echo {
         c.headers.insert("x-mock-echo".into(), "1".into());
     }
     (
         Providers::new(&[c], &quick_retry(2), &no_breaker()).unwrap(),
-        addr,
+        mock,
     )
 }
 
 #[tokio::test]
 async fn non_stream_answer_and_usage_are_translated() {
-    let (p, _) = providers(None, false).await;
+    let (p, _mock) = providers(None, false).await;
     let req = request(json!({"model": "alias", "messages": [
         {"role": "system", "content": "be nice"},
         {"role": "user", "content": "REPLY: hello from claude"}
     ]}));
     let out = p.chat(&route(), &req).await.unwrap();
     assert_eq!(out.provider, "claude");
-    let c = &out.completion;
+    let c = &out.value;
     assert!(c.id.starts_with("msg_mock_"));
     assert_eq!(c.model, "claude-mock");
     assert_eq!(c.choices[0].message.role, "assistant");
@@ -57,16 +61,16 @@ async fn non_stream_answer_and_usage_are_translated() {
         json!({"model": "a", "max_tokens": 2, "messages": [{"role": "user", "content": "REPLY: a b c d"}]}),
     );
     let out = p.chat(&route(), &capped).await.unwrap();
-    assert_eq!(out.completion.choices[0].message.content_text(), "a b");
+    assert_eq!(out.value.choices[0].message.content_text(), "a b");
     assert_eq!(
-        out.completion.choices[0].finish_reason.as_deref(),
+        out.value.choices[0].finish_reason.as_deref(),
         Some("length")
     );
 }
 
 #[tokio::test]
 async fn request_on_the_wire_is_anthropic_shaped() {
-    let (p, _) = providers(None, true).await;
+    let (p, _mock) = providers(None, true).await;
     let req = request(
         json!({"model": "alias", "seed": 1, "stop": ["X"], "messages": [
             {"role": "system", "content": "sys"},
@@ -74,8 +78,7 @@ async fn request_on_the_wire_is_anthropic_shaped() {
         ]}),
     );
     let out = p.chat(&route(), &req).await.unwrap();
-    let sent: Value =
-        serde_json::from_str(&out.completion.choices[0].message.content_text()).unwrap();
+    let sent: Value = serde_json::from_str(&out.value.choices[0].message.content_text()).unwrap();
     assert_eq!(sent["model"], "claude-mock");
     assert_eq!(sent["system"], "sys");
     assert_eq!(
@@ -92,22 +95,18 @@ async fn request_on_the_wire_is_anthropic_shaped() {
 
 #[tokio::test]
 async fn stream_events_are_translated_to_chunks() {
-    let (p, _) = providers(None, false).await;
+    let (p, _mock) = providers(None, false).await;
     let req = request(
         json!({"model": "alias", "stream": true, "stream_options": {"include_usage": true},
         "messages": [{"role": "user", "content": "REPLY: streamed words arrive"}]}),
     );
     let out = p.chat_stream(&route(), &req).await.unwrap();
-    let chunks: Vec<_> = out.stream.map(Result::unwrap).collect().await;
+    let chunks: Vec<_> = out.value.map(Result::unwrap).collect().await;
     assert_eq!(
         chunks[0].choices[0].delta.role.as_deref(),
         Some("assistant")
     );
-    let text: String = chunks
-        .iter()
-        .flat_map(|c| c.choices.iter().filter_map(|ch| ch.delta.content.clone()))
-        .collect();
-    assert_eq!(text, "streamed words arrive");
+    assert_eq!(chunk_text(&chunks), "streamed words arrive");
     let finish: Vec<_> = chunks
         .iter()
         .flat_map(|c| c.choices.iter().filter_map(|ch| ch.finish_reason.clone()))
@@ -126,24 +125,24 @@ async fn stream_events_are_translated_to_chunks() {
 async fn stream_error_event_and_truncation_are_errors() {
     let req = request(json!({"model": "a", "stream": true,
         "messages": [{"role": "user", "content": "a fairly long prompt to answer"}]}));
-    let (p, _) = providers(Some("midstream-error"), false).await;
+    let (p, _mock) = providers(Some("midstream-error"), false).await;
     let items: Vec<_> = p
         .chat_stream(&route(), &req)
         .await
         .unwrap()
-        .stream
+        .value
         .collect()
         .await;
     let err = items.last().unwrap().as_ref().unwrap_err();
     assert!(err.to_string().contains("Overloaded"), "{err}");
-    assert_eq!(err.status().as_u16(), 502);
+    assert_eq!(gateway_status(err).0.as_u16(), 502);
 
-    let (p, _) = providers(Some("truncate"), false).await;
+    let (p, _mock) = providers(Some("truncate"), false).await;
     let items: Vec<_> = p
         .chat_stream(&route(), &req)
         .await
         .unwrap()
-        .stream
+        .value
         .collect()
         .await;
     let err = items.last().unwrap().as_ref().unwrap_err();
@@ -153,23 +152,23 @@ async fn stream_error_event_and_truncation_are_errors() {
 #[tokio::test]
 async fn anthropic_errors_map_to_gateway_statuses() {
     let req = request(json!({"model": "a", "messages": [{"role": "user", "content": "hi"}]}));
-    let (p, addr) = providers(Some("status=529"), false).await;
+    let (p, mock) = providers(Some("status=529"), false).await;
     let err = p.chat(&route(), &req).await.unwrap_err();
     assert_eq!(
-        err.status().as_u16(),
+        gateway_status(&err).0.as_u16(),
         502,
         "overloaded is retried, then a bad gateway"
     );
-    assert_eq!(key_count(&addr, "claude").await, 2);
+    assert_eq!(mock.key_count("claude").await, 2);
 
-    let (p, addr) = providers(Some("status=400"), false).await;
+    let (p, mock) = providers(Some("status=400"), false).await;
     let err = p.chat(&route(), &req).await.unwrap_err();
-    assert_eq!(err.status().as_u16(), 400);
-    assert_eq!(err.error_type(), "invalid_request_error");
-    assert_eq!(key_count(&addr, "claude").await, 1);
+    assert_eq!(gateway_status(&err).0.as_u16(), 400);
+    assert_eq!(gateway_status(&err).1, "invalid_request_error");
+    assert_eq!(mock.key_count("claude").await, 1);
 
-    let (p, _) = providers(Some("status=429;retry-after=0"), false).await;
+    let (p, _mock) = providers(Some("status=429;retry-after=0"), false).await;
     let err = p.chat(&route(), &req).await.unwrap_err();
-    assert_eq!(err.status().as_u16(), 429);
+    assert_eq!(gateway_status(&err).0.as_u16(), 429);
     assert_eq!(err.retry_after(), Some(std::time::Duration::ZERO));
 }

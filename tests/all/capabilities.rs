@@ -5,20 +5,30 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sluice::plugin::audit::audit;
-use sluice::plugin::capability::{Access, Baseline};
-use sluice::plugin::{Plugin, PluginRuntime, PluginState, RuntimeConfig, Verdict};
+use sluice::plugin::audit::{AuditReport, audit};
+use sluice::plugin::capability::Access;
+use sluice::plugin::{Plugin, PluginRuntime, PluginState, PluginsConfig, Verdict};
 
-use crate::support::{guest_wasm, plugin_dir, request, runtime, whole};
+use sluice_guests as guests;
+
+use crate::support::plugins::{plugin_dir, request, runtime, verdict, whole};
+
+/// `[plugins]` with `strict-imports = true`.
+fn strict() -> PluginsConfig {
+    PluginsConfig {
+        strict_imports: true,
+        ..PluginsConfig::default()
+    }
+}
 
 /// A runtime over `dir` with `[plugins] strict-imports = true`.
 fn strict_runtime(dir: &std::path::Path) -> Arc<PluginRuntime> {
-    PluginRuntime::start(RuntimeConfig {
+    PluginRuntime::start(PluginsConfig {
         dir: dir.to_path_buf(),
         watch: false,
-        strict_imports: true,
-        ..RuntimeConfig::default()
+        ..strict()
     })
     .unwrap()
 }
@@ -49,18 +59,18 @@ fn refusal(dir: &std::path::Path, name: &str) -> String {
     }
 }
 
-#[test]
-fn strict_imports_refuse_filesystem_without_grant_naming_import_and_plugin() {
-    let dir = plugin_dir(&[("hostile-files", "kind = \"guardrail\"\n")]);
+#[tokio::test]
+async fn strict_imports_refuse_filesystem_without_grant_naming_import_and_plugin() {
+    let dir = plugin_dir(&[(guests::HOSTILE_FILES, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-files");
     assert!(err.contains("`hostile-files`"), "{err}");
     assert!(err.contains("wasi:filesystem/"), "{err}");
     assert!(err.contains("needs `files`"), "{err}");
 }
 
-#[test]
-fn strict_imports_refuse_sockets_without_grant() {
-    let dir = plugin_dir(&[("hostile-sockets", "kind = \"guardrail\"\n")]);
+#[tokio::test]
+async fn strict_imports_refuse_sockets_without_grant() {
+    let dir = plugin_dir(&[(guests::HOSTILE_SOCKETS, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-sockets");
     assert!(
         err.contains("`hostile-sockets`") && err.contains("wasi:sockets/"),
@@ -69,13 +79,12 @@ fn strict_imports_refuse_sockets_without_grant() {
     assert!(err.contains("needs `sockets`"), "{err}");
 }
 
-#[test]
-fn inert_filesystem_loads_and_opens_nothing() {
-    let dir = plugin_dir(&[("hostile-files", "kind = \"guardrail\"\n")]);
+#[tokio::test]
+async fn inert_filesystem_loads_and_opens_nothing() {
+    let dir = plugin_dir(&[(guests::HOSTILE_FILES, "kind = \"guardrail\"\n")]);
     let rt = runtime(dir.path());
     let p = loaded(&rt, "hostile-files");
     assert!(p.grants().is_empty());
-    assert!(p.runs_inline(), "inert interfaces have no side effects");
     let readme = crate::support::root().join("README.md");
     for path in [
         "/etc/hostname",
@@ -83,24 +92,27 @@ fn inert_filesystem_loads_and_opens_nothing() {
         "README.md",
         &readme.display().to_string(),
     ] {
-        match p.check_output(&request("q"), path, &whole()).verdict {
+        match verdict(p.check_output(&request("q"), path, &whole()).await) {
             Verdict::Reject(r) => assert_eq!(r.code, "io_error", "{path}: {r:?}"),
             v => panic!("{path} must not be readable, got {v:?}"),
         }
     }
 }
 
-#[test]
-fn inert_sockets_load_and_refuse_every_address() {
+#[tokio::test]
+async fn inert_sockets_load_and_refuse_every_address() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let dir = plugin_dir(&[("hostile-sockets", "kind = \"guardrail\"\n")]);
+    let dir = plugin_dir(&[(guests::HOSTILE_SOCKETS, "kind = \"guardrail\"\n")]);
     let rt = runtime(dir.path());
     let p = loaded(&rt, "hostile-sockets");
-    let c = p.check_output(&request("q"), &addr.to_string(), &whole());
+    let c = verdict(
+        p.check_output(&request("q"), &addr.to_string(), &whole())
+            .await,
+    );
     assert!(
-        matches!(&c.verdict, Verdict::Reject(r) if r.code == "net_error"),
+        matches!(&c, Verdict::Reject(r) if r.code == "net_error"),
         "{c:?}"
     );
     // Refused before any connection: nothing is waiting to be accepted.
@@ -111,29 +123,33 @@ fn inert_sockets_load_and_refuse_every_address() {
     );
 }
 
-#[test]
-fn inert_http_loads_and_refuses_every_request() {
+#[tokio::test]
+async fn inert_http_loads_and_refuses_every_request() {
     let (server, hits) = counting_pong_server();
-    let dir = plugin_dir(&[("hostile-http", "kind = \"guardrail\"\n")]);
+    let dir = plugin_dir(&[(guests::HOSTILE_HTTP, "kind = \"guardrail\"\n")]);
     let rt = runtime(dir.path());
     let p = loaded(&rt, "hostile-http");
     assert!(p.grants().is_empty());
-    let c = p.check_output(&request("q"), &format!("http://{server}/ping"), &whole());
-    match &c.verdict {
+    let c = verdict(
+        p.check_output(&request("q"), &format!("http://{server}/ping"), &whole())
+            .await,
+    );
+    match &c {
         Verdict::Reject(r) => {
             assert_eq!(r.code, "http_error", "{c:?}");
             assert!(r.reason.contains("HttpRequestDenied"), "{c:?}");
         }
         v => panic!("an ungranted request must be refused, got {v:?}"),
     }
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
 }
 
-#[test]
-fn inert_clocks_read_whole_milliseconds_and_a_grant_gives_full_resolution() {
+#[tokio::test]
+async fn inert_clocks_read_whole_milliseconds_and_a_grant_gives_full_resolution() {
     // `wall=N;spin=N;` from the hostile-clocks guest.
-    let sample = |p: &Plugin| -> (u128, u128) {
-        let Verdict::Transform(t) = p.check_output(&request("q"), "", &whole()).verdict else {
+    async fn sample(p: &Plugin) -> (u128, u128) {
+        let Verdict::Transform(t) = verdict(p.check_output(&request("q"), "", &whole()).await)
+        else {
             panic!("hostile-clocks answers with a transform");
         };
         let field = |k: &str| {
@@ -143,40 +159,41 @@ fn inert_clocks_read_whole_milliseconds_and_a_grant_gives_full_resolution() {
                 .unwrap_or_else(|| panic!("{k} in {t}"))
         };
         (field("wall="), field("spin="))
-    };
-    let dir = plugin_dir(&[("hostile-clocks", "kind = \"guardrail\"\n")]);
+    }
+    let dir = plugin_dir(&[(guests::HOSTILE_CLOCKS, "kind = \"guardrail\"\n")]);
     let rt = runtime(dir.path());
     let p = loaded(&rt, "hostile-clocks");
     for _ in 0..20 {
-        let (wall, spin) = sample(&p);
+        let (wall, spin) = sample(&p).await;
         assert_eq!(wall % 1_000_000, 0, "wall clock not coarsened: {wall}");
         assert_eq!(spin % 1_000_000, 0, "monotonic clock not coarsened: {spin}");
     }
     let dir = plugin_dir(&[(
-        "hostile-clocks",
+        guests::HOSTILE_CLOCKS,
         "kind = \"guardrail\"\n[capabilities]\nclocks = true\n",
     )]);
     let rt = runtime(dir.path());
     let p = loaded(&rt, "hostile-clocks");
     // A full-resolution reading is a whole millisecond one time in a million.
-    let fine = (0..20).any(|_| {
-        let (wall, spin) = sample(&p);
-        wall % 1_000_000 != 0 || spin % 1_000_000 != 0
-    });
+    let mut fine = false;
+    for _ in 0..20 {
+        let (wall, spin) = sample(&p).await;
+        fine |= wall % 1_000_000 != 0 || spin % 1_000_000 != 0;
+    }
     assert!(fine, "granted clocks must not be coarsened");
 }
 
-#[test]
-fn future_contract_version_is_refused_naming_both_versions() {
-    let dir = plugin_dir(&[("hostile-future", "kind = \"guardrail\"\n")]);
+#[tokio::test]
+async fn future_contract_version_is_refused_naming_both_versions() {
+    let dir = plugin_dir(&[(guests::HOSTILE_FUTURE, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-future");
     assert!(err.contains("sluice:plugin/guardrail@0.2.0"), "{err}");
     assert!(err.contains("sluice:plugin@0.1.0"), "{err}");
 }
 
-#[test]
-fn kind_mismatch_is_refused() {
-    let dir = plugin_dir(&[("test-tagger", "kind = \"router\"\n")]);
+#[tokio::test]
+async fn kind_mismatch_is_refused() {
+    let dir = plugin_dir(&[(guests::TEST_TAGGER, "kind = \"router\"\n")]);
     let err = refusal(dir.path(), "test-tagger");
     assert!(
         err.contains("kind = \"router\"") && err.contains("guardrail"),
@@ -184,33 +201,30 @@ fn kind_mismatch_is_refused() {
     );
 }
 
-#[test]
-fn baseline_environment_is_empty() {
-    let dir = plugin_dir(&[("hostile-env", "kind = \"guardrail\"\n")]);
+#[tokio::test]
+async fn baseline_environment_is_empty() {
+    let dir = plugin_dir(&[(guests::HOSTILE_ENV, "kind = \"guardrail\"\n")]);
     let rt = runtime(dir.path());
     let p = rt.current().get("hostile-env").unwrap().clone();
-    let c = p.check_output(&request("q"), "", &whole());
-    assert_eq!(c.verdict, Verdict::Transform("args=0;".into()));
+    let c = verdict(p.check_output(&request("q"), "", &whole()).await);
+    assert_eq!(c, Verdict::Transform("args=0;".into()));
 }
 
-#[test]
-fn env_is_passed_by_name_only() {
+#[tokio::test]
+async fn env_is_passed_by_name_only() {
     let path = std::env::var("PATH").expect("tests run with PATH set");
     let dir = plugin_dir(&[(
-        "hostile-env",
+        guests::HOSTILE_ENV,
         "kind = \"guardrail\"\n[capabilities]\nenv = [\"PATH\", \"SLUICE_SURELY_UNSET_VAR\"]\n",
     )]);
     let rt = runtime(dir.path());
     let p = rt.current().get("hostile-env").unwrap().clone();
-    let c = p.check_output(&request("q"), "", &whole());
-    assert_eq!(
-        c.verdict,
-        Verdict::Transform(format!("args=0;PATH={path};"))
-    );
+    let c = verdict(p.check_output(&request("q"), "", &whole()).await);
+    assert_eq!(c, Verdict::Transform(format!("args=0;PATH={path};")));
 }
 
-#[test]
-fn granted_directory_is_readable_and_outside_is_not() {
+#[tokio::test]
+async fn granted_directory_is_readable_and_outside_is_not() {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("ok.txt"), "inside the grant").unwrap();
     let secret = tempfile::tempdir().unwrap();
@@ -219,18 +233,17 @@ fn granted_directory_is_readable_and_outside_is_not() {
         "kind = \"guardrail\"\n[capabilities]\nfiles = [{{ host = \"{}\", guest = \"/data\" }}]\n",
         data.path().display()
     );
-    let dir = plugin_dir(&[("hostile-files", &manifest)]);
+    let dir = plugin_dir(&[(guests::HOSTILE_FILES, &manifest)]);
     let rt = runtime(dir.path());
     let p = rt
         .current()
         .get("hostile-files")
         .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
         .clone();
-    assert!(!p.runs_inline(), "a files grant never runs inline");
-    let read = |path: &str| p.check_output(&request("q"), path, &whole()).verdict;
+    let read = async |path: &str| verdict(p.check_output(&request("q"), path, &whole()).await);
 
     assert_eq!(
-        read("/data/ok.txt"),
+        read("/data/ok.txt").await,
         Verdict::Transform("inside the grant".into())
     );
     let secret_path = secret.path().join("secret.txt");
@@ -240,15 +253,15 @@ fn granted_directory_is_readable_and_outside_is_not() {
         escape,
         "/etc/hostname".into(),
     ] {
-        match read(&attempt) {
+        match read(&attempt).await {
             Verdict::Reject(r) => assert_eq!(r.code, "io_error", "{attempt}: {r:?}"),
             v => panic!("{attempt} must not be readable, got {v:?}"),
         }
     }
 }
 
-#[test]
-fn sockets_grant_allows_listed_address_only() {
+#[tokio::test]
+async fn sockets_grant_allows_listed_address_only() {
     let allowed = TcpListener::bind("127.0.0.1:0").unwrap();
     let other = TcpListener::bind("127.0.0.1:0").unwrap();
     let allowed_addr = allowed.local_addr().unwrap();
@@ -258,25 +271,31 @@ fn sockets_grant_allows_listed_address_only() {
     let manifest = format!(
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 2000\n[capabilities]\nsockets = [\"{allowed_addr}\"]\n"
     );
-    let dir = plugin_dir(&[("hostile-sockets", &manifest)]);
+    let dir = plugin_dir(&[(guests::HOSTILE_SOCKETS, &manifest)]);
     let rt = runtime(dir.path());
     let p = rt
         .current()
         .get("hostile-sockets")
         .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
         .clone();
-    let c = p.check_output(&request("q"), &allowed_addr.to_string(), &whole());
-    assert_eq!(c.verdict, Verdict::Transform("connected".into()), "{c:?}");
-    let c = p.check_output(&request("q"), &other_addr.to_string(), &whole());
+    let c = verdict(
+        p.check_output(&request("q"), &allowed_addr.to_string(), &whole())
+            .await,
+    );
+    assert_eq!(c, Verdict::Transform("connected".into()), "{c:?}");
+    let c = verdict(
+        p.check_output(&request("q"), &other_addr.to_string(), &whole())
+            .await,
+    );
     assert!(
-        matches!(&c.verdict, Verdict::Reject(r) if r.code == "net_error"),
+        matches!(&c, Verdict::Reject(r) if r.code == "net_error"),
         "{c:?}"
     );
 }
 
-#[test]
-fn strict_imports_refuse_http_without_grant() {
-    let dir = plugin_dir(&[("hostile-http", "kind = \"guardrail\"\n")]);
+#[tokio::test]
+async fn strict_imports_refuse_http_without_grant() {
+    let dir = plugin_dir(&[(guests::HOSTILE_HTTP, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-http");
     assert!(
         err.contains("`hostile-http`") && err.contains("wasi:http/"),
@@ -291,14 +310,14 @@ fn pong_server() -> std::net::SocketAddr {
 }
 
 /// [`pong_server`], with the number of connections it accepted.
-fn counting_pong_server() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+fn counting_pong_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            counter.fetch_add(1, Ordering::SeqCst);
             let mut buf = [0u8; 4096];
             let _ = std::io::Read::read(&mut conn, &mut buf);
             let _ = std::io::Write::write_all(
@@ -312,25 +331,30 @@ fn counting_pong_server() -> (std::net::SocketAddr, Arc<std::sync::atomic::Atomi
 
 /// `wasi:http` end to end: the granted host answers, any other host or port
 /// is refused by the gateway before a connection is made.
-#[test]
-fn http_grant_allows_listed_hosts_only() {
+#[tokio::test]
+async fn http_grant_allows_listed_hosts_only() {
     let allowed = pong_server();
     let other = pong_server();
     let manifest = format!(
         "kind = \"guardrail\"\n[limits]\ndeadline-ms = 5000\n[capabilities]\nhttp = [\"{allowed}\"]\n"
     );
-    let dir = plugin_dir(&[("hostile-http", &manifest)]);
+    let dir = plugin_dir(&[(guests::HOSTILE_HTTP, &manifest)]);
     let rt = runtime(dir.path());
     let p = rt
         .current()
         .get("hostile-http")
         .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
         .clone();
-    assert!(!p.runs_inline(), "an http grant never runs inline");
-    let c = p.check_output(&request("q"), &format!("http://{allowed}/ping"), &whole());
-    assert_eq!(c.verdict, Verdict::Transform("200 pong".into()), "{c:?}");
-    let c = p.check_output(&request("q"), &format!("http://{other}/ping"), &whole());
-    match &c.verdict {
+    let c = verdict(
+        p.check_output(&request("q"), &format!("http://{allowed}/ping"), &whole())
+            .await,
+    );
+    assert_eq!(c, Verdict::Transform("200 pong".into()), "{c:?}");
+    let c = verdict(
+        p.check_output(&request("q"), &format!("http://{other}/ping"), &whole())
+            .await,
+    );
+    match &c {
         Verdict::Reject(r) => {
             assert_eq!(r.code, "http_error", "{c:?}");
             assert!(r.reason.contains("HttpRequestDenied"), "{c:?}");
@@ -339,17 +363,17 @@ fn http_grant_allows_listed_hosts_only() {
     }
 }
 
-#[test]
-fn audit_shows_every_import_with_its_verdict() {
-    let wasm = guest_wasm("hostile-files");
-    let report = audit(&wasm, None, Baseline::WithInert).unwrap();
+#[tokio::test]
+async fn audit_shows_every_import_with_its_verdict() {
+    let wasm = std::path::PathBuf::from(guests::HOSTILE_FILES.wasm);
+    let report = audit(&wasm, None, &PluginsConfig::default()).unwrap();
     assert!(report.accepted, "{:?}", report.problems);
     assert_eq!(
         report.world.as_deref(),
         Some("sluice:plugin/guardrail-plugin@0.1.0")
     );
     assert_eq!(report.sha256.len(), 64);
-    let verdict = |report: &sluice::plugin::audit::AuditReport, prefix: &str| {
+    let verdict = |report: &AuditReport, prefix: &str| {
         report
             .imports
             .iter()
@@ -386,7 +410,7 @@ fn audit_shows_every_import_with_its_verdict() {
     assert_eq!(fs["verdict"], "inert", "{fs}");
 
     // Strict imports: refused, unless a manifest grants a directory.
-    let report = audit(&wasm, None, Baseline::Strict).unwrap();
+    let report = audit(&wasm, None, &strict()).unwrap();
     assert!(!report.accepted);
     assert!(verdict(&report, "wasi:filesystem/types").is_refused());
     let text = report.to_text();
@@ -401,16 +425,16 @@ fn audit_shows_every_import_with_its_verdict() {
         "kind = \"guardrail\"\n[capabilities]\nfiles = [{ host = \".\", guest = \"/data\" }]\n",
     )
     .unwrap();
-    let report = audit(&wasm, Some(&manifest), Baseline::Strict).unwrap();
+    let report = audit(&wasm, Some(&manifest), &strict()).unwrap();
     assert!(report.accepted, "{:?}", report.problems);
     assert!(report.to_text().contains("granted (files)"));
 }
 
-#[test]
-fn plugin_list_shows_the_chain_and_refusals() {
+#[tokio::test]
+async fn plugin_list_shows_the_chain_and_refusals() {
     let dir = plugin_dir(&[
-        ("test-tagger", "kind = \"guardrail\"\norder = 5\n"),
-        ("hostile-future", "kind = \"guardrail\"\n"),
+        (guests::TEST_TAGGER, "kind = \"guardrail\"\norder = 5\n"),
+        (guests::HOSTILE_FUTURE, "kind = \"guardrail\"\n"),
     ]);
     let (text, failed) = sluice::cli::plugin::list(dir.path().to_path_buf(), false).unwrap();
     assert_eq!(failed, 1);

@@ -21,10 +21,14 @@ use serde_json::{Value, json};
 use sluice::cli::cases::{self, Call, Case, Expect};
 use sluice::cli::plugin_new::{self, Lang, NewPlugin};
 use sluice::cli::plugin_test::{self, TestRun};
-use sluice::plugin::PluginKind;
+use sluice::plugin::audit::audit;
+use sluice::plugin::{PluginKind, PluginsConfig};
+use tracing::instrument::WithSubscriber as _;
 
-use crate::gateway::{self, sse_data, streamed_text};
-use crate::support::{request, root, runtime};
+use crate::support::gateway;
+use crate::support::http::{sse_data, streamed_text};
+use crate::support::plugins::{request, runtime, verdict, whole};
+use crate::support::root;
 
 /// One language build of the example guardrails.
 struct Example {
@@ -282,8 +286,8 @@ async fn check_case(gw: &gateway::TestGateway, case: &Case, stream: bool) -> Opt
     }
 }
 
-/// What a call of `plugin` logs (text of every event) while it runs.
-fn logs_of(call: impl FnOnce()) -> String {
+/// What `call` logs (text of every event) while it runs.
+async fn logs_of(call: impl std::future::Future) -> String {
     #[derive(Clone, Default)]
     struct Buf(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Buf {
@@ -301,7 +305,7 @@ fn logs_of(call: impl FnOnce()) -> String {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    tracing::subscriber::with_default(subscriber, call);
+    call.with_subscriber(subscriber).await;
     let bytes = buf.0.lock().unwrap().clone();
     String::from_utf8(bytes).unwrap()
 }
@@ -333,15 +337,17 @@ async fn examples_match_the_cases(ex: &'static Example) {
     assert!(failures.is_empty(), "{}:\n{}", ex.name, failures.join("\n"));
 
     let path = dir.path().to_path_buf();
-    let logs = tokio::task::spawn_blocking(move || {
-        let rt = runtime(&path);
-        let p = rt.current().get("ssn-redact").unwrap().clone();
-        logs_of(|| {
-            p.check_output(&request("q"), "SSN 123-45-6789.", &crate::support::whole());
-        })
+    let rt = tokio::task::spawn_blocking(move || runtime(&path))
+        .await
+        .unwrap();
+    let p = rt.current().get("ssn-redact").unwrap().clone();
+    let logs = logs_of(async {
+        verdict(
+            p.check_output(&request("q"), "SSN 123-45-6789.", &whole())
+                .await,
+        )
     })
-    .await
-    .unwrap();
+    .await;
     let lines: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("redacted 1 SSN(s)") && l.contains("plugin=\"ssn-redact\""))
@@ -389,10 +395,9 @@ async fn c_examples_match_the_cases() {
 /// `baseline (inert)`, and strict imports refuse it.
 #[test]
 fn default_python_build_is_inert_baseline_and_strict_refuses_it() {
-    use sluice::plugin::audit::audit;
-    use sluice::plugin::capability::{Access, Baseline};
+    use sluice::plugin::capability::Access;
     let wasm = built(&PYTHON).join("ssn-redact.wasm");
-    let report = audit(&wasm, None, Baseline::WithInert).unwrap();
+    let report = audit(&wasm, None, &PluginsConfig::default()).unwrap();
     assert!(report.accepted, "{:?}", report.problems);
     let inert: Vec<&str> = report
         .imports
@@ -411,7 +416,11 @@ fn default_python_build_is_inert_baseline_and_strict_refuses_it() {
             "{family} not inert in {inert:?}"
         );
     }
-    let strict = audit(&wasm, None, Baseline::Strict).unwrap();
+    let strict = PluginsConfig {
+        strict_imports: true,
+        ..PluginsConfig::default()
+    };
+    let strict = audit(&wasm, None, &strict).unwrap();
     assert!(!strict.accepted);
     assert!(strict.problems.iter().any(|p| p.contains("strict-imports")));
 }
@@ -420,31 +429,20 @@ fn default_python_build_is_inert_baseline_and_strict_refuses_it() {
 /// async engine; a plain build does not.
 #[test]
 fn quickjs_builds_run_on_the_async_engine_and_others_do_not() {
-    use sluice::plugin::audit::audit;
-    use sluice::plugin::capability::Baseline;
-    let qjs = audit(
-        &built(&QUICKJS).join("ssn-redact.wasm"),
-        None,
-        Baseline::WithInert,
-    )
-    .unwrap();
+    let cfg = PluginsConfig::default();
+    let qjs = audit(&built(&QUICKJS).join("ssn-redact.wasm"), None, &cfg).unwrap();
     assert!(
         qjs.accepted && qjs.component_model_async,
         "{:?}",
         qjs.problems
     );
     assert!(qjs.to_text().contains("component-model async"));
-    let c = audit(
-        &built(&C).join("ssn-redact.wasm"),
-        None,
-        Baseline::WithInert,
-    )
-    .unwrap();
+    let c = audit(&built(&C).join("ssn-redact.wasm"), None, &cfg).unwrap();
     assert!(c.accepted && !c.component_model_async);
 }
 
 /// Create, build and test a `plugin new` project of every kind in `lang`.
-fn new_projects_build_load_and_pass(lang: Lang) {
+async fn new_projects_build_load_and_pass(lang: Lang) {
     let base = root().join("target/plugin-new").join(lang.to_string());
     let _ = std::fs::remove_dir_all(&base);
     for kind in [
@@ -474,36 +472,37 @@ fn new_projects_build_load_and_pass(lang: Lang) {
             name: None,
             strict_imports: false,
         })
+        .await
         .unwrap();
         assert_eq!(report.failed(), 0, "{lang} {kind}:\n{}", report.to_text());
         assert!(!report.results.is_empty());
     }
 }
 
-#[test]
-fn plugin_new_rust_projects_build_load_and_pass() {
-    new_projects_build_load_and_pass(Lang::Rust);
+#[tokio::test]
+async fn plugin_new_rust_projects_build_load_and_pass() {
+    new_projects_build_load_and_pass(Lang::Rust).await;
 }
 
-#[test]
-fn plugin_new_python_projects_build_load_and_pass() {
-    new_projects_build_load_and_pass(Lang::Python);
+#[tokio::test]
+async fn plugin_new_python_projects_build_load_and_pass() {
+    new_projects_build_load_and_pass(Lang::Python).await;
 }
 
-#[test]
-fn plugin_new_js_projects_build_load_and_pass() {
-    new_projects_build_load_and_pass(Lang::Js);
+#[tokio::test]
+async fn plugin_new_js_projects_build_load_and_pass() {
+    new_projects_build_load_and_pass(Lang::Js).await;
 }
 
-#[test]
-fn plugin_new_c_projects_build_load_and_pass() {
-    new_projects_build_load_and_pass(Lang::C);
+#[tokio::test]
+async fn plugin_new_c_projects_build_load_and_pass() {
+    new_projects_build_load_and_pass(Lang::C).await;
 }
 
 /// A manifest that names no `plugin:` applies every case; a case file
 /// with a failing expectation makes `plugin test` report it.
-#[test]
-fn plugin_test_reports_a_failing_case() {
+#[tokio::test]
+async fn plugin_test_reports_a_failing_case() {
     let out = built(&C);
     let cases_file = tempfile::NamedTempFile::with_suffix(".jsonl").unwrap();
     std::fs::write(
@@ -519,6 +518,7 @@ fn plugin_test_reports_a_failing_case() {
         name: None,
         strict_imports: false,
     })
+    .await
     .unwrap();
     assert_eq!(report.failed(), 1);
     let text = report.to_text();

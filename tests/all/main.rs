@@ -1,13 +1,15 @@
 mod support;
 
 mod anthropic;
+mod audit;
 mod capabilities;
+mod deadlines;
 mod faults;
 mod first_party;
-mod gateway;
 mod hot_reload;
 mod http_api;
 mod languages;
+mod logging;
 mod openai_sdk;
 mod routing;
 mod sandbox;

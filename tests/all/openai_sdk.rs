@@ -7,8 +7,11 @@ use std::path::PathBuf;
 
 use tokio::process::Command;
 
-use crate::gateway;
-use crate::support::{plugin_dir_named, root};
+use sluice_guests as guests;
+
+use crate::support::gateway;
+use crate::support::plugins::plugin_dir_named;
+use crate::support::root;
 
 /// Pinned to the SDK's current major line; the wire format is what we test.
 const OPENAI_REQUIREMENT: &str = "openai>=1.40,<4";
@@ -65,8 +68,8 @@ async fn the_official_python_sdk_works_unchanged() {
     };
     let length = "kind = \"guardrail\"\n[config]\nmax-chars = 60\n";
     let dir = plugin_dir_named(&[
-        ("pii-redact", "pii-redact", "kind = \"guardrail\"\n"),
-        ("length-check", "length-check", length),
+        ("pii-redact", guests::PII_REDACT, "kind = \"guardrail\"\n"),
+        ("length-check", guests::LENGTH_CHECK, length),
     ]);
     let mock = gateway::mock().await;
     let rest = r#"

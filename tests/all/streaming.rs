@@ -5,8 +5,11 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::gateway::{self, TestGateway, reply_body, sse_data, streamed_text};
-use crate::support::plugin_dir_named;
+use sluice_guests as guests;
+
+use crate::support::gateway::{self, TestGateway, reply_body};
+use crate::support::http::{sse_data, streamed_pieces, streamed_text};
+use crate::support::plugins::plugin_dir_named;
 
 /// pii-redact with its defaults; length-check capped at 60 characters. Both
 /// keep the default `order`, so the chain runs them by name.
@@ -35,8 +38,8 @@ struct Setup {
 
 async fn setup() -> Setup {
     let dir = plugin_dir_named(&[
-        ("pii-redact", "pii-redact", PII),
-        ("length-check", "length-check", LENGTH_60),
+        ("pii-redact", guests::PII_REDACT, PII),
+        ("length-check", guests::LENGTH_CHECK, LENGTH_60),
     ]);
     let mock = gateway::mock().await;
     let gw = gateway::start(&gateway::config(&mock, dir.path(), MODELS)).await;
@@ -110,17 +113,10 @@ async fn a_stream_that_passes_arrives_whole_in_sentence_windows() {
         "role chunk first"
     );
     // Text arrives per sentence, never per token.
-    let pieces: Vec<String> = events
-        .iter()
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .filter(|t| !t.is_empty())
-        .collect();
-    assert_eq!(pieces, ["One short line. ", "Two more words! ", "Done"]);
+    assert_eq!(
+        streamed_pieces(&events),
+        ["One short line. ", "Two more words! ", "Done"]
+    );
     let finish = events
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
@@ -204,16 +200,7 @@ async fn chars_windows_follow_the_model_config() {
     let reply = "abcdefghij klmnopqrst uvwxyz and a tail";
     let (_, events) = stream(&s.gw, reply_body("chunky", reply)).await;
     assert_eq!(streamed_text(&events), reply);
-    let pieces: Vec<String> = events
-        .iter()
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .filter(|t| !t.is_empty())
-        .collect();
+    let pieces = streamed_pieces(&events);
     let (last, windows) = pieces.split_last().unwrap();
     assert!(!windows.is_empty());
     for w in windows {
@@ -242,14 +229,9 @@ async fn without_output_guardrails_tokens_are_not_held_back() {
     let reply = "Four words, one sentence.";
     let (_, events) = stream(&s.gw, reply_body("raw", reply)).await;
     assert_eq!(streamed_text(&events), reply);
-    let pieces = events
-        .iter()
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .is_some_and(|t| !t.is_empty())
-        })
-        .count();
-    assert_eq!(pieces, 4, "one chunk per upstream token: {events:?}");
+    assert_eq!(
+        streamed_pieces(&events).len(),
+        4,
+        "one chunk per upstream token: {events:?}"
+    );
 }

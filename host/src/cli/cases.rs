@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::pipeline::guard;
 use crate::plugin::{
     Candidate, Decision, Estimate, Message, OutputContext, Plugin, PluginKind, RequestInfo, Spend,
     Verdict,
@@ -410,8 +411,11 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-/// Run `case` against `plugin` and compare with its expectation.
-pub fn run(plugin: &Plugin, case: &Case) -> Outcome {
+/// Run `case` against `plugin` and compare with its expectation. A failed
+/// guardrail call is judged by the verdict its failure mode gives in the
+/// gateway (`closed`: reject `plugin_failure`; `open`: pass), and the
+/// failure is shown.
+pub async fn run(plugin: &Plugin, case: &Case) -> Outcome {
     let call = match case.call_kind() {
         Ok(c) => c,
         Err(e) => {
@@ -426,8 +430,8 @@ pub fn run(plugin: &Plugin, case: &Case) -> Outcome {
     let start = Instant::now();
     let (passed, got) = match call {
         Call::CheckInput | Call::CheckOutput => {
-            let checked = if call == Call::CheckInput {
-                plugin.check_input(&req)
+            let answer = if call == Call::CheckInput {
+                plugin.check_input(&req).await
             } else {
                 let ctx = case.context.clone().unwrap_or(CaseContext {
                     is_final: true,
@@ -438,13 +442,17 @@ pub fn run(plugin: &Plugin, case: &Case) -> Outcome {
                     window_index: ctx.window_index,
                     is_final: ctx.is_final,
                 };
-                plugin.check_output(&req, case.output.as_deref().unwrap_or(""), &ctx)
+                plugin
+                    .check_output(&req, case.output.as_deref().unwrap_or(""), &ctx)
+                    .await
             };
-            let mut got = describe_verdict(&checked.verdict);
-            if let Some(f) = &checked.failure {
-                got = format!("{got} (plugin failed: {f})");
-            }
-            (verdict_matches(&case.expect, &checked.verdict), got)
+            let failed = answer
+                .as_ref()
+                .err()
+                .map(|f| format!(" (plugin failed: {f})"));
+            let (verdict, _) = guard::answered(plugin, answer, &req.id);
+            let got = describe_verdict(&verdict) + failed.as_deref().unwrap_or("");
+            (verdict_matches(&case.expect, &verdict), got)
         }
         Call::Route => {
             let cands: Vec<Candidate> = case
@@ -460,7 +468,7 @@ pub fn run(plugin: &Plugin, case: &Case) -> Outcome {
                     context_window: c.context_window,
                 })
                 .collect();
-            match plugin.route(&req, &cands) {
+            match plugin.route(&req, &cands).await {
                 Ok(routes) => {
                     let got: Vec<String> = routes
                         .iter()
@@ -486,7 +494,7 @@ pub fn run(plugin: &Plugin, case: &Case) -> Outcome {
                 budget_usd: s.budget_usd,
                 period: s.period,
             };
-            match plugin.decide(&req, &est, &spend) {
+            match plugin.decide(&req, &est, &spend).await {
                 Ok(d) => (decision_matches(&case.expect, &d), describe_decision(&d)),
                 Err(f) => (false, format!("plugin failed: {f}")),
             }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::Config;
 use crate::pipeline::Gateway;
@@ -102,13 +103,31 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn init_logging(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // Colours only for a terminal: a log file or journald gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = log_subscriber(format, filter, ansi, std::io::stderr).try_init();
+}
+
+/// The gateway's log lines in `format`, filtered by `filter`, written to
+/// `writer` (stderr when serving; a buffer in tests that read the log),
+/// with ANSI colours when `ansi` (pretty format only).
+pub fn log_subscriber<W>(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    ansi: bool,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Pretty => builder.try_init(),
-    };
+        .with_ansi(ansi)
+        .with_writer(writer);
+    match format {
+        LogFormat::Json => Box::new(builder.json().finish()),
+        LogFormat::Pretty => Box::new(builder.finish()),
+    }
 }
 
 fn check(file: &std::path::Path) -> anyhow::Result<()> {
@@ -142,9 +161,6 @@ fn check(file: &std::path::Path) -> anyhow::Result<()> {
 async fn serve(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&path)?;
     let listen = config.server.listen;
-    if config.keys.is_empty() {
-        tracing::warn!("no [[keys]] configured: authentication is OFF");
-    }
     // Compiling the plugins is CPU work; keep it off the async workers.
     let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
         .await

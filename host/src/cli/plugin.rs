@@ -9,23 +9,31 @@ use clap::Subcommand;
 
 use super::plugin_new::{self, Lang, NewPlugin};
 use super::plugin_test::{self, TestRun};
+use crate::config::Config;
 use crate::plugin::audit;
-use crate::plugin::capability::Baseline;
-use crate::plugin::{PACKAGE_VERSION, PluginKind, PluginRuntime, PluginState, RuntimeConfig};
+use crate::plugin::log::escaped;
+use crate::plugin::{PACKAGE_VERSION, PluginKind, PluginRuntime, PluginState, PluginsConfig};
 
 #[derive(Subcommand, Debug)]
 pub enum PluginCmd {
     /// Show a component's world, exports, every import with its verdict
     /// (contract / baseline / baseline (inert) / granted / REFUSED), grants,
-    /// limits and SHA-256. Exits non-zero when the runtime would refuse it.
+    /// flagged file grants, limits and SHA-256, then load it as the gateway
+    /// would (same checks, linker and trial instantiation). Exits non-zero
+    /// when the runtime would refuse it.
     Audit {
         /// The component (`NAME.wasm`).
         file: PathBuf,
         /// Its manifest; without one nothing is granted.
         #[arg(long)]
         manifest: Option<PathBuf>,
-        /// Judge as a gateway with `[plugins] strict-imports = true` would:
-        /// inert interfaces need their grant too.
+        /// The gateway config whose `[plugins]` settings (memory cap, fuel,
+        /// instance limits, directories, strict imports) the plugin must
+        /// load under. Default: the built-in defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Judge as a gateway with `[plugins] strict-imports = true` would
+        /// (whatever `--config` says): inert interfaces need their grant too.
         #[arg(long)]
         strict_imports: bool,
         /// Print JSON instead of text.
@@ -87,11 +95,16 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
         PluginCmd::Audit {
             file,
             manifest,
+            config,
             strict_imports,
             json,
         } => {
-            let baseline = Baseline::from_strict_imports(strict_imports);
-            let report = audit::audit(&file, manifest.as_deref(), baseline)?;
+            let mut plugins = match config {
+                Some(path) => Config::load(&path)?.plugins,
+                None => PluginsConfig::default(),
+            };
+            plugins.strict_imports |= strict_imports;
+            let report = audit::audit(&file, manifest.as_deref(), &plugins)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -101,7 +114,7 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
                 anyhow::bail!(
                     "{} would be refused: {}",
                     file.display(),
-                    report.problems.join("; ")
+                    escaped(report.problems.join("; "))
                 );
             }
             Ok(())
@@ -139,13 +152,13 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
             name,
             strict_imports,
         } => {
-            let report = plugin_test::run(&TestRun {
+            let report = super::runtime()?.block_on(plugin_test::run(&TestRun {
                 wasm: file,
                 cases,
                 manifest,
                 name,
                 strict_imports,
-            })?;
+            }))?;
             print!("{}", report.to_text());
             if report.failed() > 0 {
                 anyhow::bail!("{} case(s) failed", report.failed());
@@ -165,11 +178,11 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
 
 /// Render the listing of `dir`; returns the text and the number of failed plugins.
 pub fn list(dir: PathBuf, json: bool) -> anyhow::Result<(String, usize)> {
-    let rt = PluginRuntime::start(RuntimeConfig {
+    let rt = PluginRuntime::start(PluginsConfig {
         dir: dir.clone(),
         watch: false,
         pool_size: 0,
-        ..RuntimeConfig::default()
+        ..PluginsConfig::default()
     })
     .with_context(|| format!("loading {}", dir.display()))?;
     let statuses = rt.statuses();
@@ -233,7 +246,8 @@ pub fn list(dir: PathBuf, json: bool) -> anyhow::Result<(String, usize)> {
             st.name
         );
         if let PluginState::Failed { error, .. } = &st.state {
-            let _ = writeln!(s, "    {error}");
+            // May quote the guest (a start function's stderr).
+            let _ = writeln!(s, "    {}", escaped(error));
         }
     }
     Ok((s, failed))

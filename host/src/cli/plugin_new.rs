@@ -271,7 +271,7 @@ mod tests {
                 let manifest = std::fs::read_to_string(dir.join("my-plugin.toml")).unwrap();
                 let m = crate::plugin::Manifest::parse(&manifest, &dir).unwrap();
                 assert_eq!(m.kind, kind);
-                m.validate(512).unwrap();
+                m.validate(512, &[]).unwrap();
                 for (rel, _) in lang.sources(kind) {
                     let text = std::fs::read_to_string(dir.join(rel)).unwrap();
                     assert!(!text.contains("{{"), "{lang} {kind} {rel}: {text}");

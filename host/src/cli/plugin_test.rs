@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 
 use super::cases::{self, Case, Outcome};
 use crate::plugin::audit;
-use crate::plugin::capability::Baseline;
-use crate::plugin::{Manifest, Plugin, PluginRuntime, PluginState, RuntimeConfig};
+use crate::plugin::log::escaped;
+use crate::plugin::{Manifest, Plugin, PluginRuntime, PluginState, PluginsConfig};
 
 /// What `sluice plugin test` was asked to do.
 #[derive(Debug, Clone)]
@@ -84,8 +84,9 @@ impl TestReport {
     }
 }
 
-/// Load the plugin and run every case that applies to it.
-pub fn run(t: &TestRun) -> anyhow::Result<TestReport> {
+/// Load the plugin and run every case that applies to it, one after the
+/// other.
+pub async fn run(t: &TestRun) -> anyhow::Result<TestReport> {
     let name = match &t.name {
         Some(n) => n.clone(),
         None => t
@@ -104,16 +105,15 @@ pub fn run(t: &TestRun) -> anyhow::Result<TestReport> {
             other.len()
         );
     }
-    let baseline = Baseline::from_strict_imports(t.strict_imports);
-    let (dir, plugin) = load(t, &name, baseline)?;
-    let results = mine
-        .iter()
-        .map(|c| CaseResult {
+    let (dir, plugin) = load(t, &name)?;
+    let mut results = Vec::with_capacity(mine.len());
+    for c in &mine {
+        results.push(CaseResult {
             name: c.name.clone(),
             expected: cases::describe_expect(&c.expect),
-            outcome: cases::run(&plugin, c),
-        })
-        .collect();
+            outcome: cases::run(&plugin, c).await,
+        });
+    }
     drop(dir);
     Ok(TestReport {
         plugin: name,
@@ -124,11 +124,14 @@ pub fn run(t: &TestRun) -> anyhow::Result<TestReport> {
 
 /// A one-plugin directory (the component and its manifest, relative paths
 /// resolved where the manifest lives) loaded by a real runtime.
-fn load(
-    t: &TestRun,
-    name: &str,
-    baseline: Baseline,
-) -> anyhow::Result<(tempfile::TempDir, Arc<Plugin>)> {
+fn load(t: &TestRun, name: &str) -> anyhow::Result<(tempfile::TempDir, Arc<Plugin>)> {
+    let dir = tempfile::tempdir().context("creating a scratch plugin directory")?;
+    let cfg = PluginsConfig {
+        dir: dir.path().to_path_buf(),
+        watch: false,
+        strict_imports: t.strict_imports,
+        ..PluginsConfig::default()
+    };
     let sibling = t.wasm.with_extension("toml");
     let manifest_path = t
         .manifest
@@ -142,31 +145,24 @@ fn load(
             Manifest::parse(&text, base).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
         None => {
-            let report = audit::audit(&t.wasm, None, baseline)?;
+            let report = audit::audit(&t.wasm, None, &cfg)?;
             let kind = report.kind.with_context(|| {
                 format!(
                     "{} exports no sluice:plugin world: {}",
                     t.wasm.display(),
-                    report.problems.join("; ")
+                    escaped(report.problems.join("; "))
                 )
             })?;
-            Manifest::parse(&format!("kind = \"{kind}\""), Path::new("."))
-                .map_err(anyhow::Error::msg)?
+            Manifest::with_defaults(kind)
         }
     };
-    let dir = tempfile::tempdir().context("creating a scratch plugin directory")?;
     std::fs::copy(&t.wasm, dir.path().join(format!("{name}.wasm")))
         .with_context(|| format!("reading {}", t.wasm.display()))?;
     std::fs::write(
         dir.path().join(format!("{name}.toml")),
         toml::to_string(&manifest).context("writing the manifest")?,
     )?;
-    let rt = PluginRuntime::start(RuntimeConfig {
-        dir: dir.path().to_path_buf(),
-        watch: false,
-        strict_imports: baseline == Baseline::Strict,
-        ..RuntimeConfig::default()
-    })?;
+    let rt = PluginRuntime::start(cfg)?;
     if let Some(plugin) = rt.current().get(name) {
         return Ok((dir, plugin.clone()));
     }
@@ -178,5 +174,6 @@ fn load(
             PluginState::Loaded => None,
         })
         .unwrap_or_else(|| "not loaded".into());
-    bail!("{why}")
+    // May quote the guest (a start function's stderr).
+    bail!("{}", escaped(why))
 }

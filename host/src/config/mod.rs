@@ -9,21 +9,24 @@
 //!    (unknown keys are errors), then cross-references checked
 //!    ([`validate`]): routes naming unknown providers, duplicate names, …
 //!
-//! Every key, its default and why it exists is documented on the fields
-//! below; `examples/sluice.toml` is the commented example the demo runs.
+//! Each subsystem owns its section's type, every key documented with its
+//! default and cost: [`ServerConfig`] and [`KeyConfig`] (`server::config`),
+//! [`ModelConfig`] (`pipeline::config`), [`PluginsConfig`] (`plugin`),
+//! [`ProviderConfig`], [`RetryConfig`], [`BreakerConfig`]
+//! (`provider::config`). This module only loads and cross-checks them;
+//! `examples/sluice.toml` is the commented example the demo runs.
 
 mod source;
 mod validate;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::plugin::RuntimeConfig;
+pub use crate::pipeline::config::{ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
+use crate::plugin::PluginsConfig;
 use crate::provider::{BreakerConfig, ProviderConfig, RetryConfig};
+pub use crate::server::config::{KeyConfig, ServerConfig};
+pub use crate::state::StateConfig;
 pub use source::{ConfigErrors, Problem};
 use source::{Seg, Source};
 
@@ -33,8 +36,8 @@ pub struct Config {
     /// `[server]`.
     pub server: ServerConfig,
     /// `[plugins]`: the plugin runtime's settings (directory, hot reload,
-    /// pools); keys documented on [`RuntimeConfig`].
-    pub plugins: RuntimeConfig,
+    /// pools); keys documented on [`PluginsConfig`].
+    pub plugins: PluginsConfig,
     /// `[[providers]]`: upstreams, keys documented on [`ProviderConfig`].
     pub providers: Vec<ProviderConfig>,
     /// `[retry]`: default retry policy for every provider (a provider entry
@@ -47,190 +50,9 @@ pub struct Config {
     /// `[[keys]]`: virtual API keys. **No keys configured = auth is off**
     /// (every request is anonymous), which suits a local demo only.
     pub keys: Vec<KeyConfig>,
-}
-
-/// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct ServerConfig {
-    /// Address to listen on. Default `127.0.0.1:8080` (loopback: exposing a
-    /// gateway holding provider keys must be a deliberate choice).
-    pub listen: SocketAddr,
-    /// Largest accepted request body in KiB; bigger bodies get 413.
-    /// Default 1024 (1 MiB): ample for chat, stops accidental uploads.
-    pub body_limit_kb: usize,
-    /// Wall-clock cap in ms on one request's whole upstream phase (all
-    /// retries and fallbacks; for streams, until the first chunk). Exceeding
-    /// it answers 504. Default 120000. Per-attempt timeouts are the route's
-    /// `timeout-ms` or the provider's own.
-    pub request_timeout_ms: u64,
-    /// Secret for the admin endpoints (`/admin/*`, `Authorization: Bearer`).
-    /// Default unset = admin endpoints are disabled (404).
-    pub admin_key: Option<String>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            body_limit_kb: 1024,
-            request_timeout_ms: 120_000,
-            admin_key: None,
-        }
-    }
-}
-
-impl ServerConfig {
-    pub fn body_limit_bytes(&self) -> usize {
-        self.body_limit_kb.saturating_mul(1024)
-    }
-
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
-    }
-}
-
-/// `[models.NAME]`: what a client-facing model name maps to.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ModelConfig {
-    /// Ordered upstream routes: the first is tried first, the rest are
-    /// fallbacks (unless a `router` plugin reorders them). Required, non-empty.
-    pub routes: Vec<RouteConfig>,
-    /// Guardrail plugins for both directions: each runs `check-input` before
-    /// the upstream call and `check-output` on the answer (a plugin that only
-    /// cares about one side passes the other). Run in the plugins' manifest
-    /// `order`. Default empty.
-    #[serde(default)]
-    pub guardrails: Vec<String>,
-    /// Overrides `guardrails` for the input side only. Default: `guardrails`.
-    pub input_guardrails: Option<Vec<String>>,
-    /// Overrides `guardrails` for the output side only. Default: `guardrails`.
-    pub output_guardrails: Option<Vec<String>>,
-    /// Router plugin that orders `routes` per request. Default unset: the
-    /// configured order.
-    pub router: Option<String>,
-    /// Cost-policy plugin consulted before the upstream call with the
-    /// principal's spend. Default unset: no policy.
-    pub cost_policy: Option<String>,
-    /// How a streamed answer is windowed for the output guardrails.
-    #[serde(default)]
-    pub stream: StreamWindowConfig,
-}
-
-impl ModelConfig {
-    pub fn input_guardrails(&self) -> &[String] {
-        self.input_guardrails.as_deref().unwrap_or(&self.guardrails)
-    }
-
-    pub fn output_guardrails(&self) -> &[String] {
-        self.output_guardrails
-            .as_deref()
-            .unwrap_or(&self.guardrails)
-    }
-
-    /// Every plugin name this model depends on (for readiness).
-    pub fn plugin_names(&self) -> impl Iterator<Item = &str> {
-        self.input_guardrails()
-            .iter()
-            .chain(self.output_guardrails())
-            .map(String::as_str)
-            .chain(self.router.as_deref())
-            .chain(self.cost_policy.as_deref())
-    }
-}
-
-/// One `{ provider, model, … }` entry of `routes`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RouteConfig {
-    /// Name of a `[[providers]]` entry. Required.
-    pub provider: String,
-    /// The model name sent upstream. Required.
-    pub model: String,
-    /// Per-attempt timeout in ms. Default: the provider's.
-    pub timeout_ms: Option<u64>,
-    /// Streams only: time-to-first-byte timeout in ms. Default: the provider's.
-    pub ttfb_timeout_ms: Option<u64>,
-    /// Tier label (`cheap`, `mid`, `expensive`) handed to router plugins.
-    pub tier: Option<String>,
-    /// USD per million prompt tokens, for cost estimates and the ledger. Default 0.
-    #[serde(default)]
-    pub input_cost_per_mtok: f64,
-    /// USD per million completion tokens. Default 0.
-    #[serde(default)]
-    pub output_cost_per_mtok: f64,
-    /// Context window in tokens, handed to router plugins. Default 128000.
-    #[serde(default = "default_context_window")]
-    pub context_window: u32,
-}
-
-fn default_context_window() -> u32 {
-    128_000
-}
-
-impl RouteConfig {
-    /// The provider-layer view of this route.
-    pub fn target(&self) -> crate::provider::RouteTarget {
-        crate::provider::RouteTarget {
-            provider: self.provider.clone(),
-            model: self.model.clone(),
-            timeout: self.timeout_ms.map(Duration::from_millis),
-            ttfb_timeout: self.ttfb_timeout_ms.map(Duration::from_millis),
-        }
-    }
-}
-
-/// `[models.NAME.stream]`: the guardrail window for streamed answers.
-///
-/// Latency trade-off: the client sees nothing of a window until the whole
-/// window has arrived and passed the chain, so a bigger window means later
-/// (burstier) tokens but fewer plugin calls and more context per check.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct StreamWindowConfig {
-    /// `sentence` (default): close a window at the last sentence end
-    /// (`.`/`!`/`?` followed by whitespace, or a newline). `chars`: close it
-    /// once it holds `chars` characters.
-    pub mode: WindowMode,
-    /// Window size for `chars` mode. Default 64.
-    pub chars: usize,
-    /// Upper bound on held-back text in either mode: a window closes at this
-    /// many characters even without a sentence end. Default 512.
-    pub max_hold_chars: usize,
-}
-
-impl Default for StreamWindowConfig {
-    fn default() -> Self {
-        Self {
-            mode: WindowMode::Sentence,
-            chars: 64,
-            max_hold_chars: 512,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum WindowMode {
-    #[default]
-    Sentence,
-    Chars,
-}
-
-/// `[[keys]]`: one virtual API key clients send as `Authorization: Bearer KEY`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct KeyConfig {
-    /// Stable id shown to plugins (`api-key-id`) and in logs; never the secret.
-    pub id: String,
-    /// The secret; use `${ENV}` rather than writing it into the file.
-    pub key: String,
-    /// Owner; the request's `user` when the client sends none.
-    pub user: Option<String>,
-    /// Spend budget in USD per calendar month for this key, handed to the
-    /// model's cost policy. Default unset: no budget.
-    pub budget_usd: Option<f64>,
+    /// `[state]`: ledger, budgets, virtual keys and rate limits; keys
+    /// documented on [`StateConfig`].
+    pub state: StateConfig,
 }
 
 /// Top-level keys, each deserialized on its own.
@@ -242,6 +64,7 @@ const SECTIONS: &[&str] = &[
     "breaker",
     "models",
     "keys",
+    "state",
 ];
 
 impl Config {
@@ -249,9 +72,22 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        Ok(Self::parse(&path.display().to_string(), &text, &|k| {
+        let mut config = Self::parse(&path.display().to_string(), &text, &|k| {
             std::env::var(k).ok()
-        })?)
+        })?;
+        // `[state] dir` is relative to the config file, not the cwd.
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.state.resolve_dir(base);
+        // No plugin may be granted the directory holding the config (and
+        // its secrets) or the state data without saying so
+        // (`acknowledge-sensitive`).
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        config
+            .plugins
+            .gateway_dirs
+            .extend(file.parent().map(Path::to_path_buf));
+        config.plugins.gateway_dirs.push(config.state.dir.clone());
+        Ok(config)
     }
 
     /// Parse and validate `text`; `origin` prefixes every location.
@@ -280,6 +116,7 @@ impl Config {
         let plugins = section(&mut src, table.get("plugins"), "plugins");
         let retry = section(&mut src, table.get("retry"), "retry");
         let breaker = section(&mut src, table.get("breaker"), "breaker");
+        let state = section(&mut src, table.get("state"), "state");
         let providers = array(&mut src, table.get("providers"), "providers");
         let keys = array(&mut src, table.get("keys"), "keys");
         let mut models = BTreeMap::new();
@@ -308,6 +145,7 @@ impl Config {
             breaker: breaker.unwrap_or_default(),
             models,
             keys,
+            state: state.unwrap_or_default(),
         };
         validate::check(&config, &root, &mut src);
         if src.problems.is_empty() {

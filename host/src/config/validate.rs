@@ -36,15 +36,9 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
     }
     let mut providers = HashSet::new();
     for (i, p) in config.providers.iter().enumerate() {
-        for problem in p.retry.iter().flat_map(|r| r.problems()) {
+        for (key, problem) in p.problems() {
             report(
-                &[Seg::Key("providers"), Seg::Index(i), Seg::Key("retry")],
-                problem,
-            );
-        }
-        for problem in p.breaker.iter().flat_map(|b| b.problems()) {
-            report(
-                &[Seg::Key("providers"), Seg::Index(i), Seg::Key("breaker")],
+                &[Seg::Key("providers"), Seg::Index(i), Seg::Key(key)],
                 problem,
             );
         }
@@ -90,9 +84,12 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
             }
             for (key, v) in [
                 ("input-cost-per-mtok", r.input_cost_per_mtok),
+                ("cached-input-cost-per-mtok", r.cached_input_cost_per_mtok),
                 ("output-cost-per-mtok", r.output_cost_per_mtok),
             ] {
-                if !(v.is_finite() && v >= 0.0) {
+                if let Some(v) = v
+                    && !(v.is_finite() && v >= 0.0)
+                {
                     report(
                         &route(key),
                         format!("must be a non-negative number, got {v}"),
@@ -133,6 +130,12 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
             let msg = format!("must be at least 1 and at least `chars` ({})", w.chars);
             report(&at(&[Seg::Key("stream"), Seg::Key("max-hold-chars")]), msg);
         }
+    }
+
+    for (path, msg) in config.state.problems() {
+        let mut segs = vec![Seg::Key("state")];
+        segs.extend(path.iter().map(|k| Seg::Key(k)));
+        report(&segs, msg);
     }
 
     let mut ids = HashSet::new();

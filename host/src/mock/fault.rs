@@ -7,6 +7,7 @@
 //! |------------------------|---------------------------------------------------------------|
 //! | `status=CODE`          | answer CODE with a provider-shaped error body                 |
 //! | `retry-after=SECS`     | add `Retry-After: SECS` (with `status`, typically 429/503)    |
+//! | `retry-after-ms=MS`    | add `retry-after-ms: MS` (OpenAI's sub-second form)           |
 //! | `timeout`              | never answer (the client's timeout fires)                     |
 //! | `reset`                | drop the connection with a TCP reset, no response             |
 //! | `truncate`             | stream: stop mid-event without `[DONE]`; non-stream: cut body |
@@ -24,6 +25,7 @@
 pub struct Fault {
     pub status: Option<u16>,
     pub retry_after: Option<String>,
+    pub retry_after_ms: Option<u64>,
     pub timeout: bool,
     pub reset: bool,
     pub truncate: bool,
@@ -60,6 +62,7 @@ impl Fault {
                 "retry-after" => {
                     f.retry_after = Some(value.ok_or("`retry-after` needs a value")?.to_string());
                 }
+                "retry-after-ms" => f.retry_after_ms = Some(num(value)?),
                 "timeout" => f.timeout = true,
                 "reset" => f.reset = true,
                 "truncate" => f.truncate = true,
@@ -93,9 +96,10 @@ mod tests {
 
     #[test]
     fn parses_the_vocabulary() {
-        let f = Fault::parse("status=429; retry-after=1;fail-first=2").unwrap();
+        let f = Fault::parse("status=429; retry-after=1;retry-after-ms=150;fail-first=2").unwrap();
         assert_eq!(f.status, Some(429));
         assert_eq!(f.retry_after.as_deref(), Some("1"));
+        assert_eq!(f.retry_after_ms, Some(150));
         assert_eq!(f.fail_first, Some(2));
         let f = Fault::parse("truncate;slow-first-token=250;latency=5").unwrap();
         assert!(f.truncate && !f.reset);

@@ -435,12 +435,17 @@ impl Mock {
             });
         }
         let status = fault.status?;
-        Some(error_response(
+        let mut resp = error_response(
             dialect,
             status,
             fault.retry_after.as_deref(),
             "injected fault",
-        ))
+        );
+        if let Some(ms) = fault.retry_after_ms {
+            resp.headers_mut()
+                .insert("retry-after-ms", HeaderValue::from(ms));
+        }
+        Some(resp)
     }
 }
 

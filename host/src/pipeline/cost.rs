@@ -86,8 +86,8 @@ pub fn usage_cost(route: &RouteConfig, usage: &Usage) -> f64 {
 }
 
 fn price(route: &RouteConfig, prompt: u32, completion: u32) -> f64 {
-    (f64::from(prompt) * route.input_cost_per_mtok
-        + f64::from(completion) * route.output_cost_per_mtok)
+    (f64::from(prompt) * route.input_cost_per_mtok.unwrap_or(0.0)
+        + f64::from(completion) * route.output_cost_per_mtok.unwrap_or(0.0))
         / 1e6
 }
 

@@ -1,15 +1,25 @@
-//! Guardrail chains for one request: which plugins, what they said.
+//! Guardrail chains for one request: which plugins run and in what order,
+//! what a transform or a failure means, and what each plugin did.
 //!
-//! Plugin calls are synchronous and bounded by each plugin's deadline (tens
-//! of µs for a typical guardrail), so they run inline on the tokio worker:
-//! a `spawn_blocking` hop per call would cost more than the call itself
-//! (see `plugin::blocking` for the guests that block).
+//! Chain semantics: each guardrail sees the previous one's transform; the
+//! chain stops at the first reject. A failed call answers with the plugin's
+//! failure mode ([`super::failure`]): `closed` rejects with code
+//! `plugin_failure`, `open` passes. On the input side a transform rewrites
+//! the last user message ([`last_user`]), for the guardrails after it and
+//! for the upstream.
+//!
+//! Plugin calls are awaited one after the other in the request's task; each
+//! ends within its plugin's deadline and yields to the runtime while it
+//! runs long (see [`crate::plugin`]).
 
 use std::sync::Arc;
 
-use crate::plugin::{self, ChainResult, OutputContext, Plugin, PluginSet, RequestInfo};
+use serde_json::Value;
 
-use super::Error;
+use crate::openai::ChatRequest;
+use crate::plugin::{self, OutputContext, Plugin, PluginSet, Rejection, RequestInfo, Verdict};
+
+use super::{Error, failure};
 
 /// The configured guardrails, resolved against the loaded plugin set and put
 /// in chain order (manifest `order`, then name). A configured name that is
@@ -28,6 +38,89 @@ pub fn resolve(set: &PluginSet, names: &[String]) -> Result<Vec<Arc<Plugin>>, Er
         .filter(|p| names.iter().any(|n| n == p.name()))
         .cloned()
         .collect())
+}
+
+/// The message an input transform rewrites: the last one with role `user`.
+pub fn last_user<T>(messages: &[T], role: impl Fn(&T) -> &str) -> Option<usize> {
+    messages.iter().rposition(|m| role(m) == "user")
+}
+
+/// What a chain decided.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChainResult {
+    /// The text after all transforms (input chain: the last user message).
+    pub text: String,
+    /// The first reject: plugin name and its rejection.
+    pub rejected: Option<(String, Rejection)>,
+    /// Plugins that ran, in order.
+    pub ran: Vec<String>,
+    /// Plugins whose verdict was a transform.
+    pub transformed: Vec<String>,
+    /// Plugins whose call failed and whose `open` failure mode passed.
+    pub failed_open: Vec<String>,
+}
+
+impl ChainResult {
+    /// Apply one plugin's answer; true when the chain must stop.
+    fn step(
+        &mut self,
+        p: &Plugin,
+        answer: Result<Verdict, plugin::PluginFailure>,
+        id: &str,
+    ) -> bool {
+        self.ran.push(p.name().to_owned());
+        let (verdict, failed_open) = answered(p, answer, id);
+        if failed_open {
+            self.failed_open.push(p.name().to_owned());
+        }
+        match verdict {
+            Verdict::Pass => false,
+            Verdict::Transform(t) => {
+                self.text = t;
+                self.transformed.push(p.name().to_owned());
+                false
+            }
+            Verdict::Reject(r) => {
+                self.rejected = Some((p.name().to_owned(), r));
+                true
+            }
+        }
+    }
+
+    /// The chain's rejection as the pipeline error.
+    pub fn rejection(&self) -> Option<Error> {
+        self.rejected
+            .as_ref()
+            .map(|(plugin, r)| Error::GuardrailRejected {
+                plugin: plugin.clone(),
+                reason: r.reason.clone(),
+                code: r.code.clone(),
+            })
+    }
+}
+
+/// The verdict a guardrail's answer stands for in a chain: its own, or on a
+/// failure its failure mode's (`closed`: reject with code
+/// `plugin_failure`; `open`: pass, and `true` for "failed open").
+/// `sluice plugin test` judges cases by this too.
+pub fn answered(
+    p: &Plugin,
+    answer: Result<Verdict, plugin::PluginFailure>,
+    request_id: &str,
+) -> (Verdict, bool) {
+    match answer {
+        Ok(v) => (v, false),
+        Err(f) => match failure::answer(p, f, request_id, Verdict::Pass) {
+            Ok(pass) => (pass, true),
+            Err(f) => (
+                Verdict::Reject(Rejection {
+                    reason: format!("guardrail `{}` failed: {f}", p.name()),
+                    code: "plugin_failure".into(),
+                }),
+                false,
+            ),
+        },
+    }
 }
 
 /// What each guardrail did to this request, for `x-sluice-guardrails` and
@@ -64,7 +157,7 @@ impl GuardReport {
         for name in &chain.ran {
             let outcome = if chain.rejected.as_ref().is_some_and(|(p, _)| p == name) {
                 Outcome::Reject
-            } else if chain.failures.iter().any(|(p, _)| p == name) {
+            } else if chain.failed_open.contains(name) {
                 Outcome::FailOpen
             } else if chain.transformed.contains(name) {
                 Outcome::Transform
@@ -87,20 +180,10 @@ impl GuardReport {
     }
 }
 
-/// Turn a chain's rejection into the pipeline error.
-pub fn rejection(chain: &ChainResult) -> Option<Error> {
-    chain
-        .rejected
-        .as_ref()
-        .map(|(plugin, r)| Error::GuardrailRejected {
-            plugin: plugin.clone(),
-            reason: r.reason.clone(),
-            code: r.code.clone(),
-        })
-}
-
-/// Run the input chain; a transform rewrites the last user message.
-pub fn check_input(
+/// Run `check-input` through `plugins`. A transform replaces the last user
+/// message for the plugins after it (with no user message the request is
+/// left as is). Returns that message's new text when any plugin changed it.
+pub async fn check_input(
     plugins: &[Arc<Plugin>],
     info: &RequestInfo,
     report: &mut GuardReport,
@@ -108,31 +191,58 @@ pub fn check_input(
     if plugins.is_empty() {
         return Ok(None);
     }
-    let chain = plugin::run_input_chain(plugins, info);
-    log_failures(&info.id, &chain);
+    let mut req = info.clone();
+    let idx = last_user(&req.messages, |m| &m.role);
+    let mut chain = ChainResult {
+        text: idx
+            .map(|i| req.messages[i].content.clone())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    for p in plugins {
+        let answer = p.check_input(&req).await;
+        if chain.step(p, answer, &info.id) {
+            break;
+        }
+        if let Some(i) = idx {
+            req.messages[i].content.clone_from(&chain.text);
+        }
+    }
     report.record(&chain);
-    if let Some(err) = rejection(&chain) {
+    if let Some(err) = chain.rejection() {
         return Err(err);
     }
     Ok((!chain.transformed.is_empty()).then_some(chain.text))
 }
 
-/// Run the output chain on `text` (a whole answer or one stream window).
-pub fn check_output(
+/// Put an input transform's text into the request: the last user message
+/// (multimodal parts are replaced by the checked text, which is what the
+/// guardrails saw, flattened).
+pub fn apply_input(req: &mut ChatRequest, text: String) {
+    if let Some(i) = last_user(&req.messages, |m| &m.role) {
+        req.messages[i].content = Value::String(text);
+    }
+}
+
+/// Run `check-output` on `text` (a whole answer or one stream window);
+/// each plugin sees the previous one's transform.
+pub async fn check_output(
     plugins: &[Arc<Plugin>],
     info: &RequestInfo,
     text: &str,
     ctx: &OutputContext,
 ) -> ChainResult {
-    let chain = plugin::run_output_chain(plugins, info, text, ctx);
-    log_failures(&info.id, &chain);
-    chain
-}
-
-fn log_failures(request_id: &str, chain: &ChainResult) {
-    for (plugin, failure) in &chain.failures {
-        tracing::warn!(request_id, plugin, %failure, "guardrail failed; its failure mode decided");
+    let mut res = ChainResult {
+        text: text.to_owned(),
+        ..Default::default()
+    };
+    for p in plugins {
+        let answer = p.check_output(info, &res.text, ctx).await;
+        if res.step(p, answer, &info.id) {
+            break;
+        }
     }
+    res
 }
 
 #[cfg(test)]
@@ -145,7 +255,7 @@ mod tests {
             rejected: None,
             ran: ran.iter().map(|s| s.to_string()).collect(),
             transformed: transformed.iter().map(|s| s.to_string()).collect(),
-            failures: Vec::new(),
+            failed_open: Vec::new(),
         }
     }
 
@@ -156,5 +266,12 @@ mod tests {
         r.record(&chain(&["secrets", "pii-redact"], &["pii-redact"]));
         r.record(&chain(&["secrets", "pii-redact"], &[]));
         assert_eq!(r.header_value(), "secrets:pass,pii-redact:transform");
+    }
+
+    #[test]
+    fn the_last_user_message_is_the_one_rewritten() {
+        let roles = ["system", "user", "assistant", "user", "tool"];
+        assert_eq!(last_user(&roles, |r| r), Some(3));
+        assert_eq!(last_user(&["system"], |r| r), None);
     }
 }

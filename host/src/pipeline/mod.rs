@@ -2,25 +2,27 @@
 //!
 //! ```text
 //! (auth: server layer) -> model lookup -> input guardrails -> cost policy
-//!   -> [cache lookup] -> router -> providers (retries, fallback, breakers)
+//!   -> router -> [cache lookup] -> providers (retries, fallback, breakers)
 //!   -> output guardrails (whole answer, or windows of a stream)
 //!   -> [cache store] -> spend ledger -> response
 //! ```
 //!
 //! The HTTP layer ([`crate::server`]) only parses, authenticates and renders;
 //! every decision about a request is made here, so the same rules apply to a
-//! plain answer and a stream. Plugin calls are synchronous and run inline on
-//! the async worker (see [`guard`]).
+//! plain answer and a stream. How a decision looks on the wire (status,
+//! error body) is the server's. Plugin calls are awaited in the request's
+//! task; each ends within its plugin's deadline (see [`crate::plugin`]).
 
+pub mod config;
 pub mod cost;
 mod error;
+mod failure;
 pub mod guard;
 mod route;
 pub mod stream;
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 use serde_json::Value;
@@ -28,10 +30,10 @@ use serde_json::Value;
 use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
 use crate::plugin::{Message, OutputContext, Plugin, PluginRuntime, Rejection, RequestInfo};
-use crate::provider::Providers;
+use crate::provider::{Outcome, Providers};
 
 pub use cost::{InMemorySpend, SpendSource};
-pub use error::Error;
+pub use error::{Error, Refused};
 pub use guard::GuardReport;
 pub use stream::StreamEvent;
 
@@ -82,8 +84,18 @@ pub struct Served {
 }
 
 impl Served {
-    /// Before an upstream answered: provider and model `none`, 0 attempts.
-    fn none() -> Self {
+    fn new<T>(outcome: &Outcome<T>, guardrails: GuardReport) -> Self {
+        Served {
+            provider: outcome.provider.clone(),
+            model: outcome.model.clone(),
+            attempts: outcome.attempts,
+            upstream: outcome.elapsed,
+            guardrails,
+        }
+    }
+
+    /// Before any upstream answered: provider and model `none`, 0 attempts.
+    pub fn none() -> Self {
         Served {
             provider: "none".into(),
             model: "none".into(),
@@ -92,17 +104,12 @@ impl Served {
             guardrails: GuardReport::default(),
         }
     }
-}
 
-/// A request the gateway refused, with the `x-sluice-*` headers of the
-/// error answer as far as the request got: the guardrails that ran, and
-/// once an upstream answered (an output guardrail's reject) its provider,
-/// model and attempts. Upstream failures say `none` / 0: the providers
-/// layer does not return them with the error.
-#[derive(Debug)]
-pub struct Refused {
-    pub error: Error,
-    pub served: Served,
+    /// The upstream facts of `outcome`, keeping the guardrails recorded so far.
+    fn answered<T>(&mut self, outcome: &Outcome<T>) {
+        let guardrails = std::mem::take(&mut self.guardrails);
+        *self = Served::new(outcome, guardrails);
+    }
 }
 
 pub struct ChatResponse {
@@ -120,9 +127,9 @@ pub struct EmbeddingsServed {
     pub served: Served,
 }
 
-/// Seam for the response cache (a later issue): looked up after the cost
-/// policy, stored after the output guardrails, so only checked answers are
-/// ever cached. No cache is configured by default.
+/// Seam for a response cache: looked up after the cost policy and the
+/// router, stored after the output guardrails, so only checked answers are
+/// ever cached. No implementation ships yet, so none is configured.
 pub trait ResponseCache: Send + Sync {
     fn lookup(&self, model: &str, req: &ChatRequest) -> Option<ChatCompletion>;
     fn store(&self, model: &str, req: &ChatRequest, completion: &ChatCompletion);
@@ -135,8 +142,6 @@ pub struct Gateway {
     pub plugins: Arc<PluginRuntime>,
     spend: Arc<dyn SpendSource>,
     cache: Option<Arc<dyn ResponseCache>>,
-    /// Secret -> principal; empty means auth is off.
-    keys: HashMap<String, Principal>,
 }
 
 /// What `prepare` decided for one chat request.
@@ -169,25 +174,12 @@ impl Gateway {
         plugins: Arc<PluginRuntime>,
         spend: Arc<dyn SpendSource>,
     ) -> Self {
-        let keys = config
-            .keys
-            .iter()
-            .map(|k| {
-                let p = Principal {
-                    key_id: Some(k.id.clone()),
-                    user: k.user.clone(),
-                    budget_usd: k.budget_usd,
-                };
-                (k.key.clone(), p)
-            })
-            .collect();
         Self {
             config: Arc::new(config),
             providers,
             plugins,
             spend,
             cache: None,
-            keys,
         }
     }
 
@@ -195,22 +187,6 @@ impl Gateway {
     pub fn with_cache(mut self, cache: Arc<dyn ResponseCache>) -> Self {
         self.cache = Some(cache);
         self
-    }
-
-    pub fn auth_enabled(&self) -> bool {
-        !self.keys.is_empty()
-    }
-
-    /// The principal owning `secret`, compared in constant time per key so
-    /// response timing does not leak how much of a key matched.
-    pub fn authenticate(&self, secret: &str) -> Option<Principal> {
-        let mut found = None;
-        for (k, p) in &self.keys {
-            if constant_time_eq(k.as_bytes(), secret.as_bytes()) {
-                found = Some(p.clone());
-            }
-        }
-        found
     }
 
     /// Plugin names the config references that are not loaded (empty = ready).
@@ -231,23 +207,23 @@ impl Gateway {
     }
 
     /// Non-streaming chat: the whole answer passes the output chain before
-    /// the client sees any of it.
+    /// the client sees any of it. A refusal carries what was served so far.
     pub async fn chat(&self, ctx: &RequestCtx, req: ChatRequest) -> Result<ChatResponse, Refused> {
         let mut served = Served::none();
         match self.chat_inner(ctx, req, &mut served).await {
             Ok(completion) => Ok(ChatResponse { completion, served }),
-            Err(error) => Err(Refused { error, served }),
+            Err(error) => Err(Refused::new(error, served)),
         }
     }
 
-    /// [`Self::chat`], filling `served` as the request gets further.
+    /// [`Self::chat`], filling `served` in as the request gets further.
     async fn chat_inner(
         &self,
         ctx: &RequestCtx,
         mut req: ChatRequest,
         served: &mut Served,
     ) -> Result<ChatCompletion, Error> {
-        let plan = self.prepare(ctx, &mut req, &mut served.guardrails)?;
+        let plan = self.prepare(ctx, &mut req, &mut served.guardrails).await?;
         if let Some(cache) = &self.cache
             && let Some(completion) = cache.lookup(&req.model, &req)
         {
@@ -261,11 +237,8 @@ impl Gateway {
             .await
             .map_err(|_| Error::Timeout(limit))??;
 
-        served.provider = outcome.provider.clone();
-        served.model = outcome.model.clone();
-        served.attempts = outcome.attempts;
-        served.upstream = outcome.upstream_time;
-        let mut completion = outcome.completion;
+        served.answered(&outcome);
+        let mut completion = outcome.value;
         for choice in &mut completion.choices {
             if let Value::String(text) = &choice.message.content {
                 let ctx = OutputContext {
@@ -273,9 +246,9 @@ impl Gateway {
                     window_index: 0,
                     is_final: true,
                 };
-                let chain = guard::check_output(&plan.output, &plan.info, text, &ctx);
+                let chain = guard::check_output(&plan.output, &plan.info, text, &ctx).await;
                 served.guardrails.record(&chain);
-                if let Some(err) = guard::rejection(&chain) {
+                if let Some(err) = chain.rejection() {
                     return Err(err);
                 }
                 if !chain.transformed.is_empty() {
@@ -299,6 +272,7 @@ impl Gateway {
     /// Streaming chat: the upstream stream wrapped in guardrail windows
     /// ([`stream`]). Usage is always requested upstream for the ledger and
     /// forwarded only when the client asked (`stream_options.include_usage`).
+    /// A refusal before the stream starts carries what was served so far.
     pub async fn chat_stream(
         &self,
         ctx: &RequestCtx,
@@ -307,29 +281,27 @@ impl Gateway {
         let mut served = Served::none();
         match self.chat_stream_inner(ctx, req, &mut served).await {
             Ok(events) => Ok(StreamResponse { served, events }),
-            Err(error) => Err(Refused { error, served }),
+            Err(error) => Err(Refused::new(error, served)),
         }
     }
 
-    /// [`Self::chat_stream`], filling `served` as the request gets further.
+    /// [`Self::chat_stream`], filling `served` in as the request gets further.
     async fn chat_stream_inner(
         &self,
         ctx: &RequestCtx,
         mut req: ChatRequest,
         served: &mut Served,
     ) -> Result<BoxStream<'static, StreamEvent>, Error> {
-        let plan = self.prepare(ctx, &mut req, &mut served.guardrails)?;
+        let plan = self.prepare(ctx, &mut req, &mut served.guardrails).await?;
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
         req.stream_options
             .get_or_insert_with(Default::default)
             .include_usage = true;
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
-        let started = Instant::now();
         let outcome = tokio::time::timeout(limit, self.providers.chat_stream(&targets, &req))
             .await
             .map_err(|_| Error::Timeout(limit))??;
-        let upstream = started.elapsed();
 
         let price = find_route(&plan.routes, &outcome.provider, &outcome.model).cloned();
         let (spend, scope) = (self.spend.clone(), plan.scope);
@@ -353,12 +325,9 @@ impl Gateway {
             plugins: plan.output,
             info: plan.info,
         };
-        served.provider = outcome.provider;
-        served.model = outcome.model;
-        served.attempts = outcome.attempts;
-        served.upstream = upstream;
+        served.answered(&outcome);
         Ok(stream::guarded(
-            outcome.stream,
+            outcome.value,
             checker,
             window,
             include_usage,
@@ -369,10 +338,9 @@ impl Gateway {
     /// Embeddings along the model's configured routes (no guardrails: the
     /// answer is vectors, not text).
     pub async fn embeddings(&self, req: EmbeddingsRequest) -> Result<EmbeddingsServed, Refused> {
-        self.embeddings_inner(req).await.map_err(|error| Refused {
-            error,
-            served: Served::none(),
-        })
+        self.embeddings_inner(req)
+            .await
+            .map_err(|error| Refused::new(error, Served::none()))
     }
 
     async fn embeddings_inner(&self, req: EmbeddingsRequest) -> Result<EmbeddingsServed, Error> {
@@ -382,22 +350,15 @@ impl Gateway {
         let outcome = tokio::time::timeout(limit, self.providers.embeddings(&targets, &req))
             .await
             .map_err(|_| Error::Timeout(limit))??;
-        let served = Served {
-            provider: outcome.provider,
-            model: outcome.model,
-            attempts: outcome.attempts,
-            upstream: outcome.upstream_time,
-            guardrails: GuardReport::default(),
-        };
         Ok(EmbeddingsServed {
-            response: outcome.response,
-            served,
+            served: Served::new(&outcome, GuardReport::default()),
+            response: outcome.value,
         })
     }
 
     /// Everything before the upstream call: validation, input guardrails
     /// (recorded in `report`), cost policy, routing.
-    fn prepare(
+    async fn prepare(
         &self,
         ctx: &RequestCtx,
         req: &mut ChatRequest,
@@ -409,8 +370,8 @@ impl Gateway {
         let input = guard::resolve(&set, model.input_guardrails())?;
         let output = guard::resolve(&set, model.output_guardrails())?;
         let mut info = request_info(ctx, req);
-        if let Some(text) = guard::check_input(&input, &info, report)? {
-            replace_last_user_text(req, text);
+        if let Some(text) = guard::check_input(&input, &info, report).await? {
+            guard::apply_input(req, text);
             info.messages = messages(req);
         }
         let mut routed = model;
@@ -424,10 +385,11 @@ impl Gateway {
                 &ctx.principal,
                 &info,
                 req,
-            )?;
+            )
+            .await?;
             info.max_tokens = req.max_output_tokens();
         }
-        let routes = route::order(&set, routed, &info)?;
+        let routes = route::order(&set, routed, &info).await?;
         let scope = ctx.principal.scope(info.user.as_deref());
         Ok(Plan {
             info,
@@ -446,8 +408,12 @@ struct ChainChecker {
 }
 
 impl stream::WindowChecker for ChainChecker {
-    fn check(&mut self, text: &str, ctx: &OutputContext) -> Result<String, (String, Rejection)> {
-        let chain = guard::check_output(&self.plugins, &self.info, text, ctx);
+    async fn check(
+        &mut self,
+        text: &str,
+        ctx: &OutputContext,
+    ) -> Result<String, (String, Rejection)> {
+        let chain = guard::check_output(&self.plugins, &self.info, text, ctx).await;
         match chain.rejected {
             Some(rejected) => Err(rejected),
             None if chain.transformed.is_empty() => Ok(text.to_string()),
@@ -513,14 +479,6 @@ fn request_info(ctx: &RequestCtx, req: &ChatRequest) -> RequestInfo {
     }
 }
 
-/// An input transform rewrites the last user message (multimodal parts are
-/// replaced by the checked text: the guardrail saw them flattened).
-fn replace_last_user_text(req: &mut ChatRequest, text: String) {
-    if let Some(m) = req.messages.iter_mut().rev().find(|m| m.role == "user") {
-        m.content = Value::String(text);
-    }
-}
-
 fn find_route<'a>(
     routes: &'a [RouteConfig],
     provider: &str,
@@ -529,11 +487,6 @@ fn find_route<'a>(
     routes
         .iter()
         .find(|r| r.provider == provider && r.model == model)
-}
-
-/// Equality whose timing does not depend on where the inputs differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

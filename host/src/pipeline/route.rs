@@ -1,15 +1,16 @@
 //! Which routes a request is tried on, and whether it may spend money:
-//! the router and cost-policy plugins, with their failure modes.
+//! the router and cost-policy plugins (their failure modes are applied by
+//! [`super::failure`]).
 
 use std::sync::Arc;
 
 use crate::config::{Config, ModelConfig, RouteConfig};
 use crate::openai::ChatRequest;
-use crate::plugin::manifest::FailureMode;
-use crate::plugin::{Candidate, Decision, Plugin, PluginFailure, PluginSet, RequestInfo};
+use crate::plugin::log::escaped;
+use crate::plugin::{Candidate, Decision, Plugin, PluginSet, RequestInfo};
 
 use super::cost::{self, SpendSource};
-use super::{Error, Principal};
+use super::{Error, Principal, failure};
 
 fn find<'a>(list: &'a [Arc<Plugin>], name: &str) -> Result<&'a Arc<Plugin>, Error> {
     list.iter()
@@ -17,23 +18,10 @@ fn find<'a>(list: &'a [Arc<Plugin>], name: &str) -> Result<&'a Arc<Plugin>, Erro
         .ok_or_else(|| Error::PluginUnavailable(name.to_string()))
 }
 
-/// A failed router / cost-policy call: `open` falls back, `closed` fails
-/// the request (503).
-fn on_failure(plugin: &Plugin, failure: PluginFailure, request_id: &str) -> Result<(), Error> {
-    tracing::warn!(request_id, plugin = plugin.name(), %failure, "plugin call failed");
-    match plugin.manifest().failure_mode {
-        FailureMode::Open => Ok(()),
-        FailureMode::Closed => Err(Error::PluginFailed {
-            plugin: plugin.name().to_string(),
-            failure,
-        }),
-    }
-}
-
 /// The model's routes in try order: the router plugin's order when one is
 /// configured (routes it names that are not configured are ignored; an empty
 /// answer means the configured order), else the configured order.
-pub(super) fn order(
+pub(super) async fn order(
     set: &PluginSet,
     model: &ModelConfig,
     info: &RequestInfo,
@@ -49,18 +37,21 @@ pub(super) fn order(
             provider: r.provider.clone(),
             model: r.model.clone(),
             tier: r.tier.clone(),
-            input_cost_per_mtok: r.input_cost_per_mtok,
-            output_cost_per_mtok: r.output_cost_per_mtok,
+            input_cost_per_mtok: r.input_cost_per_mtok.unwrap_or(0.0),
+            output_cost_per_mtok: r.output_cost_per_mtok.unwrap_or(0.0),
             context_window: r.context_window,
         })
         .collect();
-    let chosen = match router.route(info, &candidates) {
-        Ok(chosen) => chosen,
-        Err(failure) => {
-            on_failure(router, failure, &info.id)?;
-            return Ok(model.routes.clone());
-        }
-    };
+    // An empty answer means the configured order: that is also what an
+    // `open` failure falls back to.
+    let chosen = router
+        .route(info, &candidates)
+        .await
+        .or_else(|f| failure::answer(router, f, &info.id, Vec::new()))
+        .map_err(|failure| Error::PluginFailed {
+            plugin: name.clone(),
+            failure,
+        })?;
     let mut routes: Vec<RouteConfig> = Vec::new();
     for r in chosen {
         let known = model
@@ -78,8 +69,8 @@ pub(super) fn order(
             Some(_) => {}
             None => tracing::debug!(
                 router = name,
-                provider = r.provider,
-                model = r.model,
+                provider = %escaped(&r.provider),
+                model = %escaped(&r.model),
                 "router named an unconfigured route; ignored"
             ),
         }
@@ -94,8 +85,17 @@ pub(super) fn order(
 /// Ask the model's cost policy about this request, estimated on its first
 /// route. Returns the model whose routes to use (itself, or a downgrade);
 /// a token cap lowers the request's completion limit in place.
+///
+/// Edge values: `cap-tokens(0)` is a deny (no completion is possible; the
+/// client would otherwise get an empty answer it could not have asked
+/// for); a cap at or above the effective limit (the client's `max_tokens`,
+/// else the smallest context window of the model's routes) leaves the
+/// request as it is, so a cap never raises a limit or sends a value the
+/// upstream would refuse; a downgrade to a model the gateway does not have
+/// is an invalid answer and follows the plugin's failure mode (`open`: the
+/// request goes on as if allowed).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn apply_cost_policy<'a>(
+pub(super) async fn apply_cost_policy<'a>(
     set: &PluginSet,
     name: &str,
     config: &'a Config,
@@ -111,13 +111,15 @@ pub(super) fn apply_cost_policy<'a>(
     };
     let estimate = cost::estimate(req, first);
     let spend = spend.spend(&principal.scope(info.user.as_deref()), principal.budget_usd);
-    let decision = match policy.decide(info, &estimate, &spend) {
-        Ok(d) => d,
-        Err(failure) => {
-            on_failure(policy, failure, &info.id)?;
-            return Ok(model);
-        }
+    let failed = |failure| Error::PluginFailed {
+        plugin: name.to_string(),
+        failure,
     };
+    let decision = policy
+        .decide(info, &estimate, &spend)
+        .await
+        .or_else(|f| failure::answer(policy, f, &info.id, Decision::Allow))
+        .map_err(failed)?;
     match decision {
         Decision::Allow => Ok(model),
         Decision::Deny(reason) => Err(Error::CostDenied {
@@ -129,27 +131,29 @@ pub(super) fn apply_cost_policy<'a>(
                 tracing::info!(
                     request_id = info.id,
                     from = info.model,
-                    to = target,
+                    to = %escaped(&target),
                     "cost policy downgraded the model"
                 );
                 Ok(cheaper)
             }
             None => {
-                tracing::warn!(
-                    request_id = info.id,
-                    plugin = name,
-                    target,
-                    "downgrade to an unknown model ignored"
-                );
-                Ok(model)
+                let why = format!("downgrade to `{target}`, which is not a configured model");
+                failure::answer(policy, policy.invalid_answer(why), &info.id, model).map_err(failed)
             }
         },
+        Decision::CapTokens(0) => Err(Error::CostDenied {
+            plugin: name.to_string(),
+            reason: "the cost policy capped the completion at 0 tokens".into(),
+        }),
         Decision::CapTokens(cap) => {
-            let capped = req.max_output_tokens().map_or(cap, |n| n.min(cap));
-            if req.max_completion_tokens.is_some() {
-                req.max_completion_tokens = Some(capped);
-            } else {
-                req.max_tokens = Some(capped);
+            let window = model.routes.iter().map(|r| r.context_window).min();
+            let limit = req.max_output_tokens().or(window);
+            if limit.is_none_or(|l| cap < l) {
+                if req.max_completion_tokens.is_some() {
+                    req.max_completion_tokens = Some(cap);
+                } else {
+                    req.max_tokens = Some(cap);
+                }
             }
             Ok(model)
         }

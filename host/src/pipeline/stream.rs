@@ -20,6 +20,7 @@
 //! OpenAI's SDKs raise on an error event. Held-back text is discarded.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -45,7 +46,11 @@ pub enum StreamEvent {
 /// the sandboxed plugins; tests substitute their own.
 pub trait WindowChecker: Send + 'static {
     /// Returns the text to forward, or the rejecting plugin and its reason.
-    fn check(&mut self, text: &str, ctx: &OutputContext) -> Result<String, (String, Rejection)>;
+    fn check(
+        &mut self,
+        text: &str,
+        ctx: &OutputContext,
+    ) -> impl Future<Output = Result<String, (String, Rejection)>> + Send;
 }
 
 /// Held-back text of one choice.
@@ -158,7 +163,7 @@ pub fn guarded(
                     w.finished = true;
                 }
                 for (text, is_final) in checked {
-                    match run_check(&mut checker, w, &text, is_final) {
+                    match run_check(&mut checker, w, &text, is_final).await {
                         Ok(out) if out.is_empty() => {}
                         Ok(out) => texts.push(text_chunk(&chunk, choice.index, out)),
                         Err(e) => {
@@ -193,7 +198,7 @@ pub fn guarded(
         }
         for (index, w) in windows.iter_mut().filter(|(_, w)| !w.finished) {
             let rest = w.take_rest();
-            match run_check(&mut checker, w, &rest, true) {
+            match run_check(&mut checker, w, &rest, true).await {
                 Ok(out) if out.is_empty() => {}
                 Ok(out) => yield StreamEvent::Chunk(text_chunk(&template, *index, out)),
                 Err(e) => {
@@ -213,13 +218,13 @@ pub fn guarded(
     stream.boxed()
 }
 
-fn run_check(
+async fn run_check(
     checker: &mut impl WindowChecker,
     w: &mut Window,
     text: &str,
     is_final: bool,
 ) -> Result<String, Error> {
-    match checker.check(text, &w.context(is_final)) {
+    match checker.check(text, &w.context(is_final)).await {
         Ok(out) => {
             w.passed(&out);
             Ok(out)

@@ -47,7 +47,11 @@ struct Shouty(Arc<Mutex<Vec<Call>>>);
 type Call = (String, String, u32, bool);
 
 impl WindowChecker for Shouty {
-    fn check(&mut self, text: &str, ctx: &OutputContext) -> Result<String, (String, Rejection)> {
+    async fn check(
+        &mut self,
+        text: &str,
+        ctx: &OutputContext,
+    ) -> Result<String, (String, Rejection)> {
         self.0.lock().unwrap().push((
             text.into(),
             ctx.emitted.clone(),

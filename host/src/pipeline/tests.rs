@@ -25,7 +25,7 @@ fn input_transforms_rewrite_the_last_user_message_only() {
         ]
     }))
     .unwrap();
-    replace_last_user_text(&mut req, "[EMAIL]".into());
+    guard::apply_input(&mut req, "[EMAIL]".into());
     let texts: Vec<String> = req.messages.iter().map(|m| m.content_text()).collect();
     assert_eq!(texts, ["first", "reply", "[EMAIL]", "result"]);
 }

@@ -1,21 +1,28 @@
 //! `sluice plugin audit`: what a security reviewer needs to decide on a
-//! plugin, computed by the same code the loader uses (so the audit and the
-//! runtime can never disagree): world, exports, every import with its
-//! verdict, grants, limits, SHA-256.
+//! plugin: world, exports, every import with its verdict, grants, limits,
+//! flagged file grants, SHA-256, and the verdict.
+//!
+//! The verdict is the loader's own: the same manifest validation, import
+//! checks (`loader::inspect_against`), linker and trial instantiation under
+//! the manifest's limits (`loader::start`), on an engine with the runtime
+//! settings of the given `[plugins]` config. "Accepted" means the gateway
+//! running that config would load the plugin.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::bindings::PACKAGE;
 use super::capability::{self, Access, Baseline, Grant};
-use super::engine::{self, EngineSettings};
+use super::config::PluginsConfig;
+use super::engine;
 use super::error::PluginError;
-use super::loader;
+use super::loader::{self, LoadEnv, MAX_MANIFEST_BYTES};
+use super::log::escaped;
 use super::manifest::{Capabilities, FailureMode, Limits, Manifest, PluginKind};
-use super::registry::RuntimeConfig;
 
 /// The audit of one component (and optionally its manifest).
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +47,9 @@ pub struct AuditReport {
     pub baseline: Baseline,
     pub capabilities: Capabilities,
     pub limits: Limits,
+    /// Files grants exposing broad or sensitive host paths (acknowledged
+    /// or not; unacknowledged ones are also problems).
+    pub flagged: Vec<String>,
     /// Every reason the runtime would refuse to load it; empty = accepted.
     pub problems: Vec<String>,
     pub accepted: bool,
@@ -56,64 +66,77 @@ pub struct AuditImport {
 }
 
 /// Audit `wasm` against `manifest` (none = nothing granted, default limits)
-/// as a gateway with `baseline` (`[plugins] strict-imports`) would load it.
+/// as a gateway running with `cfg` would load it (`cfg.strict-imports`
+/// included).
 pub fn audit(
     wasm: &Path,
     manifest: Option<&Path>,
-    baseline: Baseline,
+    cfg: &PluginsConfig,
 ) -> Result<AuditReport, PluginError> {
     let name = wasm
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let load = |reason: String| PluginError::Load {
+    let load = |path: &Path, reason: String| PluginError::Load {
         plugin: name.clone(),
-        reason,
+        reason: format!("{}: {reason}", path.display()),
     };
-    let bytes =
-        std::fs::read(wasm).map_err(|e| load(format!("reading {}: {e}", wasm.display())))?;
+    let bytes = loader::read_regular(wasm, cfg.max_component_bytes()).map_err(|e| load(wasm, e))?;
     let m = match manifest {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| load(format!("reading {}: {e}", path.display())))?;
+            let text = loader::read_regular(path, MAX_MANIFEST_BYTES)
+                .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
+                .map_err(|e| load(path, e))?;
             let base = path.parent().unwrap_or(Path::new("."));
-            Some(
-                Manifest::parse(&text, base)
-                    .map_err(|e| load(format!("{}: {e}", path.display())))?,
-            )
+            Some(Manifest::parse(&text, base).map_err(|e| load(path, e.to_string()))?)
         }
         None => None,
     };
-    let d = RuntimeConfig::default();
-    let shared = engine::shared(EngineSettings {
-        fuel: d.fuel,
-        max_instances: d.max_instances,
-        max_memory_mb: d.max_memory_mb,
-    })
-    .map_err(PluginError::Runtime)?;
+    let shared = engine::shared(cfg.engine_settings()).map_err(PluginError::Runtime)?;
+    let env = LoadEnv {
+        engine: &shared,
+        // An audit never writes the compile cache.
+        cache_dir: None,
+        max_memory_mb: cfg.max_memory_mb,
+        pool_size: 0,
+        pool_threshold: Duration::MAX,
+        stdio_cap: cfg.log_capture_bytes,
+        refill: None,
+        protected: cfg.protected_dirs(),
+        baseline: cfg.baseline(),
+    };
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
-    let (component, _, shared) = shared
-        .compile_any(&bytes, sha, None)
-        .map_err(|e| load(format!("compiling {}: {e:#}", wasm.display())))?;
-    let info = loader::inspect(&shared.engine, &component);
+    let inspected = loader::inspect_against(&env, &name, m.as_ref(), &bytes, sha)?;
+    let component_model_async = inspected.engine.component_model_async;
+    let info = inspected.info.clone();
+    let grants = inspected.grants.clone();
+    let mut problems = inspected.problems.clone();
+    let mut flagged = Vec::new();
+    if let Some(m) = &m {
+        if let Err(e) = m.validate(cfg.max_memory_mb, &env.protected) {
+            problems.push(e.to_string());
+        }
+        flagged = m.sensitive_grants(&env.protected);
+    }
+    // The trial instantiation only when everything before it passed, as
+    // in the loader; without a manifest, with the defaults it implies.
+    let trial = m.clone().or_else(|| info.kind.map(Manifest::with_defaults));
+    if let (true, Some(trial)) = (problems.is_empty(), trial)
+        && let Err(e) = loader::start(&env, &name, trial, hex::encode(sha), inspected)
+    {
+        problems.push(e.to_string());
+    }
     let caps = m
         .as_ref()
         .map(|m| m.capabilities.clone())
         .unwrap_or_default();
-    let grants = capability::granted(&caps);
-    let mut problems = loader::check(&info, m.as_ref(), &grants, baseline);
-    if let Some(m) = &m
-        && let Err(e) = m.validate(d.max_memory_mb)
-    {
-        problems.push(e);
-    }
     let imports = info
         .imports
         .iter()
         .map(|(name, functions)| AuditImport {
             name: name.clone(),
             functions: functions.clone(),
-            access: capability::classify(name, &grants, baseline),
+            access: capability::classify(name, &grants, env.baseline),
         })
         .collect();
     Ok(AuditReport {
@@ -128,15 +151,16 @@ pub fn audit(
         }),
         kind: info.kind,
         exports: info.exports,
-        component_model_async: shared.component_model_async,
+        component_model_async,
         imports,
         manifest: manifest.map(Path::to_path_buf),
         failure_mode: m.as_ref().map(|m| m.failure_mode).unwrap_or_default(),
         order: m.as_ref().map(|m| m.order),
         grants,
-        baseline,
+        baseline: env.baseline,
         capabilities: caps,
         limits: m.as_ref().map(|m| m.limits.clone()).unwrap_or_default(),
+        flagged,
         accepted: problems.is_empty(),
         problems,
     })
@@ -200,6 +224,9 @@ impl AuditReport {
                 f.mode
             );
         }
+        for f in &self.flagged {
+            let _ = writeln!(s, "  FLAGGED: {f}");
+        }
         if !c.http.is_empty() {
             let _ = writeln!(s, "  http:    {}", c.http.join(", "));
         }
@@ -210,15 +237,15 @@ impl AuditReport {
         let fuel = l.fuel.map_or("none".to_string(), |f| f.to_string());
         let _ = writeln!(
             s,
-            "limits:    deadline {} ms, memory {} MiB, fuel {fuel}, output {} KiB, failure-mode {:?}",
-            l.deadline_ms, l.memory_mb, l.max_output_kb, self.failure_mode
+            "limits:    deadline {} ms, memory {} MiB, fuel {fuel}, output {} KiB / {} entries, failure-mode {:?}",
+            l.deadline_ms, l.memory_mb, l.max_output_kb, l.max_output_entries, self.failure_mode
         );
         if self.accepted {
             let _ = writeln!(s, "verdict:   ACCEPTED");
         } else {
             let _ = writeln!(s, "verdict:   REFUSED");
             for p in &self.problems {
-                let _ = writeln!(s, "  - {p}");
+                let _ = writeln!(s, "  - {}", escaped(p));
             }
         }
         s

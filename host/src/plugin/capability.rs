@@ -248,7 +248,7 @@ pub fn classify(import: &str, grants: &[Grant], baseline: Baseline) -> Access {
     };
     let version = version.unwrap_or("");
     if let Class::Contract = class {
-        return if version.starts_with("0.1.") {
+        return if bindings::speaks_version(version) {
             Access::Contract
         } else {
             Access::Refused {
@@ -287,7 +287,9 @@ pub fn classify(import: &str, grants: &[Grant], baseline: Baseline) -> Access {
 /// The linker for one plugin: contract + baseline + its grants, and the
 /// other groups too unless `baseline` is strict. A group is linked the same
 /// way granted or inert: what it can reach is decided by the plugin's
-/// context (`host_state`), built from the same manifest.
+/// context (`host_state`), built from the same manifest. WASI functions that
+/// may wait (streams, poll, files, sockets, http) are the async variants:
+/// the call's deadline cancels them (`instance`).
 pub(crate) fn linker(
     engine: &Engine,
     grants: &[Grant],
@@ -322,8 +324,8 @@ fn link_baseline(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasi::cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     wasi::cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
     wasi::io::error::add_to_linker::<T, HasIo>(l, |t| &mut t.table)?;
-    wasi::sync::io::poll::add_to_linker::<T, HasIo>(l, |t| &mut t.table)?;
-    wasi::sync::io::streams::add_to_linker::<T, HasIo>(l, |t| &mut t.table)?;
+    wasi::io::poll::add_to_linker::<T, HasIo>(l, |t| &mut t.table)?;
+    wasi::io::streams::add_to_linker::<T, HasIo>(l, |t| &mut t.table)?;
     Ok(())
 }
 
@@ -341,11 +343,11 @@ fn link_grant(l: &mut Linker<HostState>, grant: Grant) -> wasmtime::Result<()> {
         }
         Grant::Files => {
             wasi::filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
-            wasi::sync::filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+            wasi::filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
         }
-        Grant::Http => wasmtime_wasi_http::p2::add_only_http_to_linker_sync(l)?,
+        Grant::Http => wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)?,
         Grant::Sockets => {
-            let opts = wasi::sync::LinkOptions::default();
+            let opts = wasi::LinkOptions::default();
             wasi::sockets::network::add_to_linker::<T, WasiSockets>(
                 l,
                 &(&opts).into(),
@@ -354,9 +356,9 @@ fn link_grant(l: &mut Linker<HostState>, grant: Grant) -> wasmtime::Result<()> {
             wasi::sockets::instance_network::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
             wasi::sockets::tcp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
             wasi::sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
-            wasi::sync::sockets::tcp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
-            wasi::sync::sockets::udp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
-            wasi::sync::sockets::udp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+            wasi::sockets::tcp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+            wasi::sockets::udp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+            wasi::sockets::udp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
         }
     }
     Ok(())

@@ -3,21 +3,31 @@
 //! optional fuel, and a compile cache keyed by the component's SHA-256 (in
 //! memory, and on disk when `cache-dir` is set).
 //!
+//! The ticker only says "time to look at the clock": each tick calls the
+//! store's epoch callback (`sandbox`), which compares the wall clock with
+//! the call's deadline and yields to the async runtime while time remains.
+//! A late tick (a busy machine stretches a 1 ms sleep) therefore delays the
+//! moment a deadline is noticed by that lateness only; it never stretches
+//! the deadline itself, as counting ticks did.
+//!
 //! Components that use the component-model async ABI (jco's QuickJS
 //! backend by default) compile only on an engine with that feature, and
 //! such an engine gives every store concurrency bookkeeping: measured with
-//! callgrind on a small Rust guardrail's fresh-instance call, 119.2 k
+//! callgrind on a small Rust guardrail's fresh-instance call (then still
+//! a synchronous call), 119.2 k
 //! instructions instead of 101.5 k (+17 %: task records around
 //! instantiation and each call, whether or not the guest uses the ABI).
 //! So each engine has a lazily created *async twin* with the feature on,
 //! and [`SharedEngine::compile_any`] puts on it only the components the
 //! plain engine refuses: plain guests do not pay for the ones that need it.
+//! Both engines run guests the same way otherwise (async execution, epoch
+//! deadlines, pooling): the twin differs in that one feature only.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -26,7 +36,8 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
 };
 
-/// One epoch tick. Deadlines are rounded up to whole ticks.
+/// One epoch tick: how often running guest code checks its deadline and
+/// yields to the async runtime.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Ticks without any guest code running after which the ticker parks
@@ -88,25 +99,30 @@ struct CompileCache {
     entries: HashMap<[u8; 32], (Component, u64)>,
 }
 
-/// The engine for `settings`, created (with its epoch ticker) on first use.
+/// The engine for `settings`: the one already in use by another runtime
+/// with the same settings, or a new one (with its epoch ticker). The map
+/// holds engines weakly: when the last runtime using one is dropped, the
+/// engine, its compile cache and its ticker thread go with it.
 pub(crate) fn shared(settings: EngineSettings) -> Result<Arc<SharedEngine>, String> {
     shared_with(settings, false)
 }
 
-/// [`shared`], or its async twin (see the module docs).
+/// [`shared`], or its async twin (see the module docs); held weakly like
+/// the plain engines, so a twin lives as long as a plugin compiled on it.
 fn shared_with(
     settings: EngineSettings,
     component_model_async: bool,
 ) -> Result<Arc<SharedEngine>, String> {
-    type Engines = HashMap<(EngineSettings, bool), Arc<SharedEngine>>;
+    type Engines = HashMap<(EngineSettings, bool), Weak<SharedEngine>>;
     static ENGINES: OnceLock<Mutex<Engines>> = OnceLock::new();
     let key = (settings, component_model_async);
     let mut map = ENGINES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if let Some(e) = map.get(&key) {
-        return Ok(e.clone());
+    map.retain(|_, e| e.strong_count() > 0);
+    if let Some(e) = map.get(&key).and_then(Weak::upgrade) {
+        return Ok(e);
     }
     let engine = build(settings, component_model_async)
         .map_err(|e| format!("creating the wasm engine: {e:#}"))?;
@@ -118,7 +134,7 @@ fn shared_with(
         compiled: Mutex::new(CompileCache::default()),
         ticker,
     });
-    map.insert(key, shared.clone());
+    map.insert(key, Arc::downgrade(&shared));
     Ok(shared)
 }
 
@@ -160,6 +176,10 @@ fn build(s: EngineSettings, component_model_async: bool) -> wasmtime::Result<Eng
     pool.pagemap_scan(Enabled::Auto)
         .linear_memory_keep_resident(keep_resident)
         .table_keep_resident(keep_resident);
+    // Every call runs on a fiber (async execution); its stack comes from the
+    // pool too, one per concurrent call. Not zeroed on reuse (wasmtime's
+    // default): zeroing costs a memset or a syscall per call.
+    pool.total_stacks(s.max_instances);
     let mut cfg = Config::new();
     cfg.wasm_component_model(true)
         .wasm_component_model_async(component_model_async)
@@ -167,6 +187,9 @@ fn build(s: EngineSettings, component_model_async: bool) -> wasmtime::Result<Eng
         .epoch_interruption(true)
         .consume_fuel(s.fuel)
         .max_wasm_stack(1 << 20)
+        // wasmtime's default; must exceed `max_wasm_stack`: the difference
+        // is what host functions get.
+        .async_stack_size(2 << 20)
         // Both are wasmtime's defaults today; stated so that a default
         // change upstream cannot silently slow guests or startup.
         .cranelift_opt_level(OptLevel::Speed)

@@ -1,8 +1,6 @@
 //! Errors, one variant per phase, each naming the plugin and the cause, so
 //! an operator reads *which plugin, which phase, why*.
 
-use std::fmt;
-
 use serde::Serialize;
 
 /// Why a plugin could not be put into service (load, validate, instantiate),
@@ -38,21 +36,34 @@ impl PluginError {
 
 /// Why one call to a loaded plugin failed. The caller then answers with the
 /// plugin's failure mode; the gateway keeps serving.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PluginFailure {
     /// The guest trapped (panic, unreachable, stack overflow, ...).
+    #[error("trapped: {0}")]
     Trap(String),
     /// The call ran past `limits.deadline-ms`.
+    #[error("exceeded its deadline")]
     Deadline,
     /// The guest hit `limits.memory-mb`.
+    #[error("exceeded its memory limit")]
     Memory,
     /// The guest ran out of `limits.fuel` (only with `[plugins] fuel = true`).
+    #[error("ran out of fuel")]
     Fuel,
     /// The answer exceeded `limits.max-output-kb`.
+    #[error("returned {got} bytes, more than its {limit}-byte output limit")]
     OutputTooLarge { limit: usize, got: usize },
+    /// The answer's list (a router's routes) exceeded `limits.max-output-entries`.
+    #[error("returned {got} list entries, more than its limit of {limit}")]
+    TooManyEntries { limit: usize, got: usize },
+    /// The answer is well-formed but unusable (e.g. a downgrade to a model
+    /// the gateway does not have); found by the pipeline.
+    #[error("returned an invalid answer: {0}")]
+    InvalidAnswer(String),
     /// No instance could be created for the call (or the plugin has the
     /// wrong kind for the call made).
+    #[error("could not be instantiated: {0}")]
     Instantiate(String),
 }
 
@@ -65,27 +76,9 @@ impl PluginFailure {
             PluginFailure::Memory => "memory",
             PluginFailure::Fuel => "fuel",
             PluginFailure::OutputTooLarge { .. } => "output_too_large",
+            PluginFailure::TooManyEntries { .. } => "too_many_entries",
+            PluginFailure::InvalidAnswer(_) => "invalid_answer",
             PluginFailure::Instantiate(_) => "instantiate",
         }
     }
 }
-
-impl fmt::Display for PluginFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PluginFailure::Trap(why) => write!(f, "trapped: {why}"),
-            PluginFailure::Deadline => f.write_str("exceeded its deadline"),
-            PluginFailure::Memory => f.write_str("exceeded its memory limit"),
-            PluginFailure::Fuel => f.write_str("ran out of fuel"),
-            PluginFailure::OutputTooLarge { limit, got } => {
-                write!(
-                    f,
-                    "returned {got} bytes, more than its {limit}-byte output limit"
-                )
-            }
-            PluginFailure::Instantiate(why) => write!(f, "could not be instantiated: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for PluginFailure {}

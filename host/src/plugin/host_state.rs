@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::clocks::{MonotonicClock, WallClock};
@@ -18,10 +18,11 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{host, types};
 use super::capability::{self, Grant, INERT_CLOCK_RESOLUTION};
+use super::log::escaped;
 use super::manifest::{FileMode, Manifest};
 use super::outbound::OutboundHttp;
 use super::sandbox::MemoryLimiter;
-use super::stdio::{CapturedOutput, escape_control};
+use super::stdio::CapturedOutput;
 
 /// Lines a plugin may log through `host.log` per call; more are dropped.
 const MAX_LOG_LINES_PER_CALL: u32 = 64;
@@ -80,6 +81,9 @@ pub(crate) struct HostState {
     pub limiter: MemoryLimiter,
     pub stdout: CapturedOutput,
     pub stderr: CapturedOutput,
+    /// When the running call (or instantiation) must stop; set by
+    /// `sandbox::arm` before guest code runs, read by the epoch callback.
+    pub deadline: Instant,
     log_lines: u32,
 }
 
@@ -202,7 +206,6 @@ impl HostState {
             }
             Some(b.build())
         };
-        let deadline = Duration::from_millis(ctx.manifest.limits.deadline_ms);
         Ok(HostState {
             wasi: LazyWasi {
                 ctx: wasi,
@@ -212,10 +215,11 @@ impl HostState {
             },
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            outbound: OutboundHttp::new(caps.http.clone(), deadline),
+            outbound: OutboundHttp::new(caps.http.clone()),
             limiter: MemoryLimiter::new(ctx.manifest.limits.memory_mb),
             stdout,
             stderr,
+            deadline: Instant::now(),
             log_lines: 0,
             ctx: ctx.clone(),
         })
@@ -251,17 +255,11 @@ impl host::Host for HostState {
         self.log_lines += 1;
         let mut msg = message;
         if msg.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !msg.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            msg.truncate(cut);
+            msg.truncate(msg.floor_char_boundary(MAX_LOG_LINE));
             msg.push('…');
         }
-        // A guest must not be able to forge log lines (CR / LF) or
-        // terminal escapes: control characters are logged escaped.
-        let msg = escape_control(&msg);
         let plugin = self.ctx.name.as_str();
+        let msg = escaped(&msg);
         use types::LogLevel as L;
         match level {
             L::Trace => tracing::trace!(plugin, "{msg}"),

@@ -1,9 +1,18 @@
-//! Turning `NAME.toml` + `NAME.wasm` into a [`Plugin`]: parse and validate
-//! the manifest, compile (or reuse a cached artifact), inspect the
-//! component's real world (export + contract version, every import against
-//! the grants), build the plugin's own linker and instance-pre, and
-//! instantiate once as a smoke test. Nothing here touches the serving set.
+//! Turning `NAME.toml` + `NAME.wasm` into a [`Plugin`]: read both (regular
+//! files only, size-capped), parse and validate the manifest, compile (or
+//! reuse a cached artifact), inspect the component's real world (export +
+//! contract version, every import against the grants), build the plugin's
+//! own linker and instance-pre, and instantiate once as a smoke test under
+//! the manifest's limits. Nothing here touches the serving set.
+//!
+//! `sluice plugin audit` runs the same phases ([`inspect_against`], then
+//! [`start`]) with the same engine settings, so its "accepted" means the
+//! loader would load the plugin.
 
+use std::fs::OpenOptions;
+use std::future::Future;
+use std::io::Read as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Weak};
@@ -17,13 +26,19 @@ use wasmtime::component::types::ComponentItem;
 use super::bindings::cost_policy::CostPolicyPluginPre;
 use super::bindings::guardrail::GuardrailPluginPre;
 use super::bindings::router::RouterPluginPre;
-use super::bindings::{PACKAGE, PACKAGE_VERSION};
+use super::bindings::{PACKAGE, PACKAGE_VERSION, speaks_version};
 use super::capability::{self, Access, Baseline, Grant};
 use super::engine::SharedEngine;
 use super::error::PluginError;
 use super::host_state::PluginContext;
 use super::instance::{Plugin, PluginParts, Pre};
+use super::log::escaped;
 use super::manifest::{Manifest, PluginKind};
+use super::pool::InstancePool;
+
+/// Largest `NAME.toml` read, in bytes. A manifest is a few hundred bytes;
+/// the cap only keeps a mistaken or hostile file from being read whole.
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 64 << 10;
 
 /// Where a plugin's files are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +58,8 @@ pub(crate) fn scan(dir: &Path) -> std::io::Result<Vec<PluginFiles>> {
         let Some(name) = plugin_name(&path) else {
             continue;
         };
+        // `is_file` follows symlinks and never opens the file, so a FIFO
+        // or device is skipped without blocking (see `read_regular`).
         if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
             out.push(PluginFiles {
                 toml: dir.join(format!("{name}.toml")),
@@ -79,15 +96,18 @@ pub(crate) struct Sources {
 }
 
 impl Sources {
-    pub fn read(files: &PluginFiles) -> Result<Sources, PluginError> {
-        let load = |reason: String| PluginError::Load {
+    /// Read both files (see [`read_regular`]); `max_wasm`: the component's
+    /// size cap in bytes.
+    pub fn read(files: &PluginFiles, max_wasm: u64) -> Result<Sources, PluginError> {
+        let load = |path: &Path, e: String| PluginError::Load {
             plugin: files.name.clone(),
-            reason,
+            reason: format!("reading {}: {e}", path.display()),
         };
-        let manifest_text = std::fs::read_to_string(&files.toml)
-            .map_err(|e| load(format!("reading {}: {e}", files.toml.display())))?;
-        let wasm = std::fs::read(&files.wasm)
-            .map_err(|e| load(format!("reading {}: {e}", files.wasm.display())))?;
+        let manifest =
+            read_regular(&files.toml, MAX_MANIFEST_BYTES).map_err(|e| load(&files.toml, e))?;
+        let manifest_text =
+            String::from_utf8(manifest).map_err(|e| load(&files.toml, e.to_string()))?;
+        let wasm = read_regular(&files.wasm, max_wasm).map_err(|e| load(&files.wasm, e))?;
         Ok(Sources {
             wasm_sha: Sha256::digest(&wasm).into(),
             manifest_sha: Sha256::digest(manifest_text.as_bytes()).into(),
@@ -95,6 +115,40 @@ impl Sources {
             manifest_text,
         })
     }
+}
+
+/// Read a plugin file that must be a regular file of at most `cap` bytes.
+///
+/// The type is checked before opening (opening a FIFO for reading blocks
+/// until a writer appears, which stalled reloading for good), the open is
+/// non-blocking (a FIFO swapped in between the check and the open returns at
+/// once) and the opened file is checked again; the read stops at `cap`.
+pub(crate) fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
+    let not_regular = || "not a regular file".to_string();
+    let too_big = |len: u64| format!("{len} bytes, more than the {cap}-byte limit");
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    if meta.len() > cap {
+        return Err(too_big(meta.len()));
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > cap {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// What the component itself says, independent of any manifest.
@@ -163,9 +217,9 @@ pub fn check(
             "exports no {PACKAGE}/{{guardrail,router,cost-policy}} interface (exports: {})",
             info.exports.join(", ")
         )),
-        (Some(_), Some(v)) if v.starts_with("0.1.") => {}
+        (Some(_), Some(v)) if speaks_version(v) => {}
         (Some(k), v) => problems.push(format!(
-            "exports {PACKAGE}/{k}@{}, but this host speaks {PACKAGE}@{PACKAGE_VERSION} (0.1.x); rebuild it against {PACKAGE_VERSION}",
+            "exports {PACKAGE}/{k}@{}, but this host speaks {PACKAGE}@{PACKAGE_VERSION}; rebuild it against {PACKAGE_VERSION}",
             v.as_deref().unwrap_or("(unversioned)")
         )),
     }
@@ -185,17 +239,120 @@ pub fn check(
     problems
 }
 
-/// Everything needed to load plugins, shared by all loads of one runtime.
+/// Everything needed to load plugins, shared by all loads of one runtime
+/// (and by `sluice plugin audit`).
 pub(crate) struct LoadEnv<'a> {
     pub engine: &'a Arc<SharedEngine>,
+    /// Where compiled artifacts are written and read (none for an audit).
     pub cache_dir: Option<&'a Path>,
     pub max_memory_mb: u64,
     pub pool_size: usize,
     pub pool_threshold: Duration,
     pub stdio_cap: usize,
     pub refill: Option<Sender<Weak<Plugin>>>,
+    /// The gateway's own directories (see `FileGrant::exposure`).
+    pub protected: Vec<PathBuf>,
     /// `[plugins] strict-imports`.
     pub baseline: Baseline,
+}
+
+/// A compiled component and what the static checks found.
+pub(crate) struct Inspected {
+    pub component: Component,
+    /// The engine the component was compiled on: the runtime's, or its
+    /// async twin (`SharedEngine::compile_any`). Its linker, stores and
+    /// the plugin come from this one.
+    pub engine: Arc<SharedEngine>,
+    pub info: ComponentInfo,
+    pub grants: Vec<Grant>,
+    /// Every reason the component does not fit the contract and the
+    /// manifest (empty: go on to [`start`]).
+    pub problems: Vec<String>,
+    /// Compiled now (false: a cached artifact was used).
+    pub compiled: bool,
+}
+
+/// Compile `wasm` (reusing a cached artifact) and check it against the
+/// contract, `manifest` (none: nothing granted) and the baseline. Fails
+/// only when the bytes do not compile; everything else is a problem in the
+/// result.
+pub(crate) fn inspect_against(
+    env: &LoadEnv<'_>,
+    name: &str,
+    manifest: Option<&Manifest>,
+    wasm: &[u8],
+    sha: [u8; 32],
+) -> Result<Inspected, PluginError> {
+    let (component, compiled, engine) =
+        env.engine
+            .compile_any(wasm, sha, env.cache_dir)
+            .map_err(|e| PluginError::Load {
+                plugin: name.to_owned(),
+                reason: format!("compiling: {e:#}"),
+            })?;
+    let caps = manifest.map(|m| m.capabilities.clone()).unwrap_or_default();
+    let grants = capability::granted(&caps);
+    let info = inspect(&engine.engine, &component);
+    let problems = check(&info, manifest, &grants, env.baseline);
+    Ok(Inspected {
+        component,
+        engine,
+        info,
+        grants,
+        problems,
+        compiled,
+    })
+}
+
+/// Link the component with its grants (and the inert interfaces unless the
+/// baseline is strict), build the instance-pre and instantiate it twice
+/// under the manifest's limits (memory, deadline, fuel): a missing host
+/// function, a start function that traps, static data over the memory cap
+/// all fail here. The pool is enabled when instantiation is slow
+/// (`env.pool_threshold`).
+pub(crate) fn start(
+    env: &LoadEnv<'_>,
+    name: &str,
+    manifest: Manifest,
+    sha256: String,
+    inspected: Inspected,
+) -> Result<Arc<Plugin>, PluginError> {
+    let invalid = |reason: String| PluginError::Validate {
+        plugin: name.to_owned(),
+        reason,
+    };
+    let inst = |reason: String| PluginError::Instantiate {
+        plugin: name.to_owned(),
+        reason,
+    };
+    let linker = capability::linker(&inspected.engine.engine, &inspected.grants, env.baseline)
+        .map_err(|e| invalid(format!("{e:#}")))?;
+    let ipre = linker
+        .instantiate_pre(&inspected.component)
+        .map_err(|e| inst(format!("{e:#}")))?;
+    let kind = manifest.kind;
+    let pre = match kind {
+        PluginKind::Guardrail => GuardrailPluginPre::new(ipre).map(Pre::Guardrail),
+        PluginKind::Router => RouterPluginPre::new(ipre).map(Pre::Router),
+        PluginKind::CostPolicy => CostPolicyPluginPre::new(ipre).map(Pre::CostPolicy),
+    }
+    .map_err(|e| inst(format!("{e:#}")))?;
+    let plugin = Plugin::new(PluginParts {
+        ctx: Arc::new(PluginContext::new(name, manifest, env.stdio_cap)),
+        sha256,
+        grants: inspected.grants,
+        pre,
+        engine: inspected.engine,
+        pool: InstancePool::new(env.pool_size, env.refill.clone()),
+    });
+    let took = on_own_runtime(plugin.smoke_test())
+        .map_err(PluginError::Runtime)?
+        .map_err(|f| inst(f.to_string()))?;
+    if env.pool_size > 0 && took >= env.pool_threshold {
+        tracing::debug!(plugin = %name, instantiate_us = took.as_micros(), "heavy guest: pooling ready instances");
+        plugin.enable_pool();
+    }
+    Ok(plugin)
 }
 
 /// Load one plugin; `compiled` tells whether wasm was compiled now.
@@ -205,61 +362,47 @@ pub(crate) fn load(
     src: &Sources,
 ) -> Result<(Arc<Plugin>, bool), PluginError> {
     let name = &files.name;
-    let load_err = |reason: String| PluginError::Load {
+    let base = files.toml.parent().unwrap_or(Path::new("."));
+    let manifest = Manifest::parse(&src.manifest_text, base).map_err(|e| PluginError::Load {
         plugin: name.clone(),
-        reason,
-    };
+        reason: format!("{}: {e}", files.toml.display()),
+    })?;
     let invalid = |reason: String| PluginError::Validate {
         plugin: name.clone(),
         reason,
     };
-    let base = files.toml.parent().unwrap_or(Path::new("."));
-    let manifest = Manifest::parse(&src.manifest_text, base)
-        .map_err(|e| load_err(format!("{}: {e}", files.toml.display())))?;
     manifest
-        .validate(env.max_memory_mb)
+        .validate(env.max_memory_mb, &env.protected)
         .map_err(|e| invalid(format!("{}: {e}", files.toml.display())))?;
-    let (component, compiled, shared) = env
-        .engine
-        .compile_any(&src.wasm, src.wasm_sha, env.cache_dir)
-        .map_err(|e| load_err(format!("compiling {}: {e:#}", files.wasm.display())))?;
-    let grants = capability::granted(&manifest.capabilities);
-    let engine = &shared.engine;
-    let info = inspect(engine, &component);
-    let problems = check(&info, Some(&manifest), &grants, env.baseline);
-    if !problems.is_empty() {
-        return Err(invalid(problems.join("; ")));
+    let inspected = inspect_against(env, name, Some(&manifest), &src.wasm, src.wasm_sha)?;
+    if !inspected.problems.is_empty() {
+        return Err(invalid(inspected.problems.join("; ")));
     }
-    let linker =
-        capability::linker(engine, &grants, env.baseline).map_err(|e| invalid(format!("{e:#}")))?;
-    let inst = |e: wasmtime::Error| PluginError::Instantiate {
-        plugin: name.clone(),
-        reason: format!("{e:#}"),
-    };
-    let ipre = linker.instantiate_pre(&component).map_err(inst)?;
-    let pre = match manifest.kind {
-        PluginKind::Guardrail => Pre::Guardrail(GuardrailPluginPre::new(ipre).map_err(inst)?),
-        PluginKind::Router => Pre::Router(RouterPluginPre::new(ipre).map_err(inst)?),
-        PluginKind::CostPolicy => Pre::CostPolicy(CostPolicyPluginPre::new(ipre).map_err(inst)?),
-    };
-    let plugin = Plugin::new(PluginParts {
-        ctx: Arc::new(PluginContext::new(name, manifest, env.stdio_cap)),
-        sha256: hex::encode(src.wasm_sha),
-        grants,
-        pre,
-        engine: shared,
-        pool_size: env.pool_size,
-        refill: env.refill.clone(),
-    });
-    let took = plugin.smoke_test().map_err(|f| PluginError::Instantiate {
-        plugin: name.clone(),
-        reason: f.to_string(),
-    })?;
-    if env.pool_size > 0 && took >= env.pool_threshold {
-        tracing::debug!(plugin = %name, instantiate_us = took.as_micros(), "heavy guest: pooling ready instances");
-        plugin.enable_pool();
+    for flagged in manifest.sensitive_grants(&env.protected) {
+        tracing::warn!(plugin = %name, "{}", escaped(flagged));
     }
+    let compiled = inspected.compiled;
+    let plugin = start(env, name, manifest, hex::encode(src.wasm_sha), inspected)?;
     Ok((plugin, compiled))
+}
+
+/// Run `fut` to completion on a current-thread tokio runtime of its own, on
+/// a helper thread. Loads run on the watcher thread, the blocking pool, the
+/// CLI's main thread and inside tests' runtimes, and a runtime cannot be
+/// entered from within another; a scoped thread works from all of them,
+/// for the price of a thread start next to a compile.
+pub(crate) fn on_own_runtime<T: Send>(fut: impl Future<Output = T> + Send) -> Result<T, String> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("starting a runtime for the smoke test: {e}"))?;
+            Ok(rt.block_on(fut))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the smoke-test thread panicked".into()))
+    })
 }
 
 #[cfg(test)]
@@ -321,5 +464,31 @@ mod tests {
         let router = info(Some(PluginKind::Router), "0.1.0", &[]);
         assert!(check(&router, Some(&m), &[], Baseline::WithInert)[0].contains("kind"));
         assert!(!check(&info(None, "0.1.0", &[]), None, &[], Baseline::WithInert).is_empty());
+    }
+
+    #[test]
+    fn only_regular_files_within_the_cap_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.toml");
+        std::fs::write(&file, "kind = 1").unwrap();
+        assert_eq!(read_regular(&file, 64).unwrap(), b"kind = 1");
+        assert!(read_regular(&file, 4).unwrap_err().contains("limit"));
+        assert!(
+            read_regular(dir.path(), 64)
+                .unwrap_err()
+                .contains("regular")
+        );
+        let fifo = dir.path().join("f.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(read_regular(&fifo, 64).unwrap_err().contains("regular"));
+        assert!(
+            read_regular(Path::new("/dev/zero"), 64)
+                .unwrap_err()
+                .contains("regular")
+        );
     }
 }

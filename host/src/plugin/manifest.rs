@@ -86,8 +86,10 @@ pub enum FailureMode {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Limits {
-    /// Wall-clock budget of one call, instantiation included, in ms. Enforced
-    /// by epoch interruption (1 ms ticks). Default `50`; allowed 1..=60000.
+    /// Wall-clock budget of one call, instantiation and host calls included,
+    /// in ms. Guest code checks the clock at every 1 ms epoch tick; a host
+    /// call still waiting at the deadline (a sleep, a socket read, an HTTP
+    /// request) is cancelled. Default `50`; allowed 1..=60000.
     #[serde(default = "default_deadline_ms")]
     pub deadline_ms: u64,
     /// Linear memory cap per instance in MiB (all memories together).
@@ -99,9 +101,15 @@ pub struct Limits {
     #[serde(default)]
     pub fuel: Option<u64>,
     /// Largest answer a call may return (transformed text, reject reason,
-    /// route list), in KiB. Default `256`.
+    /// the names in a route list), in KiB. Default `256`.
     #[serde(default = "default_max_output_kb")]
     pub max_output_kb: u64,
+    /// Most entries a list in an answer may have (a router's routes): a
+    /// list of empty entries costs the host memory but no bytes. A longer
+    /// answer is a failed call (`too_many_entries`). Default `64`; allowed
+    /// 1..=10000.
+    #[serde(default = "default_max_output_entries")]
+    pub max_output_entries: u64,
 }
 
 impl Default for Limits {
@@ -111,6 +119,7 @@ impl Default for Limits {
             memory_mb: default_memory_mb(),
             fuel: None,
             max_output_kb: default_max_output_kb(),
+            max_output_entries: default_max_output_entries(),
         }
     }
 }
@@ -134,8 +143,10 @@ pub struct Capabilities {
     /// guest sees an empty environment.
     #[serde(default)]
     pub env: Vec<String>,
-    /// Directories preopened for the guest (`wasi:filesystem/*`). Default:
-    /// none (the filesystem interfaces are inert: nothing to open).
+    /// Directories preopened for the guest (`wasi:filesystem/*`). Broad or
+    /// sensitive host paths are refused unless the grant says
+    /// `acknowledge-sensitive = true` (see [`FileGrant::exposure`]).
+    /// Default: none (the filesystem interfaces are inert: nothing to open).
     #[serde(default)]
     pub files: Vec<FileGrant>,
     /// Hosts (`name` or `name:port`) the guest may send outbound
@@ -161,6 +172,66 @@ pub struct FileGrant {
     /// `ro` (default) or `rw`.
     #[serde(default)]
     pub mode: FileMode,
+    /// Load the grant even though it exposes a broad or sensitive host path
+    /// (`/`, `/etc`, `/proc`, `/sys`, `/dev`, ..., or the gateway's own
+    /// config, plugin or cache directory): the load log and
+    /// `sluice plugin audit` still flag it. Default `false`: such a grant
+    /// is refused.
+    #[serde(default)]
+    pub acknowledge_sensitive: bool,
+}
+
+/// System directories a grant may not contain (or be) unacknowledged.
+const SYSTEM_DIRS: &[&str] = &[
+    "/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/run", "/var", "/home", "/usr",
+];
+/// Kernel and device interfaces: any directory inside them is sensitive too
+/// (`/proc/self/environ`, `/dev/sda`, ...).
+const SYSTEM_TREES: &[&str] = &["/proc", "/sys", "/dev"];
+
+impl FileGrant {
+    /// Why this grant exposes a broad or sensitive part of the host, if it
+    /// does: it is `/`, a system directory or an ancestor of one, inside
+    /// `/proc`, `/sys` or `/dev`, an ancestor of (or equal to) one of the
+    /// gateway's `protected` directories (config, plugins, compile cache,
+    /// data), or a writable directory inside one of them (a writable plugin
+    /// or cache directory lets a plugin replace code the gateway loads).
+    /// Paths are compared after resolving symlinks.
+    pub fn exposure(&self, protected: &[PathBuf]) -> Option<String> {
+        let host = std::fs::canonicalize(&self.host).unwrap_or_else(|_| self.host.clone());
+        let shown = host.display();
+        if host.parent().is_none() {
+            return Some(format!("`{shown}` is the whole host filesystem"));
+        }
+        for dir in SYSTEM_TREES {
+            if host.starts_with(dir) {
+                return Some(format!(
+                    "`{shown}` is inside {dir} (kernel and device interfaces)"
+                ));
+            }
+        }
+        for dir in SYSTEM_DIRS {
+            if Path::new(dir).starts_with(&host) {
+                return Some(format!("`{shown}` exposes the system directory {dir}"));
+            }
+        }
+        for dir in protected {
+            let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+            if dir.starts_with(&host) {
+                return Some(format!(
+                    "`{shown}` exposes the gateway's own directory {}",
+                    dir.display()
+                ));
+            }
+            if self.mode == FileMode::Rw && host.starts_with(&dir) {
+                return Some(format!(
+                    "`{shown}` is writable and inside the gateway's own directory {}",
+                    dir.display()
+                ));
+            }
+        }
+        None
+    }
 }
 
 /// Access mode of a preopened directory.
@@ -186,11 +257,39 @@ fn default_memory_mb() -> u64 {
 fn default_max_output_kb() -> u64 {
     256
 }
+fn default_max_output_entries() -> u64 {
+    64
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// Not TOML, an unknown key, a value of the wrong type (toml's message
+    /// names the line and the key).
+    #[error("{0}")]
+    Syntax(String),
+    /// A value out of range or pointing at nothing.
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
 
 impl Manifest {
+    /// The manifest of a `kind` plugin with every default: nothing granted.
+    pub fn with_defaults(kind: PluginKind) -> Manifest {
+        Manifest {
+            kind,
+            order: default_order(),
+            failure_mode: FailureMode::default(),
+            limits: Limits::default(),
+            capabilities: Capabilities::default(),
+            config: toml::Table::new(),
+        }
+    }
+
     /// Parse manifest text; `base` resolves relative file grants.
-    pub fn parse(text: &str, base: &Path) -> Result<Manifest, String> {
-        let mut m: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str, base: &Path) -> Result<Manifest, ManifestError> {
+        let mut m: Manifest =
+            toml::from_str(text).map_err(|e| ManifestError::Syntax(e.to_string()))?;
         for f in &mut m.capabilities.files {
             if f.host.is_relative() {
                 f.host = base.join(&f.host);
@@ -199,50 +298,93 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Check values serde cannot: ranges, addresses, paths.
-    pub fn validate(&self, max_memory_mb: u64) -> Result<(), String> {
+    /// Check values serde cannot: ranges, addresses, paths. `protected`:
+    /// the gateway's own directories, which no files grant may expose
+    /// unacknowledged (see [`FileGrant::exposure`]).
+    pub fn validate(&self, max_memory_mb: u64, protected: &[PathBuf]) -> Result<(), ManifestError> {
+        let invalid = |key, message| Err(ManifestError::Invalid { key, message });
         let l = &self.limits;
         if !(1..=60_000).contains(&l.deadline_ms) {
-            return Err(format!(
-                "limits.deadline-ms = {} is outside 1..=60000",
-                l.deadline_ms
-            ));
+            return invalid(
+                "limits.deadline-ms",
+                format!("{} is outside 1..=60000", l.deadline_ms),
+            );
         }
         if l.memory_mb == 0 || l.memory_mb > max_memory_mb {
-            return Err(format!(
-                "limits.memory-mb = {} is outside 1..={max_memory_mb} (the runtime's max-memory-mb)",
-                l.memory_mb
-            ));
+            return invalid(
+                "limits.memory-mb",
+                format!(
+                    "{} is outside 1..={max_memory_mb} (the runtime's max-memory-mb)",
+                    l.memory_mb
+                ),
+            );
         }
         if l.max_output_kb == 0 {
-            return Err("limits.max-output-kb must be at least 1".into());
+            return invalid("limits.max-output-kb", "must be at least 1".into());
+        }
+        if !(1..=10_000).contains(&l.max_output_entries) {
+            return invalid(
+                "limits.max-output-entries",
+                format!("{} is outside 1..=10000", l.max_output_entries),
+            );
         }
         for s in &self.capabilities.sockets {
-            s.parse::<SocketAddr>()
-                .map_err(|_| format!("capabilities.sockets: `{s}` is not an ip:port address"))?;
+            if s.parse::<SocketAddr>().is_err() {
+                return invalid(
+                    "capabilities.sockets",
+                    format!("`{s}` is not an ip:port address"),
+                );
+            }
         }
         for h in &self.capabilities.http {
             if h.is_empty() || h.contains('/') || h.contains('*') {
-                return Err(format!(
-                    "capabilities.http: `{h}` must be a host or host:port (no scheme, path or wildcard)"
-                ));
+                return invalid(
+                    "capabilities.http",
+                    format!("`{h}` must be a host or host:port (no scheme, path or wildcard)"),
+                );
             }
         }
         for f in &self.capabilities.files {
             if !f.guest.starts_with('/') {
-                return Err(format!(
-                    "capabilities.files: guest path `{}` must be absolute",
-                    f.guest
-                ));
+                return invalid(
+                    "capabilities.files",
+                    format!("guest path `{}` must be absolute", f.guest),
+                );
             }
             if !f.host.is_dir() {
-                return Err(format!(
-                    "capabilities.files: host directory `{}` does not exist",
-                    f.host.display()
-                ));
+                return invalid(
+                    "capabilities.files",
+                    format!("host directory `{}` does not exist", f.host.display()),
+                );
+            }
+            if !f.acknowledge_sensitive
+                && let Some(why) = f.exposure(protected)
+            {
+                return invalid(
+                    "capabilities.files",
+                    format!("{why}; refused unless the grant sets `acknowledge-sensitive = true`"),
+                );
             }
         }
         Ok(())
+    }
+
+    /// Every files grant that exposes a broad or sensitive host path, with
+    /// why, acknowledged or not: for the load log and `sluice plugin audit`.
+    pub fn sensitive_grants(&self, protected: &[PathBuf]) -> Vec<String> {
+        self.capabilities
+            .files
+            .iter()
+            .filter_map(|f| {
+                let why = f.exposure(protected)?;
+                let ack = if f.acknowledge_sensitive {
+                    "acknowledged"
+                } else {
+                    "not acknowledged"
+                };
+                Some(format!("files grant {why} ({ack})"))
+            })
+            .collect()
     }
 
     /// The `[config]` value for `key` as the guest sees it.
@@ -257,13 +399,18 @@ impl Manifest {
     pub fn max_output_bytes(&self) -> usize {
         usize::try_from(self.limits.max_output_kb.saturating_mul(1024)).unwrap_or(usize::MAX)
     }
+
+    /// The most entries a list in an answer may have.
+    pub fn max_output_entries(&self) -> usize {
+        usize::try_from(self.limits.max_output_entries).unwrap_or(usize::MAX)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Manifest, String> {
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
         Manifest::parse(text, Path::new("/plugins"))
     }
 
@@ -275,7 +422,7 @@ mod tests {
         assert_eq!(m.failure_mode, FailureMode::Closed);
         assert_eq!(m.limits, Limits::default());
         assert_eq!(m.capabilities, Capabilities::default());
-        assert!(m.validate(512).is_ok());
+        assert!(m.validate(512, &[]).is_ok());
     }
 
     #[test]
@@ -290,6 +437,7 @@ mod tests {
             memory-mb = 8
             fuel = 1000
             max-output-kb = 4
+            max-output-entries = 8
             [capabilities]
             clocks = true
             random = true
@@ -312,6 +460,7 @@ mod tests {
         assert_eq!(m.config_value("name").as_deref(), Some("x"));
         assert_eq!(m.config_value("missing"), None);
         assert_eq!(m.max_output_bytes(), 4096);
+        assert_eq!(m.max_output_entries(), 8);
     }
 
     #[test]
@@ -319,28 +468,111 @@ mod tests {
         assert!(
             parse("kind = \"guardrail\"\nodrer = 1")
                 .unwrap_err()
+                .to_string()
                 .contains("odrer")
         );
         assert!(parse("kind = \"filter\"").is_err());
         assert!(parse("kind = \"guardrail\"\n[limits]\ndeadline = 5").is_err());
         assert!(parse("kind = \"guardrail\"\n[capabilities]\nnet = true").is_err());
-        assert!(parse("order = 1").unwrap_err().contains("kind"));
+        assert!(parse("order = 1").unwrap_err().to_string().contains("kind"));
     }
 
     #[test]
     fn validation_rejects_out_of_range_values() {
         let m = parse("kind = \"router\"\n[limits]\nmemory-mb = 4096").unwrap();
-        assert!(m.validate(512).unwrap_err().contains("memory-mb"));
+        assert!(
+            m.validate(512, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("memory-mb")
+        );
         let m = parse("kind = \"router\"\n[limits]\ndeadline-ms = 0").unwrap();
-        assert!(m.validate(512).unwrap_err().contains("deadline-ms"));
+        assert!(
+            m.validate(512, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("deadline-ms")
+        );
         let m = parse("kind = \"router\"\n[capabilities]\nsockets = [\"redis:6379\"]").unwrap();
-        assert!(m.validate(512).unwrap_err().contains("redis:6379"));
+        assert!(
+            m.validate(512, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("redis:6379")
+        );
         let m = parse("kind = \"router\"\n[capabilities]\nhttp = [\"https://x.com/\"]").unwrap();
-        assert!(m.validate(512).is_err());
+        assert!(m.validate(512, &[]).is_err());
         let m = parse(
             "kind = \"router\"\n[capabilities]\nfiles = [{host = \"/nonexistent-dir-xyz\", guest = \"/d\"}]",
         )
         .unwrap();
-        assert!(m.validate(512).unwrap_err().contains("does not exist"));
+        assert!(
+            m.validate(512, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
+    }
+
+    fn grant(host: &Path, mode: &str, ack: bool) -> Manifest {
+        parse(&format!(
+            "kind = \"guardrail\"\n[capabilities]\nfiles = [{{ host = \"{}\", guest = \"/d\", mode = \"{mode}\", acknowledge-sensitive = {ack} }}]",
+            host.display()
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn broad_or_sensitive_file_grants_need_an_acknowledgement() {
+        for host in ["/", "/etc", "/proc", "/proc/self", "/sys", "/dev", "/usr"] {
+            let err = grant(Path::new(host), "ro", false)
+                .validate(512, &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("capabilities.files") && err.contains("acknowledge-sensitive"),
+                "{host}: {err}"
+            );
+            let acked = grant(Path::new(host), "ro", true);
+            assert!(acked.validate(512, &[]).is_ok(), "{host}");
+            let flagged = acked.sensitive_grants(&[]);
+            assert!(
+                flagged.len() == 1 && flagged[0].contains("(acknowledged)"),
+                "{host}: {flagged:?}"
+            );
+        }
+        assert!(
+            grant(Path::new("/usr/share"), "ro", false)
+                .validate(512, &[])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_gateways_own_directories_are_protected() {
+        let root = tempfile::tempdir().unwrap();
+        let plugins = root.path().join("plugins");
+        let lists = plugins.join("lists");
+        std::fs::create_dir_all(&lists).unwrap();
+        let link = root.path().join("link-to-root");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        let protected = [plugins.clone()];
+        let refused =
+            |host: &Path, mode| grant(host, mode, false).validate(512, &protected).is_err();
+        assert!(refused(&plugins, "ro"), "the directory itself");
+        assert!(refused(root.path(), "ro"), "an ancestor of it");
+        assert!(!refused(&lists, "ro"), "read-only data beside the plugins");
+        assert!(
+            refused(&lists, "rw"),
+            "writable inside: could replace plugins"
+        );
+        assert!(refused(&link, "ro"), "a symlink to / is /");
+        let other = tempfile::tempdir().unwrap();
+        assert!(!refused(other.path(), "rw"));
+        assert!(
+            grant(other.path(), "rw", false)
+                .sensitive_grants(&protected)
+                .is_empty()
+        );
     }
 }

@@ -1,9 +1,8 @@
 //! Outbound `wasi:http`: the send hook that enforces a plugin's host
-//! allowlist and caps network timeouts at the plugin's deadline (epoch
-//! interruption cannot stop a guest blocked inside a host call).
+//! allowlist. Time is not its business: the call's deadline cancels a
+//! request still in flight (`instance`).
 
 use std::future::Future;
-use std::time::Duration;
 
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -11,12 +10,11 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 /// Allowlist-checking [`WasiHttpHooks`] for one store.
 pub(crate) struct OutboundHttp {
     allowed: Vec<String>,
-    deadline: Duration,
 }
 
 impl OutboundHttp {
-    pub fn new(allowed: Vec<String>, deadline: Duration) -> Self {
-        OutboundHttp { allowed, deadline }
+    pub fn new(allowed: Vec<String>) -> Self {
+        OutboundHttp { allowed }
     }
 
     /// `host` or `host:port`. An entry without a port allows any port of
@@ -54,22 +52,10 @@ impl WasiHttpHooks for OutboundHttp {
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
-        let cap = Some(self.deadline);
-        let mut opts = options.unwrap_or_default();
-        opts.connect_timeout = min_opt(opts.connect_timeout, cap);
-        opts.first_byte_timeout = min_opt(opts.first_byte_timeout, cap);
-        opts.between_bytes_timeout = min_opt(opts.between_bytes_timeout, cap);
         Box::new(async move {
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, Some(opts)).await?;
+            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
         })
-    }
-}
-
-fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -79,10 +65,7 @@ mod tests {
 
     #[test]
     fn allowlist_matches_host_and_optional_port() {
-        let o = OutboundHttp::new(
-            vec!["api.example.com".into(), "127.0.0.1:9000".into()],
-            Duration::from_millis(50),
-        );
+        let o = OutboundHttp::new(vec!["api.example.com".into(), "127.0.0.1:9000".into()]);
         assert!(o.allows("api.example.com", None));
         assert!(o.allows("API.example.com", Some(8443)));
         assert!(o.allows("127.0.0.1", Some(9000)));

@@ -4,94 +4,23 @@
 //! keeps the status of every plugin, including ones that failed to load.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::capability::{Baseline, Grant};
-use super::engine::{self, EngineSettings, SharedEngine};
+use super::capability::Grant;
+use super::config::PluginsConfig;
+use super::engine::{self, SharedEngine};
 use super::error::PluginError;
-use super::instance::{CallStats, Plugin};
+use super::instance::Plugin;
 use super::loader::{self, LoadEnv, Sources};
+use super::log::escaped;
 use super::manifest::{FailureMode, PluginKind};
+use super::stats::CallStats;
 use super::watcher::Watcher;
-
-/// The `[plugins]` section of the gateway config.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct RuntimeConfig {
-    /// Directory of `NAME.wasm` + `NAME.toml` pairs. Default `plugins`.
-    pub dir: PathBuf,
-    /// Watch `dir` and hot-reload on change. Default `true`.
-    pub watch: bool,
-    /// Quiet time after the last file event before reloading, in ms.
-    /// Default `100`: long enough to coalesce a copy, short enough that a
-    /// new version serves well within half a second.
-    pub debounce_ms: u64,
-    /// Ready (pre-instantiated) instances kept for each *heavy* plugin (see
-    /// `pool-threshold-us`), refilled in the background; `0` disables pools.
-    /// Each costs one pooling-allocator slot and the guest's initial memory.
-    /// Default `2`.
-    pub pool_size: usize,
-    /// A plugin gets a pool only when instantiating it takes at least this
-    /// long (measured at load); faster plugins instantiate inline on the
-    /// calling thread. `0` pools every plugin. Default `250` µs.
-    ///
-    /// Why not pool everything: a small Rust guardrail instantiates in
-    /// ~20 µs, cache-hot, on the thread that needs it, and that work scales
-    /// with request concurrency. A pool only moves the same work to one
-    /// refill thread, adds a wake-up per refill and hands over a cache-cold
-    /// instance; measured on 2 cores it made such a call slower
-    /// (bench/README.md). Interpreted guests (Python ~2 ms, JS ~150 µs+)
-    /// are the opposite case: moving their start-up off the request path is
-    /// worth the thread.
-    pub pool_threshold_us: u64,
-    /// Where compiled artifacts are cached by content hash, so restarts
-    /// skip compilation. Default: none (compile on every start).
-    pub cache_dir: Option<PathBuf>,
-    /// Concurrent instances across all plugins (pooled + in use); sizes the
-    /// pooling allocator's reserved address space. Default `1000`.
-    pub max_instances: u32,
-    /// The largest `limits.memory-mb` a manifest may ask for; sizes each
-    /// memory slot. Default `512`.
-    pub max_memory_mb: u64,
-    /// Meter guest instructions so `limits.fuel` is enforced. Costs roughly
-    /// 10-30 % guest speed, so off by default (the deadline still applies).
-    pub fuel: bool,
-    /// Bytes of each call's stdout and stderr kept for the log. Default `16384`.
-    pub log_capture_bytes: usize,
-    /// Refuse every import that the manifest does not grant, inert ones
-    /// included: a plugin then loads only with `wasi:cli` / `wasi:io` and
-    /// its grants (see `capability.rs`). Default `false`: clocks (1 ms),
-    /// random, filesystem without preopens, sockets and http refusing every
-    /// address are linked without a grant, so ordinary Python, JavaScript
-    /// and C builds load. Costs nothing either way at run time; `true`
-    /// means those languages need every such import granted (or stubbed
-    /// out at build time, which makes their `print` / `console.log` trap).
-    pub strict_imports: bool,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        RuntimeConfig {
-            dir: PathBuf::from("plugins"),
-            watch: true,
-            debounce_ms: 100,
-            pool_size: 2,
-            pool_threshold_us: 250,
-            cache_dir: None,
-            max_instances: 1000,
-            max_memory_mb: 512,
-            fuel: false,
-            log_capture_bytes: 16 * 1024,
-            strict_imports: false,
-        }
-    }
-}
 
 /// An immutable snapshot of the loaded plugins.
 #[derive(Debug, Default)]
@@ -203,7 +132,7 @@ struct Registry {
 
 /// The plugin runtime. Always used as `Arc<PluginRuntime>`.
 pub struct PluginRuntime {
-    cfg: RuntimeConfig,
+    cfg: PluginsConfig,
     engine: Arc<SharedEngine>,
     set: ArcSwap<PluginSet>,
     /// Serialises reloads; never held by calls.
@@ -228,26 +157,27 @@ impl PluginRuntime {
     /// Engine + epoch ticker + refill thread + initial load (+ watcher when
     /// `cfg.watch`). A plugin that fails to load is a status, not an error;
     /// only an unusable engine or directory is.
-    pub fn start(cfg: RuntimeConfig) -> Result<Arc<Self>, PluginError> {
+    pub fn start(cfg: PluginsConfig) -> Result<Arc<Self>, PluginError> {
         if !cfg.dir.is_dir() {
             return Err(PluginError::Runtime(format!(
                 "plugin directory `{}` does not exist",
                 cfg.dir.display()
             )));
         }
-        let engine = engine::shared(EngineSettings {
-            fuel: cfg.fuel,
-            max_instances: cfg.max_instances,
-            max_memory_mb: cfg.max_memory_mb,
-        })
-        .map_err(PluginError::Runtime)?;
+        let engine = engine::shared(cfg.engine_settings()).map_err(PluginError::Runtime)?;
         let (tx, rx) = mpsc::channel::<Weak<Plugin>>();
+        // Instantiation is async (guest start code runs on a fiber), so the
+        // refill thread drives its own small runtime.
+        let pool_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PluginError::Runtime(format!("starting the pool runtime: {e}")))?;
         std::thread::Builder::new()
             .name("sluice-plugin-pool".into())
             .spawn(move || {
                 for p in rx {
                     if let Some(p) = p.upgrade() {
-                        p.fill_pool();
+                        pool_rt.block_on(p.fill_pool());
                     }
                 }
             })
@@ -271,7 +201,7 @@ impl PluginRuntime {
         Ok(rt)
     }
 
-    pub fn config(&self) -> &RuntimeConfig {
+    pub fn config(&self) -> &PluginsConfig {
         &self.cfg
     }
 
@@ -303,12 +233,14 @@ impl PluginRuntime {
             pool_threshold: Duration::from_micros(self.cfg.pool_threshold_us),
             stdio_cap: self.cfg.log_capture_bytes,
             refill: Some(self.refill.clone()),
-            baseline: Baseline::from_strict_imports(self.cfg.strict_imports),
+            protected: self.cfg.protected_dirs(),
+            baseline: self.cfg.baseline(),
         };
+        let max_wasm = self.cfg.max_component_bytes();
         let mut next: BTreeMap<String, Loaded> = BTreeMap::new();
         let mut failed = BTreeMap::new();
         for f in &files {
-            let res = Sources::read(f).and_then(|src| {
+            let res = Sources::read(f, max_wasm).and_then(|src| {
                 if let Some(old) = reg.loaded.get(&f.name)
                     && old.wasm_sha == src.wasm_sha
                     && old.manifest_sha == src.manifest_sha
@@ -343,7 +275,7 @@ impl PluginRuntime {
                 }
                 Err(e) => {
                     let serving_previous = reg.loaded.contains_key(&f.name);
-                    tracing::error!(plugin = %f.name, serving_previous, "{e}");
+                    tracing::error!(plugin = %f.name, serving_previous, "{}", escaped(&e));
                     report.failed.push((f.name.clone(), e.to_string()));
                     failed.insert(f.name.clone(), e.to_string());
                     if let Some(old) = reg.loaded.remove(&f.name) {

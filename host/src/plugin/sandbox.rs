@@ -1,10 +1,20 @@
 //! Per-store limits and what a failed call turns into: the memory limiter,
-//! arming deadline and fuel right before guest code runs, and classifying a
-//! wasmtime error into a [`PluginFailure`].
+//! the wall-clock deadline and fuel armed right before guest code runs, and
+//! classifying a wasmtime error into a [`PluginFailure`].
+//!
+//! The deadline is measured, not counted: at every epoch tick the store's
+//! callback compares [`Instant::now`] with the call's deadline, interrupts
+//! the guest once it has passed and otherwise yields to the async runtime
+//! (so a long guest shares its worker thread) before running on for
+//! another tick. Host calls (a clock sleep, a socket read) are not guest
+//! code and see no ticks: the caller's `tokio::time::timeout` at the same
+//! deadline cancels them (`instance`).
 
-use wasmtime::{ResourceLimiter, Store, Trap};
+use std::fmt::Write as _;
+use std::time::Instant;
 
-use super::engine::EPOCH_TICK;
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+
 use super::error::PluginFailure;
 use super::host_state::HostState;
 
@@ -55,16 +65,28 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Arm the wall-clock deadline (and fuel, when the engine meters it) for
-/// the guest code about to run.
-pub(crate) fn arm(store: &mut Store<HostState>, fuel_enabled: bool) {
-    let limits = &store.data().ctx.manifest.limits;
-    let ticks = limits
-        .deadline_ms
-        .div_ceil(EPOCH_TICK.as_millis() as u64)
-        .max(1);
-    let fuel = limits.fuel.unwrap_or(u64::MAX);
-    store.set_epoch_deadline(ticks);
+/// Install the deadline check on a new store (see the module docs).
+pub(crate) fn install_deadline(store: &mut Store<HostState>) {
+    store.epoch_deadline_callback(|cx| {
+        if Instant::now() >= cx.data().deadline {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        // tokio's yield puts the task behind the others ready on this
+        // worker *and* behind the I/O driver's next poll, so requests
+        // waiting on a socket are served between two ticks of a long guest.
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
+    });
+}
+
+/// Arm the wall-clock `deadline` (and fuel, when the engine meters it) for
+/// the guest code about to run: the first tick from now checks the clock.
+pub(crate) fn arm(store: &mut Store<HostState>, deadline: Instant, fuel_enabled: bool) {
+    store.data_mut().deadline = deadline;
+    let fuel = store.data().ctx.manifest.limits.fuel.unwrap_or(u64::MAX);
+    store.set_epoch_deadline(1);
     if fuel_enabled {
         // Only fails when fuel is not enabled in the engine.
         let _ = store.set_fuel(fuel);
@@ -97,16 +119,12 @@ pub(crate) fn classify(err: &wasmtime::Error, state: &HostState) -> PluginFailur
         why.push_str("; stderr: ");
         // Guest text: escaped so it cannot forge log lines (it reaches the
         // log and, for a fail-closed guardrail, the client's error).
-        why.push_str(&super::stdio::escape_control(tail(&text, 300)));
+        let _ = write!(why, "{}", super::log::escaped(tail(&text, 300)));
     }
     PluginFailure::Trap(why)
 }
 
 /// The last `max` bytes of `s`, on a char boundary.
 fn tail(s: &str, max: usize) -> &str {
-    let mut cut = s.len().saturating_sub(max);
-    while !s.is_char_boundary(cut) {
-        cut += 1;
-    }
-    &s[cut..]
+    &s[s.ceil_char_boundary(s.len().saturating_sub(max))..]
 }

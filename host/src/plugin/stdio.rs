@@ -3,8 +3,6 @@
 //! the gateway log tagged with the plugin name, one event per line, with
 //! control characters escaped so guest text cannot forge log lines.
 
-use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -13,6 +11,8 @@ use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+use super::log::escaped;
 
 /// A size-capped, cloneable capture buffer.
 #[derive(Clone)]
@@ -57,8 +57,7 @@ impl CapturedOutput {
             .collect();
         for (i, line) in lines.iter().enumerate() {
             let dropped = if i + 1 == lines.len() { dropped } else { 0 };
-            let line = escape_control(line);
-            tracing::info!(plugin, stream, dropped, "{line}");
+            tracing::info!(plugin, stream, dropped, "{}", escaped(line));
         }
     }
 
@@ -69,31 +68,6 @@ impl CapturedOutput {
         c.buf.clear();
         (text, std::mem::take(&mut c.dropped))
     }
-}
-
-/// `s` with every control character (C0, DEL, C1, and the Unicode line and
-/// paragraph separators) written as an escape (`\n`, `\r`, `\t`, `\0`,
-/// `\u{1b}`): what a plugin logs stays one line and cannot move a terminal's
-/// cursor. Borrowed when there is nothing to escape (the usual case).
-pub fn escape_control(s: &str) -> Cow<'_, str> {
-    let special = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
-    if !s.chars().any(special) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\0' => out.push_str("\\0"),
-            c if special(c) => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
 }
 
 impl IsTerminal for CapturedOutput {
@@ -157,14 +131,5 @@ mod tests {
         out.write(Bytes::from_static(b"world")).unwrap();
         assert_eq!(out.take(), ("hell".to_owned(), 6));
         assert_eq!(out.take(), (String::new(), 0));
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert!(matches!(escape_control("plain text é"), Cow::Borrowed(_)));
-        assert_eq!(
-            escape_control("a\r\nINFO forged\0\x1b[31m\u{85}\u{2028}\t"),
-            "a\\r\\nINFO forged\\0\\u{1b}[31m\\u{85}\\u{2028}\\t"
-        );
     }
 }

@@ -16,8 +16,8 @@ use futures_util::stream::{BoxStream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::openai::{read_json, send, sse_events, with_timeout};
-use super::{Endpoint, Upstream, UpstreamError};
+use super::http::{Endpoint, read_json, send, sse_events, with_timeout};
+use super::{Upstream, UpstreamError};
 use crate::openai::{
     ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Choice, ChunkChoice, Delta, Usage,
 };

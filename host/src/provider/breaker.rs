@@ -12,58 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// `[breaker]` (global) or `[providers.breaker]` (per-provider override,
-/// replacing the global table as a whole; unset keys take these defaults).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct BreakerConfig {
-    /// `false` turns the breaker off (it never opens). Default `true`.
-    pub enabled: bool,
-    /// Consecutive failures that open the breaker. Default `5`.
-    pub failure_threshold: u32,
-    /// Failure ratio over the rolling window that opens the breaker, once
-    /// the window holds at least `min-requests` calls. Default `0.5`.
-    pub error_rate: f64,
-    /// Calls the window must hold before `error-rate` applies, so two
-    /// failures out of three at night do not open it. Default `20`.
-    pub min_requests: u32,
-    /// Rolling window length. Default `10000` ms.
-    pub window_ms: u64,
-    /// How long the breaker stays open before a half-open probe. Default `5000` ms.
-    pub cool_down_ms: u64,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            failure_threshold: 5,
-            error_rate: 0.5,
-            min_requests: 20,
-            window_ms: 10_000,
-            cool_down_ms: 5_000,
-        }
-    }
-}
-
-impl BreakerConfig {
-    /// Problems with the values, for config validation (empty when fine).
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.failure_threshold == 0 {
-            out.push("failure-threshold must be at least 1".to_string());
-        }
-        if !(self.error_rate > 0.0 && self.error_rate <= 1.0) {
-            out.push("error-rate must be in (0, 1]".to_string());
-        }
-        if self.window_ms == 0 {
-            out.push("window-ms must be positive".to_string());
-        }
-        out
-    }
-}
+use super::config::BreakerConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,7 +1,6 @@
-//! What can go wrong talking to upstreams, and the HTTP status each failure
-//! becomes at the gateway.
+//! What can go wrong talking to upstreams. Which HTTP status each failure
+//! becomes at the gateway is the server's decision (`server::error`).
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -11,11 +10,12 @@ use super::breaker::Outcome;
 
 /// An upstream call failed (after retries and fallback, when returned by
 /// [`super::Providers`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     /// The upstream refused the request itself (4xx other than 429). Passed
     /// through with its status and message; never retried nor failed over,
     /// since another attempt would be refused the same way.
+    #[error("{provider} refused the request ({status}): {message}")]
     Client {
         provider: String,
         status: StatusCode,
@@ -25,12 +25,14 @@ pub enum UpstreamError {
         code: Option<String>,
     },
     /// 429 from the upstream, still so after retries.
+    #[error("{provider} rate limited the request: {message}")]
     RateLimited {
         provider: String,
         message: String,
         retry_after: Option<Duration>,
     },
     /// 5xx from the upstream.
+    #[error("{provider} failed ({status}): {message}")]
     Server {
         provider: String,
         status: StatusCode,
@@ -38,59 +40,34 @@ pub enum UpstreamError {
     },
     /// The per-request (or, for streams, time-to-first-chunk / idle)
     /// timeout elapsed.
+    #[error("{provider} timed out ({phase}) after {} ms", after.as_millis())]
     Timeout {
         provider: String,
         after: Duration,
         phase: &'static str,
     },
     /// Connecting, sending, or reading the body failed (refused, reset…).
+    #[error("{provider} connection failed: {message}")]
     Connect { provider: String, message: String },
     /// The upstream answered something we cannot read (malformed JSON,
     /// wrong shape, an error event inside a stream).
+    #[error("{provider} sent an unreadable answer: {message}")]
     Protocol { provider: String, message: String },
     /// The stream ended before its terminator (`[DONE]`, `message_stop`).
+    #[error("{provider} ended the stream before it was complete")]
     Truncated { provider: String },
     /// No route could be tried: every breaker open, providers unknown, or
     /// not supporting the operation.
+    #[error("{message}")]
     Unavailable { message: String },
 }
 
 impl UpstreamError {
-    /// The status the gateway answers with.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            UpstreamError::Client { status, .. } => *status,
-            UpstreamError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            UpstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            UpstreamError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            UpstreamError::Server { .. }
-            | UpstreamError::Connect { .. }
-            | UpstreamError::Protocol { .. }
-            | UpstreamError::Truncated { .. } => StatusCode::BAD_GATEWAY,
-        }
-    }
-
     /// For a 429: how long the upstream asked clients to wait.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             UpstreamError::RateLimited { retry_after, .. } => *retry_after,
             _ => None,
-        }
-    }
-
-    /// OpenAI error `type` for the gateway's error envelope.
-    pub fn error_type(&self) -> &str {
-        match self {
-            UpstreamError::Client { kind: Some(k), .. } => k,
-            UpstreamError::Client { status, .. } => match status.as_u16() {
-                401 => "authentication_error",
-                403 => "permission_error",
-                404 => "not_found_error",
-                _ => "invalid_request_error",
-            },
-            UpstreamError::RateLimited { .. } => "rate_limit_error",
-            UpstreamError::Timeout { .. } => "timeout_error",
-            _ => "upstream_error",
         }
     }
 
@@ -145,7 +122,7 @@ impl UpstreamError {
             if text.is_empty() {
                 format!("upstream answered {status}")
             } else {
-                truncate(text, 512).to_string()
+                text[..text.floor_char_boundary(512)].to_string()
             }
         });
         let provider = provider.to_string();
@@ -212,65 +189,12 @@ pub(crate) fn error_fields(body: &[u8]) -> (Option<String>, Option<String>, Opti
     (field("message"), field("type"), field("code"))
 }
 
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-impl fmt::Display for UpstreamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UpstreamError::Client {
-                provider,
-                status,
-                message,
-                ..
-            } => write!(f, "{provider} refused the request ({status}): {message}"),
-            UpstreamError::RateLimited {
-                provider, message, ..
-            } => write!(f, "{provider} rate limited the request: {message}"),
-            UpstreamError::Server {
-                provider,
-                status,
-                message,
-            } => write!(f, "{provider} failed ({status}): {message}"),
-            UpstreamError::Timeout {
-                provider,
-                after,
-                phase,
-            } => write!(
-                f,
-                "{provider} timed out ({phase}) after {} ms",
-                after.as_millis()
-            ),
-            UpstreamError::Connect { provider, message } => {
-                write!(f, "{provider} connection failed: {message}")
-            }
-            UpstreamError::Protocol { provider, message } => {
-                write!(f, "{provider} sent an unreadable answer: {message}")
-            }
-            UpstreamError::Truncated { provider } => {
-                write!(f, "{provider} ended the stream before it was complete")
-            }
-            UpstreamError::Unavailable { message } => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for UpstreamError {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn statuses_map_to_gateway_codes() {
+    fn responses_become_variants_with_the_upstream_message() {
         let e = |s: u16, body: &str| {
             UpstreamError::from_response(
                 "p",
@@ -283,18 +207,29 @@ mod tests {
             400,
             r#"{"error":{"message":"bad temperature","type":"invalid_request_error","param":"temperature","code":null}}"#,
         );
-        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            matches!(&bad, UpstreamError::Client { status, kind: Some(k), .. }
+                if *status == StatusCode::BAD_REQUEST && k == "invalid_request_error"),
+            "{bad:?}"
+        );
         assert!(bad.to_string().contains("bad temperature"));
         assert!(!bad.is_retryable());
-        assert_eq!(e(401, "").error_type(), "authentication_error");
-        assert_eq!(e(429, "slow down").status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(e(503, "").status(), StatusCode::BAD_GATEWAY);
+        assert!(matches!(
+            e(429, "slow down"),
+            UpstreamError::RateLimited { .. }
+        ));
+        assert!(matches!(e(503, ""), UpstreamError::Server { .. }));
         assert!(e(503, "").is_retryable());
         let anthropic = e(
             529,
             r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
         );
         assert!(anthropic.to_string().contains("Overloaded"));
-        assert_eq!(anthropic.status(), StatusCode::BAD_GATEWAY);
+        assert!(matches!(anthropic, UpstreamError::Server { .. }));
+        let long = "é".repeat(600);
+        match e(500, &long) {
+            UpstreamError::Server { message, .. } => assert_eq!(message.len(), 512),
+            other => panic!("{other:?}"),
+        }
     }
 }

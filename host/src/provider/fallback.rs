@@ -8,18 +8,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{self, BoxStream, StreamExt};
+use futures_util::stream::{self, StreamExt};
+use tower::retry::budget::Budget as _;
 
-use super::breaker::{Outcome, Permit};
-use super::{ProviderKind, Providers, RouteTarget, Upstream, UpstreamError};
-use crate::openai::ChatChunk;
-
-/// Which route answered and how many HTTP attempts it took in total.
-pub(crate) struct Done {
-    pub provider: String,
-    pub model: String,
-    pub attempts: u32,
-}
+use super::breaker::{Outcome as Health, Permit};
+use super::{ChunkStream, Outcome, ProviderKind, Providers, RouteTarget, Upstream, UpstreamError};
 
 /// Reports a call's outcome to the breaker exactly once, and `Neutral` if
 /// the call's future was dropped (client went away): a half-open probe
@@ -30,7 +23,7 @@ struct PermitGuard<'a> {
 }
 
 impl PermitGuard<'_> {
-    fn finish(mut self, outcome: Outcome) {
+    fn finish(mut self, outcome: Health) {
         if let Some(p) = self.permit.take() {
             self.up.breaker.record(p, outcome, Instant::now());
         }
@@ -40,22 +33,25 @@ impl PermitGuard<'_> {
 impl Drop for PermitGuard<'_> {
     fn drop(&mut self) {
         if let Some(p) = self.permit.take() {
-            self.up.breaker.record(p, Outcome::Neutral, Instant::now());
+            self.up.breaker.record(p, Health::Neutral, Instant::now());
         }
     }
 }
 
 impl Providers {
+    /// Try `call` along `routes` (see the module docs); `embeddings` skips
+    /// upstreams without that API.
     pub(crate) async fn walk<'a, T, F, Fut>(
         &self,
         routes: &'a [RouteTarget],
         embeddings: bool,
         mut call: F,
-    ) -> Result<(T, Done), UpstreamError>
+    ) -> Result<Outcome<T>, UpstreamError>
     where
         F: FnMut(Arc<Upstream>, &'a RouteTarget) -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>> + 'a,
     {
+        let started = Instant::now();
         let mut attempts = 0u32;
         let mut last_err: Option<UpstreamError> = None;
         let mut skipped: Vec<String> = Vec::new();
@@ -69,7 +65,7 @@ impl Providers {
                 skipped.push(format!("{} (no embeddings API)", route.provider));
                 continue;
             }
-            up.budget.record_request(Instant::now());
+            up.budget.deposit();
             let mut tries = 0u32;
             loop {
                 let Some(permit) = up.breaker.try_acquire(Instant::now()) else {
@@ -84,14 +80,15 @@ impl Providers {
                 tries += 1;
                 attempts += 1;
                 let err = match call(up.clone(), route).await {
-                    Ok(v) => {
-                        guard.finish(Outcome::Success);
-                        let done = Done {
+                    Ok(value) => {
+                        guard.finish(Health::Success);
+                        return Ok(Outcome {
+                            value,
                             provider: route.provider.clone(),
                             model: route.model.clone(),
                             attempts,
-                        };
-                        return Ok((v, done));
+                            elapsed: started.elapsed(),
+                        });
                     }
                     Err(e) => e,
                 };
@@ -103,7 +100,7 @@ impl Providers {
                 let delay = retry_delay(up, tries, &err);
                 last_err = Some(err);
                 let Some(delay) = delay else { break };
-                if !up.budget.try_retry(Instant::now()) {
+                if !up.budget.withdraw() {
                     tracing::warn!(provider = %up.name, "retry budget exhausted, not retrying");
                     break;
                 }
@@ -142,11 +139,9 @@ pub(crate) async fn until_first_chunk<Open>(
     provider: &str,
     open: Open,
     ttfb: Duration,
-) -> Result<BoxStream<'static, Result<ChatChunk, UpstreamError>>, UpstreamError>
+) -> Result<ChunkStream, UpstreamError>
 where
-    Open: Future<
-        Output = Result<BoxStream<'static, Result<ChatChunk, UpstreamError>>, UpstreamError>,
-    >,
+    Open: Future<Output = Result<ChunkStream, UpstreamError>>,
 {
     let first = async {
         let mut s = open.await?;

@@ -4,137 +4,42 @@
 //! breaker per upstream.
 //!
 //! The gateway hands [`Providers`] an ordered list of [`RouteTarget`]s and a
-//! request in OpenAI's wire format; it gets back an OpenAI-shaped answer and
-//! which route produced it, or one [`UpstreamError`] that knows its HTTP
-//! status.
+//! request in OpenAI's wire format; it gets back an [`Outcome`] (the answer
+//! and which route produced it), or one [`UpstreamError`].
+//!
+//! - [`config`]: `[[providers]]`, `[retry]`, `[breaker]` and their checks.
+//! - `fallback`: the one route walk (breaker, retries, fallback).
+//! - `http`: HTTP/SSE plumbing shared by the clients.
+//! - [`openai`], [`anthropic`]: the wire protocols.
 
 pub mod anthropic;
 pub mod breaker;
+pub mod config;
 mod error;
 mod fallback;
+mod http;
 pub mod openai;
 pub mod retry;
 pub mod sse;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::stream::BoxStream;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde::Deserialize;
+use reqwest::header::HeaderMap;
+use tower::retry::budget::TpsBudget;
 
 use crate::openai::{
     ChatChunk, ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse,
 };
 
-pub use breaker::{BreakerConfig, BreakerMetrics, BreakerState};
+pub use breaker::{BreakerMetrics, BreakerState};
+pub use config::{BreakerConfig, ProviderConfig, ProviderKind, RetryConfig};
 pub use error::UpstreamError;
-pub use retry::RetryConfig;
 
 use breaker::Breaker;
-use retry::RetryBudget;
-
-/// Which wire protocol an upstream speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProviderKind {
-    /// OpenAI's API and compatibles (vLLM, Ollama, LM Studio, Azure OpenAI…).
-    #[default]
-    Openai,
-    /// Anthropic's Messages API; requests and answers are translated.
-    Anthropic,
-}
-
-/// One `[[providers]]` entry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ProviderConfig {
-    /// Name routes refer to. Required, unique.
-    pub name: String,
-    /// `openai` (default) or `anthropic`.
-    #[serde(default)]
-    pub kind: ProviderKind,
-    /// API root including its path prefix, e.g. `https://api.openai.com/v1`,
-    /// `http://localhost:11434/v1`, `https://api.anthropic.com/v1`, or an
-    /// Azure deployment URL. Endpoints (`/chat/completions`, `/embeddings`,
-    /// `/messages`) are appended. Required.
-    pub base_url: String,
-    /// Secret, usually `"${OPENAI_API_KEY}"` (interpolated by the config
-    /// loader). Sent as `Authorization: Bearer` (OpenAI) or `x-api-key`
-    /// (Anthropic) unless `api-key-header` says otherwise. Default: none.
-    #[serde(default)]
-    pub api_key: Option<String>,
-    /// Header that carries the key verbatim instead of the default, e.g.
-    /// `api-key` for Azure OpenAI. Default: none.
-    #[serde(default)]
-    pub api_key_header: Option<String>,
-    /// Query parameters added to every call, e.g. `{ api-version = "2024-10-21" }`
-    /// for Azure. Default: none.
-    #[serde(default)]
-    pub query: BTreeMap<String, String>,
-    /// Whole-request timeout for non-streaming calls; for streams, the
-    /// longest silence between two chunks once the stream has started.
-    /// Routes may override it. Default `60000` ms.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Streams only: longest wait from sending the request to the first
-    /// chunk. Retries and fallback happen only before the first chunk, so
-    /// this bounds how long a dead upstream can stall a stream. Routes may
-    /// override it. Default `10000` ms.
-    #[serde(default = "default_ttfb_timeout_ms")]
-    pub ttfb_timeout_ms: u64,
-    /// Extra headers on every call (e.g. `OpenAI-Organization`). Default: none.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Anthropic only: the `anthropic-version` header. Default `"2023-06-01"`.
-    #[serde(default = "default_anthropic_version")]
-    pub anthropic_version: String,
-    /// Anthropic only: `max_tokens` when the client sent none (Anthropic
-    /// requires it). Default `4096`.
-    #[serde(default = "default_max_tokens")]
-    pub default_max_tokens: u32,
-    /// Overrides the global `[retry]` table for this provider. Default: none.
-    #[serde(default)]
-    pub retry: Option<RetryConfig>,
-    /// Overrides the global `[breaker]` table for this provider. Default: none.
-    #[serde(default)]
-    pub breaker: Option<BreakerConfig>,
-}
-
-fn default_timeout_ms() -> u64 {
-    60_000
-}
-fn default_ttfb_timeout_ms() -> u64 {
-    10_000
-}
-fn default_anthropic_version() -> String {
-    "2023-06-01".into()
-}
-fn default_max_tokens() -> u32 {
-    4096
-}
-
-impl ProviderConfig {
-    /// A provider with every optional setting at its default.
-    pub fn new(name: &str, kind: ProviderKind, base_url: &str) -> Self {
-        Self {
-            name: name.into(),
-            kind,
-            base_url: base_url.into(),
-            api_key: None,
-            api_key_header: None,
-            query: BTreeMap::new(),
-            timeout_ms: default_timeout_ms(),
-            ttfb_timeout_ms: default_ttfb_timeout_ms(),
-            headers: BTreeMap::new(),
-            anthropic_version: default_anthropic_version(),
-            default_max_tokens: default_max_tokens(),
-            retry: None,
-            breaker: None,
-        }
-    }
-}
+use http::Endpoint;
 
 /// One step of a route list: which provider, which upstream model name, and
 /// optional timeout overrides.
@@ -158,54 +63,37 @@ impl RouteTarget {
     }
 }
 
-/// A completed non-streaming chat call.
-#[derive(Debug, Clone)]
-pub struct ChatOutcome {
+/// A successful call along a route list.
+pub struct Outcome<T> {
+    pub value: T,
     /// The route that answered.
     pub provider: String,
     pub model: String,
     /// HTTP attempts across all routes, the successful one included.
     pub attempts: u32,
     /// Wall time inside the providers layer (attempts, backoff sleeps and
-    /// fallback included): the gateway's overhead is total minus this.
-    pub upstream_time: Duration,
-    pub completion: ChatCompletion,
+    /// fallback included): the gateway's overhead is total minus this. For
+    /// a stream, until its first chunk.
+    pub elapsed: Duration,
 }
 
-/// A started stream: the first chunk has arrived, so the route is final.
-pub struct StreamOutcome {
-    pub provider: String,
-    pub model: String,
-    pub attempts: u32,
-    /// Time from the first attempt to the first chunk.
-    pub ttfb: Duration,
-    /// Chunks in OpenAI's shape. Ends after the upstream's terminator, or
-    /// with one `Err` (truncation, idle timeout, upstream error event).
-    pub stream: BoxStream<'static, Result<ChatChunk, UpstreamError>>,
-}
-
-impl std::fmt::Debug for StreamOutcome {
+impl<T> std::fmt::Debug for Outcome<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamOutcome")
+        f.debug_struct("Outcome")
             .field("provider", &self.provider)
             .field("model", &self.model)
             .field("attempts", &self.attempts)
-            .field("ttfb", &self.ttfb)
+            .field("elapsed", &self.elapsed)
             .finish_non_exhaustive()
     }
 }
 
-/// A completed embeddings call.
-#[derive(Debug, Clone)]
-pub struct EmbeddingsOutcome {
-    pub provider: String,
-    pub model: String,
-    pub attempts: u32,
-    pub upstream_time: Duration,
-    pub response: EmbeddingsResponse,
-}
+/// Chunks in OpenAI's shape. Ends after the upstream's terminator, or with
+/// one `Err` (truncation, idle timeout, upstream error event).
+pub type ChunkStream = BoxStream<'static, Result<ChatChunk, UpstreamError>>;
 
-/// Invalid provider settings (bad header names, duplicate names…).
+/// Providers that cannot be built (only what config validation cannot
+/// rule out: the HTTP client, a duplicate name in a hand-built list).
 #[derive(Debug, thiserror::Error)]
 #[error("provider `{provider}`: {message}")]
 pub struct ProviderConfigError {
@@ -226,42 +114,9 @@ pub(crate) struct Upstream {
     pub(crate) ttfb_timeout: Duration,
     pub(crate) default_max_tokens: u32,
     pub(crate) retry: RetryConfig,
-    pub(crate) budget: RetryBudget,
+    /// Retries allowed as a share of recent requests (tower's `TpsBudget`).
+    pub(crate) budget: TpsBudget,
     pub(crate) breaker: Breaker,
-}
-
-/// The upstream API paths Sluice calls, appended to `base-url`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Endpoint {
-    ChatCompletions,
-    Embeddings,
-    Messages,
-}
-
-impl Endpoint {
-    const ALL: [Endpoint; 3] = [
-        Endpoint::ChatCompletions,
-        Endpoint::Embeddings,
-        Endpoint::Messages,
-    ];
-
-    fn path(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "/chat/completions",
-            Endpoint::Embeddings => "/embeddings",
-            Endpoint::Messages => "/messages",
-        }
-    }
-
-    /// `base` (no trailing `/`) + this path + `query`.
-    fn url(self, base: &str, query: &[(String, String)]) -> Result<reqwest::Url, String> {
-        let mut url = reqwest::Url::parse(&format!("{base}{}", self.path()))
-            .map_err(|e| format!("base-url `{base}`: {e}"))?;
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
-        Ok(url)
-    }
 }
 
 impl Upstream {
@@ -281,6 +136,9 @@ pub struct Providers {
 }
 
 impl Providers {
+    /// Build the clients. `configs`, `retry` and `breaker` are expected to
+    /// have passed config validation ([`ProviderConfig::problems`]); a value
+    /// that did not is still refused here, never half-used.
     pub fn new(
         configs: &[ProviderConfig],
         retry: &RetryConfig,
@@ -296,7 +154,7 @@ impl Providers {
                 provider: String::new(),
                 message: format!("cannot build the HTTP client: {e}"),
             })?;
-        let now = Instant::now();
+        let now = std::time::Instant::now();
         let mut upstreams = HashMap::new();
         let mut order = Vec::new();
         for cfg in configs {
@@ -307,15 +165,13 @@ impl Providers {
             if upstreams.contains_key(&cfg.name) {
                 return Err(err("defined twice".into()));
             }
-            let base = reqwest::Url::parse(&cfg.base_url)
-                .map_err(|e| err(format!("base-url `{}`: {e}", cfg.base_url)))?;
-            if !matches!(base.scheme(), "http" | "https") {
-                return Err(err(format!("base-url `{}` must be http(s)", cfg.base_url)));
-            }
-            let headers = build_headers(cfg).map_err(err)?;
+            let headers = http::build_headers(cfg)?;
             let base_url = cfg.base_url.trim_end_matches('/');
             let query: Vec<_> = cfg.query.clone().into_iter().collect();
-            let url = |e: Endpoint| e.url(base_url, &query).map_err(err);
+            let url = |e: Endpoint| {
+                e.url(base_url, &query)
+                    .map_err(|e| err(format!("base-url `{}`: {e}", cfg.base_url)))
+            };
             let urls = [
                 url(Endpoint::ChatCompletions)?,
                 url(Endpoint::Embeddings)?,
@@ -323,14 +179,6 @@ impl Providers {
             ];
             let retry = cfg.retry.clone().unwrap_or_else(|| retry.clone());
             let breaker_cfg = cfg.breaker.clone().unwrap_or_else(|| breaker.clone());
-            let problems = retry.problems();
-            if !problems.is_empty() {
-                return Err(err(format!("retry: {}", problems.join("; "))));
-            }
-            let problems = breaker_cfg.problems();
-            if !problems.is_empty() {
-                return Err(err(format!("breaker: {}", problems.join("; "))));
-            }
             let up = Upstream {
                 name: cfg.name.clone(),
                 kind: cfg.kind,
@@ -340,7 +188,7 @@ impl Providers {
                 timeout: Duration::from_millis(cfg.timeout_ms),
                 ttfb_timeout: Duration::from_millis(cfg.ttfb_timeout_ms),
                 default_max_tokens: cfg.default_max_tokens,
-                budget: RetryBudget::new(&retry, now),
+                budget: retry.budget(),
                 retry,
                 breaker: Breaker::new(cfg.name.clone(), breaker_cfg, now),
             };
@@ -355,26 +203,15 @@ impl Providers {
         &self,
         routes: &[RouteTarget],
         req: &ChatRequest,
-    ) -> Result<ChatOutcome, UpstreamError> {
-        let started = Instant::now();
-        let (completion, done) = self
-            .walk(routes, false, |up, route| async move {
-                let timeout = route.timeout.unwrap_or(up.timeout);
-                match up.kind {
-                    ProviderKind::Openai => openai::chat(&up, &route.model, req, timeout).await,
-                    ProviderKind::Anthropic => {
-                        anthropic::chat(&up, &route.model, req, timeout).await
-                    }
-                }
-            })
-            .await?;
-        Ok(ChatOutcome {
-            provider: done.provider,
-            model: done.model,
-            attempts: done.attempts,
-            upstream_time: started.elapsed(),
-            completion,
+    ) -> Result<Outcome<ChatCompletion>, UpstreamError> {
+        self.walk(routes, false, |up, route| async move {
+            let timeout = route.timeout.unwrap_or(up.timeout);
+            match up.kind {
+                ProviderKind::Openai => openai::chat(&up, &route.model, req, timeout).await,
+                ProviderKind::Anthropic => anthropic::chat(&up, &route.model, req, timeout).await,
+            }
         })
+        .await
     }
 
     /// Streaming chat along `routes`. Retries and fallback happen only until
@@ -383,32 +220,21 @@ impl Providers {
         &self,
         routes: &[RouteTarget],
         req: &ChatRequest,
-    ) -> Result<StreamOutcome, UpstreamError> {
-        let started = Instant::now();
-        let (stream, done) = self
-            .walk(routes, false, |up, route| async move {
-                let idle = route.timeout.unwrap_or(up.timeout);
-                let ttfb = route.ttfb_timeout.unwrap_or(up.ttfb_timeout);
-                let open = async {
-                    match up.kind {
-                        ProviderKind::Openai => {
-                            openai::open_stream(&up, &route.model, req, idle).await
-                        }
-                        ProviderKind::Anthropic => {
-                            anthropic::open_stream(&up, &route.model, req, idle).await
-                        }
+    ) -> Result<Outcome<ChunkStream>, UpstreamError> {
+        self.walk(routes, false, |up, route| async move {
+            let idle = route.timeout.unwrap_or(up.timeout);
+            let ttfb = route.ttfb_timeout.unwrap_or(up.ttfb_timeout);
+            let open = async {
+                match up.kind {
+                    ProviderKind::Openai => openai::open_stream(&up, &route.model, req, idle).await,
+                    ProviderKind::Anthropic => {
+                        anthropic::open_stream(&up, &route.model, req, idle).await
                     }
-                };
-                fallback::until_first_chunk(&up.name, open, ttfb).await
-            })
-            .await?;
-        Ok(StreamOutcome {
-            provider: done.provider,
-            model: done.model,
-            attempts: done.attempts,
-            ttfb: started.elapsed(),
-            stream,
+                }
+            };
+            fallback::until_first_chunk(&up.name, open, ttfb).await
         })
+        .await
     }
 
     /// Embeddings along `routes` (Anthropic routes are skipped: no such API).
@@ -416,21 +242,12 @@ impl Providers {
         &self,
         routes: &[RouteTarget],
         req: &EmbeddingsRequest,
-    ) -> Result<EmbeddingsOutcome, UpstreamError> {
-        let started = Instant::now();
-        let (response, done) = self
-            .walk(routes, true, |up, route| async move {
-                let timeout = route.timeout.unwrap_or(up.timeout);
-                openai::embeddings(&up, &route.model, req, timeout).await
-            })
-            .await?;
-        Ok(EmbeddingsOutcome {
-            provider: done.provider,
-            model: done.model,
-            attempts: done.attempts,
-            upstream_time: started.elapsed(),
-            response,
+    ) -> Result<Outcome<EmbeddingsResponse>, UpstreamError> {
+        self.walk(routes, true, |up, route| async move {
+            let timeout = route.timeout.unwrap_or(up.timeout);
+            openai::embeddings(&up, &route.model, req, timeout).await
         })
+        .await
     }
 
     pub fn has(&self, provider: &str) -> bool {
@@ -444,7 +261,7 @@ impl Providers {
 
     /// Each provider's breaker state, in config order.
     pub fn breaker_states(&self) -> Vec<(String, BreakerState)> {
-        let now = Instant::now();
+        let now = std::time::Instant::now();
         self.order
             .iter()
             .map(|n| (n.clone(), self.upstreams[n].breaker.state(now)))
@@ -459,33 +276,6 @@ impl Providers {
             .map(|n| (n.clone(), self.upstreams[n].breaker.metrics()))
             .collect()
     }
-}
-
-fn build_headers(cfg: &ProviderConfig) -> Result<HeaderMap, String> {
-    let mut h = HeaderMap::new();
-    let mut put = |name: &str, value: &str, sensitive: bool| -> Result<(), String> {
-        let n = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("invalid header name `{name}`"))?;
-        let mut v = HeaderValue::from_str(value)
-            .map_err(|_| format!("invalid value for header `{name}`"))?;
-        v.set_sensitive(sensitive);
-        h.insert(n, v);
-        Ok(())
-    };
-    if cfg.kind == ProviderKind::Anthropic {
-        put("anthropic-version", &cfg.anthropic_version, false)?;
-    }
-    if let Some(key) = cfg.api_key.as_deref().filter(|k| !k.is_empty()) {
-        match (&cfg.api_key_header, cfg.kind) {
-            (Some(header), _) => put(header, key, true)?,
-            (None, ProviderKind::Openai) => put("authorization", &format!("Bearer {key}"), true)?,
-            (None, ProviderKind::Anthropic) => put("x-api-key", key, true)?,
-        }
-    }
-    for (k, v) in &cfg.headers {
-        put(k, v, false)?;
-    }
-    Ok(h)
 }
 
 #[cfg(test)]
@@ -526,7 +316,7 @@ mod tests {
         assert_eq!(cfg.timeout_ms, 60_000);
         assert_eq!(cfg.retry.as_ref().unwrap().max_attempts, 1);
         assert_eq!(cfg.retry.as_ref().unwrap().initial_backoff_ms, 100);
-        let h = build_headers(&cfg).unwrap();
+        let h = http::build_headers(&cfg).unwrap();
         assert_eq!(h["api-key"], "k");
         assert!(h.get("authorization").is_none());
         let bad = toml::from_str::<ProviderConfig>("name='a'\nbase-url='http://x'\ntimeout=1");
@@ -534,17 +324,17 @@ mod tests {
     }
 
     #[test]
-    fn invalid_providers_are_refused_with_their_name() {
+    fn invalid_providers_are_named_by_their_checks() {
         let mut a = ProviderConfig::new("a", ProviderKind::Openai, "ftp://x");
-        let err = Providers::new(
-            &[a.clone()],
-            &RetryConfig::default(),
-            &BreakerConfig::default(),
-        )
-        .err()
-        .unwrap();
-        assert!(err.to_string().contains("`a`"), "{err}");
-        a.base_url = "http://x/v1".into();
+        a.headers.insert("bad header".into(), "v".into());
+        a.retry = Some(RetryConfig {
+            max_attempts: 0,
+            ..RetryConfig::default()
+        });
+        let keys: Vec<&str> = a.problems().iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["base-url", "headers", "retry"]);
+        a = ProviderConfig::new("a", ProviderKind::Openai, "http://x/v1");
+        assert!(a.problems().is_empty());
         let dup = Providers::new(
             &[a.clone(), a],
             &RetryConfig::default(),

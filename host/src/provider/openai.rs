@@ -1,18 +1,14 @@
 //! OpenAI-compatible upstreams (OpenAI, Azure OpenAI, vLLM, Ollama, …):
 //! the request goes out as the client sent it, only `model` replaced by the
 //! route's upstream name, so unknown fields (tools, `response_format`,
-//! `seed`…) pass through. Also the HTTP and SSE plumbing the Anthropic
-//! client shares.
+//! `seed`…) pass through.
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
-use serde::de::DeserializeOwned;
 
-use super::retry::retry_after_from_headers;
-use super::sse::{SseEvent, SseParser};
-use super::{Endpoint, Upstream, UpstreamError};
+use super::http::{Endpoint, read_json, send, sse_events, with_timeout};
+use super::{Upstream, UpstreamError};
 use crate::openai::{
     ChatChunk, ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse,
 };
@@ -120,115 +116,6 @@ pub fn parse_chunk(provider: &str, data: &str) -> Result<ChatChunk, UpstreamErro
             })
         }
     }
-}
-
-/// Sends the request; a non-2xx answer becomes the matching error (its body
-/// read for the message, `Retry-After` kept for 429s).
-pub(crate) async fn send(
-    up: &Upstream,
-    rb: reqwest::RequestBuilder,
-) -> Result<reqwest::Response, UpstreamError> {
-    let started = std::time::Instant::now();
-    let resp = rb
-        .send()
-        .await
-        .map_err(|e| UpstreamError::from_reqwest(&up.name, &e, started.elapsed()))?;
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(resp);
-    }
-    let retry_after = retry_after_from_headers(resp.headers());
-    // A body that cannot be read still leaves the status to report.
-    let body = resp.bytes().await.unwrap_or_default();
-    Err(UpstreamError::from_response(
-        &up.name,
-        status,
-        &body,
-        retry_after,
-    ))
-}
-
-/// Reads and parses a JSON body; unreadable JSON is a protocol error (502).
-pub(crate) async fn read_json<T: DeserializeOwned>(
-    up: &Upstream,
-    resp: reqwest::Response,
-) -> Result<T, UpstreamError> {
-    let started = std::time::Instant::now();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| UpstreamError::from_reqwest(&up.name, &e, started.elapsed()))?;
-    serde_json::from_slice(&body).map_err(|e| UpstreamError::Protocol {
-        provider: up.name.clone(),
-        message: format!("malformed JSON body: {e}"),
-    })
-}
-
-/// Bounds a whole non-streaming call.
-pub(crate) async fn with_timeout<T>(
-    up: &Upstream,
-    timeout: Duration,
-    call: impl Future<Output = Result<T, UpstreamError>>,
-) -> Result<T, UpstreamError> {
-    tokio::time::timeout(timeout, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(UpstreamError::Timeout {
-                provider: up.name.clone(),
-                after: timeout,
-                phase: "request",
-            })
-        })
-}
-
-/// The response body as SSE events. Ends cleanly only on an event
-/// boundary; a cut-off body, a read error or `idle` of silence yields one
-/// error and ends.
-pub(crate) fn sse_events(
-    provider: String,
-    resp: reqwest::Response,
-    idle: Duration,
-) -> BoxStream<'static, Result<SseEvent, UpstreamError>> {
-    let mut body = resp.bytes_stream();
-    async_stream::stream! {
-        let mut parser = SseParser::new();
-        let mut out = Vec::new();
-        loop {
-            let next: Option<Result<Bytes, reqwest::Error>> =
-                match tokio::time::timeout(idle, body.next()).await {
-                    Ok(n) => n,
-                    Err(_) => {
-                        yield Err(UpstreamError::Timeout { provider: provider.clone(), after: idle, phase: "stream idle" });
-                        return;
-                    }
-                };
-            match next {
-                Some(Ok(bytes)) => {
-                    if let Err(e) = parser.push(&bytes, &mut out) {
-                        yield Err(UpstreamError::Protocol { provider: provider.clone(), message: e.to_string() });
-                        return;
-                    }
-                    for ev in out.drain(..) {
-                        yield Ok(ev);
-                    }
-                }
-                Some(Err(e)) => {
-                    // The connection died mid-body: to the client this is a
-                    // truncated answer, whatever the transport said.
-                    tracing::debug!(%provider, error = %e, "stream body read failed");
-                    yield Err(UpstreamError::Truncated { provider: provider.clone() });
-                    return;
-                }
-                None => {
-                    if parser.finish().is_err() {
-                        yield Err(UpstreamError::Truncated { provider: provider.clone() });
-                    }
-                    return;
-                }
-            }
-        }
-    }
-    .boxed()
 }
 
 #[cfg(test)]

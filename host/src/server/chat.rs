@@ -14,10 +14,10 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::OpenAiJson;
-use super::layers::{Arrived, RequestId};
+use super::layers::{Arrived, RequestId, served_headers};
 use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
 use crate::pipeline::{Gateway, Principal, Refused, RequestCtx, Served, StreamEvent};
-use crate::plugin::escape_control;
+use crate::plugin::log::escaped;
 
 fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     let text = |name: &str| {
@@ -51,7 +51,7 @@ pub async fn chat(
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     OpenAiJson(req): OpenAiJson<ChatRequest>,
-) -> Result<Response, ApiError> {
+) -> Response {
     let ctx = ctx(id, principal, &headers);
     let model = req.model.clone();
     let result = if req.stream {
@@ -79,7 +79,7 @@ pub async fn embeddings(
     Extension(id): Extension<RequestId>,
     Extension(arrived): Extension<Arrived>,
     OpenAiJson(req): OpenAiJson<EmbeddingsRequest>,
-) -> Result<Response, ApiError> {
+) -> Response {
     let model = req.model.clone();
     let result = gw
         .embeddings(req)
@@ -90,13 +90,13 @@ pub async fn embeddings(
 
 /// Log the outcome and add the `x-sluice-*` headers, to a refusal too: a
 /// rejected request says which guardrails ran and, when an upstream had
-/// answered, which.
+/// answered, which. The error body is `server::error`'s.
 fn finish(
     result: Result<(Response, Served), Refused>,
     id: &str,
     model: &str,
     arrived: Arrived,
-) -> Result<Response, ApiError> {
+) -> Response {
     let total = arrived.0.elapsed();
     let (mut res, served) = match result {
         Ok((res, served)) => {
@@ -114,28 +114,15 @@ fn finish(
             (res, served)
         }
         Err(Refused { error, served }) => {
+            let api = ApiError::from(&error);
             // The message may carry a guardrail's reason: guest text.
-            let message = error.to_string();
-            tracing::info!(request_id = id, model, status = error.status().as_u16(), error = %escape_control(&message), "refused");
-            (ApiError::from(error).into_response(), served)
+            tracing::info!(request_id = id, model, status = api.status.as_u16(), error = %escaped(&error), "refused");
+            (api.into_response(), served)
         }
     };
     let overhead = total.saturating_sub(served.upstream);
-    let h = res.headers_mut();
-    let mut set = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(name, v);
-        }
-    };
-    set("x-sluice-provider", served.provider);
-    set("x-sluice-model", served.model);
-    set("x-sluice-attempts", served.attempts.to_string());
-    set(
-        "x-sluice-overhead-ms",
-        format!("{:.3}", overhead.as_secs_f64() * 1e3),
-    );
-    set("x-sluice-guardrails", served.guardrails.header_value());
-    Ok(res)
+    served_headers(res.headers_mut(), &served, overhead);
+    res
 }
 
 /// One SSE frame. A mid-stream error is an `error` object, as OpenAI sends.
@@ -148,9 +135,10 @@ fn sse_bytes(event: StreamEvent) -> Bytes {
     match event {
         StreamEvent::Chunk(c) => frame(&c),
         StreamEvent::Error(e) => {
-            let message = e.to_string();
-            tracing::info!(error = %escape_control(&message), "stream ended by an error event");
-            frame(&ErrorEnvelope { error: e.body() })
+            tracing::info!(error = %escaped(&e), "stream ended by an error event");
+            frame(&ErrorEnvelope {
+                error: ApiError::from(&e).body,
+            })
         }
         StreamEvent::Done => Bytes::from_static(b"data: [DONE]\n\n"),
     }

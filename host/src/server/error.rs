@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::openai::{ErrorBody, ErrorEnvelope};
 use crate::pipeline;
+use crate::provider::UpstreamError;
 
 /// An error about to be sent to the client.
 #[derive(Debug)]
@@ -81,11 +82,99 @@ impl ApiError {
 
 impl From<pipeline::Error> for ApiError {
     fn from(e: pipeline::Error) -> Self {
-        Self {
-            status: e.status(),
-            body: e.body(),
-            retry_after: e.retry_after(),
+        Self::from(&e)
+    }
+}
+
+/// The one mapping from a pipeline failure to its status and OpenAI error
+/// object; a mid-stream error event uses the same body.
+impl From<&pipeline::Error> for ApiError {
+    fn from(e: &pipeline::Error) -> Self {
+        use pipeline::Error as E;
+        let (status, kind, param, code) = match e {
+            E::InvalidRequest { param, .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some(param.clone()),
+                None,
+            ),
+            E::ModelNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("model".to_string()),
+                Some("model_not_found"),
+            ),
+            E::GuardrailRejected { code, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "guardrail_rejected",
+                None,
+                Some(code.as_str()),
+            ),
+            E::PluginUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                None,
+                Some("guardrail_unavailable"),
+            ),
+            E::PluginFailed { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                None,
+                Some("plugin_failure"),
+            ),
+            E::CostDenied { .. } => (
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_quota",
+                None,
+                Some("cost_policy_denied"),
+            ),
+            E::Timeout(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_error",
+                None,
+                Some("upstream_timeout"),
+            ),
+            E::Upstream(u) => {
+                let (status, kind) = upstream_status(u);
+                let code = u.code().or(match status.as_u16() {
+                    429 => Some("rate_limited"),
+                    400..=499 => None,
+                    504 => Some("upstream_timeout"),
+                    _ => Some("upstream_unavailable"),
+                });
+                (status, kind, None, code)
+            }
+        };
+        let mut err = Self::new(status, kind, e.to_string(), param, code);
+        if let E::Upstream(u) = e {
+            err.retry_after = u.retry_after();
         }
+        err
+    }
+}
+
+/// The gateway's status and OpenAI error `type` for an upstream failure: a
+/// client error passes the upstream's own status and type through (another
+/// route would refuse it the same way); everything else is the gateway's
+/// 429 / 502 / 503 / 504.
+pub fn upstream_status(e: &UpstreamError) -> (StatusCode, &str) {
+    match e {
+        UpstreamError::Client { status, kind, .. } => {
+            let kind = kind.as_deref().unwrap_or(match status.as_u16() {
+                401 => "authentication_error",
+                403 => "permission_error",
+                404 => "not_found_error",
+                _ => "invalid_request_error",
+            });
+            (*status, kind)
+        }
+        UpstreamError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+        UpstreamError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout_error"),
+        UpstreamError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream_error"),
+        UpstreamError::Server { .. }
+        | UpstreamError::Connect { .. }
+        | UpstreamError::Protocol { .. }
+        | UpstreamError::Truncated { .. } => (StatusCode::BAD_GATEWAY, "upstream_error"),
     }
 }
 
@@ -103,5 +192,57 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(status: u16, body: &str) -> ApiError {
+        let e = UpstreamError::from_response(
+            "p",
+            StatusCode::from_u16(status).unwrap(),
+            body.as_bytes(),
+            Some(Duration::from_secs(3)),
+        );
+        ApiError::from(pipeline::Error::Upstream(e))
+    }
+
+    #[test]
+    fn upstream_failures_map_to_gateway_statuses() {
+        let bad = upstream(
+            400,
+            r#"{"error":{"message":"bad temperature","type":"invalid_request_error","code":null}}"#,
+        );
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert_eq!(bad.body.kind, "invalid_request_error");
+        assert_eq!(bad.retry_after, None);
+        assert_eq!(upstream(401, "").body.kind, "authentication_error");
+        let limited = upstream(429, "slow down");
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(limited.body.code.as_deref(), Some("rate_limited"));
+        assert_eq!(limited.retry_after, Some(Duration::from_secs(3)));
+        for s in [500, 503, 529] {
+            let e = upstream(s, "");
+            assert_eq!(e.status, StatusCode::BAD_GATEWAY, "{s}");
+            assert_eq!(e.body.code.as_deref(), Some("upstream_unavailable"));
+        }
+    }
+
+    #[test]
+    fn pipeline_failures_name_their_param_and_code() {
+        let e = ApiError::from(pipeline::Error::ModelNotFound("x".into()));
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        assert_eq!(e.body.param.as_deref(), Some("model"));
+        assert_eq!(e.body.code.as_deref(), Some("model_not_found"));
+        let e = ApiError::from(pipeline::Error::GuardrailRejected {
+            plugin: "pii".into(),
+            reason: "no".into(),
+            code: "pii".into(),
+        });
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.body.kind, "guardrail_rejected");
+        assert_eq!(e.body.code.as_deref(), Some("pii"));
     }
 }

@@ -10,11 +10,13 @@
 //! | `GET /admin/plugins`        | admin| every plugin's state, grants, counters |
 //! | `POST /admin/reload`        | admin| rescan the plugin directory now        |
 //!
-//! Layers, outermost first: request id, body limit, auth (virtual keys on
-//! `/v1/*`; the admin key on `/admin/*`, which exists only when
+//! Layers, outermost first: request id, body limit, auth ([`auth`]: virtual
+//! keys on `/v1/*`; the admin key on `/admin/*`, which exists only when
 //! `server.admin-key` is set).
 
+pub mod auth;
 mod chat;
+pub mod config;
 pub mod error;
 pub mod extract;
 pub mod layers;
@@ -38,20 +40,21 @@ use error::ApiError;
 
 /// The full router for `gw`.
 pub fn router(gw: Arc<Gateway>) -> Router {
+    let auth = Arc::new(auth::Auth::from_config(&gw.config));
+    if !auth.enabled() {
+        tracing::warn!("no [[keys]] configured: authentication is OFF");
+    }
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::chat))
         .route("/v1/embeddings", post(chat::embeddings))
         .route("/v1/models", get(models))
-        .route_layer(middleware::from_fn_with_state(gw.clone(), layers::auth));
+        .route_layer(middleware::from_fn_with_state(auth.clone(), auth::keys));
     let mut app = Router::new().merge(api);
     if gw.config.server.admin_key.is_some() {
         let admin = Router::new()
             .route("/admin/plugins", get(admin_plugins))
             .route("/admin/reload", post(admin_reload))
-            .route_layer(middleware::from_fn_with_state(
-                gw.clone(),
-                layers::admin_auth,
-            ));
+            .route_layer(middleware::from_fn_with_state(auth, auth::admin));
         app = app.merge(admin);
     }
     app.route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))

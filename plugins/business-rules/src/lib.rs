@@ -249,11 +249,7 @@ fn word_char_before(s: &str, i: usize) -> bool {
 /// (keyed by the first two bytes) instead of one substring search per phrase
 /// over the whole text.
 pub fn first_violation<'r>(rules: &'r [Rule], emitted: &str, window: &str) -> Option<&'r Rule> {
-    let mut cut = emitted.len().saturating_sub(TAIL);
-    while !emitted.is_char_boundary(cut) {
-        cut += 1;
-    }
-    let tail = &emitted[cut..];
+    let tail = &emitted[emitted.ceil_char_boundary(emitted.len().saturating_sub(TAIL))..];
     let raw = format!("{tail}{window}");
     let norm = normalise(&raw);
     let norm_tail = normalise(tail).len();
@@ -316,40 +312,29 @@ sluice_sdk::export_guardrail!(BusinessRules);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_sdk::testing::{clear_config, set_config};
-
-    fn out(text: &str, ctx: OutputContext) -> Verdict {
-        BusinessRules::check_output(RequestInfo::default(), text.into(), ctx)
-    }
-
-    fn code(v: Verdict) -> String {
-        match v {
-            Verdict::Reject(r) => r.code,
-            other => format!("{other:?}"),
-        }
-    }
+    use sluice_sdk::testing::{GuardrailTest, clear_config, code, set_config};
 
     #[test]
     fn defaults_catch_promises_exceptions_and_legal_advice() {
         clear_config();
-        let w = OutputContext::whole;
         assert_eq!(
-            code(out(
-                "Don't worry, you’ll get a FULL\n refund by Friday.",
-                w()
+            code(&BusinessRules::output(
+                "Don't worry, you’ll get a FULL\n refund by Friday."
             )),
             "refund_promise"
         );
         assert_eq!(
-            code(out("Sure, I can make an exception this once.", w())),
+            code(&BusinessRules::output(
+                "Sure, I can make an exception this once."
+            )),
             "policy_exception"
         );
         assert_eq!(
-            code(out("Honestly, you should sue them.", w())),
+            code(&BusinessRules::output("Honestly, you should sue them.")),
             "legal_advice"
         );
         assert_eq!(
-            out("We'll refund it.", w()),
+            BusinessRules::output("We'll refund it."),
             Verdict::reject(
                 "refund_promise",
                 "answers must not promise refunds; refunds are decided by the billing team"
@@ -366,7 +351,7 @@ mod tests {
             "Refunds are handled by billing; I can't promise anything.",
             "You should suet the pan before baking.",
         ] {
-            assert_eq!(out(text, OutputContext::whole()), Verdict::Pass, "{text}");
+            assert_eq!(BusinessRules::output(text), Verdict::Pass, "{text}");
         }
     }
 
@@ -381,18 +366,15 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            code(out(
-                "Use PROMO CODE: SAVE2024 today",
-                OutputContext::whole()
-            )),
+            code(&BusinessRules::output("Use PROMO CODE: SAVE2024 today")),
             "promo"
         );
         assert_eq!(
-            code(out("Have you tried acme  corp?", OutputContext::whole())),
+            code(&BusinessRules::output("Have you tried acme  corp?")),
             "rival"
         );
         assert_eq!(
-            out("I'll refund you.", OutputContext::whole()),
+            BusinessRules::output("I'll refund you."),
             Verdict::Pass,
             "defaults off"
         );
@@ -402,7 +384,10 @@ mod tests {
     fn phrase_split_across_stream_windows() {
         clear_config();
         let ctx = OutputContext::window("Good news: I can make an ex", 1, false);
-        assert_eq!(code(out("ception for you.", ctx)), "policy_exception");
+        assert_eq!(
+            code(&BusinessRules::output_with("ception for you.", ctx)),
+            "policy_exception"
+        );
         // A match wholly inside emitted text was judged (and passed or not) before.
         set_config(&[
             ("defaults", "false"),
@@ -412,7 +397,7 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            out(
+            BusinessRules::output_with(
                 " and more",
                 OutputContext::window("once in a blue moon", 1, false)
             ),
@@ -430,7 +415,7 @@ mod tests {
         ] {
             set_config(&[("rules", rules)]);
             assert!(
-                std::panic::catch_unwind(|| out("a", OutputContext::whole())).is_err(),
+                std::panic::catch_unwind(|| BusinessRules::output("a")).is_err(),
                 "{rules}"
             );
         }

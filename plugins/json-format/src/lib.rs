@@ -145,18 +145,7 @@ sluice_sdk::export_guardrail!(JsonFormat);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_sdk::testing::{clear_config, set_config};
-
-    fn out(text: &str, ctx: OutputContext) -> Verdict {
-        JsonFormat::check_output(RequestInfo::default(), text.into(), ctx)
-    }
-
-    fn code(v: Verdict) -> String {
-        match v {
-            Verdict::Reject(r) => r.code,
-            other => format!("{other:?}"),
-        }
-    }
+    use sluice_sdk::testing::{GuardrailTest, clear_config, code, set_config};
 
     const SCHEMA: &str =
         r#"{"type":"object","required":["answer"],"properties":{"answer":{"type":"string"}}}"#;
@@ -164,11 +153,8 @@ mod tests {
     #[test]
     fn valid_json_passes_and_prose_is_rejected() {
         clear_config();
-        assert_eq!(
-            out(r#" {"a": [1, 2]} "#, OutputContext::whole()),
-            Verdict::Pass
-        );
-        let v = out("Sure! The answer is 42.", OutputContext::whole());
+        assert_eq!(JsonFormat::output(r#" {"a": [1, 2]} "#), Verdict::Pass);
+        let v = JsonFormat::output("Sure! The answer is 42.");
         assert!(
             matches!(&v, Verdict::Reject(r) if r.code == "invalid_json" && r.reason.contains("line 1 column 1")),
             "{v:?}"
@@ -180,22 +166,19 @@ mod tests {
         clear_config();
         let text = "Here you go:\n```json\n{\"answer\": \"yes\"}\n```\nAnything else?";
         assert_eq!(
-            out(text, OutputContext::whole()),
+            JsonFormat::output(text),
             Verdict::transform(r#"{"answer": "yes"}"#)
         );
         set_config(&[("extract-fenced", "false")]);
-        assert_eq!(code(out(text, OutputContext::whole())), "invalid_json");
+        assert_eq!(code(&JsonFormat::output(text)), "invalid_json");
     }
 
     #[test]
     fn schema_from_string_or_table() {
         set_config(&[("schema", SCHEMA)]);
+        assert_eq!(JsonFormat::output(r#"{"answer": "ok"}"#), Verdict::Pass);
         assert_eq!(
-            out(r#"{"answer": "ok"}"#, OutputContext::whole()),
-            Verdict::Pass
-        );
-        assert_eq!(
-            out(r#"{"answer": 1}"#, OutputContext::whole()),
+            JsonFormat::output(r#"{"answer": 1}"#),
             Verdict::reject(
                 "schema_mismatch",
                 "JSON does not match the schema: /answer: expected \"string\", got integer"
@@ -203,33 +186,33 @@ mod tests {
         );
         // Fenced JSON must match too.
         assert_eq!(
-            code(out("```json\n{}\n```", OutputContext::whole())),
+            code(&JsonFormat::output("```json\n{}\n```")),
             "schema_mismatch"
         );
         // A schema given as a JSON string inside JSON (double-encoded) also works.
         let quoted = serde_json::to_string(SCHEMA).unwrap();
         set_config(&[("schema", &quoted)]);
         assert_eq!(
-            code(out(r#"{"nope": 1}"#, OutputContext::whole())),
+            code(&JsonFormat::output(r#"{"nope": 1}"#)),
             "schema_mismatch"
         );
         set_config(&[("schema", "[1]")]);
-        assert!(std::panic::catch_unwind(|| out("{}", OutputContext::whole())).is_err());
+        assert!(std::panic::catch_unwind(|| JsonFormat::output("{}")).is_err());
     }
 
     #[test]
     fn streams_decide_on_the_final_window() {
         clear_config();
         assert_eq!(
-            out("{\"answer\": ", OutputContext::window("", 0, false)),
+            JsonFormat::output_with("{\"answer\": ", OutputContext::window("", 0, false)),
             Verdict::Pass
         );
         assert_eq!(
-            out("\"ok\"}", OutputContext::window("{\"answer\": ", 1, true)),
+            JsonFormat::output_with("\"ok\"}", OutputContext::window("{\"answer\": ", 1, true)),
             Verdict::Pass
         );
         assert_eq!(
-            code(out(
+            code(&JsonFormat::output_with(
                 "\"ok\"",
                 OutputContext::window("{\"answer\": ", 1, true)
             )),
@@ -237,7 +220,7 @@ mod tests {
         );
         // Fenced on a stream: validated, not stripped (already sent).
         assert_eq!(
-            out(
+            JsonFormat::output_with(
                 "1}\n```",
                 OutputContext::window("```json\n{\"a\": ", 1, true)
             ),
@@ -246,11 +229,14 @@ mod tests {
         // Without fence extraction, prose is refused at the first window.
         set_config(&[("extract-fenced", "false")]);
         assert_eq!(
-            code(out("Sure, here", OutputContext::window("", 0, false))),
+            code(&JsonFormat::output_with(
+                "Sure, here",
+                OutputContext::window("", 0, false)
+            )),
             "invalid_json"
         );
         assert_eq!(
-            out("[1,", OutputContext::window("", 0, false)),
+            JsonFormat::output_with("[1,", OutputContext::window("", 0, false)),
             Verdict::Pass
         );
     }

@@ -102,25 +102,14 @@ sluice_sdk::export_guardrail!(LengthCheck);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_sdk::testing::set_config;
-
-    fn out(text: &str, ctx: OutputContext) -> Verdict {
-        LengthCheck::check_output(RequestInfo::default(), text.into(), ctx)
-    }
-
-    fn code(v: &Verdict) -> &str {
-        match v {
-            Verdict::Reject(r) => &r.code,
-            _ => "",
-        }
-    }
+    use sluice_sdk::testing::{GuardrailTest, code, set_config};
 
     #[test]
     fn chars_bounds_on_whole_answer() {
         set_config(&[("min-chars", "3"), ("max-chars", "5")]);
-        assert_eq!(out("abcd", OutputContext::whole()), Verdict::Pass);
-        assert_eq!(code(&out("ab", OutputContext::whole())), "too_short");
-        let v = out("abcdef", OutputContext::whole());
+        assert_eq!(LengthCheck::output("abcd"), Verdict::Pass);
+        assert_eq!(code(&LengthCheck::output("ab")), "too_short");
+        let v = LengthCheck::output("abcdef");
         assert_eq!(
             v,
             Verdict::reject(
@@ -129,35 +118,38 @@ mod tests {
             )
         );
         // Unicode scalar values, not bytes.
-        assert_eq!(out("ééééé", OutputContext::whole()), Verdict::Pass);
+        assert_eq!(LengthCheck::output("ééééé"), Verdict::Pass);
     }
 
     #[test]
     fn words_bounds() {
         set_config(&[("min-words", "2"), ("max-words", "3")]);
-        assert_eq!(out("  one   two ", OutputContext::whole()), Verdict::Pass);
-        assert_eq!(code(&out("one", OutputContext::whole())), "too_short");
-        assert_eq!(code(&out("a b c d", OutputContext::whole())), "too_long");
+        assert_eq!(LengthCheck::output("  one   two "), Verdict::Pass);
+        assert_eq!(code(&LengthCheck::output("one")), "too_short");
+        assert_eq!(code(&LengthCheck::output("a b c d")), "too_long");
     }
 
     #[test]
     fn stream_minimum_waits_for_final_window() {
         set_config(&[("min-words", "4"), ("max-chars", "40")]);
         assert_eq!(
-            out("Hi", OutputContext::window("", 0, false)),
+            LengthCheck::output_with("Hi", OutputContext::window("", 0, false)),
             Verdict::Pass
         );
         assert_eq!(
-            out(" there", OutputContext::window("Hi", 1, false)),
+            LengthCheck::output_with(" there", OutputContext::window("Hi", 1, false)),
             Verdict::Pass
         );
         // "Hi there" + "friend" = 3 words (a word split across the boundary counts once).
         assert_eq!(
-            code(&out("e friend", OutputContext::window("Hi ther", 2, true))),
+            code(&LengthCheck::output_with(
+                "e friend",
+                OutputContext::window("Hi ther", 2, true)
+            )),
             "too_short"
         );
         assert_eq!(
-            out(" you all", OutputContext::window("Hi there", 2, true)),
+            LengthCheck::output_with(" you all", OutputContext::window("Hi there", 2, true)),
             Verdict::Pass
         );
     }
@@ -167,7 +159,10 @@ mod tests {
         set_config(&[("max-chars", "10")]);
         let emitted = "0123456789";
         assert_eq!(
-            code(&out("x", OutputContext::window(emitted, 3, false))),
+            code(&LengthCheck::output_with(
+                "x",
+                OutputContext::window(emitted, 3, false)
+            )),
             "too_long"
         );
     }
@@ -175,10 +170,7 @@ mod tests {
     #[test]
     fn zero_or_absent_bounds_disable() {
         set_config(&[("max-chars", "0")]);
-        assert_eq!(
-            out(&"x".repeat(100_000), OutputContext::whole()),
-            Verdict::Pass
-        );
-        assert_eq!(out("", OutputContext::whole()), Verdict::Pass);
+        assert_eq!(LengthCheck::output(&"x".repeat(100_000)), Verdict::Pass);
+        assert_eq!(LengthCheck::output(""), Verdict::Pass);
     }
 }

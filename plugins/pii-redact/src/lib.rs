@@ -77,11 +77,7 @@ sluice_sdk::export_guardrail!(PiiRedact);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_sdk::testing::{clear_config, set_config};
-
-    fn out(text: &str) -> Verdict {
-        PiiRedact::check_output(RequestInfo::default(), text.into(), OutputContext::whole())
-    }
+    use sluice_sdk::testing::{GuardrailTest, clear_config, set_config};
 
     #[test]
     fn defaults_redact_every_entity_with_labels() {
@@ -90,7 +86,7 @@ mod tests {
                     SSN 123-45-6789, card 4111 1111 1111 1111, IBAN GB82 WEST 1234 5698 7654 32, \
                     hosts 192.168.0.17 and 2001:db8::8a2e:370:7334.";
         assert_eq!(
-            out(text),
+            PiiRedact::output(text),
             Verdict::transform(
                 "Mail [EMAIL] or call [PHONE] / [PHONE]. \
                  SSN [SSN], card [CREDIT_CARD], IBAN [IBAN], \
@@ -103,7 +99,9 @@ mod tests {
     fn clean_text_passes() {
         clear_config();
         assert_eq!(
-            out("Version 1.2.3 shipped on 2024-01-15 at 12:30:45; order 12345678 costs $19.99."),
+            PiiRedact::output(
+                "Version 1.2.3 shipped on 2024-01-15 at 12:30:45; order 12345678 costs $19.99."
+            ),
             Verdict::Pass
         );
     }
@@ -112,24 +110,24 @@ mod tests {
     fn entity_list_and_masks_from_config() {
         set_config(&[("entities", r#"["email"]"#), ("mask", "partial")]);
         assert_eq!(
-            out("jane@example.com, 4111-1111-1111-1111"),
+            PiiRedact::output("jane@example.com, 4111-1111-1111-1111"),
             Verdict::transform("j***@example.com, 4111-1111-1111-1111")
         );
         set_config(&[("entities", "credit-card, ssn"), ("mask", "partial")]);
         assert_eq!(
-            out("4111-1111-1111-1111"),
+            PiiRedact::output("4111-1111-1111-1111"),
             Verdict::transform("****-****-****-1111")
         );
         set_config(&[("mask", "stars")]);
-        assert_eq!(out("a@b.io"), Verdict::transform("*@*.**"));
+        assert_eq!(PiiRedact::output("a@b.io"), Verdict::transform("*@*.**"));
     }
 
     #[test]
     fn bad_config_traps() {
         set_config(&[("entities", r#"["email", "dna"]"#)]);
-        assert!(std::panic::catch_unwind(|| out("x")).is_err());
+        assert!(std::panic::catch_unwind(|| PiiRedact::output("x")).is_err());
         set_config(&[("mask", "blur")]);
-        assert!(std::panic::catch_unwind(|| out("x")).is_err());
+        assert!(std::panic::catch_unwind(|| PiiRedact::output("x")).is_err());
     }
 
     #[test]

@@ -87,63 +87,57 @@ sluice_sdk::export_guardrail!(Secrets);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_sdk::testing::{clear_config, set_config};
+    use sluice_sdk::testing::{GuardrailTest, clear_config, code, set_config};
 
     const OPENAI: &str = "sk-proj-4fT9xQ2mZ7vL1pR8sK3nB6wY0cD5eH";
 
     #[test]
     fn input_rejects_by_default() {
         clear_config();
-        let req = RequestInfo::chat("m", &[("user", &format!("use key {OPENAI} please"))]);
         assert_eq!(
-            Secrets::check_input(req),
+            Secrets::input(&[("user", &format!("use key {OPENAI} please"))]),
             Verdict::reject(
                 "secret",
                 "text contains a credential (openai-key); remove it"
             )
         );
-        let clean = RequestInfo::chat("m", &[("user", "what is an API key?")]);
-        assert_eq!(Secrets::check_input(clean), Verdict::Pass);
+        assert_eq!(
+            Secrets::input(&[("user", "what is an API key?")]),
+            Verdict::Pass
+        );
     }
 
     #[test]
     fn input_redact_and_off() {
-        let req = RequestInfo::chat("m", &[("user", "id AKIAIOSFODNN7EXAMPLE")]);
+        let req = [("user", "id AKIAIOSFODNN7EXAMPLE")];
         set_config(&[("input-action", "redact")]);
         assert_eq!(
-            Secrets::check_input(req.clone()),
+            Secrets::input(&req),
             Verdict::transform("id [REDACTED:aws-access-key-id]")
         );
         set_config(&[("input-action", "off")]);
-        assert_eq!(Secrets::check_input(req), Verdict::Pass);
+        assert_eq!(Secrets::input(&req), Verdict::Pass);
     }
 
     #[test]
     fn output_redacts_or_rejects() {
         clear_config();
         let text = format!("Set OPENAI_API_KEY={OPENAI} and go.");
-        let out = |t: &str| {
-            Secrets::check_output(RequestInfo::default(), t.into(), OutputContext::whole())
-        };
         assert_eq!(
-            out(&text),
+            Secrets::output(&text),
             Verdict::transform("Set OPENAI_API_KEY=[REDACTED:openai-key] and go.")
         );
         set_config(&[("output-action", "reject")]);
-        assert!(matches!(out(&text), Verdict::Reject(r) if r.code == "secret"));
+        assert_eq!(code(&Secrets::output(&text)), "secret");
         set_config(&[("output-action", "shred")]);
-        assert!(std::panic::catch_unwind(|| out(&text)).is_err());
+        assert!(std::panic::catch_unwind(|| Secrets::output(&text)).is_err());
     }
 
     #[test]
     fn stream_window_inside_open_private_key() {
         clear_config();
         let ctx = OutputContext::window("Here:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow", 1, false);
-        let out = Secrets::check_output(
-            RequestInfo::default(),
-            "IBAAKCAQEA\n-----END RSA PRIVATE KEY-----\nDone.".into(),
-            ctx,
-        );
+        let out = Secrets::output_with("IBAAKCAQEA\n-----END RSA PRIVATE KEY-----\nDone.", ctx);
         assert_eq!(out, Verdict::transform("[REDACTED:private-key]\nDone."));
     }
 }

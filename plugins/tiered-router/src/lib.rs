@@ -150,7 +150,7 @@ sluice_sdk::export_router!(TieredRouter);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_sdk::testing::{clear_config, set_config};
+    use sluice_sdk::testing::{clear_config, models, set_config};
 
     fn cand(model: &str, tier: Option<&str>, price: f64, ctx: u32) -> Candidate {
         Candidate {
@@ -171,10 +171,6 @@ mod tests {
             cand("nano", Some("cheap"), 0.1, 16_000),
             cand("mid", Some("mid"), 3.0, 128_000),
         ]
-    }
-
-    fn models(routes: &[Route]) -> Vec<&str> {
-        routes.iter().map(|r| r.model.as_str()).collect()
     }
 
     #[test]

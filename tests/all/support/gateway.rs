@@ -1,5 +1,5 @@
-//! Gateway test harness: the mock upstream and the gateway, both in-process
-//! on ephemeral ports, talking over real sockets.
+//! The mock upstream and the gateway, both in-process on ephemeral ports,
+//! talking over real sockets.
 
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
@@ -12,30 +12,12 @@ use sluice::mock::MockConfig;
 use sluice::pipeline::Gateway;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-/// The mock upstream on `127.0.0.1:0`; stops when dropped.
-pub struct Mock {
-    /// `http://127.0.0.1:PORT/v1`, a provider `base-url`.
-    pub base: String,
-    task: JoinHandle<()>,
-}
+pub use super::upstream::Mock;
 
-impl Drop for Mock {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
+/// The mock upstream with its default config.
 pub async fn mock() -> Mock {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/v1", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        sluice::mock::serve(listener, MockConfig::default())
-            .await
-            .unwrap();
-    });
-    Mock { base, task }
+    Mock::start(MockConfig::default()).await
 }
 
 /// A running gateway; shuts down gracefully when dropped.
@@ -125,7 +107,7 @@ max-retry-after-ms = 50
 {rest}
 "#,
         dir = plugins.display(),
-        base = mock.base,
+        base = mock.base(),
     )
 }
 
@@ -135,26 +117,4 @@ pub fn reply_body(model: &str, reply: &str) -> Value {
         "model": model,
         "messages": [{"role": "user", "content": format!("REPLY: {reply}")}],
     })
-}
-
-/// Events of an SSE body: each `data:` payload, `[DONE]` included.
-pub fn sse_data(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .filter_map(|frame| frame.trim().strip_prefix("data:"))
-        .map(|d| d.trim().to_string())
-        .collect()
-}
-
-/// The concatenated `delta.content` of parsed SSE events.
-pub fn streamed_text(events: &[String]) -> String {
-    events
-        .iter()
-        .filter(|e| e.as_str() != "[DONE]")
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect()
 }

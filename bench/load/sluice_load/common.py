@@ -1,0 +1,35 @@
+"""Paths, constants and the benchmark request shared by every module."""
+
+import os
+import subprocess
+import sys
+
+# bench/load/sluice_load/ -> repository root
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
+SLUICE = os.path.join(ROOT, "target", "release", "sluice")
+PLUGINS = os.path.join(ROOT, "target", "sluice-plugins")
+NGINX = "/usr/sbin/nginx"
+
+# in measurement order: baselines come before the targets compared with them
+ALL_TARGETS = ["direct", "sluice", "sluice-guardrails", "direct-stream", "sluice-stream", "litellm", "portkey"]
+GUARDRAILS = ["pii-redact", "length-check", "business-rules"]
+PROMPT = ("Summarise our gateway for a customer in two sentences. Mention that "
+          "guardrails check every answer and that streams are checked window by window.")
+LITELLM_KEY = "sk-bench-master-key"
+ADMIN_KEY = "bench-admin-key"
+
+
+def log(*a):
+    print("[bench]", *a, file=sys.stderr, flush=True)
+
+
+def chat_body(model, stream=False):
+    b = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 128}
+    if stream:
+        b["stream"] = True
+    return b
+
+
+def git(*a):
+    r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)
+    return r.stdout.strip()

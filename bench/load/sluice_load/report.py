@@ -1,0 +1,119 @@
+"""The results: one JSON document per run and its markdown table.
+
+markdown() is pure (a results document in, the table out), so
+`bench/load/run --report FILE.json` reprints any earlier run.
+"""
+
+import json
+import os
+
+from .common import log
+
+
+def fmt(v, nd=2):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def markdown(doc):
+    """The markdown report of a results document (printed, and latest*.md)."""
+    m = doc["meta"]
+    out = []
+    if m.get("smoke"):
+        out.append("> **SMOKE RUN — not a result.** Short runs on a shared, busy machine; "
+                   "only shows that the harness works.\n")
+    out.append(f"Run {m['timestamp']} · sluice {m['git_commit'][:12]}{' (dirty tree)' if m['git_dirty'] else ''} · "
+               f"{m['nproc']} CPUs · upstream: **{m['upstream']}** · {m['duration_s']} s per rate · "
+               f"loadavg before {m['loadavg_before']} after {m['loadavg_after']}\n")
+    if doc.get("targets"):
+        out += load_table(doc["targets"])
+    tt = {n: t["ttft"] for n, t in doc.get("targets", {}).items() if t.get("ttft")}
+    if tt:
+        out += ttft_table(tt)
+    out += footer(doc)
+    return "\n".join(out)
+
+
+def load_table(targets):
+    """One row per target and rate, failures, and the legend."""
+    out = ["| target | rate | success | ok / scheduled | p50 ms | p90 ms | p99 ms | max ms | overhead p50 / p90 / p99 ms "
+           "| achieved rps | RSS MB | CPU % | load 1m |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for name, t in targets.items():
+        if t.get("error") and not t.get("runs"):
+            out.append(f"| {name} | – | **failed**: {t['error'][:80]} | | | | | | | | | | |")
+            continue
+        for r in t["runs"]:
+            oh = r.get("overhead_ms")
+            ohs = " / ".join(fmt(oh[q], 3) for q in ("p50", "p90", "p99")) if oh else "(baseline)"
+            rss = fmt(r["rss_mb_max"], 1) + ("" if r["process"] == "gateway" else " (upstream)")
+            cpu = fmt(r["cpu_pct"], 0) + ("" if r["process"] == "gateway" else " (upstream)")
+            flag = "" if r["sustained"] else " ✗"
+            out.append(f"| {name} | {r['rate']} | {100 * r['success']:.2f} %{flag} | {r['ok']} / {r['scheduled']} | {fmt(r['p50_ms'])} | "
+                       f"{fmt(r['p90_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} | {ohs} | "
+                       f"{fmt(r['achieved_rps'], 0)} | {rss} | {cpu} | {r['loadavg_after'][0]} |")
+    for name, t in targets.items():
+        if t.get("error") and t.get("runs"):
+            out.append(f"\n{name}: stopped by an error: {t['error'][:200]}")
+    out.append("\nsuccess = 2xx / requests sent. ✗ = not sustained (success < 99.9 %, or under 95 % of the "
+               "scheduled requests sent or answered: the target held every connection); "
+               "escalation stopped there. Overhead = target − baseline at the same rate "
+               "(streams against direct-stream).\n")
+    return out
+
+
+def ttft_table(tt):
+    """TTFB / TTFT percentiles of each target that was probed (name -> ttft_probe result)."""
+    out = ["Time to first token (sequential streamed requests, fresh connection each, "
+           "connect not timed):\n",
+           "| target | requests | failed | TTFB p50 ms | TTFT p50 ms | TTFT p90 ms | TTFT p99 ms |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for n, r in tt.items():
+        out.append(f"| {n} | {r['requests']} | {r['failed']} | {fmt(r['ttfb_p50_ms'], 3)} | "
+                   f"{fmt(r['ttft_p50_ms'], 3)} | {fmt(r['ttft_p90_ms'], 3)} | {fmt(r['ttft_p99_ms'], 3)} |")
+    out.append("")
+    return out
+
+
+def footer(doc):
+    """Upstream probe, idle RSS and hot swap, one paragraph each when present."""
+    m = doc["meta"]
+    out = []
+    if doc.get("upstream_probe"):
+        out.append("Upstream probe (same rate, brief): " + "; ".join(
+            f"{n}: success {100 * r['success']:.2f} %, p50 {fmt(r['p50_ms'], 3)} ms, p99 {fmt(r['p99_ms'], 3)} ms, "
+            f"CPU {fmt(r['cpu_pct'], 0)} %" for n, r in doc["upstream_probe"].items())
+            + f" → using **{m['upstream']}**.\n")
+    if doc.get("idle_rss_10_plugins"):
+        i = doc["idle_rss_10_plugins"]
+        out.append(f"Idle RSS of Sluice with {i['plugins']} plugins loaded: **{i['rss_mb']} MB** "
+                   f"(copies under other names: {', '.join(i['copies']) or 'none'}).\n")
+    if doc.get("hot_swap"):
+        h = doc["hot_swap"]
+        r = h["rename_to_serving_ms"]
+        out.append(f"Hot swap: {h['swaps']} replacements of `{h['plugin']}` ({h['builds']} builds) every {h['interval_s']} s during "
+                   f"{h['rate']} rps for {h['duration_s']} s: **{h['failed_requests']} failed requests** "
+                   f"({h['load']['ok']}/{h['load']['sent']} ok, status {h['load']['status']}, "
+                   f"errors {h['load']['errors']}); rename → new sha serving: p50 {fmt(r['p50'], 1)} ms, "
+                   f"p90 {fmt(r['p90'], 1)} ms, max {fmt(r['max'], 1)} ms; not seen within 15 s: "
+                   f"{h['not_seen_within_15s']}; load p99 {fmt(h['load']['p99_ms'])} ms.\n")
+    return out
+
+
+def write(doc, args, ts):
+    """bench/results/<ts>[-smoke][-hotswap].json and latest[-hotswap].md; prints the table."""
+    os.makedirs(args.results_dir, exist_ok=True)
+    suffix = "-smoke" if args.quick else ""
+    suffix += "-hotswap" if args.hot_swap else ""
+    path = os.path.join(args.results_dir, f"{ts}{suffix}.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+    md = markdown(doc)
+    latest = os.path.join(args.results_dir, "latest-hotswap.md" if args.hot_swap else "latest.md")
+    with open(latest, "w") as f:
+        f.write(md + "\n")
+    print(md)
+    log(f"wrote {path} and {latest}")

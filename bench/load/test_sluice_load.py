@@ -1,0 +1,121 @@
+"""Unit tests for the harness's pure parts (no processes, no network).
+
+    python3 -m unittest discover bench/load
+"""
+
+import unittest
+
+from sluice_load import report, stats
+from sluice_load.hotswap import custom_section
+from sluice_load.sampling import is_loopback
+from sluice_load.upstream import nginx_quote
+
+
+def oha(codes, errors=None, total=3.0, p50=0.0012):
+    return {"statusCodeDistribution": codes, "errorDistribution": errors or {},
+            "latencyPercentiles": {"p50": p50, "p90": 0.002, "p99": 0.0035},
+            "summary": {"total": total, "slowest": 0.0123}}
+
+
+class Stats(unittest.TestCase):
+    def test_pct_is_nearest_rank(self):
+        v = [5, 1, 7, 3, 6, 2, 4]  # p·n/100 not an integer: see pct's note on round()
+        self.assertEqual([stats.pct(v, p) for p in (0, 10, 50, 90, 99, 100)], [1, 1, 4, 7, 7, 7])
+        self.assertEqual(stats.pct(v, 40), 3)
+        self.assertEqual(stats.pct([3.0, 1.0, 2.0], 50), 2.0)
+        self.assertIsNone(stats.pct([], 50))
+
+    def test_summarize_counts_and_converts_to_ms(self):
+        r = stats.summarize(oha({"200": 2990, "500": 3}, {"timeout": 7}), 1000, 3)
+        self.assertEqual((r["scheduled"], r["sent"], r["ok"]), (3000, 3000, 2990))
+        self.assertEqual(r["success"], round(2990 / 3000, 5))
+        self.assertEqual((r["p50_ms"], r["p99_ms"], r["max_ms"]), (1.2, 3.5, 12.3))
+        self.assertEqual(r["achieved_rps"], 996.7)
+
+    def test_sustained_needs_success_and_the_scheduled_volume(self):
+        ok = lambda codes, errors=None: stats.summarize(oha(codes, errors), 1000, 3)["sustained"]
+        self.assertTrue(ok({"200": 3000}))
+        self.assertTrue(ok({"200": 2998, "502": 2}))         # 99.93 %
+        self.assertFalse(ok({"200": 2990}, {"reset": 10}))   # 99.67 %
+        self.assertFalse(ok({"200": 2800}))                  # all 2xx, but the target held connections
+
+    def test_summarize_of_an_empty_run(self):
+        r = stats.summarize({}, 100, 3)
+        self.assertEqual((r["sent"], r["success"], r["p50_ms"], r["sustained"]), (0, 0.0, None, False))
+
+    def test_overhead_is_target_minus_baseline_per_percentile(self):
+        run = {"p50_ms": 1.5, "p90_ms": 2.25, "p99_ms": None, "max_ms": 9.0}
+        base = {"p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0, "max_ms": 10.0}
+        self.assertEqual(stats.overhead_ms(run, base), {"p50": 0.5, "p90": 0.25, "p99": None, "max": -1.0})
+
+    def test_connections_default_to_a_quarter_of_the_rate_within_bounds(self):
+        self.assertEqual([stats.conns_for(r, 0) for r in (100, 1000, 4000)], [50, 250, 500])
+        self.assertEqual(stats.conns_for(4000, 7), 7)
+
+
+def row(rate, success, p50, process, sustained=True, overhead=None):
+    r = {"rate": rate, "success": success, "ok": 300, "scheduled": 300, "p50_ms": p50, "p90_ms": 2.0,
+         "p99_ms": 3.0, "max_ms": None, "achieved_rps": 100.0, "rss_mb_max": 10.0, "cpu_pct": 5.0,
+         "process": process, "sustained": sustained, "loadavg_after": [1.0, 0.5, 0.25]}
+    if overhead:
+        r["overhead_ms"] = overhead
+    return r
+
+
+class Report(unittest.TestCase):
+    doc = {
+        "meta": {"timestamp": "20260101T000000Z", "smoke": True, "git_commit": "0123456789abcdef",
+                 "git_dirty": False, "nproc": 2, "upstream": "mock", "duration_s": 3,
+                 "loadavg_before": [0.5, 0.4, 0.3], "loadavg_after": [1.0, 0.5, 0.25]},
+        "targets": {
+            "direct": {"baseline": None, "runs": [row(100, 1.0, 1.0, "upstream")]},
+            "sluice": {"baseline": "direct", "runs": [row(100, 0.99, 1.25, "gateway", False,
+                                                          {"p50": 0.25, "p90": 0.0, "p99": None, "max": None})]},
+            "portkey": {"baseline": "direct", "error": "Portkey not installed"},
+            "sluice-stream": {"baseline": "direct-stream", "runs": [], "error": "preflight",
+                              "ttft": {"requests": 30, "failed": 1, "ttfb_p50_ms": 0.5, "ttft_p50_ms": 1.0,
+                                       "ttft_p90_ms": 1.5, "ttft_p99_ms": None}},
+        },
+    }
+
+    def test_markdown_rows(self):
+        lines = report.markdown(self.doc).splitlines()
+        self.assertTrue(lines[0].startswith("> **SMOKE RUN — not a result.**"))
+        self.assertIn("Run 20260101T000000Z · sluice 0123456789ab · 2 CPUs · upstream: **mock** · 3 s per rate · "
+                      "loadavg before [0.5, 0.4, 0.3] after [1.0, 0.5, 0.25]", lines)
+        self.assertIn("| direct | 100 | 100.00 % | 300 / 300 | 1.00 | 2.00 | 3.00 | – | (baseline) "
+                      "| 100 | 10.0 (upstream) | 5 (upstream) | 1.0 |", lines)
+        self.assertIn("| sluice | 100 | 99.00 % ✗ | 300 / 300 | 1.25 | 2.00 | 3.00 | – | 0.250 / 0.000 / – "
+                      "| 100 | 10.0 | 5 | 1.0 |", lines)
+        self.assertIn("| portkey | – | **failed**: Portkey not installed | | | | | | | | | | |", lines)
+        self.assertIn("| sluice-stream | – | **failed**: preflight | | | | | | | | | | |", lines)
+        self.assertIn("| sluice-stream | 30 | 1 | 0.500 | 1.000 | 1.500 | – |", lines)
+
+    def test_fmt(self):
+        self.assertEqual([report.fmt(None), report.fmt(1.0), report.fmt(2.345, 1), report.fmt(7)],
+                         ["–", "1.00", "2.3", "7"])
+
+
+class Helpers(unittest.TestCase):
+    def test_custom_section_is_a_well_formed_section_0(self):
+        tag = "build-" + "x" * 200  # payload over 127 bytes: a two-byte LEB128 size
+        s = custom_section(tag)
+        size = (s[1] & 0x7F) | (s[2] << 7)
+        self.assertEqual((s[0], s[1] & 0x80, size), (0, 0x80, len(s) - 3))
+        self.assertEqual(s[3], len(b"sluice-bench"))
+        self.assertEqual(s[4:16], b"sluice-bench")
+        self.assertEqual(s[16:], tag.encode())
+        self.assertNotEqual(custom_section("build-0"), custom_section("build-1"))
+
+    def test_nginx_quote(self):
+        self.assertEqual(nginx_quote(b'{"a":"it\'s \\\\n"}'), '{"a":"it\\\'s \\\\\\\\n"}')
+        with self.assertRaises(RuntimeError):
+            nginx_quote(b'{"a":"$x"}')
+
+    def test_is_loopback(self):
+        self.assertTrue(is_loopback(["v4:0100007F", "v6:00000000000000000000000001000000"]))
+        self.assertFalse(is_loopback(["v4:0100007F", "v4:00000000"]))
+
+
+if __name__ == "__main__":
+    unittest.main()

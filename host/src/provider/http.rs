@@ -1,0 +1,193 @@
+//! HTTP and SSE plumbing every upstream client shares: endpoint URLs,
+//! static headers, sending with errors mapped to [`UpstreamError`], JSON
+//! bodies, whole-call timeouts, and a response body as SSE events.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::de::DeserializeOwned;
+
+use super::config::{ProviderConfig, ProviderKind};
+use super::retry::retry_after_from_headers;
+use super::sse::{SseEvent, SseParser};
+use super::{ProviderConfigError, Upstream, UpstreamError};
+
+/// The upstream API paths Sluice calls, appended to `base-url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    ChatCompletions,
+    Embeddings,
+    Messages,
+}
+
+impl Endpoint {
+    pub(crate) const ALL: [Endpoint; 3] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Embeddings,
+        Endpoint::Messages,
+    ];
+
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Embeddings => "/embeddings",
+            Endpoint::Messages => "/messages",
+        }
+    }
+
+    /// `base` (no trailing `/`) + this path + `query`.
+    pub(crate) fn url(
+        self,
+        base: &str,
+        query: &[(String, String)],
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        let mut url = reqwest::Url::parse(&format!("{base}{}", self.path()))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+}
+
+/// Auth and extra headers sent on every call to `cfg`'s upstream.
+pub(crate) fn build_headers(cfg: &ProviderConfig) -> Result<HeaderMap, ProviderConfigError> {
+    let mut h = HeaderMap::new();
+    let err = |message: String| ProviderConfigError {
+        provider: cfg.name.clone(),
+        message,
+    };
+    let mut put = |name: &str, value: &str, sensitive: bool| {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| err(format!("invalid header name `{name}`")))?;
+        let mut v = HeaderValue::from_str(value)
+            .map_err(|_| err(format!("invalid value for header `{name}`")))?;
+        v.set_sensitive(sensitive);
+        h.insert(n, v);
+        Ok::<_, ProviderConfigError>(())
+    };
+    if cfg.kind == ProviderKind::Anthropic {
+        put("anthropic-version", &cfg.anthropic_version, false)?;
+    }
+    if let Some(key) = cfg.api_key.as_deref().filter(|k| !k.is_empty()) {
+        match (&cfg.api_key_header, cfg.kind) {
+            (Some(header), _) => put(header, key, true)?,
+            (None, ProviderKind::Openai) => put("authorization", &format!("Bearer {key}"), true)?,
+            (None, ProviderKind::Anthropic) => put("x-api-key", key, true)?,
+        }
+    }
+    for (k, v) in &cfg.headers {
+        put(k, v, false)?;
+    }
+    Ok(h)
+}
+
+/// Sends the request; a non-2xx answer becomes the matching error (its body
+/// read for the message, `Retry-After` kept for 429s).
+pub(crate) async fn send(
+    up: &Upstream,
+    rb: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, UpstreamError> {
+    let started = std::time::Instant::now();
+    let resp = rb
+        .send()
+        .await
+        .map_err(|e| UpstreamError::from_reqwest(&up.name, &e, started.elapsed()))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let retry_after = retry_after_from_headers(resp.headers());
+    // A body that cannot be read still leaves the status to report.
+    let body = resp.bytes().await.unwrap_or_default();
+    Err(UpstreamError::from_response(
+        &up.name,
+        status,
+        &body,
+        retry_after,
+    ))
+}
+
+/// Reads and parses a JSON body; unreadable JSON is a protocol error (502).
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    up: &Upstream,
+    resp: reqwest::Response,
+) -> Result<T, UpstreamError> {
+    let started = std::time::Instant::now();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| UpstreamError::from_reqwest(&up.name, &e, started.elapsed()))?;
+    serde_json::from_slice(&body).map_err(|e| UpstreamError::Protocol {
+        provider: up.name.clone(),
+        message: format!("malformed JSON body: {e}"),
+    })
+}
+
+/// Bounds a whole non-streaming call.
+pub(crate) async fn with_timeout<T>(
+    up: &Upstream,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(UpstreamError::Timeout {
+                provider: up.name.clone(),
+                after: timeout,
+                phase: "request",
+            })
+        })
+}
+
+/// The response body as SSE events. Ends cleanly only on an event
+/// boundary; a cut-off body, a read error or `idle` of silence yields one
+/// error and ends.
+pub(crate) fn sse_events(
+    provider: String,
+    resp: reqwest::Response,
+    idle: Duration,
+) -> BoxStream<'static, Result<SseEvent, UpstreamError>> {
+    let mut body = resp.bytes_stream();
+    async_stream::stream! {
+        let mut parser = SseParser::new();
+        let mut out = Vec::new();
+        loop {
+            let next: Option<Result<Bytes, reqwest::Error>> =
+                match tokio::time::timeout(idle, body.next()).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        yield Err(UpstreamError::Timeout { provider: provider.clone(), after: idle, phase: "stream idle" });
+                        return;
+                    }
+                };
+            match next {
+                Some(Ok(bytes)) => {
+                    if let Err(e) = parser.push(&bytes, &mut out) {
+                        yield Err(UpstreamError::Protocol { provider: provider.clone(), message: e.to_string() });
+                        return;
+                    }
+                    for ev in out.drain(..) {
+                        yield Ok(ev);
+                    }
+                }
+                Some(Err(e)) => {
+                    // The connection died mid-body: to the client this is a
+                    // truncated answer, whatever the transport said.
+                    tracing::debug!(%provider, error = %e, "stream body read failed");
+                    yield Err(UpstreamError::Truncated { provider: provider.clone() });
+                    return;
+                }
+                None => {
+                    if parser.finish().is_err() {
+                        yield Err(UpstreamError::Truncated { provider: provider.clone() });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+    .boxed()
+}

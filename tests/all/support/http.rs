@@ -1,0 +1,70 @@
+//! Reading answers: OpenAI-shaped errors, SSE events and the text a stream
+//! carried (as JSON from the gateway, or as typed chunks from `Providers`).
+
+#![allow(dead_code, reason = "each test module uses a different subset")]
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use sluice::openai::ChatChunk;
+
+/// Asserts an OpenAI-shaped error answer with `status` (request id,
+/// JSON content type, every field of `error`) and returns its `error` object.
+pub async fn error_of(res: reqwest::Response, status: StatusCode) -> Value {
+    assert_eq!(res.status(), status);
+    assert!(
+        res.headers()["x-sluice-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_"),
+        "errors carry the request id too"
+    );
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: Value = res.json().await.unwrap();
+    let err = body["error"].clone();
+    for key in ["message", "type", "param", "code"] {
+        assert!(err.get(key).is_some(), "error lacks `{key}`: {body}");
+    }
+    err
+}
+
+/// Events of an SSE body: each `data:` payload, `[DONE]` included.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|frame| frame.trim().strip_prefix("data:"))
+        .map(|d| d.trim().to_string())
+        .collect()
+}
+
+/// The non-empty `delta.content` of each parsed SSE event, in order: the
+/// pieces the client received.
+pub fn streamed_pieces(events: &[String]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.as_str() != "[DONE]")
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// The text of parsed SSE events: [`streamed_pieces`] joined.
+pub fn streamed_text(events: &[String]) -> String {
+    streamed_pieces(events).concat()
+}
+
+/// The text of typed stream chunks, every choice's `delta.content` joined.
+pub fn chunk_text(chunks: &[ChatChunk]) -> String {
+    chunks
+        .iter()
+        .flat_map(|c| c.choices.iter().filter_map(|ch| ch.delta.content.clone()))
+        .collect()
+}

@@ -1,0 +1,52 @@
+//! Helpers shared by the test modules, which import from here and never
+//! from each other:
+//!
+//! - [`plugins`]: plugin directories from the built guests, a runtime over
+//!   them, plugin-call inputs.
+//! - [`gateway`]: the mock upstream and the gateway, in-process on real sockets.
+//! - [`upstream`]: `Providers` against the mock with per-provider faults.
+//! - [`http`]: reading answers: OpenAI-shaped errors, SSE events, streamed text.
+
+pub mod gateway;
+pub mod http;
+pub mod plugins;
+pub mod upstream;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(sluice_guests::WORKSPACE).to_path_buf()
+}
+
+/// Polls `cond` until it holds or `timeout` passes; true if it held.
+///
+/// For state another thread changes without telling anyone (the reload
+/// watcher, a pool filling in the background): the condition decides,
+/// `timeout` only bounds a hang. The 10 ms between polls is a poll
+/// interval, not a wait for something to happen.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// Tests with wall-clock bounds hold this (shared) while they measure;
+/// tests that load every core on purpose hold it exclusively
+/// ([`loading_the_machine`]), so the two never overlap in one test run.
+pub async fn timing_sensitive() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
+
+/// See [`timing_sensitive`].
+pub async fn loading_the_machine() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
+}
+
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
