@@ -1,5 +1,8 @@
 //! One guardrail call (fresh instance + `check-output` on 1 KB) and a chain
-//! of three, each beside the same length check in native Rust.
+//! of three, each beside the same length check in native Rust; and the
+//! first-party `prompt-injection` guest's `check-input` on a 2 KB prompt
+//! beside the trivial guest on the same prompt (instantiation and copying
+//! are common to both, the difference is the detector's work).
 //!
 //! The guest is `tests/plugins/tagger` in length-check mode (`max-chars`),
 //! built by `sluice-guests` like every guest. `guest_work_*` runs the check
@@ -200,6 +203,36 @@ fn bench(c: &mut Criterion) {
                 .filter(|v| *v == Verdict::Pass)
                 .count()
         })
+    });
+    g.finish();
+
+    // prompt-injection on a 2 KB prompt; the trivial guest is the baseline.
+    let pi = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        sluice_guests::PROMPT_INJECTION.wasm,
+        pi.path().join("prompt-injection.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        pi.path().join("prompt-injection.toml"),
+        "kind = \"guardrail\"\norder = 0\n[limits]\ndeadline-ms = 1000\n",
+    )
+    .unwrap();
+    let rt_pi = start(pi.path(), 0);
+    let doc = "Meeting notes: the team reviewed the quarterly roadmap, agreed to move the \
+               billing migration to May, and asked finance for the updated forecast. ";
+    let prompt = format!("Summarise these notes.\n\n{}", doc.repeat(20))[..2048].to_string();
+    let mut req2k = request();
+    req2k.messages[0].content = prompt;
+    let set_pi = rt_pi.current();
+    let guard = set_pi.get("prompt-injection").unwrap().clone();
+    assert_eq!(local.block_on(guard.check_input(&req2k)), Ok(Verdict::Pass));
+    let mut g = c.benchmark_group("prompt_injection_2kb");
+    g.bench_function("wasm_fresh_instance", |b| {
+        b.iter_custom(|iters| timed(&local, iters, || guard.check_input(&req2k)))
+    });
+    g.bench_function("trivial_guest_baseline", |b| {
+        b.iter_custom(|iters| timed(&local, iters, || p.check_input(&req2k)))
     });
     g.finish();
 }

@@ -12,14 +12,18 @@
 //! validated, never stripped.
 //!
 //! Config: `schema` (JSON string or table), `extract-fenced` (bool, true).
+//! [`validate_config`] checks both before any answer is judged.
 
+mod keywords;
+mod pattern;
 mod schema;
 
-pub use schema::validate;
+pub use schema::{Schema, validate};
 use serde_json::Value;
-use sluice_sdk::{
-    ConfigError, Guardrail, OutputContext, RequestInfo, Verdict, config_json, config_or,
-};
+use sluice_sdk::{ConfigError, Guardrail, OutputContext, RequestInfo, Verdict, config, config_or};
+
+/// The `[config]` keys this plugin reads.
+const KEYS: &[&str] = &["schema", "extract-fenced"];
 
 /// The JSON inside the first markdown code fence, if any.
 pub fn fenced(text: &str) -> Option<&str> {
@@ -42,9 +46,9 @@ fn can_start_json(text: &str) -> bool {
     }
 }
 
-fn conform(schema: &Option<Value>, v: &Value) -> Result<(), Verdict> {
+fn conform(schema: &Option<Schema>, v: &Value) -> Result<(), Verdict> {
     match schema {
-        Some(s) => validate(s, v).map_err(|e| {
+        Some(s) => s.validate(v).map_err(|e| {
             Verdict::reject(
                 "schema_mismatch",
                 format!("JSON does not match the schema: {e}"),
@@ -56,7 +60,7 @@ fn conform(schema: &Option<Value>, v: &Value) -> Result<(), Verdict> {
 
 /// Judge a complete answer. `streamed`: earlier text was already sent, so
 /// no transform is possible.
-pub fn judge(text: &str, schema: &Option<Value>, extract: bool, streamed: bool) -> Verdict {
+pub fn judge(text: &str, schema: &Option<Schema>, extract: bool, streamed: bool) -> Verdict {
     let err = match serde_json::from_str::<Value>(text) {
         Ok(v) => return conform(schema, &v).err().unwrap_or(Verdict::Pass),
         Err(e) => e,
@@ -80,30 +84,59 @@ pub fn judge(text: &str, schema: &Option<Value>, extract: bool, streamed: bool) 
     )
 }
 
-fn schema_from_config() -> Option<Value> {
-    // A TOML table arrives as JSON; a JSON string arrives verbatim (also JSON).
-    let schema: Option<Value> = config_json("schema").unwrap_or_else(|e| e.trap());
-    // A string holding JSON (quoted twice by a table-to-string rendering).
-    let schema = match schema {
-        Some(Value::String(s)) => Some(serde_json::from_str(&s).unwrap_or_else(|e| {
-            ConfigError {
-                key: "schema".into(),
-                message: format!("invalid JSON: {e}"),
-            }
-            .trap()
-        })),
+/// Parse the raw `schema` setting (as the host renders it) into a checked
+/// schema. A TOML table arrives as JSON; a JSON string arrives verbatim (also
+/// JSON), or quoted once more by a table-to-string rendering.
+pub fn parse_schema(raw: &str) -> Result<Schema, ConfigError> {
+    let err = |message: String| ConfigError {
+        key: "schema".into(),
+        message,
+    };
+    let value: Value = serde_json::from_str(raw).map_err(|e| err(format!("invalid JSON: {e}")))?;
+    let value = match value {
+        Value::String(s) => {
+            serde_json::from_str(&s).map_err(|e| err(format!("invalid JSON: {e}")))?
+        }
         other => other,
     };
-    if let Some(s) = &schema {
-        schema::check_schema(s).unwrap_or_else(|message| {
-            ConfigError {
-                key: "schema".into(),
-                message,
+    Schema::new(value).map_err(err)
+}
+
+/// Check this plugin's `[config]` entries (key, value as the host renders
+/// it): unknown keys, a malformed `extract-fenced`, and a `schema` that is
+/// not JSON or uses a keyword the validator does not implement are refused,
+/// each by name.
+pub fn validate_config<K: AsRef<str>, V: AsRef<str>>(
+    entries: &[(K, V)],
+) -> Result<(), ConfigError> {
+    for (k, v) in entries {
+        let (k, v) = (k.as_ref(), v.as_ref());
+        match k {
+            "schema" => {
+                parse_schema(v)?;
             }
-            .trap()
-        });
+            "extract-fenced" => {
+                v.trim()
+                    .trim_matches('"')
+                    .parse::<bool>()
+                    .map_err(|e| ConfigError {
+                        key: k.into(),
+                        message: format!("cannot parse {v:?}: {e}"),
+                    })?;
+            }
+            _ => {
+                return Err(ConfigError {
+                    key: k.into(),
+                    message: format!("unknown key (this plugin reads {})", KEYS.join(", ")),
+                });
+            }
+        }
     }
-    schema
+    Ok(())
+}
+
+fn schema_from_config() -> Option<Schema> {
+    config("schema").map(|raw| parse_schema(&raw).unwrap_or_else(|e| e.trap()))
 }
 
 /// The exported guardrail.

@@ -1,28 +1,58 @@
-//! A compact JSON Schema validator for the keywords answers usually need.
-//! A full validator crate (jsonschema) is far too heavy for a guest that is
-//! instantiated per call; unknown keywords are ignored, as the spec says.
+//! A compact JSON Schema validator for the keywords answers usually need,
+//! including pydantic's `model_json_schema()` output (`$defs` + `$ref`,
+//! `anyOf` for `Optional`, annotations). A full validator crate (jsonschema)
+//! is far too heavy for a guest that is instantiated per call. Keywords it
+//! does not implement are refused when the schema is loaded
+//! ([`crate::keywords`]), never silently ignored.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-/// Validate `value` against `schema`; the error names the JSON pointer.
-pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
-    let mut path = String::new();
-    check(schema, value, &mut path).map_err(|e| {
-        let at = if e.0.is_empty() {
-            "(root)".to_string()
-        } else {
-            e.0
-        };
-        format!("{at}: {}", e.1)
-    })
+use crate::keywords;
+use crate::pattern::Pattern;
+
+/// How deep `check` may recurse (schema levels, `$ref` hops included).
+/// Cycles that never descend into the data are refused at load; this bounds
+/// what is left (deep data through recursive definitions) well inside the
+/// guest's stack.
+const MAX_DEPTH: usize = 512;
+
+/// A checked schema with its patterns compiled.
+#[derive(Debug)]
+pub struct Schema {
+    root: Value,
+    patterns: BTreeMap<String, Pattern>,
 }
 
-/// Check that `schema` is usable (an object or a boolean) before any answer.
-pub fn check_schema(schema: &Value) -> Result<(), String> {
-    match schema {
-        Value::Object(_) | Value::Bool(_) => Ok(()),
-        _ => Err("a schema must be a JSON object or boolean".into()),
+impl Schema {
+    /// Check `root` (see [`crate::keywords`]); its patterns come compiled.
+    pub fn new(root: Value) -> Result<Schema, String> {
+        let patterns = keywords::check(&root)?;
+        Ok(Schema { root, patterns })
     }
+
+    /// Validate `value`; the error names the JSON pointer.
+    pub fn validate(&self, value: &Value) -> Result<(), String> {
+        let mut path = String::new();
+        let mut cx = Cx {
+            schema: self,
+            depth: 0,
+        };
+        cx.check(&self.root, value, &mut path).map_err(|e| {
+            let at = if e.0.is_empty() {
+                "(root)".to_string()
+            } else {
+                e.0
+            };
+            format!("{at}: {}", e.1)
+        })
+    }
+}
+
+/// Check `schema` and validate `value` against it (tests and one-offs).
+pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
+    Schema::new(schema.clone())?.validate(value)
 }
 
 type Failure = (String, String);
@@ -51,88 +81,119 @@ fn is_type(v: &Value, t: &str) -> bool {
     }
 }
 
-fn check(schema: &Value, v: &Value, path: &mut String) -> Result<(), Failure> {
-    let s: &Map<String, Value> = match schema {
-        Value::Bool(true) => return Ok(()),
-        Value::Bool(false) => return fail(path, "no value is allowed here"),
-        Value::Object(s) => s,
-        _ => return Ok(()),
-    };
-    if let Some(t) = s.get("type") {
-        let ok = match t {
-            Value::String(t) => is_type(v, t),
-            Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(|t| is_type(v, t)),
-            _ => true,
+struct Cx<'a> {
+    schema: &'a Schema,
+    depth: usize,
+}
+
+impl Cx<'_> {
+    fn check(&mut self, schema: &Value, v: &Value, path: &mut String) -> Result<(), Failure> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return fail(path, "the schema nests too deeply for this value");
+        }
+        let r = self.check_here(schema, v, path);
+        self.depth -= 1;
+        r
+    }
+
+    fn check_here(&mut self, schema: &Value, v: &Value, path: &mut String) -> Result<(), Failure> {
+        let s: &Map<String, Value> = match schema {
+            Value::Bool(true) => return Ok(()),
+            Value::Bool(false) => return fail(path, "no value is allowed here"),
+            Value::Object(s) => s,
+            _ => return Ok(()),
         };
-        if !ok {
+        if let Some(t) = s.get("type") {
+            let ok = match t {
+                Value::String(t) => is_type(v, t),
+                Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(|t| is_type(v, t)),
+                _ => true,
+            };
+            if !ok {
+                return fail(
+                    path,
+                    format!("expected {}, got {}", compact(t), type_name(v)),
+                );
+            }
+        }
+        if let Some(Value::Array(options)) = s.get("enum")
+            && !options.contains(v)
+        {
             return fail(
                 path,
-                format!("expected {}, got {}", compact(t), type_name(v)),
+                format!(
+                    "{} is not one of {}",
+                    compact(v),
+                    compact(&Value::Array(options.clone()))
+                ),
             );
         }
-    }
-    if let Some(Value::Array(options)) = s.get("enum")
-        && !options.contains(v)
-    {
-        return fail(
-            path,
-            format!(
-                "{} is not one of {}",
-                compact(v),
-                compact(&Value::Array(options.clone()))
-            ),
-        );
-    }
-    if let Some(c) = s.get("const")
-        && c != v
-    {
-        return fail(path, format!("expected {}", compact(c)));
-    }
-    match v {
-        Value::Number(n) => check_number(s, n.as_f64().unwrap_or(f64::NAN), path)?,
-        Value::String(text) => {
-            let n = text.chars().count() as f64;
-            if let Some(min) = s
-                .get("minLength")
-                .and_then(Value::as_f64)
-                .filter(|m| n < *m)
-            {
-                return fail(path, format!("string shorter than {min}"));
+        if let Some(c) = s.get("const")
+            && c != v
+        {
+            return fail(path, format!("expected {}", compact(c)));
+        }
+        if let Some(Value::String(r)) = s.get("$ref") {
+            // Resolvable: checked at load.
+            let target = keywords::resolve(&self.schema.root, r).unwrap_or(&Value::Bool(true));
+            self.check(target, v, path)?;
+        }
+        match v {
+            Value::Number(n) => check_number(s, n.as_f64().unwrap_or(f64::NAN), path)?,
+            Value::String(text) => {
+                let n = text.chars().count() as f64;
+                if let Some(min) = s
+                    .get("minLength")
+                    .and_then(Value::as_f64)
+                    .filter(|m| n < *m)
+                {
+                    return fail(path, format!("string shorter than {min}"));
+                }
+                if let Some(max) = s
+                    .get("maxLength")
+                    .and_then(Value::as_f64)
+                    .filter(|m| n > *m)
+                {
+                    return fail(path, format!("string longer than {max}"));
+                }
+                if let Some(Value::String(p)) = s.get("pattern")
+                    && self
+                        .schema
+                        .patterns
+                        .get(p)
+                        .is_some_and(|re| !re.is_match(text))
+                {
+                    return fail(path, format!("string does not match the pattern {p:?}"));
+                }
             }
-            if let Some(max) = s
-                .get("maxLength")
-                .and_then(Value::as_f64)
-                .filter(|m| n > *m)
-            {
-                return fail(path, format!("string longer than {max}"));
+            Value::Array(items) => self.check_array(s, items, path)?,
+            Value::Object(obj) => self.check_object(s, obj, path)?,
+            _ => {}
+        }
+        if let Some(Value::Array(all)) = s.get("allOf") {
+            for sub in all {
+                self.check(sub, v, path)?;
             }
         }
-        Value::Array(items) => check_array(s, items, path)?,
-        Value::Object(obj) => check_object(s, obj, path)?,
-        _ => {}
-    }
-    if let Some(Value::Array(all)) = s.get("allOf") {
-        for sub in all {
-            check(sub, v, path)?;
+        if let Some(Value::Array(any)) = s.get("anyOf")
+            && !any
+                .iter()
+                .any(|sub| self.check(sub, v, &mut path.clone()).is_ok())
+        {
+            return fail(path, "matches none of anyOf");
         }
-    }
-    if let Some(Value::Array(any)) = s.get("anyOf")
-        && !any
-            .iter()
-            .any(|sub| check(sub, v, &mut path.clone()).is_ok())
-    {
-        return fail(path, "matches none of anyOf");
-    }
-    if let Some(Value::Array(one)) = s.get("oneOf") {
-        let n = one
-            .iter()
-            .filter(|sub| check(sub, v, &mut path.clone()).is_ok())
-            .count();
-        if n != 1 {
-            return fail(path, format!("matches {n} of oneOf, expected exactly 1"));
+        if let Some(Value::Array(one)) = s.get("oneOf") {
+            let n = one
+                .iter()
+                .filter(|sub| self.check(sub, v, &mut path.clone()).is_ok())
+                .count();
+            if n != 1 {
+                return fail(path, format!("matches {n} of oneOf, expected exactly 1"));
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn check_number(s: &Map<String, Value>, n: f64, path: &str) -> Result<(), Failure> {
@@ -152,74 +213,77 @@ fn check_number(s: &Map<String, Value>, n: f64, path: &str) -> Result<(), Failur
     Ok(())
 }
 
-fn check_array(s: &Map<String, Value>, items: &[Value], path: &mut String) -> Result<(), Failure> {
-    let n = items.len() as f64;
-    if let Some(min) = s.get("minItems").and_then(Value::as_f64).filter(|m| n < *m) {
-        return fail(path, format!("fewer than {min} items"));
+impl Cx<'_> {
+    fn check_array(
+        &mut self,
+        s: &Map<String, Value>,
+        items: &[Value],
+        path: &mut String,
+    ) -> Result<(), Failure> {
+        let n = items.len() as f64;
+        if let Some(min) = s.get("minItems").and_then(Value::as_f64).filter(|m| n < *m) {
+            return fail(path, format!("fewer than {min} items"));
+        }
+        if let Some(max) = s.get("maxItems").and_then(Value::as_f64).filter(|m| n > *m) {
+            return fail(path, format!("more than {max} items"));
+        }
+        let len = path.len();
+        for (i, item) in items.iter().enumerate() {
+            // `items` as one schema for all, or (older drafts) one per position.
+            let sub = match s.get("items") {
+                Some(Value::Array(per)) => per.get(i),
+                other => other,
+            };
+            if let Some(sub) = sub {
+                path.push_str(&format!("/{i}"));
+                self.check(sub, item, path)?;
+                path.truncate(len);
+            }
+        }
+        Ok(())
     }
-    if let Some(max) = s.get("maxItems").and_then(Value::as_f64).filter(|m| n > *m) {
-        return fail(path, format!("more than {max} items"));
-    }
-    let len = path.len();
-    for (i, item) in items.iter().enumerate() {
-        // `items` as one schema for all, or (older drafts) one per position.
-        let sub = match s.get("items") {
-            Some(Value::Array(per)) => per.get(i),
-            other => other,
-        };
-        if let Some(sub) = sub {
-            path.push_str(&format!("/{i}"));
-            check(sub, item, path)?;
+
+    fn check_object(
+        &mut self,
+        s: &Map<String, Value>,
+        obj: &Map<String, Value>,
+        path: &mut String,
+    ) -> Result<(), Failure> {
+        if let Some(Value::Array(req)) = s.get("required")
+            && let Some(missing) = req
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|k| !obj.contains_key(*k))
+        {
+            return fail(path, format!("missing required property {missing:?}"));
+        }
+        let props = s.get("properties").and_then(Value::as_object);
+        let additional = s.get("additionalProperties");
+        let len = path.len();
+        for (k, v) in obj {
+            let sub = match props.and_then(|p| p.get(k)) {
+                Some(sub) => sub,
+                None => match additional {
+                    Some(Value::Bool(false)) => {
+                        return fail(path, format!("property {k:?} is not allowed"));
+                    }
+                    Some(sub @ Value::Object(_)) => sub,
+                    _ => continue,
+                },
+            };
+            keywords::push_token(path, k);
+            self.check(sub, v, path)?;
             path.truncate(len);
         }
+        Ok(())
     }
-    Ok(())
-}
-
-fn check_object(
-    s: &Map<String, Value>,
-    obj: &Map<String, Value>,
-    path: &mut String,
-) -> Result<(), Failure> {
-    if let Some(Value::Array(req)) = s.get("required")
-        && let Some(missing) = req
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|k| !obj.contains_key(*k))
-    {
-        return fail(path, format!("missing required property {missing:?}"));
-    }
-    let props = s.get("properties").and_then(Value::as_object);
-    let additional = s.get("additionalProperties");
-    let len = path.len();
-    for (k, v) in obj {
-        let sub = match props.and_then(|p| p.get(k)) {
-            Some(sub) => sub,
-            None => match additional {
-                Some(Value::Bool(false)) => {
-                    return fail(path, format!("property {k:?} is not allowed"));
-                }
-                Some(sub @ Value::Object(_)) => sub,
-                _ => continue,
-            },
-        };
-        path.push('/');
-        path.push_str(&k.replace('~', "~0").replace('/', "~1"));
-        check(sub, v, path)?;
-        path.truncate(len);
-    }
-    Ok(())
 }
 
 /// A value for a message, cut short if long.
 fn compact(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 60 {
-        let mut cut = 57;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        format!("{}...", &s[..cut])
+        format!("{}...", &s[..s.floor_char_boundary(57)])
     } else {
         s
     }
@@ -303,6 +367,6 @@ mod tests {
             .is_err()
         );
         assert!(validate(&json!({"exclusiveMaximum": 1}), &json!(1)).is_err());
-        assert!(check_schema(&json!("string")).is_err());
+        assert!(Schema::new(json!("string")).is_err());
     }
 }
