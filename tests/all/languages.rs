@@ -12,7 +12,8 @@
 //!
 //! Every test here builds a guest or compiles a large one (Python and
 //! StarlingMonkey components take both cores for seconds), so each holds
-//! [`loading_the_machine`]: timing-sensitive tests never run beside them.
+//! [`loading_the_machine_together`]: they run beside each other (builds
+//! one at a time), timing-sensitive tests never beside them.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ use tracing::instrument::WithSubscriber as _;
 use crate::support::gateway;
 use crate::support::http::{sse_data, streamed_text};
 use crate::support::plugins::{request, runtime, verdict, whole};
-use crate::support::{loading_the_machine, root};
+use crate::support::{loading_the_machine_together, root};
 
 /// One language build of the example guardrails.
 struct Example {
@@ -93,9 +94,11 @@ fn record_time(line: &str) {
     writeln!(f, "{line}").unwrap();
 }
 
-/// Run a build script; panics with its output when it fails. Callers
-/// hold [`loading_the_machine`], so builds run one at a time.
+/// Run a build script; panics with its output when it fails. One at a
+/// time: a build takes both cores.
 fn run_script(label: &str, mut cmd: Command) {
+    static ONE_BUILD: Mutex<()> = Mutex::new(());
+    let _one = ONE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
     // Rust guests share the workspace's guest target directory (not the
     // outer cargo's, whose lock a running test must not wait on).
     cmd.env("CARGO_TARGET_DIR", root().join("target/guests"));
@@ -314,7 +317,7 @@ async fn logs_of(call: impl std::future::Future) -> String {
 /// Build `ex`, then: every shared case through the gateway, plain and
 /// streamed; and its printing and host.log reach the log with its name.
 async fn examples_match_the_cases(ex: &'static Example) {
-    let _machine = loading_the_machine().await;
+    let _machine = loading_the_machine_together().await;
     let out = tokio::task::spawn_blocking(move || built(ex))
         .await
         .unwrap();
@@ -397,7 +400,7 @@ async fn c_examples_match_the_cases() {
 /// `baseline (inert)`, and strict imports refuse it.
 #[tokio::test]
 async fn default_python_build_is_inert_baseline_and_strict_refuses_it() {
-    let _machine = loading_the_machine().await;
+    let _machine = loading_the_machine_together().await;
     use sluice::plugin::capability::Access;
     let wasm = built(&PYTHON).join("ssn-redact.wasm");
     let report = audit(&wasm, None, &PluginsConfig::default()).unwrap();
@@ -432,7 +435,7 @@ async fn default_python_build_is_inert_baseline_and_strict_refuses_it() {
 /// async engine; a plain build does not.
 #[tokio::test]
 async fn quickjs_builds_run_on_the_async_engine_and_others_do_not() {
-    let _machine = loading_the_machine().await;
+    let _machine = loading_the_machine_together().await;
     let cfg = PluginsConfig::default();
     let qjs = audit(&built(&QUICKJS).join("ssn-redact.wasm"), None, &cfg).unwrap();
     assert!(
@@ -447,7 +450,7 @@ async fn quickjs_builds_run_on_the_async_engine_and_others_do_not() {
 
 /// Create, build and test a `plugin new` project of every kind in `lang`.
 async fn new_projects_build_load_and_pass(lang: Lang) {
-    let _machine = loading_the_machine().await;
+    let _machine = loading_the_machine_together().await;
     let base = root().join("target/plugin-new").join(lang.to_string());
     let _ = std::fs::remove_dir_all(&base);
     for kind in [
@@ -508,7 +511,7 @@ async fn plugin_new_c_projects_build_load_and_pass() {
 /// with a failing expectation makes `plugin test` report it.
 #[tokio::test]
 async fn plugin_test_reports_a_failing_case() {
-    let _machine = loading_the_machine().await;
+    let _machine = loading_the_machine_together().await;
     let out = built(&C);
     let cases_file = tempfile::NamedTempFile::with_suffix(".jsonl").unwrap();
     std::fs::write(
