@@ -122,3 +122,16 @@ impl PluginsConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_imports_is_off_by_default_and_picks_the_baseline() {
+        let default: PluginsConfig = toml::from_str("").unwrap();
+        assert_eq!(default.baseline(), Baseline::WithInert);
+        let strict: PluginsConfig = toml::from_str("strict-imports = true").unwrap();
+        assert_eq!(strict.baseline(), Baseline::Strict);
+    }
+}
