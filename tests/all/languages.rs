@@ -448,6 +448,71 @@ async fn quickjs_builds_run_on_the_async_engine_and_others_do_not() {
     assert!(c.accepted && !c.component_model_async);
 }
 
+/// A QuickJS guardrail (component-model async ABI, so on the async twin
+/// engine) that spins is cut off at its deadline like any guest, fails
+/// closed, and the next call on a fresh instance answers.
+#[tokio::test]
+async fn a_spinning_quickjs_guest_on_the_async_engine_is_cut_off_at_its_deadline() {
+    use sluice::plugin::{PluginFailure, Verdict};
+    let _machine = loading_the_machine_together().await;
+    let dir = root().join("target/plugin-new/js-spin");
+    let _ = std::fs::remove_dir_all(&dir);
+    plugin_new::create(&NewPlugin {
+        name: "spin".into(),
+        kind: PluginKind::Guardrail,
+        lang: Lang::Js,
+        dir: dir.clone(),
+    })
+    .unwrap();
+    std::fs::write(
+        dir.join("plugin.js"),
+        r#"export const guardrail = {
+  checkInput(_request) { return { tag: 'pass' }; },
+  checkOutput(_request, output, _context) {
+    while (output === 'spin') {}
+    return { tag: 'pass' };
+  },
+};
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("spin.toml"),
+        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 200\nmemory-mb = 8\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(dir.join("build"));
+    cmd.env("SLUICE_TOOLCHAINS", root().join("target/toolchains"));
+    run_script("plugin new --lang js: a spinning guardrail (build)", cmd);
+    let wasm = dir.join("dist/spin.wasm");
+    assert!(
+        audit(&wasm, None, &PluginsConfig::default())
+            .unwrap()
+            .component_model_async
+    );
+    let plugins = tempfile::tempdir().unwrap();
+    for ext in ["wasm", "toml"] {
+        std::fs::copy(
+            dir.join(format!("dist/spin.{ext}")),
+            plugins.path().join(format!("spin.{ext}")),
+        )
+        .unwrap();
+    }
+    let rt = runtime(plugins.path());
+    let p = rt
+        .current()
+        .get("spin")
+        .unwrap_or_else(|| panic!("{:?}", rt.statuses()))
+        .clone();
+    let spun = p.check_output(&request("q"), "spin", &whole()).await;
+    assert_eq!(spun, Err(PluginFailure::Deadline));
+    assert_eq!(
+        verdict(p.check_output(&request("q"), "fine", &whole()).await),
+        Verdict::Pass
+    );
+    assert_eq!(p.stats().deadlines, 1);
+}
+
 /// Create, build and test a `plugin new` project of every kind in `lang`.
 async fn new_projects_build_load_and_pass(lang: Lang) {
     let _machine = loading_the_machine_together().await;
