@@ -8,8 +8,6 @@ use std::time::Duration;
 use crate::plugin::PluginFailure;
 use crate::provider::UpstreamError;
 
-use super::Served;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A parameter the gateway itself checks is invalid.
@@ -44,25 +42,4 @@ pub enum Error {
     /// The providers gave up (after retries and fallbacks).
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
-}
-
-/// A request the gateway refused: why, and the `x-sluice-*` facts of the
-/// answer as far as the request got (the guardrails that ran; once an
-/// upstream answered, as for an output guardrail's reject, its provider,
-/// model and attempts).
-#[derive(Debug)]
-pub struct Refused {
-    pub error: Error,
-    pub served: Served,
-}
-
-impl Refused {
-    /// `error` for a request that got as far as `served` records. The one
-    /// place that decides what a refusal reports about the upstream: an
-    /// error that knows more than the pipeline recorded (an upstream failure
-    /// that names its provider and attempts) fills it in here. Today an
-    /// upstream failure reports `none` / 0.
-    pub(crate) fn new(error: Error, served: Served) -> Self {
-        Refused { error, served }
-    }
 }

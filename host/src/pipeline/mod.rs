@@ -30,10 +30,10 @@ use serde_json::Value;
 use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
 use crate::plugin::{Message, OutputContext, Plugin, PluginRuntime, Rejection, RequestInfo};
-use crate::provider::{Outcome, Providers};
+use crate::provider::{Failure, Outcome, Providers};
 
 pub use cost::{InMemorySpend, SpendSource};
-pub use error::{Error, Refused};
+pub use error::Error;
 pub use guard::GuardReport;
 pub use stream::StreamEvent;
 
@@ -67,6 +67,78 @@ pub struct RequestCtx {
     pub feature: Option<String>,
     /// `x-sluice-tags: a,b`.
     pub tags: Vec<String>,
+    /// Filled in as the request goes; what the server reports when it fails.
+    pub progress: Progress,
+}
+
+/// How far a request got: which route it last tried, how many attempts,
+/// what the guardrails did. A success reports this in [`Served`]; a
+/// failure leaves it here for the error response's `x-sluice-*` headers.
+#[derive(Debug, Default)]
+pub struct Progress(parking_lot::Mutex<Tried>);
+
+/// A snapshot of [`Progress`].
+#[derive(Debug, Clone, Default)]
+pub struct Tried {
+    /// The last route attempted (none before the upstream phase).
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub attempts: u32,
+    /// Time spent in the providers layer.
+    pub upstream: Duration,
+    pub guardrails: GuardReport,
+}
+
+impl Clone for Progress {
+    fn clone(&self) -> Self {
+        Progress(parking_lot::Mutex::new(self.get()))
+    }
+}
+
+impl Progress {
+    pub fn get(&self) -> Tried {
+        self.0.lock().clone()
+    }
+
+    fn guardrails(&self, report: &GuardReport) {
+        self.0.lock().guardrails = report.clone();
+    }
+
+    fn upstream(&self, provider: Option<&str>, model: Option<&str>, attempts: u32, took: Duration) {
+        let mut t = self.0.lock();
+        t.provider = provider.map(str::to_string);
+        t.model = model.map(str::to_string);
+        t.attempts = attempts;
+        t.upstream = took;
+    }
+
+    /// Record a route walk's result; a failure becomes the pipeline's error
+    /// (the gateway's own deadline is [`Error::Timeout`]).
+    fn walked<T>(
+        &self,
+        r: Result<Outcome<T>, Failure>,
+        limit: Duration,
+    ) -> Result<Outcome<T>, Error> {
+        match r {
+            Ok(o) => {
+                self.upstream(Some(&o.provider), Some(&o.model), o.attempts, o.elapsed);
+                Ok(o)
+            }
+            Err(f) => {
+                self.upstream(
+                    f.provider.as_deref(),
+                    f.model.as_deref(),
+                    f.attempts,
+                    f.elapsed,
+                );
+                Err(if f.deadline_exceeded {
+                    Error::Timeout(limit)
+                } else {
+                    Error::Upstream(f.error)
+                })
+            }
+        }
+    }
 }
 
 /// Which upstream served a request and what the guardrails did: the
@@ -92,23 +164,6 @@ impl Served {
             upstream: outcome.elapsed,
             guardrails,
         }
-    }
-
-    /// Before any upstream answered: provider and model `none`, 0 attempts.
-    pub fn none() -> Self {
-        Served {
-            provider: "none".into(),
-            model: "none".into(),
-            attempts: 0,
-            upstream: Duration::ZERO,
-            guardrails: GuardReport::default(),
-        }
-    }
-
-    /// The upstream facts of `outcome`, keeping the guardrails recorded so far.
-    fn answered<T>(&mut self, outcome: &Outcome<T>) {
-        let guardrails = std::mem::take(&mut self.guardrails);
-        *self = Served::new(outcome, guardrails);
     }
 }
 
@@ -150,6 +205,7 @@ struct Plan {
     routes: Vec<RouteConfig>,
     output: Vec<Arc<Plugin>>,
     window: StreamWindowConfig,
+    report: GuardReport,
     scope: String,
 }
 
@@ -207,38 +263,35 @@ impl Gateway {
     }
 
     /// Non-streaming chat: the whole answer passes the output chain before
-    /// the client sees any of it. A refusal carries what was served so far.
-    pub async fn chat(&self, ctx: &RequestCtx, req: ChatRequest) -> Result<ChatResponse, Refused> {
-        let mut served = Served::none();
-        match self.chat_inner(ctx, req, &mut served).await {
-            Ok(completion) => Ok(ChatResponse { completion, served }),
-            Err(error) => Err(Refused::new(error, served)),
-        }
-    }
-
-    /// [`Self::chat`], filling `served` in as the request gets further.
-    async fn chat_inner(
+    /// the client sees any of it.
+    pub async fn chat(
         &self,
         ctx: &RequestCtx,
         mut req: ChatRequest,
-        served: &mut Served,
-    ) -> Result<ChatCompletion, Error> {
-        let plan = self.prepare(ctx, &mut req, &mut served.guardrails).await?;
+    ) -> Result<ChatResponse, Error> {
+        let plan = self.prepare(ctx, &mut req).await?;
         if let Some(cache) = &self.cache
             && let Some(completion) = cache.lookup(&req.model, &req)
         {
-            served.provider = "cache".into();
-            served.model = completion.model.clone();
-            return Ok(completion);
+            let served = Served {
+                provider: "cache".into(),
+                model: completion.model.clone(),
+                attempts: 0,
+                upstream: Duration::ZERO,
+                guardrails: plan.report,
+            };
+            return Ok(ChatResponse { completion, served });
         }
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
-        let outcome = tokio::time::timeout(limit, self.providers.chat(&targets, &req))
-            .await
-            .map_err(|_| Error::Timeout(limit))??;
+        let walked = self.providers.chat(&targets, &req).within(limit).await;
+        let outcome = ctx.progress.walked(walked, limit)?;
 
-        served.answered(&outcome);
+        let served = Served::new(&outcome, GuardReport::default());
         let mut completion = outcome.value;
+        let mut report = plan.report;
+        let progress = &ctx.progress;
+        // Every choice (`n` > 1) passes the chain on its own.
         for choice in &mut completion.choices {
             if let Value::String(text) = &choice.message.content {
                 let ctx = OutputContext {
@@ -247,8 +300,9 @@ impl Gateway {
                     is_final: true,
                 };
                 let chain = guard::check_output(&plan.output, &plan.info, text, &ctx).await;
-                served.guardrails.record(&chain);
+                report.record(&chain);
                 if let Some(err) = chain.rejection() {
+                    progress.guardrails(&report);
                     return Err(err);
                 }
                 if !chain.transformed.is_empty() {
@@ -266,42 +320,34 @@ impl Gateway {
             self.spend
                 .record(&plan.scope, cost::usage_cost(route, usage));
         }
-        Ok(completion)
+        let served = Served {
+            guardrails: report,
+            ..served
+        };
+        Ok(ChatResponse { completion, served })
     }
 
     /// Streaming chat: the upstream stream wrapped in guardrail windows
     /// ([`stream`]). Usage is always requested upstream for the ledger and
     /// forwarded only when the client asked (`stream_options.include_usage`).
-    /// A refusal before the stream starts carries what was served so far.
     pub async fn chat_stream(
         &self,
         ctx: &RequestCtx,
-        req: ChatRequest,
-    ) -> Result<StreamResponse, Refused> {
-        let mut served = Served::none();
-        match self.chat_stream_inner(ctx, req, &mut served).await {
-            Ok(events) => Ok(StreamResponse { served, events }),
-            Err(error) => Err(Refused::new(error, served)),
-        }
-    }
-
-    /// [`Self::chat_stream`], filling `served` in as the request gets further.
-    async fn chat_stream_inner(
-        &self,
-        ctx: &RequestCtx,
         mut req: ChatRequest,
-        served: &mut Served,
-    ) -> Result<BoxStream<'static, StreamEvent>, Error> {
-        let plan = self.prepare(ctx, &mut req, &mut served.guardrails).await?;
+    ) -> Result<StreamResponse, Error> {
+        let plan = self.prepare(ctx, &mut req).await?;
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
         req.stream_options
             .get_or_insert_with(Default::default)
             .include_usage = true;
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
-        let outcome = tokio::time::timeout(limit, self.providers.chat_stream(&targets, &req))
-            .await
-            .map_err(|_| Error::Timeout(limit))??;
+        let walked = self
+            .providers
+            .chat_stream(&targets, &req)
+            .within(limit)
+            .await;
+        let outcome = ctx.progress.walked(walked, limit)?;
 
         let price = find_route(&plan.routes, &outcome.provider, &outcome.model).cloned();
         let (spend, scope) = (self.spend.clone(), plan.scope);
@@ -317,6 +363,7 @@ impl Gateway {
                 mode: WindowMode::Chars,
                 chars: 1,
                 max_hold_chars: 1,
+                context_chars: 0,
             }
         } else {
             plan.window
@@ -325,52 +372,46 @@ impl Gateway {
             plugins: plan.output,
             info: plan.info,
         };
-        served.answered(&outcome);
-        Ok(stream::guarded(
-            outcome.value,
-            checker,
-            window,
-            include_usage,
-            on_usage,
-        ))
+        let served = Served::new(&outcome, plan.report);
+        let events = stream::guarded(outcome.value, checker, window, include_usage, on_usage);
+        Ok(StreamResponse { served, events })
     }
 
     /// Embeddings along the model's configured routes (no guardrails: the
     /// answer is vectors, not text).
-    pub async fn embeddings(&self, req: EmbeddingsRequest) -> Result<EmbeddingsServed, Refused> {
-        self.embeddings_inner(req)
-            .await
-            .map_err(|error| Refused::new(error, Served::none()))
-    }
-
-    async fn embeddings_inner(&self, req: EmbeddingsRequest) -> Result<EmbeddingsServed, Error> {
+    pub async fn embeddings(
+        &self,
+        ctx: &RequestCtx,
+        req: EmbeddingsRequest,
+    ) -> Result<EmbeddingsServed, Error> {
         let model = self.model(&req.model)?;
         let targets: Vec<_> = model.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
-        let outcome = tokio::time::timeout(limit, self.providers.embeddings(&targets, &req))
-            .await
-            .map_err(|_| Error::Timeout(limit))??;
+        let walked = self
+            .providers
+            .embeddings(&targets, &req)
+            .within(limit)
+            .await;
+        let outcome = ctx.progress.walked(walked, limit)?;
         Ok(EmbeddingsServed {
             served: Served::new(&outcome, GuardReport::default()),
             response: outcome.value,
         })
     }
 
-    /// Everything before the upstream call: validation, input guardrails
-    /// (recorded in `report`), cost policy, routing.
-    async fn prepare(
-        &self,
-        ctx: &RequestCtx,
-        req: &mut ChatRequest,
-        report: &mut GuardReport,
-    ) -> Result<Plan, Error> {
-        validate(req)?;
+    /// Everything before the upstream call: validation, input guardrails,
+    /// cost policy, routing.
+    async fn prepare(&self, ctx: &RequestCtx, req: &mut ChatRequest) -> Result<Plan, Error> {
+        validate(req, self.config.server.max_n)?;
         let model = self.model(&req.model)?;
         let set = self.plugins.current();
         let input = guard::resolve(&set, model.input_guardrails())?;
         let output = guard::resolve(&set, model.output_guardrails())?;
         let mut info = request_info(ctx, req);
-        if let Some(text) = guard::check_input(&input, &info, report).await? {
+        let mut report = GuardReport::default();
+        let checked = guard::check_input(&input, &info, &mut report).await;
+        ctx.progress.guardrails(&report);
+        if let Some(text) = checked? {
             guard::apply_input(req, text);
             info.messages = messages(req);
         }
@@ -396,6 +437,7 @@ impl Gateway {
             routes,
             output,
             window: model.stream,
+            report,
             scope,
         })
     }
@@ -423,8 +465,9 @@ impl stream::WindowChecker for ChainChecker {
 }
 
 /// Checks the gateway itself needs (the upstream validates the rest); the
-/// message names the field, as OpenAI's does.
-fn validate(req: &ChatRequest) -> Result<(), Error> {
+/// message names the field, as OpenAI's does. `n` is bounded by
+/// `server.max-n`: each choice costs upstream tokens and a guardrail pass.
+fn validate(req: &ChatRequest, max_n: u32) -> Result<(), Error> {
     let invalid = |param: &str, message: String| {
         Err(Error::InvalidRequest {
             param: param.into(),
@@ -450,6 +493,18 @@ fn validate(req: &ChatRequest) -> Result<(), Error> {
     }
     if req.max_output_tokens() == Some(0) {
         return invalid("max_tokens", "`max_tokens` must be at least 1".into());
+    }
+    match req.extra.get("n") {
+        None | Some(Value::Null) => {}
+        Some(n) => match n.as_u64() {
+            Some(n) if (1..=u64::from(max_n)).contains(&n) => {}
+            _ => {
+                return invalid(
+                    "n",
+                    format!("`n` must be an integer between 1 and {max_n} (server.max-n), got {n}"),
+                );
+            }
+        },
     }
     Ok(())
 }

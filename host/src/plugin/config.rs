@@ -113,6 +113,64 @@ impl PluginsConfig {
         self.max_component_mb.saturating_mul(1 << 20)
     }
 
+    /// Problems with the values, each with its key (empty when fine). The
+    /// file system is not looked at; see [`PluginsConfig::path_problems`].
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.max_instances == 0 {
+            out.push(("max-instances", "must be at least 1".to_string()));
+        }
+        // A wasm32 memory cannot grow past 4 GiB.
+        if !(1..=4096).contains(&self.max_memory_mb) {
+            out.push(("max-memory-mb", "must be between 1 and 4096".to_string()));
+        }
+        if self.max_component_mb == 0 {
+            out.push(("max-component-mb", "must be at least 1".to_string()));
+        }
+        out
+    }
+
+    /// What the plugin runtime would refuse about the paths: `dir` must be
+    /// a readable directory, `cache-dir` a directory if it exists (it is
+    /// created on first use otherwise). Relative paths are resolved against
+    /// the working directory, as the runtime does.
+    pub fn path_problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let shown = self.dir.display();
+        match std::fs::metadata(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                out.push(("dir", format!("plugin directory `{shown}` does not exist")));
+            }
+            Err(e) => out.push(("dir", format!("plugin directory `{shown}`: {e}"))),
+            Ok(m) if !m.is_dir() => out.push((
+                "dir",
+                format!("`{shown}` is {}, not a directory", file_kind(&m)),
+            )),
+            Ok(_) => {
+                if let Err(e) = std::fs::read_dir(&self.dir) {
+                    out.push((
+                        "dir",
+                        format!("plugin directory `{shown}` cannot be read: {e}"),
+                    ));
+                }
+            }
+        }
+        if let Some(cache) = &self.cache_dir
+            && let Ok(m) = std::fs::metadata(cache)
+            && !m.is_dir()
+        {
+            out.push((
+                "cache-dir",
+                format!(
+                    "`{}` is {}, not a directory",
+                    cache.display(),
+                    file_kind(&m)
+                ),
+            ));
+        }
+        out
+    }
+
     /// What shapes the wasmtime engine (runtimes with equal settings share one).
     pub(crate) fn engine_settings(&self) -> EngineSettings {
         EngineSettings {
@@ -120,6 +178,29 @@ impl PluginsConfig {
             max_instances: self.max_instances,
             max_memory_mb: self.max_memory_mb,
         }
+    }
+}
+
+/// "a regular file", "a symbolic link"… for messages about a path.
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = m.file_type();
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_fifo() {
+            return "a named pipe";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    if m.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
     }
 }
 

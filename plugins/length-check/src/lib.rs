@@ -5,7 +5,9 @@
 //! no bound). A stream is measured as emitted text plus the current window:
 //! the maximum is enforced on every window, so an over-long answer stops as
 //! soon as it crosses the line, while the minimum is only judged on the final
-//! window because earlier windows are short by nature.
+//! window because earlier windows are short by nature. The host passes the
+//! tail of the emitted text (the model's `stream.context-chars`, default
+//! 20000), so a stream maximum is exact when it is no larger than that.
 
 use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict, config_or};
 

@@ -6,10 +6,16 @@
 //! - [`gateway`]: the mock upstream and the gateway, in-process on real sockets.
 //! - [`upstream`]: `Providers` against the mock with per-provider faults.
 //! - [`http`]: reading answers: OpenAI-shaped errors, SSE events, streamed text.
+//! - [`process`]: the real `sluice` binary as a child process (signals,
+//!   file limits, exit codes, its JSON log lines).
+//! - [`raw`]: hand-rolled peers over raw TCP: misbehaving upstreams and
+//!   clients.
 
 pub mod gateway;
 pub mod http;
 pub mod plugins;
+pub mod process;
+pub mod raw;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};
