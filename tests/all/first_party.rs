@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use sluice::cli::plugin_test::{self, TestRun};
 use sluice::pipeline::guard::{self, GuardReport};
 use sluice::plugin::{
     BudgetPeriod, Candidate, Decision, Estimate, Plugin, PluginKind, Route, Spend, Verdict,
@@ -408,4 +409,30 @@ async fn budget_policy_decisions() {
             .unwrap(),
         Decision::Deny(_)
     ));
+}
+
+/// Every first-party plugin passes its case file (`plugins/NAME/cases.yaml`)
+/// under its committed manifest, through `sluice plugin test`.
+#[tokio::test]
+async fn first_party_plugins_pass_their_case_files() {
+    let mut failed = Vec::new();
+    for g in guests::first_party() {
+        let report = plugin_test::run(&TestRun {
+            wasm: g.wasm.into(),
+            cases: crate::support::root()
+                .join("plugins")
+                .join(g.package)
+                .join("cases.yaml"),
+            manifest: g.manifest.map(Into::into),
+            name: Some(g.package.to_string()),
+            strict_imports: false,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e:#}", g.package));
+        assert!(report.results.len() >= 3, "{}: too few cases", g.package);
+        if report.failed() > 0 {
+            failed.push(report.to_text());
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

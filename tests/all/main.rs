@@ -13,6 +13,7 @@ mod faults;
 mod first_party;
 mod hot_reload;
 mod http_api;
+mod languages;
 mod logging;
 mod openai_sdk;
 mod routing;

@@ -3,13 +3,16 @@
 //! ```text
 //! sluice serve --config FILE          run the gateway
 //! sluice mock-upstream [--listen ..]  a deterministic OpenAI-compatible upstream
-//! sluice plugin audit|list ...        inspect plugins
+//! sluice plugin audit|list|new|test   inspect, scaffold and test plugins
 //! sluice config check FILE            validate a config, report every problem
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
 
+pub mod cases;
 pub mod plugin;
+pub mod plugin_new;
+pub mod plugin_test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -83,19 +83,10 @@ impl ChainResult {
         id: &str,
     ) -> bool {
         self.ran.push(p.name().to_owned());
-        let verdict = match answer {
-            Ok(v) => v,
-            Err(f) => match failure::answer(p, f, id, Verdict::Pass) {
-                Ok(pass) => {
-                    self.failed_open.push(p.name().to_owned());
-                    pass
-                }
-                Err(f) => Verdict::Reject(Rejection {
-                    reason: format!("guardrail `{}` failed: {f}", p.name()),
-                    code: "plugin_failure".into(),
-                }),
-            },
-        };
+        let (verdict, failed_open) = answered(p, answer, id);
+        if failed_open {
+            self.failed_open.push(p.name().to_owned());
+        }
         match verdict {
             Verdict::Pass => false,
             Verdict::Transform(t) => {
@@ -131,6 +122,30 @@ impl ChainResult {
                 reason: r.reason.clone(),
                 code: r.code.clone(),
             })
+    }
+}
+
+/// The verdict a guardrail's answer stands for in a chain: its own, or on a
+/// failure its failure mode's (`closed`: reject with code
+/// `plugin_failure`; `open`: pass, and `true` for "failed open").
+/// `sluice plugin test` judges cases by this too.
+pub fn answered(
+    p: &Plugin,
+    answer: Result<Verdict, plugin::PluginFailure>,
+    request_id: &str,
+) -> (Verdict, bool) {
+    match answer {
+        Ok(v) => (v, false),
+        Err(f) => match failure::answer(p, f, request_id, Verdict::Pass) {
+            Ok(pass) => (pass, true),
+            Err(f) => (
+                Verdict::Reject(Rejection {
+                    reason: format!("guardrail `{}` failed: {f}", p.name()),
+                    code: "plugin_failure".into(),
+                }),
+                false,
+            ),
+        },
     }
 }
 

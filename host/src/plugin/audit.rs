@@ -18,7 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::bindings::{Contract, PACKAGE, phase_names};
-use super::capability::{self, Access, Grant};
+use super::capability::{self, Access, Baseline, Grant};
 use super::config::PluginsConfig;
 use super::engine;
 use super::error::PluginError;
@@ -42,11 +42,16 @@ pub struct AuditReport {
     /// the trial load; none when the trial did not get that far.
     pub phases: Option<Vec<&'static str>>,
     pub exports: Vec<String>,
+    /// Uses the component-model async ABI (runs on the async engine).
+    pub component_model_async: bool,
     pub imports: Vec<AuditImport>,
     pub manifest: Option<PathBuf>,
     pub failure_mode: FailureMode,
     pub order: Option<i64>,
     pub grants: Vec<Grant>,
+    /// Whether inert interfaces were accepted without a grant
+    /// (`[plugins] strict-imports`).
+    pub baseline: Baseline,
     pub capabilities: Capabilities,
     pub limits: Limits,
     /// Files grants exposing broad or sensitive host paths (acknowledged
@@ -68,7 +73,8 @@ pub struct AuditImport {
 }
 
 /// Audit `wasm` against `manifest` (none = nothing granted, default limits)
-/// as a gateway running with `cfg` would load it.
+/// as a gateway running with `cfg` would load it (`cfg.strict-imports`
+/// included).
 pub fn audit(
     wasm: &Path,
     manifest: Option<&Path>,
@@ -104,9 +110,11 @@ pub fn audit(
         stdio_cap: cfg.log_capture_bytes,
         refill: None,
         protected: cfg.protected_dirs(),
+        baseline: cfg.baseline(),
     };
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
     let inspected = loader::inspect_against(&env, &name, m.as_ref(), &bytes, sha)?;
+    let component_model_async = inspected.engine.component_model_async;
     let info = inspected.info.clone();
     let grants = inspected.grants.clone();
     let mut problems = inspected.problems.clone();
@@ -138,7 +146,7 @@ pub fn audit(
         .map(|(name, functions)| AuditImport {
             name: name.clone(),
             functions: functions.clone(),
-            access: capability::classify(name, &grants),
+            access: capability::classify(name, &grants, env.baseline),
         })
         .collect();
     Ok(AuditReport {
@@ -155,11 +163,13 @@ pub fn audit(
         contract: info.version.as_deref().and_then(Contract::of),
         phases,
         exports: info.exports,
+        component_model_async,
         imports,
         manifest: manifest.map(Path::to_path_buf),
         failure_mode: m.as_ref().map(|m| m.failure_mode).unwrap_or_default(),
         order: m.as_ref().map(|m| m.order),
         grants,
+        baseline: env.baseline,
         capabilities: caps,
         limits: m.as_ref().map(|m| m.limits.clone()).unwrap_or_default(),
         flagged,
@@ -190,12 +200,22 @@ impl AuditReport {
             let _ = writeln!(s, "phases:    {}", p.join(", "));
         }
         let _ = writeln!(s, "exports:   {}", self.exports.join(", "));
+        if self.component_model_async {
+            let _ = writeln!(
+                s,
+                "abi:       component-model async (loaded on the async engine)"
+            );
+        }
         let manifest = match &self.manifest {
             Some(m) => m.display().to_string(),
             None => "(none: nothing granted, default limits)".into(),
         };
         let _ = writeln!(s, "manifest:  {manifest}");
-        let _ = writeln!(s, "imports:");
+        let _ = writeln!(
+            s,
+            "imports:   (as loaded with [plugins] strict-imports = {})",
+            self.baseline == Baseline::Strict
+        );
         for i in &self.imports {
             let _ = writeln!(s, "  {:<44} {}", i.name, i.access);
             if !i.functions.is_empty() {

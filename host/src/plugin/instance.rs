@@ -417,13 +417,8 @@ impl<'a> ForwardStdio<'a> {
 
 impl Drop for ForwardStdio<'_> {
     fn drop(&mut self) {
-        for (stream, out) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
-            let (text, dropped) = out.take();
-            if !text.is_empty() {
-                let text = escaped(text.trim_end());
-                tracing::info!(plugin = %self.plugin, stream, dropped, "{text}");
-            }
-        }
+        self.stdout.forward(self.plugin, "stdout");
+        self.stderr.forward(self.plugin, "stderr");
     }
 }
 

@@ -240,6 +240,7 @@ impl PluginRuntime {
             stdio_cap: self.cfg.log_capture_bytes,
             refill: Some(self.refill.clone()),
             protected: self.cfg.protected_dirs(),
+            baseline: self.cfg.baseline(),
         };
         let max_wasm = self.cfg.max_component_bytes();
         let mut next: BTreeMap<String, Loaded> = BTreeMap::new();
