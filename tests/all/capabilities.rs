@@ -184,11 +184,14 @@ async fn inert_clocks_read_whole_milliseconds_and_a_grant_gives_full_resolution(
 }
 
 #[tokio::test]
-async fn future_contract_version_is_refused_naming_both_versions() {
+async fn future_contract_version_is_refused_naming_the_versions_spoken() {
     let dir = plugin_dir(&[(guests::HOSTILE_FUTURE, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-future");
-    assert!(err.contains("sluice:plugin/guardrail@0.2.0"), "{err}");
-    assert!(err.contains("sluice:plugin@0.1.0"), "{err}");
+    assert!(err.contains("sluice:plugin/guardrail@0.3.0"), "{err}");
+    assert!(
+        err.contains("sluice:plugin@0.2.x") && err.contains("sluice:plugin@0.1.x"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -370,8 +373,11 @@ async fn audit_shows_every_import_with_its_verdict() {
     assert!(report.accepted, "{:?}", report.problems);
     assert_eq!(
         report.world.as_deref(),
-        Some("sluice:plugin/guardrail-plugin@0.1.0")
+        Some("sluice:plugin/guardrail-plugin@0.2.0")
     );
+    assert_eq!(report.contract, Some(sluice::plugin::Contract::V0_2));
+    // Refused before the trial load, so no phases were asked.
+    assert_eq!(report.phases, None);
     assert_eq!(report.sha256.len(), 64);
     let verdict = |report: &AuditReport, prefix: &str| {
         report

@@ -6,6 +6,7 @@ mod capabilities;
 mod choices;
 mod client_faults;
 mod config_check;
+mod contract;
 mod deadlines;
 mod error_shapes;
 mod faults;

@@ -217,8 +217,8 @@ pub fn list(dir: PathBuf, json: bool) -> anyhow::Result<(String, usize)> {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "{:<20} {:<12} {:<7} {:<14} {:<22} SHA-256",
-        "NAME", "KIND", "MODE", "STATE", "GRANTS"
+        "{:<20} {:<12} {:<9} {:<13} {:<7} {:<14} {:<22} SHA-256",
+        "NAME", "KIND", "CONTRACT", "PHASES", "MODE", "STATE", "GRANTS"
     );
     for st in &statuses {
         let kind = st.kind.map_or("-".into(), |k| k.to_string());
@@ -232,6 +232,12 @@ pub fn list(dir: PathBuf, json: bool) -> anyhow::Result<(String, usize)> {
             grants.join(",")
         };
         let sha = st.sha256.as_deref().map_or("-", |h| &h[..16.min(h.len())]);
+        let contract = st.contract.as_deref().unwrap_or("-");
+        let phases = match &st.phases {
+            Some(p) if p.is_empty() => "none".to_string(),
+            Some(p) => p.join(","),
+            None => "-".into(),
+        };
         let state = match &st.state {
             PluginState::Loaded => "loaded".to_string(),
             PluginState::Failed {
@@ -242,7 +248,7 @@ pub fn list(dir: PathBuf, json: bool) -> anyhow::Result<(String, usize)> {
         };
         let _ = writeln!(
             s,
-            "{:<20} {kind:<12} {mode:<7} {state:<14} {grants:<22} {sha}",
+            "{:<20} {kind:<12} {contract:<9} {phases:<13} {mode:<7} {state:<14} {grants:<22} {sha}",
             st.name
         );
         if let PluginState::Failed { error, .. } = &st.state {

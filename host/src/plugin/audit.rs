@@ -1,10 +1,12 @@
 //! `sluice plugin audit`: what a security reviewer needs to decide on a
-//! plugin: world, exports, every import with its verdict, grants, limits,
-//! flagged file grants, SHA-256, and the verdict.
+//! plugin: world and contract version, exports, a guardrail's phases,
+//! every import with its verdict, grants, limits, flagged file grants,
+//! SHA-256, and the verdict.
 //!
 //! The verdict is the loader's own: the same manifest validation, import
-//! checks (`loader::inspect_against`), linker and trial instantiation under
-//! the manifest's limits (`loader::start`), on an engine with the runtime
+//! checks (`loader::inspect_against`), linker, trial instantiation under
+//! the manifest's limits and load-time calls (`validate-config`, `phases`;
+//! `loader::start`), on an engine with the runtime
 //! settings of the given `[plugins]` config. "Accepted" means the gateway
 //! running that config would load the plugin.
 
@@ -15,7 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::bindings::PACKAGE;
+use super::bindings::{Contract, PACKAGE, phase_names};
 use super::capability::{self, Access, Baseline, Grant};
 use super::config::PluginsConfig;
 use super::engine;
@@ -34,6 +36,11 @@ pub struct AuditReport {
     /// `sluice:plugin/<kind>-plugin@<version>`, from the component's export.
     pub world: Option<String>,
     pub kind: Option<PluginKind>,
+    /// The contract version spoken with it (`0.2`, `0.1`), if one is.
+    pub contract: Option<Contract>,
+    /// The checks a guardrail implements (`input`, `output`), as asked at
+    /// the trial load; none when the trial did not get that far.
+    pub phases: Option<Vec<&'static str>>,
     pub exports: Vec<String>,
     /// Uses the component-model async ABI (runs on the async engine).
     pub component_model_async: bool,
@@ -121,10 +128,13 @@ pub fn audit(
     // The trial instantiation only when everything before it passed, as
     // in the loader; without a manifest, with the defaults it implies.
     let trial = m.clone().or_else(|| info.kind.map(Manifest::with_defaults));
-    if let (true, Some(trial)) = (problems.is_empty(), trial)
-        && let Err(e) = loader::start(&env, &name, trial, hex::encode(sha), inspected)
-    {
-        problems.push(e.to_string());
+    let mut phases = None;
+    if let (true, Some(trial)) = (problems.is_empty(), trial) {
+        match loader::start(&env, &name, trial, hex::encode(sha), inspected) {
+            Ok(p) if p.kind() == PluginKind::Guardrail => phases = Some(phase_names(p.phases())),
+            Ok(_) => {}
+            Err(e) => problems.push(e.to_string()),
+        }
     }
     let caps = m
         .as_ref()
@@ -150,6 +160,8 @@ pub fn audit(
             )
         }),
         kind: info.kind,
+        contract: info.version.as_deref().and_then(Contract::of),
+        phases,
         exports: info.exports,
         component_model_async,
         imports,
@@ -178,6 +190,15 @@ impl AuditReport {
             "world:     {}",
             self.world.as_deref().unwrap_or("(none recognised)")
         );
+        let contract = match self.contract {
+            Some(c) if c == Contract::CURRENT => format!("{c} (current)"),
+            Some(c) => format!("{c} (older: converted by the host)"),
+            None => "(none spoken here)".into(),
+        };
+        let _ = writeln!(s, "contract:  {contract}");
+        if let Some(p) = &self.phases {
+            let _ = writeln!(s, "phases:    {}", p.join(", "));
+        }
         let _ = writeln!(s, "exports:   {}", self.exports.join(", "));
         if self.component_model_async {
             let _ = writeln!(

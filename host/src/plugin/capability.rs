@@ -6,7 +6,7 @@
 //!
 //! | manifest key            | links                                               | without the key                  |
 //! |-------------------------|-----------------------------------------------------|----------------------------------|
-//! | (contract, always)      | `sluice:plugin/host`, `sluice:plugin/types` @0.1.x  |                                  |
+//! | (contract, always)      | `sluice:plugin/host`, `sluice:plugin/types` @0.2.x and @0.1.x |                |
 //! | (baseline, always)      | `wasi:cli/{environment,exit,stdin,stdout,stderr,terminal-*}`, `wasi:io/{error,poll,streams}`: empty env, no args, empty stdin, captured stdout/stderr | |
 //! | `clocks = true`         | `wasi:clocks/{wall-clock,monotonic-clock}`, full resolution | inert: both clocks read in whole milliseconds |
 //! | `random = true`         | `wasi:random/{random,insecure,insecure-seed}`       | inert: the same randomness       |
@@ -45,7 +45,7 @@ use wasmtime_wasi::p2::bindings as wasi;
 use wasmtime_wasi::random::WasiRandom;
 use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView as _};
 
-use super::bindings::{self, guardrail::GuardrailPlugin};
+use super::bindings::{self, Contract, v0_1, v0_2};
 use super::host_state::HostState;
 use super::manifest::Capabilities;
 
@@ -125,7 +125,8 @@ impl Grant {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
 pub enum Access {
-    /// The plugin contract itself (`sluice:plugin/host`, `types`).
+    /// The plugin contract itself (`sluice:plugin/host`, `types`), at a
+    /// version the host speaks.
     Contract,
     /// Needed by any std-built guest; linked deny-by-default.
     Baseline,
@@ -253,10 +254,9 @@ pub fn classify(import: &str, grants: &[Grant], baseline: Baseline) -> Access {
         } else {
             Access::Refused {
                 reason: format!(
-                    "built against {}@{version}, this host speaks {}@{}",
+                    "built against {}@{version}, this host speaks {}",
                     bindings::PACKAGE,
-                    bindings::PACKAGE,
-                    bindings::PACKAGE_VERSION
+                    Contract::spoken()
                 ),
             }
         };
@@ -284,9 +284,10 @@ pub fn classify(import: &str, grants: &[Grant], baseline: Baseline) -> Access {
     }
 }
 
-/// The linker for one plugin: contract + baseline + its grants, and the
-/// other groups too unless `baseline` is strict. A group is linked the same
-/// way granted or inert: what it can reach is decided by the plugin's
+/// The linker for one plugin: contract (every version spoken: their
+/// interfaces have distinct versioned names) + baseline + its grants, and
+/// the other groups too unless `baseline` is strict. A group is linked the
+/// same way granted or inert: what it can reach is decided by the plugin's
 /// context (`host_state`), built from the same manifest. WASI functions that
 /// may wait (streams, poll, files, sockets, http) are the async variants:
 /// the call's deadline cancels them (`instance`).
@@ -296,7 +297,16 @@ pub(crate) fn linker(
     baseline: Baseline,
 ) -> wasmtime::Result<Linker<HostState>> {
     let mut l = Linker::new(engine);
-    GuardrailPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut l, |s| s)?;
+    // Every world of a version imports the same `host` + `types`, so one
+    // world's imports link them all.
+    v0_2::guardrail::GuardrailPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut l,
+        |s| s,
+    )?;
+    v0_1::guardrail::GuardrailPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut l,
+        |s| s,
+    )?;
     link_baseline(&mut l)?;
     for g in Grant::ALL {
         if grants.contains(&g) || baseline == Baseline::WithInert {
@@ -379,14 +389,14 @@ mod tests {
                 Access::Baseline
             );
             assert_eq!(classify("wasi:io/streams@0.2.0", &[], b), Access::Baseline);
-            assert_eq!(
-                classify("sluice:plugin/host@0.1.0", &[], b),
-                Access::Contract
-            );
-            assert_eq!(
-                classify("sluice:plugin/types@0.1.4", &[], b),
-                Access::Contract
-            );
+            for contract in [
+                "sluice:plugin/host@0.1.0",
+                "sluice:plugin/types@0.1.4",
+                "sluice:plugin/host@0.2.0",
+                "sluice:plugin/types@0.2.1",
+            ] {
+                assert_eq!(classify(contract, &[], b), Access::Contract, "{contract}");
+            }
         }
     }
 
@@ -449,9 +459,12 @@ mod tests {
             assert!(classify("log", &[], b).is_refused());
             assert!(classify("wasi:cli/environment@0.3.0", &[], b).is_refused());
             assert!(classify("wasi:filesystem/types@0.3.0", &[], b).is_refused());
-            let r = classify("sluice:plugin/host@0.2.0", &[], b);
+            let r = classify("sluice:plugin/host@0.3.0", &[], b);
             let text = r.to_string();
-            assert!(text.contains("0.2.0") && text.contains("0.1.0"), "{text}");
+            assert!(
+                text.contains("0.3.0") && text.contains("0.2.x") && text.contains("0.1.x"),
+                "{text}"
+            );
         }
     }
 

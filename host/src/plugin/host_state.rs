@@ -1,6 +1,7 @@
 //! The data each plugin `Store` carries: the deny-by-default WASI context
 //! built from the manifest's grants, the memory limiter, captured stdio, and
-//! the implementation of the `sluice:plugin/host` interface.
+//! the implementation of the `sluice:plugin/host` interface of every
+//! contract version (the `request` resource's methods are in `request`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,8 +17,10 @@ use wasmtime_wasi::{
 };
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::{host, types};
+use super::bindings::types::LogLevel;
+use super::bindings::{host, types, v0_1};
 use super::capability::{self, Grant, INERT_CLOCK_RESOLUTION};
+use super::compat;
 use super::log::escaped;
 use super::manifest::{FileMode, Manifest};
 use super::outbound::OutboundHttp;
@@ -247,8 +250,9 @@ impl WasiHttpView for HostState {
 
 impl types::Host for HostState {}
 
-impl host::Host for HostState {
-    fn log(&mut self, level: types::LogLevel, message: String) {
+impl HostState {
+    /// `host.log` of every contract version.
+    fn log_line(&mut self, level: LogLevel, message: String) {
         if self.log_lines >= MAX_LOG_LINES_PER_CALL {
             return;
         }
@@ -260,7 +264,7 @@ impl host::Host for HostState {
         }
         let plugin = self.ctx.name.as_str();
         let msg = escaped(&msg);
-        use types::LogLevel as L;
+        use LogLevel as L;
         match level {
             L::Trace => tracing::trace!(plugin, "{msg}"),
             L::Debug => tracing::debug!(plugin, "{msg}"),
@@ -268,6 +272,30 @@ impl host::Host for HostState {
             L::Warn => tracing::warn!(plugin, "{msg}"),
             L::Error => tracing::error!(plugin, "{msg}"),
         }
+    }
+}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.log_line(level, message);
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        self.ctx.manifest.config_value(&key)
+    }
+
+    fn config_keys(&mut self) -> Vec<String> {
+        let mut keys: Vec<String> = self.ctx.manifest.config.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+}
+
+impl v0_1::types::Host for HostState {}
+
+impl v0_1::host::Host for HostState {
+    fn log(&mut self, level: v0_1::types::LogLevel, message: String) {
+        self.log_line(compat::log_level(level), message);
     }
 
     fn config(&mut self, key: String) -> Option<String> {

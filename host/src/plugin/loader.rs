@@ -23,15 +23,13 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use super::bindings::cost_policy::CostPolicyPluginPre;
-use super::bindings::guardrail::GuardrailPluginPre;
-use super::bindings::router::RouterPluginPre;
-use super::bindings::{PACKAGE, PACKAGE_VERSION, speaks_version};
+use super::bindings::{Contract, PACKAGE};
 use super::capability::{self, Access, Baseline, Grant};
 use super::engine::SharedEngine;
 use super::error::PluginError;
+use super::exports::Pre;
 use super::host_state::PluginContext;
-use super::instance::{Plugin, PluginParts, Pre};
+use super::instance::{LoadCheck, Plugin, PluginParts};
 use super::log::escaped;
 use super::manifest::{Manifest, PluginKind};
 use super::pool::InstancePool;
@@ -202,9 +200,9 @@ pub fn inspect(engine: &Engine, component: &Component) -> ComponentInfo {
 }
 
 /// Check the component against the contract and the manifest: one export of
-/// a known kind at version 0.1.x, kind equal to the manifest's, and every
-/// import contract, baseline (inert ones too unless `baseline` is strict)
-/// or granted. Returns every problem found.
+/// a known kind at a version the host speaks (`0.1.x`, `0.2.x`), kind equal
+/// to the manifest's, and every import contract, baseline (inert ones too
+/// unless `baseline` is strict) or granted. Returns every problem found.
 pub fn check(
     info: &ComponentInfo,
     manifest: Option<&Manifest>,
@@ -217,10 +215,12 @@ pub fn check(
             "exports no {PACKAGE}/{{guardrail,router,cost-policy}} interface (exports: {})",
             info.exports.join(", ")
         )),
-        (Some(_), Some(v)) if speaks_version(v) => {}
+        (Some(_), Some(v)) if Contract::of(v).is_some() => {}
         (Some(k), v) => problems.push(format!(
-            "exports {PACKAGE}/{k}@{}, but this host speaks {PACKAGE}@{PACKAGE_VERSION}; rebuild it against {PACKAGE_VERSION}",
-            v.as_deref().unwrap_or("(unversioned)")
+            "exports {PACKAGE}/{k}@{}, but this host speaks {}; rebuild it against {PACKAGE}@{}",
+            v.as_deref().unwrap_or("(unversioned)"),
+            Contract::spoken(),
+            Contract::CURRENT.version(),
         )),
     }
     if let (Some(k), Some(m)) = (info.kind, manifest)
@@ -305,11 +305,13 @@ pub(crate) fn inspect_against(
 }
 
 /// Link the component with its grants (and the inert interfaces unless the
-/// baseline is strict), build the instance-pre and instantiate it twice
-/// under the manifest's limits (memory, deadline, fuel): a missing host
-/// function, a start function that traps, static data over the memory cap
-/// all fail here. The pool is enabled when instantiation is slow
-/// (`env.pool_threshold`).
+/// baseline is strict), build the instance-pre for its contract version and
+/// instantiate it twice under the manifest's limits (memory, deadline,
+/// fuel): a missing host function, a start function that traps, static data
+/// over the memory cap all fail here. Then the load-time calls
+/// ([`Plugin::load_checks`]): a `0.2` guest's `validate-config` (an error
+/// refuses the plugin with the guest's message) and a guardrail's `phases`.
+/// The pool is enabled when instantiation is slow (`env.pool_threshold`).
 pub(crate) fn start(
     env: &LoadEnv<'_>,
     name: &str,
@@ -330,17 +332,17 @@ pub(crate) fn start(
     let ipre = linker
         .instantiate_pre(&inspected.component)
         .map_err(|e| inst(format!("{e:#}")))?;
-    let kind = manifest.kind;
-    let pre = match kind {
-        PluginKind::Guardrail => GuardrailPluginPre::new(ipre).map(Pre::Guardrail),
-        PluginKind::Router => RouterPluginPre::new(ipre).map(Pre::Router),
-        PluginKind::CostPolicy => CostPolicyPluginPre::new(ipre).map(Pre::CostPolicy),
-    }
-    .map_err(|e| inst(format!("{e:#}")))?;
+    // `inspect_against` refused any other version already.
+    let version = inspected.info.version.clone().unwrap_or_default();
+    let contract = Contract::of(&version)
+        .ok_or_else(|| invalid(format!("contract version `{version}` is not spoken here")))?;
+    let pre = Pre::new(manifest.kind, contract, ipre).map_err(|e| inst(format!("{e:#}")))?;
     let plugin = Plugin::new(PluginParts {
         ctx: Arc::new(PluginContext::new(name, manifest, env.stdio_cap)),
         sha256,
         grants: inspected.grants,
+        contract,
+        version,
         pre,
         engine: inspected.engine,
         pool: InstancePool::new(env.pool_size, env.refill.clone()),
@@ -348,6 +350,12 @@ pub(crate) fn start(
     let took = on_own_runtime(plugin.smoke_test())
         .map_err(PluginError::Runtime)?
         .map_err(|f| inst(f.to_string()))?;
+    on_own_runtime(plugin.load_checks())
+        .map_err(PluginError::Runtime)?
+        .map_err(|c| match c {
+            LoadCheck::Refused(why) => invalid(format!("its config was refused: {why}")),
+            LoadCheck::Failed(export, f) => invalid(format!("`{export}` failed at load: {f}")),
+        })?;
     if env.pool_size > 0 && took >= env.pool_threshold {
         tracing::debug!(plugin = %name, instantiate_us = took.as_micros(), "heavy guest: pooling ready instances");
         plugin.enable_pool();
@@ -457,9 +465,15 @@ mod tests {
             "{p:?}"
         );
 
-        let newer = info(Some(PluginKind::Guardrail), "0.2.0", &[]);
+        let current = info(Some(PluginKind::Guardrail), "0.2.0", &[]);
+        assert!(check(&current, Some(&m), &[], Baseline::WithInert).is_empty());
+
+        let newer = info(Some(PluginKind::Guardrail), "0.3.0", &[]);
         let p = check(&newer, Some(&m), &[], Baseline::WithInert);
-        assert!(p[0].contains("0.2.0") && p[0].contains("0.1.0"), "{p:?}");
+        assert!(
+            p[0].contains("0.3.0") && p[0].contains("0.2.x") && p[0].contains("0.1.x"),
+            "{p:?}"
+        );
 
         let router = info(Some(PluginKind::Router), "0.1.0", &[]);
         assert!(check(&router, Some(&m), &[], Baseline::WithInert)[0].contains("kind"));
