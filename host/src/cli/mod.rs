@@ -3,7 +3,7 @@
 //! ```text
 //! sluice serve --config FILE          run the gateway
 //! sluice mock-upstream [--listen ..]  a deterministic OpenAI-compatible upstream
-//! sluice plugin audit|list ...        inspect plugins
+//! sluice plugin audit|list|new|test   inspect, scaffold and test plugins
 //! sluice config check FILE            validate a config, report every problem
 //! sluice usage --by key|user|feature|model|day [--since ..] [--until ..] [--json]
 //! sluice keys create|list|revoke      virtual keys in the state store
@@ -11,7 +11,10 @@
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
 
+pub mod cases;
 pub mod plugin;
+pub mod plugin_new;
+pub mod plugin_test;
 pub mod state;
 
 use std::path::PathBuf;

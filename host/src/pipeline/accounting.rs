@@ -184,7 +184,10 @@ impl Meter {
         let cost = r.cost_usd;
         // `reserve` runs before every upstream call, so there is always one.
         let Some(reservation) = self.reservation.take() else {
-            tracing::error!(request_id = r.request_id, "no budget reservation to settle; record not written");
+            tracing::error!(
+                request_id = r.request_id,
+                "no budget reservation to settle; record not written"
+            );
             return Ok(cost);
         };
         let (state, record) = (self.state.clone(), std::mem::take(&mut self.record));

@@ -118,92 +118,19 @@ pub fn usage_cost(route: &RouteConfig, usage: &TokenUsage) -> f64 {
     PriceTable::builtin().route_price(route).cost(usage)
 }
 
-/// The spend the cost policy is shown, from the state layer. The one place
-/// it is built: the state knows every scope and period that applies (key,
-/// user and feature; day and month, with what requests in flight
-/// reserved); contract `0.1.0` takes one record, the tightest ([`tightest`]).
-pub(super) async fn policy_spend(state: &State, who: &Subject<'_>) -> Result<Spend, Error> {
+/// Every spend the cost policy is shown, from the state layer: each scope
+/// the request is accounted to (key, user, feature), each per UTC day and
+/// month, budgeted or not, with what requests in flight reserved kept
+/// apart. A `0.1.0` guest is shown one of them (the plugin layer's
+/// `compat::spend` picks the tightest monthly budget).
+pub(super) async fn policy_spends(state: &State, who: &Subject<'_>) -> Result<Vec<Spend>, Error> {
     let all = state.spend(who).await?;
-    Ok(tightest(&all))
-}
-
-/// Of every applicable spend, the one a `0.1.0` policy should see: the
-/// budget with the least money left (in-flight reservations count as
-/// spent), ties to the higher share spent; with no budget at all the
-/// widest scope's month (first in the list), unbudgeted.
-fn tightest(all: &[SpendSnapshot]) -> Spend {
-    let left = |s: &SpendSnapshot| s.budget_usd.map(|b| b - s.spent_usd - s.reserved_usd);
-    let share = |s: &SpendSnapshot| match s.budget_usd {
-        Some(b) if b > 0.0 => (s.spent_usd + s.reserved_usd) / b,
-        _ => f64::INFINITY,
-    };
-    let budgeted = all
-        .iter()
-        .filter(|s| s.budget_usd.is_some())
-        .min_by(|a, b| {
-            let (la, lb) = (left(a).unwrap_or(0.0), left(b).unwrap_or(0.0));
-            la.total_cmp(&lb).then(share(b).total_cmp(&share(a)))
-        });
-    let chosen = budgeted.or_else(|| all.iter().find(|s| !s.period.starts_with("day:")));
-    match chosen {
-        Some(s) => s.to_plugin(),
-        None => Spend {
-            scope: "anonymous".into(),
-            spent_usd: 0.0,
-            budget_usd: None,
-            period: crate::state::period::Periods::at(crate::state::now_ms()).month,
-        },
-    }
+    Ok(all.iter().map(SpendSnapshot::to_plugin).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn snap(
-        scope: &str,
-        period: &str,
-        spent: f64,
-        reserved: f64,
-        budget: Option<f64>,
-    ) -> SpendSnapshot {
-        SpendSnapshot {
-            scope: scope.into(),
-            period: period.into(),
-            spent_usd: spent,
-            reserved_usd: reserved,
-            budget_usd: budget,
-        }
-    }
-
-    #[test]
-    fn the_policy_sees_the_budget_with_least_left() {
-        let all = [
-            snap("key:k", "day:2026-11-27", 1.0, 0.0, None),
-            snap("key:k", "2026-11", 40.0, 0.0, Some(100.0)),
-            snap("user:a", "day:2026-11-27", 4.0, 0.5, Some(5.0)),
-            snap("user:a", "2026-11", 9.0, 0.5, Some(100.0)),
-        ];
-        let s = tightest(&all);
-        assert_eq!(
-            (s.scope.as_str(), s.period.as_str()),
-            ("user:a", "day:2026-11-27")
-        );
-        // In-flight reservations count: the policy competes with them.
-        assert!((s.spent_usd - 4.5).abs() < 1e-12);
-        assert_eq!(s.budget_usd, Some(5.0));
-        // Nothing budgeted: the first month, unbudgeted.
-        let s = tightest(&all[..1]);
-        assert_eq!(s.scope, "anonymous");
-        let s = tightest(&[
-            snap("key:k", "day:x", 0.0, 0.0, None),
-            snap("key:k", "2026-11", 2.0, 0.0, None),
-        ]);
-        assert_eq!(
-            (s.scope.as_str(), s.period.as_str(), s.budget_usd),
-            ("key:k", "2026-11", None)
-        );
-    }
 
     #[test]
     fn worst_case_is_the_dearest_route() {

@@ -26,6 +26,7 @@ mod error;
 mod failure;
 pub mod guard;
 mod rate_limit;
+mod request;
 mod route;
 pub mod stream;
 
@@ -37,7 +38,9 @@ use serde_json::Value;
 
 use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
-use crate::plugin::{Message, OutputContext, Plugin, PluginRuntime, Rejection, RequestInfo};
+use crate::plugin::{
+    OutputContext, OutputPart, Phases, Plugin, PluginRuntime, Rejection, RequestInfo,
+};
 use crate::provider::{Failure, Outcome, Providers};
 use crate::state::{RateDecision, RecordStatus, State, Subject, Tier, VirtualKey};
 
@@ -233,7 +236,8 @@ pub struct Gateway {
 
 /// What `prepare` decided for one chat request.
 struct Plan {
-    info: RequestInfo,
+    /// Built once, shared by every plugin call of the request.
+    info: Arc<RequestInfo>,
     routes: Vec<RouteConfig>,
     output: Vec<Arc<Plugin>>,
     window: StreamWindowConfig,
@@ -342,10 +346,14 @@ impl Gateway {
         // Every choice (`n` > 1) passes the chain on its own.
         for choice in &mut completion.choices {
             if let Value::String(text) = &choice.message.content {
+                // Only `content` is checked so far (tool calls and refusals
+                // are parts of their own, not yet sent to the chain).
                 let ctx = OutputContext {
                     emitted: String::new(),
                     window_index: 0,
                     is_final: true,
+                    choice: choice.index,
+                    part: OutputPart::Content,
                 };
                 let chain = guard::check_output(&plan.output, &plan.info, text, &ctx).await;
                 report.record(&chain);
@@ -533,21 +541,20 @@ impl Gateway {
         })
         .await?;
         let set = self.plugins.current();
-        let input = guard::resolve(&set, model.input_guardrails())?;
-        let output = guard::resolve(&set, model.output_guardrails())?;
+        let input = guard::resolve(&set, model.input_guardrails(), Phases::INPUT)?;
+        let output = guard::resolve(&set, model.output_guardrails(), Phases::OUTPUT)?;
         let mut meter = Meter::new(&self.state, ctx, &req.model, user.as_deref(), req.stream);
         meter.plugins(input.iter().chain(&output));
-        let mut info = request_info(ctx, req);
+        let mut info = Arc::new(request::request_info(ctx, req));
         let mut report = GuardReport::default();
-        let checked = guard::check_input(&input, &info, &mut report).await;
+        let checked = guard::check_input(&input, &mut info, &mut report).await;
         ctx.progress.guardrails(&report);
         if let Some(text) = checked? {
             guard::apply_input(req, text);
-            info.messages = messages(req);
         }
         let mut routed = model;
         if let (Some(policy), Some(first)) = (&model.cost_policy, model.routes.first()) {
-            let spend = cost::policy_spend(&self.state, &who).await?;
+            let spends = cost::policy_spends(&self.state, &who).await?;
             let estimate = cost::estimate(first, prompt.get(req), completion);
             routed = route::apply_cost_policy(
                 &set,
@@ -555,12 +562,13 @@ impl Gateway {
                 &self.config,
                 model,
                 &estimate,
-                &spend,
+                &spends,
                 &info,
                 req,
             )
             .await?;
-            info.max_tokens = req.max_output_tokens();
+            // The calls that saw the request are over: no copy is made.
+            Arc::make_mut(&mut info).max_tokens = req.max_output_tokens();
         }
         let routes = route::order(&set, routed, &info).await?;
         let worst = if self.state.budgeted(&who) {
@@ -615,7 +623,7 @@ fn subject<'a>(ctx: &'a RequestCtx, user: Option<&'a str>) -> Subject<'a> {
 /// The output chain over the sandboxed plugins, for stream windows.
 struct ChainChecker {
     plugins: Vec<Arc<Plugin>>,
-    info: RequestInfo,
+    info: Arc<RequestInfo>,
     /// Every window's verdicts, for the ledger.
     verdicts: Arc<parking_lot::Mutex<GuardReport>>,
 }
@@ -679,31 +687,6 @@ fn validate(req: &ChatRequest, max_n: u32) -> Result<(), Error> {
         },
     }
     Ok(())
-}
-
-fn messages(req: &ChatRequest) -> Vec<Message> {
-    req.messages
-        .iter()
-        .map(|m| Message {
-            role: m.role.clone(),
-            content: m.content_text(),
-        })
-        .collect()
-}
-
-fn request_info(ctx: &RequestCtx, req: &ChatRequest) -> RequestInfo {
-    RequestInfo {
-        id: ctx.id.clone(),
-        user: req.user.clone().or_else(|| ctx.principal.user.clone()),
-        api_key_id: ctx.principal.key_id.clone(),
-        feature: ctx.feature.clone(),
-        tags: ctx.tags.clone(),
-        model: req.model.clone(),
-        messages: messages(req),
-        max_tokens: req.max_output_tokens(),
-        temperature: req.temperature.map(|t| t as f32),
-        stream: req.stream,
-    }
 }
 
 fn find_route<'a>(

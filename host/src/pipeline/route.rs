@@ -23,7 +23,7 @@ fn find<'a>(list: &'a [Arc<Plugin>], name: &str) -> Result<&'a Arc<Plugin>, Erro
 pub(super) async fn order(
     set: &PluginSet,
     model: &ModelConfig,
-    info: &RequestInfo,
+    info: &Arc<RequestInfo>,
 ) -> Result<Vec<RouteConfig>, Error> {
     let Some(name) = &model.router else {
         return Ok(model.routes.clone());
@@ -82,8 +82,9 @@ pub(super) async fn order(
 }
 
 /// Ask the model's cost policy about this request (`estimate`: on the
-/// model's first route; `spend`: [`super::cost::policy_spend`]). Returns the model whose routes to use (itself, or a downgrade);
-/// a token cap lowers the request's completion limit in place.
+/// model's first route; `spends`: every budget that applies, from
+/// [`super::cost::policy_spends`]). Returns the model whose routes to use
+/// (itself, or a downgrade); a token cap lowers the request's completion limit in place.
 ///
 /// Edge values: `cap-tokens(0)` is a deny (no completion is possible; the
 /// client would otherwise get an empty answer it could not have asked
@@ -100,8 +101,8 @@ pub(super) async fn apply_cost_policy<'a>(
     config: &'a Config,
     model: &'a ModelConfig,
     estimate: &Estimate,
-    spend: &Spend,
-    info: &RequestInfo,
+    spends: &[Spend],
+    info: &Arc<RequestInfo>,
     req: &mut ChatRequest,
 ) -> Result<&'a ModelConfig, Error> {
     let policy = find(set.cost_policies(), name)?;
@@ -110,7 +111,7 @@ pub(super) async fn apply_cost_policy<'a>(
         failure,
     };
     let decision = policy
-        .decide(info, estimate, spend)
+        .decide(info, estimate, spends)
         .await
         .or_else(|f| failure::answer(policy, f, &info.id, Decision::Allow))
         .map_err(failed)?;

@@ -29,7 +29,7 @@ use futures_util::stream::BoxStream;
 
 use crate::config::{StreamWindowConfig, WindowMode};
 use crate::openai::{ChatChunk, ChunkChoice, Delta, Usage};
-use crate::plugin::{OutputContext, Rejection};
+use crate::plugin::{OutputContext, OutputPart, Rejection};
 use crate::provider::UpstreamError;
 
 use super::Error;
@@ -97,6 +97,8 @@ pub struct Window {
     emitted_chars: usize,
     index: u32,
     finished: bool,
+    /// The choice (`n > 1`) whose content this is.
+    choice: u32,
 }
 
 impl Window {
@@ -108,7 +110,14 @@ impl Window {
             emitted_chars: 0,
             index: 0,
             finished: false,
+            choice: 0,
         }
+    }
+
+    /// The window of choice `index`'s content (default: choice 0).
+    pub fn for_choice(mut self, index: u32) -> Self {
+        self.choice = index;
+        self
     }
 
     /// Add upstream text; returns the text of a window that just closed.
@@ -146,6 +155,8 @@ impl Window {
             emitted: self.emitted[start..].to_string(),
             window_index: self.index,
             is_final,
+            choice: self.choice,
+            part: OutputPart::Content,
         }
     }
 
@@ -214,7 +225,9 @@ pub fn guarded(
             let mut texts = Vec::new();
             let mut finishes = Vec::new();
             for mut choice in choices {
-                let w = windows.entry(choice.index).or_insert_with(|| Window::new(cfg));
+                let w = windows
+                    .entry(choice.index)
+                    .or_insert_with(|| Window::new(cfg).for_choice(choice.index));
                 let mut checked = Vec::new();
                 match choice.delta.content.take() {
                     Some(t) if t.is_empty() => choice.delta.content = Some(t),

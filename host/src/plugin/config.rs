@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::capability::Baseline;
 use super::engine::EngineSettings;
 
 /// The `[plugins]` section of the gateway config.
@@ -55,6 +56,15 @@ pub struct PluginsConfig {
     /// load without being read. Each load holds the whole file in memory
     /// and hashes it. Default `128` (a componentize-py guest is ~40 MiB).
     pub max_component_mb: u64,
+    /// Refuse every import that the manifest does not grant, inert ones
+    /// included: a plugin then loads only with `wasi:cli` / `wasi:io` and
+    /// its grants (see `capability.rs`). Default `false`: clocks (1 ms),
+    /// random, filesystem without preopens, sockets and http refusing every
+    /// address are linked without a grant, so ordinary Python, JavaScript
+    /// and C builds load. Costs nothing either way at run time; `true`
+    /// means those languages need every such import granted (or stubbed
+    /// out at build time, which makes their `print` / `console.log` trap).
+    pub strict_imports: bool,
     /// The gateway's own directories besides `dir` and `cache-dir` (the
     /// config file's directory, data directories), which no plugin's files
     /// grant may expose without `acknowledge-sensitive`. Not a config key:
@@ -77,6 +87,7 @@ impl Default for PluginsConfig {
             fuel: false,
             log_capture_bytes: 16 * 1024,
             max_component_mb: 128,
+            strict_imports: false,
             gateway_dirs: Vec::new(),
         }
     }
@@ -90,6 +101,11 @@ impl PluginsConfig {
         dirs.extend(self.cache_dir.clone());
         dirs.extend(self.gateway_dirs.iter().cloned());
         dirs
+    }
+
+    /// Which interfaces load without a grant (`strict-imports`).
+    pub fn baseline(&self) -> Baseline {
+        Baseline::from_strict_imports(self.strict_imports)
     }
 
     /// `max-component-mb` in bytes.
@@ -185,5 +201,18 @@ fn file_kind(m: &std::fs::Metadata) -> &'static str {
         "a regular file"
     } else {
         "not a regular file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_imports_is_off_by_default_and_picks_the_baseline() {
+        let default: PluginsConfig = toml::from_str("").unwrap();
+        assert_eq!(default.baseline(), Baseline::WithInert);
+        let strict: PluginsConfig = toml::from_str("strict-imports = true").unwrap();
+        assert_eq!(strict.baseline(), Baseline::Strict);
     }
 }

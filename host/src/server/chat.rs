@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::OpenAiJson;
-use super::layers::{ATTEMPTS, Arrived, OVERHEAD_MS, RequestId};
+use super::layers::{ATTEMPTS, Arrived, GUARDRAILS, MODEL, OVERHEAD_MS, PROVIDER, RequestId};
 use super::shutdown::Drain;
 use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
 use crate::pipeline::{Gateway, Principal, Progress, RequestCtx, Served, StreamEvent, Tried};
@@ -197,15 +197,17 @@ fn finish(
             h.insert(name, v);
         }
     };
+    // Before any route was tried, provider and model are `layers::stamp`'s
+    // `none`.
     if let Some(p) = &tried.provider {
-        set("x-sluice-provider", p);
+        set(PROVIDER, p);
     }
     if let Some(m) = &tried.model {
-        set("x-sluice-model", m);
+        set(MODEL, m);
     }
     set(ATTEMPTS, &tried.attempts.to_string());
     set(OVERHEAD_MS, &format!("{:.3}", overhead.as_secs_f64() * 1e3));
-    set("x-sluice-guardrails", &tried.guardrails.header_value());
+    set(GUARDRAILS, &tried.guardrails.header_value());
     for (name, value) in extra {
         set(name, &value);
     }

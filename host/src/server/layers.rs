@@ -1,7 +1,7 @@
 //! Middleware that is not auth (see [`super::auth`]): [`stamp`], outermost,
-//! so every answer, errors included, carries `x-sluice-request-id`,
-//! `x-sluice-attempts` and `x-sluice-overhead-ms`, and every error is an
-//! OpenAI-shaped JSON body whoever produced it. The body limit is axum's
+//! so every answer, errors included, carries every `x-sluice-*` header the
+//! README lists, and every error is an OpenAI-shaped JSON body whoever
+//! produced it. The body limit is axum's
 //! `DefaultBodyLimit`, enforced by the extractor.
 
 use std::time::Instant;
@@ -15,7 +15,10 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 
 pub const REQUEST_ID: &str = "x-sluice-request-id";
+pub const PROVIDER: &str = "x-sluice-provider";
+pub const MODEL: &str = "x-sluice-model";
 pub const ATTEMPTS: &str = "x-sluice-attempts";
+pub const GUARDRAILS: &str = "x-sluice-guardrails";
 pub const OVERHEAD_MS: &str = "x-sluice-overhead-ms";
 
 /// The gateway's id for this request (also the plugins' `request-info.id`).
@@ -63,8 +66,18 @@ pub async fn stamp(State(limit): State<HeadLimit>, mut req: Request, next: Next)
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(REQUEST_ID, v);
     }
-    if !h.contains_key(ATTEMPTS) {
-        h.insert(ATTEMPTS, HeaderValue::from_static("0"));
+    // What an answer that never reached an upstream says (a bad key, an
+    // input guardrail's reject, an unknown path): no provider, no attempt,
+    // no guardrail unless one ran. The chat handler sets what it knows.
+    for (name, nothing) in [
+        (PROVIDER, "none"),
+        (MODEL, "none"),
+        (ATTEMPTS, "0"),
+        (GUARDRAILS, ""),
+    ] {
+        if !h.contains_key(name) {
+            h.insert(name, HeaderValue::from_static(nothing));
+        }
     }
     if !h.contains_key(OVERHEAD_MS) {
         let ms = format!("{:.3}", arrived.elapsed().as_secs_f64() * 1e3);
