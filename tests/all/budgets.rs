@@ -317,3 +317,37 @@ async fn a_restart_keeps_the_spend() {
     assert_eq!(usage["total"]["requests"], 10, "{usage}");
     assert_eq!(usage["rows"][0]["group"], "alice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_global_budget_stops_every_caller() {
+    let mock = gateway::mock().await;
+    // Room for three requests, whoever sends them.
+    let config = format!(
+        "{}\n[state.budgets]\nglobal = {{ month-usd = {} }}\n",
+        models(&mock),
+        COST * 3.0
+    );
+    let gw = gateway::start(&config).await;
+    let client = reqwest::Client::new();
+    let url = gw.v1("chat/completions");
+    let as_user = |user: &str| {
+        let mut b = body();
+        b["user"] = json!(user);
+        b
+    };
+    let mut statuses = Vec::new();
+    for user in ["alice", "alice", "bob", "bob", "carol"] {
+        statuses.push(send(&client, &url, None, &as_user(user)).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let res = client
+        .post(&url)
+        .json(&as_user("dave"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("retry-after").is_none());
+    let err = error_of(res, reqwest::StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(err["code"], "budget_exceeded");
+    assert!(err["message"].as_str().unwrap().contains("global"), "{err}");
+}

@@ -137,6 +137,11 @@ pub struct BudgetsConfig {
     pub default_user: Budget,
     /// For keys without a budget of their own. Default none.
     pub default_key: Budget,
+    /// The whole gateway's spend (every request, scope `global`): a last
+    /// line against a runaway bill. Default none. Costs one more counter in
+    /// each request's reservation and settlement; on Redis every gateway
+    /// updates that one key.
+    pub global: Budget,
 }
 
 /// `[state.rate-limits]`: defaults per tier for keys (a key may carry its
@@ -319,6 +324,7 @@ impl StateConfig {
             &["budgets", "default-key"],
             &mut out,
         );
+        budget_problems(&self.budgets.global, &["budgets", "global"], &mut out);
         for (who, t) in [
             ("key", &self.rate_limits.key),
             ("user", &self.rate_limits.user),

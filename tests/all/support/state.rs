@@ -126,8 +126,15 @@ pub async fn open_sled(dir: &std::path::Path) -> State {
 }
 
 /// The `[state]` section of a gateway on Redis at `url`, under `prefix`.
+///
+/// The command timeout is raised from the 2 s default: these tests judge
+/// what is shared and counted, and a 1000-request burst into debug builds
+/// on a loaded machine can queue one command past 2 s (a 503
+/// `state_unavailable`, which says nothing about the invariant under test).
 pub fn redis_section(url: &str, prefix: &str) -> String {
-    format!("[state]\nbackend = \"redis\"\nredis-url = \"{url}\"\nkey-prefix = \"{prefix}\"\n")
+    format!(
+        "[state]\nbackend = \"redis\"\nredis-url = \"{url}\"\nkey-prefix = \"{prefix}\"\nredis-timeout-ms = 30000\n"
+    )
 }
 
 /// A `[plugins]` section naming an empty plugin directory, for gateways
