@@ -499,3 +499,61 @@ async fn without_reported_usage_the_tokenizer_counts() {
     let price = PriceTable::builtin().lookup("gpt-4o").unwrap();
     assert!((r.cost_usd - price.cost(&r.usage)).abs() < 1e-15 && r.cost_usd > 0.0);
 }
+
+/// Anthropic streams report usage in their events (`message_start`,
+/// `message_delta`): the ledger takes it from there, not from an estimate,
+/// whether or not the client asked for a usage chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_streams_report_their_usage_from_their_events() {
+    let mock = gateway::mock().await;
+    let config = format!(
+        r#"
+{}
+[[providers]]
+name = "claude"
+kind = "anthropic"
+base-url = "{}"
+api-key = "sk-ant"
+
+[models.sonnet]
+routes = [{{ provider = "claude", model = "claude-sonnet-4-5" }}]
+"#,
+        no_plugins(),
+        mock.base()
+    );
+    let gw = gateway::start(&config).await;
+    let client = reqwest::Client::new();
+    let url = gw.v1("chat/completions");
+    let body = reply_body("sonnet", "a streamed answer of several words");
+    let whole = send(&client, &url, None, &body).await;
+    assert_eq!(whole.status, 200, "{:?}", whole.json);
+    let want = tokens(&whole.usage().expect("JSON answers carry usage"));
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let quiet = send(&client, &url, None, &streamed).await;
+    assert!(quiet.complete(), "{:?}", quiet.events);
+    assert!(quiet.usage().is_none(), "{:?}", quiet.events);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let asked = send(&client, &url, None, &streamed).await;
+    assert!(asked.complete(), "{:?}", asked.events);
+    assert_eq!(tokens(&asked.usage().expect("asked for")), want);
+
+    let price = PriceTable::builtin().lookup("claude-sonnet-4-5").unwrap();
+    let records = ledger(&gw.gateway.state).await;
+    assert_eq!(records.len(), 3);
+    for a in [&whole, &quiet, &asked] {
+        let r = records.iter().find(|r| r.request_id == a.id).unwrap();
+        assert!(!r.estimated, "{r:?}");
+        assert_eq!(
+            (
+                u64::from(r.usage.prompt_tokens),
+                u64::from(r.usage.completion_tokens)
+            ),
+            want,
+            "{r:?}"
+        );
+        assert!((r.cost_usd - price.cost(&r.usage)).abs() < 1e-12);
+        assert!(r.cost_usd > 0.0);
+        assert_eq!(r.provider, "claude");
+    }
+}

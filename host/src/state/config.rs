@@ -64,6 +64,14 @@ pub struct StateConfig {
     /// prints it) on a background thread at start instead of on the first
     /// request that needs an estimate. Default true.
     pub warm_tokenizer: bool,
+    /// Keep usage ledger records this many days, then drop them (hourly, on
+    /// every gateway; a range delete on sled, `XTRIM MINID` on Redis).
+    /// Default unset: keep every record. The ledger grows by one JSON
+    /// record per answered request, in the sled directory or in Redis's
+    /// memory, so a busy gateway on Redis wants this set (and reports
+    /// exported before records age out). Budget counters expire on their
+    /// own and are not affected.
+    pub ledger_retention_days: Option<u32>,
     /// `[state.budgets]`.
     pub budgets: BudgetsConfig,
     /// `[state.rate-limits]`.
@@ -86,6 +94,7 @@ impl Default for StateConfig {
             alert_webhook: None,
             alert_webhook_timeout_ms: 5000,
             warm_tokenizer: true,
+            ledger_retention_days: None,
             budgets: BudgetsConfig::default(),
             rate_limits: RateLimitsConfig::default(),
         }
@@ -286,6 +295,12 @@ impl StateConfig {
         }
         if self.alert_webhook_timeout_ms == 0 {
             bad(&["alert-webhook-timeout-ms"], "must be at least 1".into());
+        }
+        if self.ledger_retention_days == Some(0) {
+            bad(
+                &["ledger-retention-days"],
+                "must be at least 1 (leave it unset to keep every record)".into(),
+            );
         }
         for (i, t) in self.alert_thresholds.iter().enumerate() {
             if !(t.is_finite() && *t > 0.0 && *t <= 1000.0) {

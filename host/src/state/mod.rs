@@ -209,6 +209,9 @@ impl State {
             config.alert_webhook.as_deref(),
             config.webhook_timeout(),
         );
+        if let Some(days) = config.ledger_retention_days {
+            ledger::spawn_retention(Arc::downgrade(&store), days);
+        }
         State {
             store,
             config: Arc::new(config.clone()),

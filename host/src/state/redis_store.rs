@@ -218,6 +218,18 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn trim_log(&self, log: &str, before_ms: u64) -> Result<u64> {
+        // Stream ids are the server's ms clock (`XADD *`): MINID drops
+        // every entry older than `before_ms`.
+        let trimmed: u64 = redis::cmd("XTRIM")
+            .arg(self.log(log))
+            .arg("MINID")
+            .arg(before_ms)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(trimmed)
+    }
+
     async fn read_log(
         &self,
         log: &str,

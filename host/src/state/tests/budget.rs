@@ -195,7 +195,8 @@ async fn the_global_budget_spans_every_key_and_user(b: BackendKind) {
     assert_eq!(month.budget_usd, Some(0.25));
     assert!((month.spent_usd - 0.1).abs() < 1e-9);
     f.state.release(held).await.unwrap();
-    f.state.reserve(&alice, "r4", 0.1).await.unwrap();
+    let room = f.state.reserve(&alice, "r4", 0.1).await.unwrap();
+    f.state.release(room).await.unwrap();
 }
 
 on_both!(spend_covers_every_scope_and_period);
