@@ -26,5 +26,6 @@ mod sandbox;
 mod secrets;
 mod shutdown;
 mod slow_clients;
+mod state_outage;
 mod stream_limits;
 mod streaming;
