@@ -49,6 +49,9 @@
 //! On Redis durability is the server's `appendfsync` (`always` for the
 //! `sync` guarantee; the gateway warns at start when it is not).
 //!
+//! Ledger records are kept until `ledger-retention-days` (default: all),
+//! applied at start and hourly ([`ledger::RETENTION_EVERY`]).
+//!
 //! # Cost on the request path
 //!
 //! `benches/state.rs`, one request = 4 GCRA checks + a reservation over 6
