@@ -28,7 +28,7 @@ use std::time::Duration;
 use futures_util::stream::BoxStream;
 use serde_json::Value;
 
-use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
+use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig};
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
 use crate::plugin::{
     OutputContext, OutputPart, Phases, Plugin, PluginRuntime, Rejection, RequestInfo,
@@ -367,12 +367,7 @@ impl Gateway {
         // Nothing to check: forward each token as it comes instead of
         // paying the window's latency for nothing.
         let window = if plan.output.is_empty() {
-            StreamWindowConfig {
-                mode: WindowMode::Chars,
-                chars: 1,
-                max_hold_chars: 1,
-                context_chars: 0,
-            }
+            StreamWindowConfig::PASSTHROUGH
         } else {
             plan.window
         };
