@@ -21,7 +21,8 @@ use serde_json::Value;
 use crate::openai::ChatRequest;
 use crate::plugin::log::escaped;
 use crate::plugin::{
-    self, Flag, OutputContext, Phases, Plugin, PluginSet, Rejection, RequestInfo, Verdict,
+    self, Contract, Flag, OutputContext, OutputPart, Phases, Plugin, PluginSet, Rejection,
+    RequestInfo, Verdict,
 };
 
 use super::{Error, failure};
@@ -261,8 +262,8 @@ pub fn apply_input(req: &mut ChatRequest, text: String) {
     }
 }
 
-/// Run `check-output` on `text` (a whole answer or one stream window);
-/// each plugin sees the previous one's transform.
+/// Run `check-output` on `text` (a whole part of an answer or one stream
+/// window); each plugin sees the previous one's transform.
 pub async fn check_output(
     plugins: &[Arc<Plugin>],
     info: &Arc<RequestInfo>,
@@ -274,6 +275,12 @@ pub async fn check_output(
         ..Default::default()
     };
     for p in plugins {
+        // A `0.1` guest predates output parts: it is asked about the
+        // answer's `content` only (what `0.1` promised it), never about a
+        // refusal or a tool call it could not tell apart from content.
+        if ctx.part != OutputPart::Content && p.contract() == Contract::V0_1 {
+            continue;
+        }
         let answer = p.check_output(info, &res.text, ctx).await;
         if res.step(p, answer, &info.id) {
             break;

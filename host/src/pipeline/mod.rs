@@ -18,9 +18,11 @@ pub mod cost;
 mod error;
 mod failure;
 pub mod guard;
+pub mod output;
 mod request;
 mod route;
 pub mod stream;
+mod stream_choice;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,9 +32,7 @@ use serde_json::Value;
 
 use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig};
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
-use crate::plugin::{
-    OutputContext, OutputPart, Phases, Plugin, PluginRuntime, Rejection, RequestInfo,
-};
+use crate::plugin::{OutputContext, Phases, Plugin, PluginRuntime, Rejection, RequestInfo};
 use crate::provider::{Failure, Outcome, Providers};
 
 pub use cost::{InMemorySpend, SpendSource};
@@ -294,29 +294,12 @@ impl Gateway {
         let served = Served::new(&outcome, GuardReport::default());
         let mut completion = outcome.value;
         let mut report = plan.report;
-        let progress = &ctx.progress;
-        // Every choice (`n` > 1) passes the chain on its own.
-        for choice in &mut completion.choices {
-            if let Value::String(text) = &choice.message.content {
-                // Only `content` is checked so far (tool calls and refusals
-                // are parts of their own, not yet sent to the chain).
-                let ctx = OutputContext {
-                    emitted: String::new(),
-                    window_index: 0,
-                    is_final: true,
-                    choice: choice.index,
-                    part: OutputPart::Content,
-                };
-                let chain = guard::check_output(&plan.output, &plan.info, text, &ctx).await;
-                report.record(&chain);
-                if let Some(err) = chain.rejection() {
-                    progress.guardrails(&report);
-                    return Err(err);
-                }
-                if !chain.transformed.is_empty() {
-                    choice.message.content = Value::String(chain.text);
-                }
-            }
+        // Every text of every choice (`n` > 1) passes the chain on its own.
+        let checked =
+            output::check_completion(&plan.output, &plan.info, &mut completion, &mut report).await;
+        if let Err(err) = checked {
+            ctx.progress.guardrails(&report);
+            return Err(err);
         }
         if let Some(cache) = &self.cache {
             cache.store(&req.model, &req, &completion);

@@ -41,6 +41,7 @@ use crate::plugin::{OutputContext, OutputPart, Rejection};
 use crate::provider::UpstreamError;
 
 use super::Error;
+use super::stream_choice::Held;
 
 /// One SSE event for the client.
 #[derive(Debug)]
@@ -76,9 +77,10 @@ pub struct Window {
     /// Characters in `emitted`.
     emitted_chars: usize,
     index: u32,
-    finished: bool,
-    /// The choice (`n > 1`) whose content this is.
+    /// The choice (`n > 1`) whose text this is.
     choice: u32,
+    /// `content` or `refusal`.
+    part: OutputPart,
 }
 
 /// What one window's check is given: the text to check (the seam overlap
@@ -98,15 +100,29 @@ impl Window {
             emitted: String::new(),
             emitted_chars: 0,
             index: 0,
-            finished: false,
             choice: 0,
+            part: OutputPart::Content,
         }
     }
 
-    /// The window of choice `index`'s content (default: choice 0).
+    /// The window of choice `index` (default: choice 0).
     pub fn for_choice(mut self, index: u32) -> Self {
         self.choice = index;
         self
+    }
+
+    /// The window of `part` (default: `content`).
+    pub fn for_part(mut self, part: OutputPart) -> Self {
+        self.part = part;
+        self
+    }
+
+    pub fn choice(&self) -> u32 {
+        self.choice
+    }
+
+    pub fn part(&self) -> OutputPart {
+        self.part
     }
 
     /// Add upstream text; returns the text of a window that just closed.
@@ -157,7 +173,7 @@ impl Window {
                 window_index: self.index,
                 is_final,
                 choice: self.choice,
-                part: OutputPart::Content,
+                part: self.part,
             },
         }
     }
@@ -283,7 +299,7 @@ pub fn guarded(
     on_usage: impl FnOnce(Usage) + Send + 'static,
 ) -> BoxStream<'static, StreamEvent> {
     let stream = async_stream::stream! {
-        let mut windows: BTreeMap<u32, Window> = BTreeMap::new();
+        let mut held: BTreeMap<u32, Held> = BTreeMap::new();
         let mut template: Option<ChatChunk> = None;
         let mut usage: Option<Usage> = None;
         while let Some(item) = upstream.next().await {
@@ -299,35 +315,24 @@ pub fn guarded(
             }
             let choices = std::mem::take(&mut chunk.choices);
             template = Some(chunk.clone());
-            let mut texts = Vec::new();
+            let mut passed = Vec::new();
             let mut finishes = Vec::new();
             for mut choice in choices {
-                let w = windows
+                let h = held
                     .entry(choice.index)
-                    .or_insert_with(|| Window::new(cfg).for_choice(choice.index));
-                let mut checked = Vec::new();
-                match choice.delta.content.take() {
-                    Some(t) if t.is_empty() => choice.delta.content = Some(t),
-                    Some(t) => checked.extend(w.push(&t).map(|text| (text, false))),
-                    None => {}
-                }
-                if choice.finish_reason.is_some() {
-                    checked.push((w.take_rest(), true));
-                    w.finished = true;
-                }
-                for (text, is_final) in checked {
-                    match run_check(&mut checker, w, &text, is_final).await {
-                        Ok(out) if out.is_empty() => {}
-                        Ok(out) => texts.push(text_chunk(&chunk, choice.index, out)),
-                        Err(e) => {
-                            yield StreamEvent::Error(e);
-                            return;
-                        }
+                    .or_insert_with(|| Held::new(cfg, choice.index));
+                match h.absorb(&mut checker, &mut choice, &chunk).await {
+                    Ok(chunks) => passed.extend(chunks),
+                    Err(e) => {
+                        yield StreamEvent::Error(e);
+                        return;
                     }
                 }
                 if let Some(reason) = choice.finish_reason.take() {
                     finishes.push(ChunkChoice { delta: Delta::default(), finish_reason: Some(reason), ..choice.clone() });
                 }
+                // What is left of the delta (the role, fields nobody
+                // checks such as `logprobs`) goes on at once.
                 let d = &choice.delta;
                 if d.role.is_some() || d.content.is_some() || !d.extra.is_empty() {
                     let mut head = chunk.clone();
@@ -335,8 +340,8 @@ pub fn guarded(
                     yield StreamEvent::Chunk(head);
                 }
             }
-            for t in texts {
-                yield StreamEvent::Chunk(t);
+            for c in passed {
+                yield StreamEvent::Chunk(c);
             }
             if !finishes.is_empty() {
                 yield StreamEvent::Chunk(ChatChunk { choices: finishes, ..chunk });
@@ -346,14 +351,16 @@ pub fn guarded(
         // Upstream ended: choices without a finish_reason still get their
         // final window; an answer with no text at all still gets checked.
         let template = template.unwrap_or_else(empty_template);
-        if windows.is_empty() {
-            windows.insert(0, Window::new(cfg));
+        if held.is_empty() {
+            held.insert(0, Held::new(cfg, 0));
         }
-        for (index, w) in windows.iter_mut().filter(|(_, w)| !w.finished) {
-            let rest = w.take_rest();
-            match run_check(&mut checker, w, &rest, true).await {
-                Ok(out) if out.is_empty() => {}
-                Ok(out) => yield StreamEvent::Chunk(text_chunk(&template, *index, out)),
+        for h in held.values_mut().filter(|h| !h.finished) {
+            match h.finish(&mut checker, &template).await {
+                Ok(chunks) => {
+                    for c in chunks {
+                        yield StreamEvent::Chunk(c);
+                    }
+                }
                 Err(e) => {
                     yield StreamEvent::Error(e);
                     return;
@@ -371,7 +378,9 @@ pub fn guarded(
     stream.boxed()
 }
 
-async fn run_check(
+/// Check one closed window of `w` (with its seam overlap); the text to
+/// send, after [`after_overlap`].
+pub(super) async fn run_check(
     checker: &mut impl WindowChecker,
     w: &mut Window,
     text: &str,
@@ -389,27 +398,7 @@ async fn run_check(
             w.passed(&out);
             Ok(out)
         }
-        Err((plugin, r)) => Err(Error::GuardrailRejected {
-            plugin,
-            reason: r.reason,
-            code: r.code,
-        }),
-    }
-}
-
-fn text_chunk(template: &ChatChunk, index: u32, text: String) -> ChatChunk {
-    ChatChunk {
-        choices: vec![ChunkChoice {
-            index,
-            delta: Delta {
-                content: Some(text),
-                ..Delta::default()
-            },
-            finish_reason: None,
-            extra: Default::default(),
-        }],
-        usage: None,
-        ..template.clone()
+        Err((plugin, r)) => Err(Error::rejected(plugin, r)),
     }
 }
 

@@ -303,7 +303,10 @@ fn the_overlap_starts_at_a_word_and_the_context_ends_before_it() {
         w.passed(&format!("w{} ", i % 10));
     }
     let c = w.check(false);
-    assert_eq!((c.ctx.emitted.as_str(), c.overlap.as_str()), (" w8 ", "w9 "));
+    assert_eq!(
+        (c.ctx.emitted.as_str(), c.overlap.as_str()),
+        (" w8 ", "w9 ")
+    );
 }
 
 #[test]
@@ -368,7 +371,9 @@ async fn seam_run(text: &str, size: usize) -> (Vec<StreamEvent>, Vec<String>) {
         ..sentence()
     };
     let up = stream::iter(chunks.into_iter().map(Ok)).boxed();
-    let events = guarded(up, checker.clone(), cfg, false, |_| {}).collect().await;
+    let events = guarded(up, checker.clone(), cfg, false, |_| {})
+        .collect()
+        .await;
     let seen = checker.0.lock().unwrap().clone();
     (events, seen)
 }
@@ -396,7 +401,8 @@ async fn a_needle_across_every_cut_is_seen_whatever_the_chunking() {
             let (events, seen) = seam_run(&email, size).await;
             assert!(seen.iter().any(|t| t.contains(EMAIL)), "{seen:?}");
             assert!(
-                seen.iter().all(|t| !t.contains(&EMAIL[..6]) || t.contains(EMAIL)),
+                seen.iter()
+                    .all(|t| !t.contains(&EMAIL[..6]) || t.contains(EMAIL)),
                 "shift {shift} size {size}: the address was split: {seen:?}"
             );
             assert!(!texts(&events).concat().contains("secret"));
@@ -406,4 +412,104 @@ async fn a_needle_across_every_cut_is_seen_whatever_the_chunking() {
             ));
         }
     }
+}
+
+fn delta_chunk(index: u32, delta: serde_json::Value, finish: Option<&str>) -> ChatChunk {
+    let mut c = chunk(None, finish);
+    c.choices[0].index = index;
+    c.choices[0].delta = serde_json::from_value(delta).unwrap();
+    c
+}
+
+#[tokio::test]
+async fn tool_calls_and_refusals_are_held_and_checked_before_they_are_sent() {
+    use serde_json::json;
+    let checker = Shouty::default();
+    let chunks = vec![
+        delta_chunk(0, json!({"role": "assistant", "content": null}), None),
+        delta_chunk(
+            0,
+            json!({"tool_calls": [{"index": 0, "id": "c1", "type": "function",
+            "function": {"name": "send", "arguments": ""}}]}),
+            None,
+        ),
+        delta_chunk(
+            0,
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"to\":"}}]}),
+            None,
+        ),
+        delta_chunk(1, json!({"refusal": "I can"}), None),
+        delta_chunk(
+            0,
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"bob\"}"}}]}),
+            None,
+        ),
+        delta_chunk(1, json!({"refusal": "not."}), Some("stop")),
+        delta_chunk(0, json!({}), Some("tool_calls")),
+    ];
+    let (events, _) = run(chunks, checker.clone(), false).await;
+    let sent: Vec<serde_json::Value> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Chunk(c) => Some(serde_json::to_value(c).unwrap()),
+            _ => None,
+        })
+        .collect();
+    let calls: Vec<_> = sent
+        .iter()
+        .filter(|c| !c["choices"][0]["delta"]["tool_calls"].is_null())
+        .collect();
+    assert_eq!(calls.len(), 1, "one delta, after the check: {sent:#?}");
+    assert_eq!(
+        calls[0]["choices"][0]["delta"]["tool_calls"],
+        json!([{"index": 0, "id": "c1", "type": "function",
+            "function": {"name": "SEND", "arguments": "{\"TO\":\"BOB\"}"}}])
+    );
+    let refusal: String = sent
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["refusal"].as_str())
+        .collect();
+    assert_eq!(refusal, "I CANNOT.");
+    let seen = checker.0.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|(t, ..)| t == "{\"to\":\"bob\"}"),
+        "{seen:?}"
+    );
+    // The tool call goes out before its choice's finish chunk.
+    let at = |pred: &dyn Fn(&serde_json::Value) -> bool| sent.iter().position(|c| pred(c));
+    let call_at = at(&|c| !c["choices"][0]["delta"]["tool_calls"].is_null()).unwrap();
+    let finish_at = at(&|c| {
+        c["choices"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|ch| ch["finish_reason"] == "tool_calls"))
+    })
+    .unwrap();
+    assert!(call_at < finish_at);
+
+    // A reject in a tool call's arguments ends the stream: nothing of the
+    // call was sent.
+    let chunks = vec![
+        delta_chunk(
+            0,
+            json!({"tool_calls": [{"index": 0, "id": "c1", "type": "function",
+            "function": {"name": "send", "arguments": "{\"x\":\"BO"}}]}),
+            None,
+        ),
+        delta_chunk(
+            0,
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "OM\"}"}}]}),
+            Some("tool_calls"),
+        ),
+    ];
+    let (events, _) = run(chunks, Shouty::default(), false).await;
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, StreamEvent::Chunk(c) if serde_json::to_string(c).unwrap().contains("tool_calls"))),
+        "{events:?}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(StreamEvent::Error(Error::GuardrailRejected { .. }))
+    ));
 }
