@@ -23,3 +23,4 @@ mod shutdown;
 mod slow_clients;
 mod stream_limits;
 mod streaming;
+mod tool_calls;
