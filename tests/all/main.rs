@@ -18,6 +18,7 @@ mod logging;
 mod openai_sdk;
 mod routing;
 mod sandbox;
+mod seams;
 mod secrets;
 mod shutdown;
 mod slow_clients;

@@ -294,11 +294,16 @@ async fn every_part_of_every_choice_reaches_the_chain() {
                 .map(str::to_owned)
         })
         .collect();
-    assert!(refusal.ends_with("choice=0 part=OutputPart::Refusal"), "{refusal:?}");
+    assert!(
+        refusal.ends_with("choice=0 part=OutputPart::Refusal"),
+        "{refusal:?}"
+    );
     let calls = streamed_calls(&events);
     // The name arrived in two deltas ("REP", "ORT"): checked whole.
     assert!(
-        calls[1][0].0.ends_with("choice=1 part=OutputPart::ToolName(0)"),
+        calls[1][0]
+            .0
+            .ends_with("choice=1 part=OutputPart::ToolName(0)"),
         "{calls:?}"
     );
     assert_eq!(calls[1][0].1, "{}");
