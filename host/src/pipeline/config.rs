@@ -31,6 +31,10 @@ pub struct ModelConfig {
     /// How a streamed answer is windowed for the output guardrails.
     #[serde(default)]
     pub stream: StreamWindowConfig,
+    /// What an answer a guardrail flagged does: served and queued for
+    /// review (default), or held. See [`super::review::ReviewConfig`].
+    #[serde(default)]
+    pub review: super::review::ReviewConfig,
 }
 
 impl ModelConfig {

@@ -3,7 +3,7 @@
 //!
 //! Chain semantics: each guardrail sees the previous one's transform; the
 //! chain stops at the first reject. A `flag` lets the text through unchanged
-//! and is recorded (the review queue comes later). A failed call answers
+//! and is recorded; what it does to the answer is [`super::review`]'s. A failed call answers
 //! with the plugin's failure mode ([`super::failure`]): `closed` rejects
 //! with code `plugin_failure`, `open` passes. On the input side a transform
 //! rewrites the last user message ([`last_user`]), for the guardrails after
@@ -106,7 +106,7 @@ impl ChainResult {
                     code = %escaped(&f.code),
                     score = f.score,
                     reason = %escaped(&f.reason),
-                    "guardrail flagged the text for review; it passes unchanged"
+                    "guardrail flagged the text for review"
                 );
                 self.flagged.push((p.name().to_owned(), f));
                 false
@@ -220,6 +220,7 @@ pub async fn check_input(
     plugins: &[Arc<Plugin>],
     info: &mut Arc<RequestInfo>,
     report: &mut GuardReport,
+    flagged: &mut Vec<(String, Flag)>,
 ) -> Result<Option<String>, Error> {
     if plugins.is_empty() {
         return Ok(None);
@@ -250,6 +251,7 @@ pub async fn check_input(
     if let Some(err) = chain.rejection() {
         return Err(err);
     }
+    flagged.append(&mut chain.flagged);
     Ok((!chain.transformed.is_empty()).then_some(chain.text))
 }
 

@@ -17,8 +17,10 @@ use serde_json::{Map, Value, json};
 use crate::openai::{ChatCompletion, ChatMessage};
 use crate::plugin::{OutputContext, OutputPart, Plugin, RequestInfo};
 
-use super::Error;
-use super::guard::{self, ChainResult, GuardReport};
+use crate::state::review::FlagEntry;
+
+use super::guard::{self, GuardReport};
+use super::{Error, review};
 
 /// The context of a whole (non-windowed) part of choice `choice`.
 pub fn whole(choice: u32, part: OutputPart) -> OutputContext {
@@ -33,17 +35,17 @@ pub fn whole(choice: u32, part: OutputPart) -> OutputContext {
 
 /// Run the output chain on every text of every choice of `completion`,
 /// rewriting what a transform changed. Stops at the first reject. Each
-/// chain's result is recorded in `report`, and returned for the callers
-/// that need more than the outcome (the review queue reads the flags).
+/// chain's result is recorded in `report`; its flags are added to `flags`
+/// (for the review queue).
 pub async fn check_completion(
     plugins: &[Arc<Plugin>],
     info: &Arc<RequestInfo>,
     completion: &mut ChatCompletion,
     report: &mut GuardReport,
-) -> Result<Vec<ChainResult>, Error> {
-    let mut chains = Vec::new();
+    flags: &mut Vec<FlagEntry>,
+) -> Result<(), Error> {
     if plugins.is_empty() {
-        return Ok(chains);
+        return Ok(());
     }
     for choice in &mut completion.choices {
         let index = choice.index;
@@ -58,13 +60,13 @@ pub async fn check_completion(
             if let Some(err) = chain.rejection() {
                 return Err(err);
             }
+            flags.extend(review::entries(&chain.flagged, index, &review::part_name(&part)));
             if !chain.transformed.is_empty() {
-                *value = rewritten(value, chain.text.clone());
+                *value = rewritten(value, chain.text);
             }
-            chains.push(chain);
         }
     }
-    Ok(chains)
+    Ok(())
 }
 
 /// A transform's text in place of `old`: a string stays a string; a value

@@ -41,7 +41,7 @@ use crate::plugin::{OutputContext, OutputPart, Rejection};
 use crate::provider::UpstreamError;
 
 use super::Error;
-use super::stream_choice::Held;
+use super::stream_choice::{self, Held};
 
 /// One SSE event for the client.
 #[derive(Debug)]
@@ -63,6 +63,17 @@ pub trait WindowChecker: Send + 'static {
         text: &str,
         ctx: &OutputContext,
     ) -> impl Future<Output = Result<String, (String, Rejection)>> + Send;
+
+    /// Once a flag holds the answer for review (see
+    /// [`super::review`]): the message the client gets instead of the
+    /// rest. Default: never.
+    fn held(&self) -> Option<String> {
+        None
+    }
+
+    /// Upstream text of `choice` that arrived after the answer was held:
+    /// never checked, never sent, kept for the reviewer.
+    fn withhold(&mut self, _choice: u32, _text: &str) {}
 }
 
 /// Held-back text of one choice.
@@ -300,6 +311,8 @@ pub fn guarded(
 ) -> BoxStream<'static, StreamEvent> {
     let stream = async_stream::stream! {
         let mut held: BTreeMap<u32, Held> = BTreeMap::new();
+        // Choices whose finish_reason the client has.
+        let mut finished = std::collections::BTreeSet::new();
         let mut template: Option<ChatChunk> = None;
         let mut usage: Option<Usage> = None;
         while let Some(item) = upstream.next().await {
@@ -328,13 +341,17 @@ pub fn guarded(
                         return;
                     }
                 }
-                if let Some(reason) = choice.finish_reason.take() {
+                let holding = checker.held().is_some();
+                if let Some(reason) = choice.finish_reason.take()
+                    && !holding
+                {
+                    finished.insert(choice.index);
                     finishes.push(ChunkChoice { delta: Delta::default(), finish_reason: Some(reason), ..choice.clone() });
                 }
                 // What is left of the delta (the role, fields nobody
-                // checks such as `logprobs`) goes on at once.
+                // checks) goes on at once, unless the answer is held.
                 let d = &choice.delta;
-                if d.role.is_some() || d.content.is_some() || !d.extra.is_empty() {
+                if !holding && (d.role.is_some() || d.content.is_some() || !d.extra.is_empty()) {
                     let mut head = chunk.clone();
                     head.choices.push(choice);
                     yield StreamEvent::Chunk(head);
@@ -367,6 +384,21 @@ pub fn guarded(
                 }
             }
         }
+        // Held for review: every choice still open gets the held message
+        // as the rest of its answer.
+        if let Some(message) = checker.held() {
+            let open: Vec<u32> = held.keys().copied().filter(|i| !finished.contains(i)).collect();
+            for &i in &open {
+                yield StreamEvent::Chunk(stream_choice::chunk(&template, i, Some(message.clone()), Default::default()));
+            }
+            let stops = open.iter().map(|&index| ChunkChoice {
+                index,
+                delta: Delta::default(),
+                finish_reason: Some("stop".into()),
+                extra: Default::default(),
+            });
+            yield StreamEvent::Chunk(ChatChunk { choices: stops.collect(), usage: None, ..template.clone() });
+        }
         if let Some(u) = usage {
             on_usage(u);
             if include_usage {
@@ -386,6 +418,11 @@ pub(super) async fn run_check(
     text: &str,
     is_final: bool,
 ) -> Result<String, Error> {
+    if checker.held().is_some() {
+        checker.withhold(w.choice(), text);
+        w.passed("");
+        return Ok(String::new());
+    }
     let Check { overlap, ctx } = w.check(is_final);
     let checked = if overlap.is_empty() {
         std::borrow::Cow::Borrowed(text)
@@ -395,6 +432,12 @@ pub(super) async fn run_check(
     match checker.check(&checked, &ctx).await {
         Ok(out) => {
             let out = after_overlap(&out, &overlap);
+            // This window's flag holds the answer: it is withheld too.
+            if checker.held().is_some() {
+                checker.withhold(w.choice(), &out);
+                w.passed("");
+                return Ok(String::new());
+            }
             w.passed(&out);
             Ok(out)
         }

@@ -93,6 +93,10 @@ impl Held {
         if !self.calls.is_empty() {
             let mut checked = Vec::new();
             for (part, text) in self.calls.parts() {
+                if checker.held().is_some() {
+                    checker.withhold(self.index, &text);
+                    continue;
+                }
                 let ctx = whole(self.index, part);
                 match checker.check(&text, &ctx).await {
                     Ok(t) => checked.push(t),
@@ -100,7 +104,10 @@ impl Held {
                 }
             }
             let delta = self.calls.release(checked);
-            out.push(chunk(template, self.index, None, delta));
+            // Held for review: the calls were withheld, not passed.
+            if checker.held().is_none() {
+                out.push(chunk(template, self.index, None, delta));
+            }
         }
         Ok(out)
     }
@@ -130,7 +137,7 @@ async fn check(
 }
 
 /// A chunk of choice `index` whose delta is `content` and `extra`.
-fn chunk(
+pub(super) fn chunk(
     template: &ChatChunk,
     index: u32,
     content: Option<String>,
