@@ -16,6 +16,7 @@ mod http_api;
 mod languages;
 mod logging;
 mod openai_sdk;
+mod review;
 mod routing;
 mod sandbox;
 mod seams;

@@ -90,7 +90,9 @@ async fn decide(d: Decide, verdict: Verdict) -> anyhow::Result<()> {
         .await?
         .decide(&d.id, verdict, &d.reviewer, d.note)
         .await?;
-    let by = entry.decision.context("decision missing after it was recorded")?;
+    let by = entry
+        .decision
+        .context("decision missing after it was recorded")?;
     println!(
         "{} {} by {} at {} (unix ms)",
         entry.item.id,

@@ -220,6 +220,15 @@ pub async fn check_input(
     plugins: &[Arc<Plugin>],
     info: &mut Arc<RequestInfo>,
     report: &mut GuardReport,
+) -> Result<Option<String>, Error> {
+    check_input_flagged(plugins, info, report, &mut Vec::new()).await
+}
+
+/// [`check_input`], adding the chain's flags (plugin, flag) to `flagged`.
+pub async fn check_input_flagged(
+    plugins: &[Arc<Plugin>],
+    info: &mut Arc<RequestInfo>,
+    report: &mut GuardReport,
     flagged: &mut Vec<(String, Flag)>,
 ) -> Result<Option<String>, Error> {
     if plugins.is_empty() {

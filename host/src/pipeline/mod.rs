@@ -41,8 +41,8 @@ use crate::state::review::FlagEntry;
 pub use cost::{InMemorySpend, SpendSource};
 pub use error::Error;
 pub use guard::GuardReport;
-pub use review::{ReviewConfig, Reviewed};
 use review::StreamReview;
+pub use review::{ReviewConfig, Reviewed};
 pub use stream::StreamEvent;
 
 /// Who is calling, as established by the auth layer.
@@ -445,7 +445,8 @@ impl Gateway {
         let mut info = Arc::new(request::request_info(ctx, req));
         let mut report = GuardReport::default();
         let mut flagged = Vec::new();
-        let checked = guard::check_input(&input, &mut info, &mut report, &mut flagged).await;
+        let checked =
+            guard::check_input_flagged(&input, &mut info, &mut report, &mut flagged).await;
         ctx.progress.guardrails(&report);
         if let Some(text) = checked? {
             guard::apply_input(req, text);

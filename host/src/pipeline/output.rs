@@ -60,7 +60,11 @@ pub async fn check_completion(
             if let Some(err) = chain.rejection() {
                 return Err(err);
             }
-            flags.extend(review::entries(&chain.flagged, index, &review::part_name(&part)));
+            flags.extend(review::entries(
+                &chain.flagged,
+                index,
+                &review::part_name(&part),
+            ));
             if !chain.transformed.is_empty() {
                 *value = rewritten(value, chain.text);
             }
