@@ -132,6 +132,20 @@ fn script(body: &Value) -> Canned {
             ),
             chunk(0, json!({}), Some("tool_calls")),
         ]),
+        ("logprobs", false) => Canned::Json(completion(json!([{
+            "index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": format!("asked={}", body.get("logprobs").is_some())},
+            "logprobs": {"content": [{"token": CARD, "logprob": -0.1}]}
+        }]))),
+        ("logprobs", true) => {
+            let mut c = chunk(
+                0,
+                json!({"content": format!("asked={}", body.get("logprobs").is_some())}),
+                None,
+            );
+            c["choices"][0]["logprobs"] = json!({"content": [{"token": CARD, "logprob": -0.1}]});
+            Canned::Events(vec![c, chunk(0, json!({}), Some("stop"))])
+        }
         _ => Canned::Json(completion(json!([{
             "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "fine"}
         }]))),
@@ -368,4 +382,24 @@ input-guardrails = ["prompt-injection"]
             .contains("prompt-injection"),
         "{err}"
     );
+}
+
+/// `logprobs` spell the answer out token by token, past every guardrail:
+/// with output guardrails they are neither asked for nor forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logprobs_do_not_carry_unchecked_text() {
+    let s = setup().await;
+    for stream in [false, true] {
+        let mut body = ask("pii", "logprobs", stream);
+        body["logprobs"] = json!(true);
+        body["top_logprobs"] = json!(2);
+        let res = s.gw.chat(&body).await;
+        assert_eq!(res.status(), 200);
+        let text = res.text().await.unwrap();
+        assert!(text.contains("asked=false"), "{text}");
+        assert!(
+            !text.contains("4111") && !text.contains("logprobs"),
+            "{text}"
+        );
+    }
 }

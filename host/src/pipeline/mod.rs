@@ -442,6 +442,9 @@ impl Gateway {
         let set = self.plugins.current();
         let input = guard::resolve(&set, model.input_guardrails(), Phases::INPUT)?;
         let output = guard::resolve(&set, model.output_guardrails(), Phases::OUTPUT)?;
+        if !output.is_empty() {
+            output::drop_logprobs_request(req);
+        }
         let mut info = Arc::new(request::request_info(ctx, req));
         let mut report = GuardReport::default();
         let mut flagged = Vec::new();

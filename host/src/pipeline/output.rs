@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::openai::{ChatCompletion, ChatMessage};
+use crate::openai::{ChatCompletion, ChatMessage, ChatRequest};
 use crate::plugin::{OutputContext, OutputPart, Plugin, RequestInfo};
 
 use crate::state::review::FlagEntry;
@@ -48,6 +48,7 @@ pub async fn check_completion(
         return Ok(());
     }
     for choice in &mut completion.choices {
+        choice.extra.remove("logprobs");
         let index = choice.index;
         for (part, value) in texts_mut(&mut choice.message) {
             let text = match &*value {
@@ -71,6 +72,15 @@ pub async fn check_completion(
         }
     }
     Ok(())
+}
+
+/// `logprobs` carry the answer's tokens as text, which no guardrail
+/// checks (a redacted card number would still be there, token by token):
+/// with output guardrails the gateway does not ask for them, and drops any
+/// an upstream sends anyway.
+pub fn drop_logprobs_request(req: &mut ChatRequest) {
+    req.extra.remove("logprobs");
+    req.extra.remove("top_logprobs");
 }
 
 /// A transform's text in place of `old`: a string stays a string; a value

@@ -46,6 +46,10 @@ impl Held {
         template: &ChatChunk,
     ) -> Result<Vec<ChatChunk>, Error> {
         let mut out = Vec::new();
+        // Token text no guardrail sees (see `output::drop_logprobs_request`).
+        if self.cfg != StreamWindowConfig::PASSTHROUGH {
+            choice.extra.remove("logprobs");
+        }
         match choice.delta.content.take() {
             Some(t) if t.is_empty() => choice.delta.content = Some(t),
             Some(t) => {
