@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sluice::plugin::{Message, OutputContext, Plugin, PluginRuntime, PluginsConfig, RequestInfo};
+use sluice::plugin::{
+    Message, OutputContext, OutputPart, Plugin, PluginRuntime, PluginsConfig, RequestInfo,
+};
 
 const LANGUAGES: [&str; 5] = ["rust", "c", "js-quickjs", "python", "js-starlingmonkey"];
 
@@ -95,10 +97,14 @@ fn request() -> RequestInfo {
         messages: vec![Message {
             role: "user".into(),
             content: "Summarise the quarterly report.".into(),
+            name: None,
+            tool_calls: vec![],
+            tool_call_id: None,
         }],
         max_tokens: Some(256),
         temperature: None,
         stream: false,
+        prompt: None,
     }
 }
 
@@ -120,11 +126,13 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let output: String =
         "The quick brown fox jumps over the lazy dog. ".repeat(23)[..1024].to_owned();
-    let req = request();
+    let req = Arc::new(request());
     let ctx = OutputContext {
         emitted: String::new(),
         window_index: 0,
         is_final: true,
+        choice: 0,
+        part: OutputPart::Content,
     };
     let mut group = c.benchmark_group("ssn_redact_1kb");
     group

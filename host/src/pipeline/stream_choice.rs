@@ -59,17 +59,17 @@ impl Held {
             }
             None => {}
         }
-        if let Some(t) = choice.delta.extra.remove("refusal") {
-            if let Some(t) = t.as_str().filter(|t| !t.is_empty()) {
-                let (index, cfg) = (self.index, self.cfg);
-                let w = self.refusal.get_or_insert_with(|| {
-                    Window::new(cfg)
-                        .for_choice(index)
-                        .for_part(OutputPart::Refusal)
-                });
-                if let Some(text) = w.push(t) {
-                    out.extend(check(checker, w, &text, false, template).await?);
-                }
+        if let Some(t) = choice.delta.extra.remove("refusal")
+            && let Some(t) = t.as_str().filter(|t| !t.is_empty())
+        {
+            let (index, cfg) = (self.index, self.cfg);
+            let w = self.refusal.get_or_insert_with(|| {
+                Window::new(cfg)
+                    .for_choice(index)
+                    .for_part(OutputPart::Refusal)
+            });
+            if let Some(text) = w.push(t) {
+                out.extend(check(checker, w, &text, false, template).await?);
             }
         }
         self.calls.absorb(&mut choice.delta.extra);

@@ -476,7 +476,7 @@ async fn tool_calls_and_refusals_are_held_and_checked_before_they_are_sent() {
         "{seen:?}"
     );
     // The tool call goes out before its choice's finish chunk.
-    let at = |pred: &dyn Fn(&serde_json::Value) -> bool| sent.iter().position(|c| pred(c));
+    let at = |pred: &dyn Fn(&serde_json::Value) -> bool| sent.iter().position(pred);
     let call_at = at(&|c| !c["choices"][0]["delta"]["tool_calls"].is_null()).unwrap();
     let finish_at = at(&|c| {
         c["choices"]
