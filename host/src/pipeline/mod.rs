@@ -400,6 +400,9 @@ impl Gateway {
         } else {
             plan.window
         };
+        // Nothing can flag an answer no guardrail sees: such a stream is
+        // not watched (the watch keeps a copy of the text sent).
+        let can_flag = !plan.output.is_empty() || !plan.flags.is_empty();
         let review = StreamReview::new(plan.review, plan.flags);
         let checker = ChainChecker {
             plugins: plan.output,
@@ -407,8 +410,10 @@ impl Gateway {
             review: review.clone(),
         };
         let served = Served::new(&outcome, plan.report);
-        let events = stream::guarded(outcome.value, checker, window, include_usage, on_usage);
-        let events = review::watch(events, review, self.review.clone(), ctx.clone(), req);
+        let mut events = stream::guarded(outcome.value, checker, window, include_usage, on_usage);
+        if can_flag {
+            events = review::watch(events, review, self.review.clone(), ctx.clone(), req);
+        }
         Ok(StreamResponse { served, events })
     }
 
