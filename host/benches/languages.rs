@@ -86,13 +86,9 @@ fn load(
     Some((dir, rt, p))
 }
 
-fn request() -> RequestInfo {
-    RequestInfo {
+fn request() -> Arc<RequestInfo> {
+    Arc::new(RequestInfo {
         id: "bench".into(),
-        user: None,
-        api_key_id: None,
-        feature: None,
-        tags: vec![],
         model: "m".into(),
         messages: vec![Message {
             role: "user".into(),
@@ -102,10 +98,8 @@ fn request() -> RequestInfo {
             tool_call_id: None,
         }],
         max_tokens: Some(256),
-        temperature: None,
-        stream: false,
-        prompt: None,
-    }
+        ..RequestInfo::default()
+    })
 }
 
 /// Time `iters` awaits of `call()` in a row on `rt`.
@@ -126,7 +120,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let output: String =
         "The quick brown fox jumps over the lazy dog. ".repeat(23)[..1024].to_owned();
-    let req = Arc::new(request());
+    let req = request();
     let ctx = OutputContext {
         emitted: String::new(),
         window_index: 0,
