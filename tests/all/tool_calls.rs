@@ -65,7 +65,7 @@ fn script(body: &Value) -> Canned {
             {"index": 0, "finish_reason": "stop", "message": message(
                 json!([{"type": "text", "text": "REPORT one"}, {"type": "text", "text": "plain"}]),
                 json!({"refusal": "REPORT no",
-                       "tool_calls": [call("c1", "REPORT_fn", "{\"x\":\"REPORT\"}")]}))},
+                       "tool_calls": [call("c1", "REPORT_fn", "{\"x\":\"FLAG\"}")]}))},
             {"index": 1, "finish_reason": "tool_calls", "message": message(
                 Value::Null, json!({"tool_calls": [call("c2", "ok", "{}"), call("c3", "REPORT", "{}")]}))}
         ]))),
@@ -261,6 +261,10 @@ async fn every_part_of_every_choice_reaches_the_chain() {
     let s = setup().await;
     let res = s.gw.chat(&ask("probe", "every-part", false)).await;
     assert_eq!(res.status(), 200);
+    let res_guardrails = res.headers()["x-sluice-guardrails"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let body: Value = res.json().await.unwrap();
     let m0 = &body["choices"][0]["message"];
     let part = |v: &Value| {
@@ -281,10 +285,13 @@ async fn every_part_of_every_choice_reaches_the_chain() {
         part(&m0["tool_calls"][0]["function"]["name"]),
         "0 part=OutputPart::ToolName(0)"
     );
+    // The arguments were seen too: the probe flagged them (it passes them
+    // unchanged: its report would not be JSON, see below).
     assert_eq!(
-        part(&m0["tool_calls"][0]["function"]["arguments"]),
-        "0 part=OutputPart::ToolArguments(0)"
+        m0["tool_calls"][0]["function"]["arguments"],
+        "{\"x\":\"FLAG\"}"
     );
+    assert_eq!(res_guardrails, "test-probe:flag");
     let m1 = &body["choices"][1]["message"];
     assert_eq!(m1["tool_calls"][0]["function"]["name"], "ok");
     assert_eq!(
@@ -334,6 +341,25 @@ async fn a_reject_in_a_tool_call_stops_it_streamed_or_not() {
     assert!(
         err["message"].as_str().unwrap().contains("test-tagger"),
         "{err}"
+    );
+
+    // A transform that breaks a call's JSON arguments is refused.
+    let err = error_of(
+        s.gw.chat(&ask("tagger", "card-tool", false)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(err["code"], "invalid_tool_arguments", "{err}");
+    let res = s.gw.chat(&ask("tagger", "card-tool", true)).await;
+    let events = sse_data(&res.text().await.unwrap());
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(
+        last["error"]["code"], "invalid_tool_arguments",
+        "{events:?}"
+    );
+    assert!(
+        events.iter().all(|e| !e.contains("tool_calls")),
+        "{events:?}"
     );
 
     let res = s.gw.chat(&ask("tagger", "reject-tool", true)).await;

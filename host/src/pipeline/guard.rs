@@ -292,12 +292,30 @@ pub async fn check_output(
         if ctx.part != OutputPart::Content && p.contract() == Contract::V0_1 {
             continue;
         }
+        // Tool-call arguments are JSON the client's code parses: a
+        // transform that breaks them is refused as that plugin's reject.
+        let json_args = matches!(ctx.part, OutputPart::ToolArguments(_)) && is_json(&res.text);
+        let transformed = res.transformed.len();
         let answer = p.check_output(info, &res.text, ctx).await;
         if res.step(p, answer, &info.id) {
             break;
         }
+        if json_args && res.transformed.len() > transformed && !is_json(&res.text) {
+            res.rejected = Some((
+                p.name().to_owned(),
+                Rejection {
+                    reason: "its transform of tool-call arguments is not valid JSON".into(),
+                    code: "invalid_tool_arguments".into(),
+                },
+            ));
+            break;
+        }
     }
     res
+}
+
+fn is_json(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 #[cfg(test)]
