@@ -5,6 +5,7 @@
 //! sluice mock-upstream [--listen ..]  a deterministic OpenAI-compatible upstream
 //! sluice plugin audit|list|new|test   inspect, scaffold and test plugins
 //! sluice config check FILE            validate a config, report every problem
+//! sluice review list|show|approve|reject   the human review queue
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
@@ -13,6 +14,7 @@ pub mod cases;
 pub mod plugin;
 pub mod plugin_new;
 pub mod plugin_test;
+pub mod review;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +68,9 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The human review queue of flagged answers.
+    #[command(subcommand)]
+    Review(review::ReviewCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -89,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::MockUpstream(args) => runtime().and_then(|rt| rt.block_on(mock(args))),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Config(ConfigCmd::Check { file }) => check(&file),
+        Command::Review(cmd) => review::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,6 +179,7 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
     let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
         .await
         .context("starting the gateway")??;
+    let gw = review::attach(gw).await;
     let missing = gw.missing_plugins();
     if !missing.is_empty() {
         tracing::warn!(
