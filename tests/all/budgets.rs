@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sluice::state::testing::RedisServer;
 use sluice::state::{State, StateConfig, Subject};
 
-use crate::support::canned::Canned;
+use crate::support::fixed::Fixed;
 use crate::support::gateway::{self, Mock};
 use crate::support::http::error_of;
 use crate::support::process::{Sluice, config_file};
@@ -231,7 +231,7 @@ async fn retry_after_only_when_requests_in_flight_hold_the_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_fire_once_per_threshold() {
-    let hook = Canned::start(|_| (204, "text/plain", String::new())).await;
+    let hook = Fixed::start(|_| (204, "text/plain", String::new())).await;
     let mock = gateway::mock().await;
     let extra = format!("alert-webhook = \"{}\"\n", hook.url("/alerts"));
     let gw = gateway::start(&budget_config(&mock, "", &extra)).await;

@@ -14,7 +14,7 @@ use sluice::state::{
 };
 use sluice_guests as guests;
 
-use crate::support::canned::Canned;
+use crate::support::fixed::Fixed;
 use crate::support::gateway::{self, Mock, reply_body};
 use crate::support::plugins::plugin_dir_named;
 use crate::support::state::{Answer, ledger, no_plugins, record_of, send};
@@ -349,7 +349,7 @@ fn completion_with(usage: Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_and_reasoning_tokens_are_priced_apart() {
-    let openai = Canned::start(|_| {
+    let openai = Fixed::start(|_| {
         let usage = json!({
             "prompt_tokens": 2000, "completion_tokens": 1000, "total_tokens": 3000,
             "prompt_tokens_details": {"cached_tokens": 1500},
@@ -358,7 +358,7 @@ async fn cached_and_reasoning_tokens_are_priced_apart() {
         (200, "application/json", completion_with(usage))
     })
     .await;
-    let anthropic = Canned::start(|_| {
+    let anthropic = Fixed::start(|_| {
         let msg = json!({
             "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
             "content": [{"type": "text", "text": "Cached."}], "stop_reason": "end_turn",
@@ -460,7 +460,7 @@ routes = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_reported_usage_the_tokenizer_counts() {
-    let silent = Canned::start(|_| {
+    let silent = Fixed::start(|_| {
         let body = json!({
             "id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "Counted by the gateway, not the upstream."}, "finish_reason": "stop"}],

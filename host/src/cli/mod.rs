@@ -7,6 +7,7 @@
 //! sluice config check FILE            validate a config, report every problem
 //! sluice usage --by key|user|feature|model|day [--since ..] [--until ..] [--json]
 //! sluice keys create|list|revoke      virtual keys in the state store
+//! sluice review list|show|approve|reject   the human review queue
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
@@ -15,6 +16,7 @@ pub mod cases;
 pub mod plugin;
 pub mod plugin_new;
 pub mod plugin_test;
+pub mod review;
 pub mod state;
 
 use std::path::PathBuf;
@@ -74,6 +76,9 @@ pub enum Command {
     /// Manage virtual keys (the secret is shown once, at creation).
     #[command(subcommand)]
     Keys(state::KeysCmd),
+    /// The human review queue of flagged answers.
+    #[command(subcommand)]
+    Review(review::ReviewCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCmd::Check { file }) => check(&file),
         Command::Usage(args) => runtime().and_then(|rt| rt.block_on(state::usage(args))),
         Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(state::keys(cmd))),
+        Command::Review(cmd) => review::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -82,3 +82,14 @@ fn rate_message(d: &RateDecision) -> String {
     }
     msg
 }
+
+impl Error {
+    /// `plugin` rejected the text with `r`.
+    pub fn rejected(plugin: String, r: crate::plugin::Rejection) -> Self {
+        Error::GuardrailRejected {
+            plugin,
+            reason: r.reason,
+            code: r.code,
+        }
+    }
+}

@@ -25,10 +25,13 @@ pub mod cost;
 mod error;
 mod failure;
 pub mod guard;
+pub mod output;
 mod rate_limit;
 mod request;
+pub mod review;
 mod route;
 pub mod stream;
+mod stream_choice;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,18 +39,19 @@ use std::time::{Duration, Instant};
 use futures_util::stream::BoxStream;
 use serde_json::Value;
 
-use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
+use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig};
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
-use crate::plugin::{
-    OutputContext, OutputPart, Phases, Plugin, PluginRuntime, Rejection, RequestInfo,
-};
+use crate::plugin::{OutputContext, Phases, Plugin, PluginRuntime, Rejection, RequestInfo};
 use crate::provider::{Failure, Outcome, Providers};
-use crate::state::{RateDecision, RecordStatus, State, Subject, Tier, VirtualKey};
+use crate::state::review::FlagEntry;
+use crate::state::{RateDecision, RecordStatus, ReviewQueue, State, Subject, Tier, VirtualKey};
 
 use accounting::{Answer, Meter, StreamMeter};
 use cost::PromptTokens;
 pub use error::Error;
 pub use guard::GuardReport;
+use review::StreamReview;
+pub use review::{ReviewConfig, Reviewed};
 pub use stream::StreamEvent;
 
 /// Who is calling, as established by the auth layer.
@@ -204,6 +208,8 @@ impl Served {
 pub struct ChatResponse {
     pub completion: ChatCompletion,
     pub served: Served,
+    /// Set when a guardrail flagged the answer (`x-sluice-review`).
+    pub review: Option<Reviewed>,
 }
 
 pub struct StreamResponse {
@@ -232,6 +238,7 @@ pub struct Gateway {
     /// Keys, budgets, rate limits and the usage ledger.
     pub state: State,
     cache: Option<Arc<dyn ResponseCache>>,
+    review: Option<ReviewQueue>,
 }
 
 /// What `prepare` decided for one chat request.
@@ -246,6 +253,9 @@ struct Plan {
     prompt: PromptTokens,
     /// Holds the budget reservation; settled after the call.
     meter: Meter,
+    review: ReviewConfig,
+    /// Flags the input chain raised.
+    flags: Vec<FlagEntry>,
 }
 
 impl Gateway {
@@ -269,13 +279,29 @@ impl Gateway {
         plugins: Arc<PluginRuntime>,
         state: State,
     ) -> Self {
+        // The queue lives in the gateway's own store (a sled directory has
+        // one owner, so it cannot be opened a second time).
+        let review = Some(ReviewQueue::new(state.store().clone()));
         Self {
             config: Arc::new(config),
             providers,
             plugins,
             state,
             cache: None,
+            review,
         }
+    }
+
+    /// Queue flagged answers in `queue` instead of the state store's (see
+    /// [`review`]).
+    pub fn with_review(mut self, queue: ReviewQueue) -> Self {
+        self.review = Some(queue);
+        self
+    }
+
+    /// The review queue, when one is installed.
+    pub fn review_queue(&self) -> Option<&ReviewQueue> {
+        self.review.as_ref()
     }
 
     /// Install a response cache (see [`ResponseCache`]).
@@ -325,7 +351,11 @@ impl Gateway {
                 rate: plan.rate,
                 cost_usd: None,
             };
-            return Ok(ChatResponse { completion, served });
+            return Ok(ChatResponse {
+                completion,
+                served,
+                review: None,
+            });
         }
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
@@ -341,31 +371,18 @@ impl Gateway {
         let served = Served::new(&outcome, GuardReport::default());
         let mut completion = outcome.value;
         let mut report = plan.report;
-        let mut rejected = None;
-        let progress = &ctx.progress;
-        // Every choice (`n` > 1) passes the chain on its own.
-        for choice in &mut completion.choices {
-            if let Value::String(text) = &choice.message.content {
-                // Only `content` is checked so far (tool calls and refusals
-                // are parts of their own, not yet sent to the chain).
-                let ctx = OutputContext {
-                    emitted: String::new(),
-                    window_index: 0,
-                    is_final: true,
-                    choice: choice.index,
-                    part: OutputPart::Content,
-                };
-                let chain = guard::check_output(&plan.output, &plan.info, text, &ctx).await;
-                report.record(&chain);
-                if let Some(err) = chain.rejection() {
-                    progress.guardrails(&report);
-                    rejected = Some(err);
-                    break;
-                }
-                if !chain.transformed.is_empty() {
-                    choice.message.content = Value::String(chain.text);
-                }
-            }
+        let mut flags = plan.flags;
+        // Every text of every choice (`n` > 1) passes the chain on its own.
+        let checked = output::check_completion(
+            &plan.output,
+            &plan.info,
+            &mut completion,
+            &mut report,
+            &mut flags,
+        )
+        .await;
+        if checked.is_err() {
+            ctx.progress.guardrails(&report);
         }
         // The answer was paid for whether or not the client gets it.
         let answer = Answer {
@@ -374,7 +391,7 @@ impl Gateway {
             model: &outcome.model,
             attempts: outcome.attempts,
             usage: completion.usage,
-            status: if rejected.is_some() {
+            status: if checked.is_err() {
                 RecordStatus::Rejected
             } else {
                 RecordStatus::Ok
@@ -392,10 +409,15 @@ impl Gateway {
                 )
             })
             .await?;
-        if let Some(err) = rejected {
-            return Err(err);
-        }
-        if let Some(cache) = &self.cache {
+        checked?;
+        let review = if flags.is_empty() {
+            None
+        } else {
+            let queue = self.review.as_ref();
+            Some(review::settle(queue, &plan.review, ctx, &req, &mut completion, flags).await)
+        };
+        // A flagged answer is not cached: a reviewer has yet to pass it.
+        if let Some(cache) = self.cache.as_ref().filter(|_| review.is_none()) {
             cache.store(&req.model, &req, &completion);
         }
         let served = Served {
@@ -404,7 +426,11 @@ impl Gateway {
             cost_usd: Some(cost),
             ..served
         };
-        Ok(ChatResponse { completion, served })
+        Ok(ChatResponse {
+            completion,
+            served,
+            review,
+        })
     }
 
     /// Streaming chat: the upstream stream wrapped in guardrail windows
@@ -450,23 +476,26 @@ impl Gateway {
         // Nothing to check: forward each token as it comes instead of
         // paying the window's latency for nothing.
         let window = if plan.output.is_empty() {
-            StreamWindowConfig {
-                mode: WindowMode::Chars,
-                chars: 1,
-                max_hold_chars: 1,
-                context_chars: 0,
-            }
+            StreamWindowConfig::PASSTHROUGH
         } else {
             plan.window
         };
+        // Nothing can flag an answer no guardrail sees: such a stream is
+        // not watched (the watch keeps a copy of the text sent).
+        let can_flag = !plan.output.is_empty() || !plan.flags.is_empty();
+        let review = StreamReview::new(plan.review, plan.flags);
         let checker = ChainChecker {
             plugins: plan.output,
             info: plan.info,
             verdicts,
+            review: review.clone(),
         };
         let mut served = Served::new(&outcome, plan.report);
         served.rate = plan.rate;
-        let events = stream::guarded(outcome.value, checker, window, include_usage, ledger);
+        let mut events = stream::guarded(outcome.value, checker, window, include_usage, ledger);
+        if can_flag {
+            events = review::watch(events, review, self.review.clone(), ctx.clone(), req);
+        }
         Ok(StreamResponse { served, events })
     }
 
@@ -545,9 +574,14 @@ impl Gateway {
         let output = guard::resolve(&set, model.output_guardrails(), Phases::OUTPUT)?;
         let mut meter = Meter::new(&self.state, ctx, &req.model, user.as_deref(), req.stream);
         meter.plugins(input.iter().chain(&output));
+        if !output.is_empty() {
+            output::drop_logprobs_request(req);
+        }
         let mut info = Arc::new(request::request_info(ctx, req));
         let mut report = GuardReport::default();
-        let checked = guard::check_input(&input, &mut info, &mut report).await;
+        let mut flagged = Vec::new();
+        let checked =
+            guard::check_input_flagged(&input, &mut info, &mut report, &mut flagged).await;
         ctx.progress.guardrails(&report);
         if let Some(text) = checked? {
             guard::apply_input(req, text);
@@ -586,6 +620,8 @@ impl Gateway {
             rate,
             prompt,
             meter,
+            review: model.review.clone(),
+            flags: review::entries(&flagged, 0, "input"),
         })
     }
 }
@@ -626,6 +662,7 @@ struct ChainChecker {
     info: Arc<RequestInfo>,
     /// Every window's verdicts, for the ledger.
     verdicts: Arc<parking_lot::Mutex<GuardReport>>,
+    review: Arc<StreamReview>,
 }
 
 impl stream::WindowChecker for ChainChecker {
@@ -636,11 +673,27 @@ impl stream::WindowChecker for ChainChecker {
     ) -> Result<String, (String, Rejection)> {
         let chain = guard::check_output(&self.plugins, &self.info, text, ctx).await;
         self.verdicts.lock().record(&chain);
-        match chain.rejected {
-            Some(rejected) => Err(rejected),
-            None if chain.transformed.is_empty() => Ok(text.to_string()),
-            None => Ok(chain.text),
+        if let Some(rejected) = chain.rejected {
+            return Err(rejected);
         }
+        let part = review::part_name(&ctx.part);
+        // When this holds the answer, the stream withholds the text
+        // (`stream::run_check`).
+        self.review
+            .flagged(review::entries(&chain.flagged, ctx.choice, &part));
+        Ok(if chain.transformed.is_empty() {
+            text.to_string()
+        } else {
+            chain.text
+        })
+    }
+
+    fn held(&self) -> Option<String> {
+        self.review.held()
+    }
+
+    fn withhold(&mut self, choice: u32, text: &str) {
+        self.review.withhold(choice, text);
     }
 }
 

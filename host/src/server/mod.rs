@@ -13,6 +13,7 @@
 //! | `GET /admin/keys`           | admin| every virtual key (no secrets)         |
 //! | `POST /admin/keys`          | admin| create a key; its secret is shown once |
 //! | `DELETE /admin/keys/{id}`   | admin| revoke a key (at once, every gateway)  |
+//! | `/admin/review…`            | admin| the human review queue ([`review`])    |
 //!
 //! Layers, outermost first: [`layers::stamp`] (request id, head size,
 //! `x-sluice-*` on every answer, OpenAI-shaped errors), the drain deadline
@@ -32,6 +33,7 @@ pub mod error;
 pub mod extract;
 pub mod layers;
 pub mod limits;
+pub mod review;
 pub mod shutdown;
 
 use std::future::Future;
@@ -74,6 +76,7 @@ pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
             .route("/admin/usage", get(admin::usage))
             .route("/admin/keys", get(admin::list_keys).post(admin::create_key))
             .route("/admin/keys/{id}", delete(admin::revoke_key))
+            .merge(review::routes())
             .layer(axum::Extension(auth.clone()))
             .route_layer(middleware::from_fn_with_state(auth, auth::admin));
         app = app.merge(admin);

@@ -1,153 +1,101 @@
-//! A minimal HTTP/1.1 server over real sockets that answers every request
-//! with what a closure returns and records what it was sent: an upstream
-//! with exact usage figures (cached and reasoning tokens the mock does not
-//! report, or no usage at all), and a receiver for alert webhooks.
+//! An upstream that answers each request with what the test scripted for
+//! it: a whole completion, or a stream of chunks exactly as given (so a
+//! test decides every delta boundary), over a real socket.
 
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
 
-/// One recorded request.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub method: String,
-    pub path: String,
-    pub body: String,
+use super::raw::{self, RawUpstream, SSE_HEAD};
+
+/// A scripted answer.
+pub enum Canned {
+    /// `200` with this `chat.completion` body.
+    Json(Value),
+    /// An event stream of these chunks, then `data: [DONE]`.
+    Events(Vec<Value>),
 }
 
-/// An answer: status, content type, body.
-pub type Reply = (u16, &'static str, String);
-
-type Respond = dyn Fn(&Received) -> Reply + Send + Sync;
-
-/// The server; stops when dropped.
-pub struct Canned {
-    /// `127.0.0.1:PORT`.
-    pub addr: String,
-    received: Arc<(Mutex<Vec<Received>>, Notify)>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Canned {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Canned {
-    pub async fn start(respond: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Canned {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let received = Arc::new((Mutex::new(Vec::new()), Notify::new()));
-        let respond: Arc<Respond> = Arc::new(respond);
-        let log = received.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(serve(tcp, respond.clone(), log.clone()));
-            }
-        });
-        Canned {
-            addr,
-            received,
-            task,
-        }
-    }
-
-    /// `http://ADDR/v1`, a provider's `base-url`.
-    pub fn base(&self) -> String {
-        format!("http://{}/v1", self.addr)
-    }
-
-    /// `http://ADDR/PATH`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
-    }
-
-    /// Every request so far.
-    pub fn received(&self) -> Vec<Received> {
-        self.received.0.lock().unwrap().clone()
-    }
-
-    /// Waits until `n` requests arrived (`timeout` only bounds a hang).
-    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
-        let wait = async {
-            loop {
-                let notified = self.received.1.notified();
-                if self.received.0.lock().unwrap().len() >= n {
-                    return;
+/// An upstream whose answer to each request body is `script(body)`.
+pub async fn upstream(script: impl Fn(&Value) -> Canned + Send + Sync + 'static) -> RawUpstream {
+    let script = Arc::new(script);
+    raw::upstream(move |mut tcp, request| {
+        let script = script.clone();
+        async move {
+            let body = request.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            match script(&body) {
+                Canned::Json(v) => raw::answer_json(&mut tcp, 200, &v.to_string()).await,
+                Canned::Events(events) => {
+                    let mut out = SSE_HEAD.to_vec();
+                    for e in events {
+                        out.extend_from_slice(format!("data: {e}\n\n").as_bytes());
+                    }
+                    out.extend_from_slice(b"data: [DONE]\n\n");
+                    let _ = tcp.write_all(&out).await;
+                    let _ = tcp.shutdown().await;
                 }
-                notified.await;
             }
-        };
-        let _ = tokio::time::timeout(timeout, wait).await;
-        self.received()
-    }
+        }
+    })
+    .await
 }
 
-async fn serve(
-    mut tcp: TcpStream,
-    respond: Arc<Respond>,
-    log: Arc<(Mutex<Vec<Received>>, Notify)>,
-) {
-    let mut buf = Vec::new();
-    loop {
-        let Some(req) = read_request(&mut tcp, &mut buf).await else {
-            return;
-        };
-        let (status, content_type, body) = respond(&req);
-        {
-            log.0.lock().unwrap().push(req);
-        }
-        log.1.notify_waiters();
-        let head = format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        );
-        if tcp.write_all(head.as_bytes()).await.is_err()
-            || tcp.write_all(body.as_bytes()).await.is_err()
-        {
-            return;
-        }
-    }
+/// A `chat.completion` with these `choices` (each `{index, message, …}`).
+pub fn completion(choices: Value) -> Value {
+    json!({
+        "id": "chatcmpl-canned", "object": "chat.completion", "created": 1,
+        "model": "canned", "choices": choices,
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    })
 }
 
-/// One request (head and a `content-length` body) from `tcp`; None at EOF.
-async fn read_request(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Received> {
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = tcp.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.lines();
-    let mut first = lines.next()?.split(' ');
-    let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
-    let len: usize = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let mut chunk = [0u8; 4096];
-        let n = tcp.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+/// One `chat.completion.chunk` of choice `index` with `delta`.
+pub fn chunk(index: u32, delta: Value, finish: Option<&str>) -> Value {
+    json!({
+        "id": "chatcmpl-canned", "object": "chat.completion.chunk", "created": 1,
+        "model": "canned",
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish}]
+    })
+}
+
+/// `text` as content chunks of `size` bytes (ASCII text), with a role
+/// chunk first and a `stop` chunk last.
+pub fn text_chunks(text: &str, size: usize) -> Vec<Value> {
+    let mut out = vec![chunk(0, json!({"role": "assistant", "content": ""}), None)];
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (piece, tail) = rest.split_at(size.min(rest.len()));
+        out.push(chunk(0, json!({"content": piece}), None));
+        rest = tail;
     }
-    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned();
-    buf.drain(..head_end + len);
-    Some(Received { method, path, body })
+    out.push(chunk(0, json!({}), Some("stop")));
+    out
+}
+
+/// A gateway config with provider `canned` at `base`, `[plugins] dir =
+/// plugins`, no retries, and `rest` appended.
+pub fn config(base: &str, plugins: &Path, rest: &str) -> String {
+    format!(
+        r#"
+[plugins]
+dir = '{dir}'
+watch = false
+pool-size = 1
+
+[[providers]]
+name = "canned"
+base-url = "{base}"
+
+[retry]
+max-attempts = 1
+
+{rest}
+"#,
+        dir = plugins.display(),
+    )
 }
