@@ -119,6 +119,7 @@ const WIT: &[(&str, &str)] = &[
     ("worlds.wit", include_str!("../../../wit/worlds.wit")),
     ("types.wit", include_str!("../../../wit/types.wit")),
     ("host.wit", include_str!("../../../wit/host.wit")),
+    ("lifecycle.wit", include_str!("../../../wit/lifecycle.wit")),
     ("guardrail.wit", include_str!("../../../wit/guardrail.wit")),
     ("router.wit", include_str!("../../../wit/router.wit")),
     (
@@ -267,7 +268,13 @@ mod tests {
                 };
                 let files = create(&p).unwrap();
                 assert!(files.contains(&PathBuf::from("my-plugin.toml")));
-                assert!(files.contains(&PathBuf::from("wit/worlds.wit")));
+                // Every file of the contract, so the project's `wit/` resolves.
+                for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit")).unwrap() {
+                    let f = f.unwrap();
+                    if f.file_type().unwrap().is_file() {
+                        assert!(files.contains(&Path::new("wit").join(f.file_name())), "{:?}", f.file_name());
+                    }
+                }
                 let manifest = std::fs::read_to_string(dir.join("my-plugin.toml")).unwrap();
                 let m = crate::plugin::Manifest::parse(&manifest, &dir).unwrap();
                 assert_eq!(m.kind, kind);
