@@ -4,10 +4,21 @@ examples/guardrails/cases.yaml. The phrase is checked at load
 (validate-config): a missing or empty phrase, or any other key, refuses the
 plugin instead of letting everything through.
 """
+import enum
+
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import host
-from wit_world.imports.types import LogLevel, Phases, Rejection, Verdict_Pass, Verdict_Reject
+from wit_world.imports.types import LogLevel, Rejection, Verdict_Pass, Verdict_Reject
+
+
+# componentize-py 0.25 names the contract's `flag` record `Flag`, which
+# shadows enum.Flag in its generated types module, so the generated
+# `Phases` is not a working flag set. Its lowering reads `.value` as the
+# bit mask (input = 1, output = 2): an enum.Flag of our own gives it that.
+class Phases(enum.Flag):
+    INPUT = 1
+    OUTPUT = 2
 
 
 def lower(text):

@@ -4,12 +4,23 @@ The rule (see examples/guardrails/cases.yaml): three, two and four ASCII
 digits joined by "-", with no ASCII digit right before or after. An
 output-only guardrail that takes no settings.
 """
+import enum
 import re
 
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import host
-from wit_world.imports.types import LogLevel, Phases, Verdict_Pass, Verdict_Transform
+from wit_world.imports.types import LogLevel, Verdict_Pass, Verdict_Transform
+
+
+# componentize-py 0.25 names the contract's `flag` record `Flag`, which
+# shadows enum.Flag in its generated types module, so the generated
+# `Phases` is not a working flag set. Its lowering reads `.value` as the
+# bit mask (input = 1, output = 2): an enum.Flag of our own gives it that.
+class Phases(enum.Flag):
+    INPUT = 1
+    OUTPUT = 2
+
 
 SSN = re.compile(r"(?<![0-9])[0-9]{3}-[0-9]{2}-[0-9]{4}(?![0-9])")
 
