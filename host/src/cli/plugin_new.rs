@@ -21,7 +21,7 @@ pub enum Lang {
     Rust,
     /// Python with componentize-py (PyPI).
     Python,
-    /// JavaScript with jco (npm); QuickJS by default.
+    /// JavaScript with jco (npm); StarlingMonkey by default (templates/js/build says why).
     Js,
     /// C with wit-bindgen c, Debian clang and wasi-libc.
     C,
@@ -220,7 +220,7 @@ fn readme(p: &NewPlugin) -> String {
         Lang::Rust => "rustup and cargo (it adds the wasm32-wasip2 target)",
         Lang::Python => "python3 (it installs componentize-py from PyPI into target/toolchains)",
         Lang::Js => {
-            "node and npm (it installs jco into target/toolchains); JCO_BACKEND=starlingmonkey for SpiderMonkey instead of QuickJS"
+            "node and npm (it installs jco into target/toolchains); JCO_BACKEND=quickjs for QuickJS instead of SpiderMonkey (see build: not usable with this contract yet)"
         }
         Lang::C => {
             "apt-get (clang, wasi-libc; needs root), cargo (wit-bindgen-cli into target/toolchains) and rustc's wasm-component-ld"
