@@ -269,10 +269,15 @@ mod tests {
                 let files = create(&p).unwrap();
                 assert!(files.contains(&PathBuf::from("my-plugin.toml")));
                 // Every file of the contract, so the project's `wit/` resolves.
-                for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit")).unwrap() {
+                for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit")).unwrap()
+                {
                     let f = f.unwrap();
                     if f.file_type().unwrap().is_file() {
-                        assert!(files.contains(&Path::new("wit").join(f.file_name())), "{:?}", f.file_name());
+                        assert!(
+                            files.contains(&Path::new("wit").join(f.file_name())),
+                            "{:?}",
+                            f.file_name()
+                        );
                     }
                 }
                 let manifest = std::fs::read_to_string(dir.join("my-plugin.toml")).unwrap();

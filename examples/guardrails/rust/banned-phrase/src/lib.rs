@@ -10,8 +10,14 @@ use sluice_sdk::{ConfigError, Guardrail, OutputContext, Phases, Request, Verdict
 fn phrase() -> Result<String, ConfigError> {
     match sluice_sdk::config("phrase") {
         Some(p) if !p.trim().is_empty() => Ok(p.to_ascii_lowercase()),
-        Some(_) => Err(ConfigError::new("phrase", "is empty: it would match every text")),
-        None => Err(ConfigError::new("phrase", "missing: set the phrase to refuse")),
+        Some(_) => Err(ConfigError::new(
+            "phrase",
+            "is empty: it would match every text",
+        )),
+        None => Err(ConfigError::new(
+            "phrase",
+            "missing: set the phrase to refuse",
+        )),
     }
 }
 
@@ -71,7 +77,9 @@ mod tests {
     fn the_phrase_is_required_and_alone() {
         set_config(&[("phrase", "launch codes")]);
         assert_eq!(BannedPhrase::validate_config(), Ok(()));
-        for bad in [&[][..], &[("phrase", " ")], &[("phrase", "x"), ("phrse", "y")]] {
+        let refused: [&[(&str, &str)]; 3] =
+            [&[], &[("phrase", " ")], &[("phrase", "x"), ("phrse", "y")]];
+        for bad in refused {
             set_config(bad);
             let why = BannedPhrase::validate_config().unwrap_err();
             assert!(why.starts_with("config `phr"), "{why}");
@@ -81,9 +89,18 @@ mod tests {
     #[test]
     fn rejects_the_phrase_in_any_case_and_across_windows() {
         set_config(&[("phrase", "Launch Codes")]);
-        assert_eq!(code(&BannedPhrase::input(&[("user", "the LAUNCH codes")])), "banned_phrase");
-        assert_eq!(BannedPhrase::input(&[("user", "launch, codes")]), Verdict::Pass);
+        assert_eq!(
+            code(&BannedPhrase::input(&[("user", "the LAUNCH codes")])),
+            "banned_phrase"
+        );
+        assert_eq!(
+            BannedPhrase::input(&[("user", "launch, codes")]),
+            Verdict::Pass
+        );
         let ctx = OutputContext::window("the launch c", 1, false);
-        assert_eq!(code(&BannedPhrase::output_with("odes", ctx)), "banned_phrase");
+        assert_eq!(
+            code(&BannedPhrase::output_with("odes", ctx)),
+            "banned_phrase"
+        );
     }
 }

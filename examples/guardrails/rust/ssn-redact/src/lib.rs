@@ -86,6 +86,10 @@ mod tests {
         sluice_sdk::testing::set_config(&[]);
         assert_eq!(SsnRedact::validate_config(), Ok(()));
         sluice_sdk::testing::set_config(&[("phrase", "x")]);
-        assert!(SsnRedact::validate_config().unwrap_err().contains("no settings"));
+        assert!(
+            SsnRedact::validate_config()
+                .unwrap_err()
+                .contains("no settings")
+        );
     }
 }
