@@ -5,6 +5,8 @@
 //! sluice mock-upstream [--listen ..]  a deterministic OpenAI-compatible upstream
 //! sluice plugin audit|list|new|test   inspect, scaffold and test plugins
 //! sluice config check FILE            validate a config, report every problem
+//! sluice usage --by key|user|feature|model|day [--since ..] [--until ..] [--json]
+//! sluice keys create|list|revoke      virtual keys in the state store
 //! sluice review list|show|approve|reject   the human review queue
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
@@ -15,6 +17,7 @@ pub mod plugin;
 pub mod plugin_new;
 pub mod plugin_test;
 pub mod review;
+pub mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +71,11 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Usage and cost from the ledger, grouped.
+    Usage(state::UsageArgs),
+    /// Manage virtual keys (the secret is shown once, at creation).
+    #[command(subcommand)]
+    Keys(state::KeysCmd),
     /// The human review queue of flagged answers.
     #[command(subcommand)]
     Review(review::ReviewCmd),
@@ -94,6 +102,8 @@ pub fn main() -> ExitCode {
         Command::MockUpstream(args) => runtime().and_then(|rt| rt.block_on(mock(args))),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Config(ConfigCmd::Check { file }) => check(&file),
+        Command::Usage(args) => runtime().and_then(|rt| rt.block_on(state::usage(args))),
+        Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(state::keys(cmd))),
         Command::Review(cmd) => review::run(cmd),
     };
     match result {
@@ -164,7 +174,7 @@ fn check(file: &std::path::Path) -> anyhow::Result<()> {
         config.models.len(),
         config.keys.len(),
         if config.keys.is_empty() {
-            "; auth is OFF"
+            "; auth is OFF unless the state store holds keys"
         } else {
             ""
         }
@@ -179,7 +189,6 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
     let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
         .await
         .context("starting the gateway")??;
-    let gw = review::attach(gw).await;
     let missing = gw.missing_plugins();
     if !missing.is_empty() {
         tracing::warn!(
@@ -206,7 +215,12 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
             std::process::exit(128 + second);
         });
     };
+    let state = gw.state.clone();
     crate::server::serve(listener, Arc::new(gw), shutdown).await?;
+    // Group commit may hold the last few ms of ledger records.
+    if let Err(e) = state.flush().await {
+        tracing::error!(error = %e, "flushing the state at shutdown failed");
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -11,7 +11,6 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::pipeline::Gateway;
 use crate::plugin::log::escaped;
 use crate::state::review::{ReviewEntry, ReviewQueue, Status, Verdict};
 use crate::state::{BackendKind, State};
@@ -114,19 +113,6 @@ async fn open(config: &std::path::Path) -> anyhow::Result<ReviewQueue> {
         }
     })?;
     Ok(ReviewQueue::new(state.store().clone()))
-}
-
-/// Give a starting gateway the review queue in its state store. A store
-/// that cannot be opened is logged and the gateway serves without a queue
-/// (flags are logged; `hold` still holds).
-pub async fn attach(gw: Gateway) -> Gateway {
-    match State::open(&gw.config.state).await {
-        Ok(state) => gw.with_review(ReviewQueue::new(state.store().clone())),
-        Err(e) => {
-            tracing::warn!(error = %e, "no review queue: the state store did not open; flagged answers are only logged");
-            gw
-        }
-    }
 }
 
 fn status_word(s: Status) -> &'static str {

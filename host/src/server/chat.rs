@@ -22,7 +22,7 @@ use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
 use crate::pipeline::{Gateway, Principal, Progress, RequestCtx, Served, StreamEvent, Tried};
 use crate::plugin::log::escaped;
 
-fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
+fn ctx(id: RequestId, arrived: Arrived, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     let text = |name: &str| {
         headers
             .get(name)
@@ -31,6 +31,7 @@ fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     };
     RequestCtx {
         id: id.0,
+        arrived: arrived.0,
         principal,
         feature: text("x-sluice-feature")
             .filter(|s| !s.is_empty())
@@ -87,7 +88,7 @@ pub async fn chat(
     headers: HeaderMap,
     OpenAiJson(req): OpenAiJson<ChatRequest>,
 ) -> Response {
-    let ctx = ctx(id, principal, &headers);
+    let ctx = ctx(id, arrived, principal, &headers);
     let waiting = Disconnect::new(&ctx.id, "before the answer");
     let model = req.model.clone();
     let result = if req.stream {
@@ -128,7 +129,7 @@ pub async fn embeddings(
     headers: HeaderMap,
     OpenAiJson(req): OpenAiJson<EmbeddingsRequest>,
 ) -> Response {
-    let ctx = ctx(id, principal, &headers);
+    let ctx = ctx(id, arrived, principal, &headers);
     let waiting = Disconnect::new(&ctx.id, "before the answer");
     let model = req.model.clone();
     let result = gw
@@ -149,7 +150,7 @@ fn finish(
 ) -> Response {
     let total = arrived.0.elapsed();
     let id = ctx.id.as_str();
-    let (mut res, tried) = match result {
+    let (mut res, tried, extra) = match result {
         Ok((res, served)) => {
             let overhead = total.saturating_sub(served.upstream);
             tracing::info!(
@@ -169,7 +170,11 @@ fn finish(
                 upstream: served.upstream,
                 guardrails: served.guardrails,
             };
-            (res, tried)
+            let mut extra = served.rate.headers();
+            if let Some(cost) = served.cost_usd {
+                extra.push(("x-sluice-cost-usd", format!("{cost:.9}")));
+            }
+            (res, tried, extra)
         }
         Err(e) => {
             let api = ApiError::from(&e);
@@ -183,7 +188,12 @@ fn finish(
                 error = %escaped(&e),
                 "refused"
             );
-            (api.into_response(), tried)
+            // A rate-limit refusal says which limit and when, as answers do.
+            let extra = match &e {
+                crate::pipeline::Error::RateLimited(d) => d.headers(),
+                _ => Vec::new(),
+            };
+            (api.into_response(), tried, extra)
         }
     };
     let overhead = total.saturating_sub(tried.upstream);
@@ -204,6 +214,9 @@ fn finish(
     set(ATTEMPTS, &tried.attempts.to_string());
     set(OVERHEAD_MS, &format!("{:.3}", overhead.as_secs_f64() * 1e3));
     set(GUARDRAILS, &tried.guardrails.header_value());
+    for (name, value) in extra {
+        set(name, &value);
+    }
     res
 }
 

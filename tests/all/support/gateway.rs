@@ -26,6 +26,8 @@ pub struct TestGateway {
     pub url: String,
     pub gateway: Arc<Gateway>,
     stop: Option<oneshot::Sender<()>>,
+    /// The sled directory when the config names none of its own.
+    _state_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for TestGateway {
@@ -52,10 +54,17 @@ impl TestGateway {
     }
 }
 
-/// Validate `config_toml`, start the gateway on `127.0.0.1:0`.
+/// Validate `config_toml`, start the gateway on `127.0.0.1:0`. A relative
+/// `[state] dir` (the default `data`) becomes a fresh temporary directory,
+/// so gateways never share one by accident.
 pub async fn start(config_toml: &str) -> TestGateway {
-    let config = Config::parse("test.toml", config_toml, &|k| std::env::var(k).ok())
+    let mut config = Config::parse("test.toml", config_toml, &|k| std::env::var(k).ok())
         .unwrap_or_else(|e| panic!("{e}\n{config_toml}"));
+    let state_dir = config.state.dir.is_relative().then(|| {
+        let dir = tempfile::tempdir().unwrap();
+        config.state.dir = dir.path().to_path_buf();
+        dir
+    });
     let gateway = tokio::task::spawn_blocking(move || Gateway::start(config))
         .await
         .unwrap()
@@ -76,6 +85,7 @@ pub async fn start(config_toml: &str) -> TestGateway {
         url,
         gateway,
         stop: Some(tx),
+        _state_dir: state_dir,
     }
 }
 
