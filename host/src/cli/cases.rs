@@ -34,7 +34,7 @@ use serde::Deserialize;
 
 use crate::pipeline::guard;
 use crate::plugin::{
-    Candidate, Decision, Estimate, Message, OutputContext, Plugin, PluginKind, RequestInfo, Spend,
+    BudgetPeriod, Candidate, Decision, Estimate, Message, OutputContext, OutputPart, Plugin, PluginKind, RequestInfo, Spend,
     Verdict,
 };
 
@@ -379,11 +379,17 @@ impl Case {
                 .map(|m| Message {
                     role: m.role.clone(),
                     content: m.content.clone(),
+                    name: None,
+                    tool_calls: Vec::new(),
+                    tool_call_id: None,
                 })
                 .collect(),
             None => vec![Message {
                 role: "user".into(),
                 content: self.input.clone().unwrap_or_else(|| "hello".into()),
+                name: None,
+                tool_calls: Vec::new(),
+                tool_call_id: None,
             }],
         };
         RequestInfo {
@@ -397,6 +403,7 @@ impl Case {
             max_tokens: r.max_tokens,
             temperature: r.temperature,
             stream: r.stream,
+            prompt: None,
         }
     }
 }
@@ -426,7 +433,7 @@ pub async fn run(plugin: &Plugin, case: &Case) -> Outcome {
             };
         }
     };
-    let req = case.request_info();
+    let req = std::sync::Arc::new(case.request_info());
     let start = Instant::now();
     let (passed, got) = match call {
         Call::CheckInput | Call::CheckOutput => {
@@ -441,6 +448,8 @@ pub async fn run(plugin: &Plugin, case: &Case) -> Outcome {
                     emitted: ctx.emitted,
                     window_index: ctx.window_index,
                     is_final: ctx.is_final,
+                    choice: 0,
+                    part: OutputPart::Content,
                 };
                 plugin
                     .check_output(&req, case.output.as_deref().unwrap_or(""), &ctx)
@@ -488,13 +497,22 @@ pub async fn run(plugin: &Plugin, case: &Case) -> Outcome {
                 max_completion_tokens: e.max_completion_tokens,
                 cost_usd: e.cost_usd,
             };
+            // `period` is the period's label: `2026-01` (month) or
+            // `2026-01-31` (day).
+            let period = if s.period.len() > 7 {
+                BudgetPeriod::Day
+            } else {
+                BudgetPeriod::Month
+            };
             let spend = Spend {
                 scope: s.scope,
+                label: s.period.clone(),
                 spent_usd: s.spent_usd,
+                reserved_usd: 0.0,
                 budget_usd: s.budget_usd,
-                period: s.period,
+                period,
             };
-            match plugin.decide(&req, &est, &spend).await {
+            match plugin.decide(&req, &est, std::slice::from_ref(&spend)).await {
                 Ok(d) => (decision_matches(&case.expect, &d), describe_decision(&d)),
                 Err(f) => (false, format!("plugin failed: {f}")),
             }
@@ -535,6 +553,7 @@ pub fn describe_verdict(v: &Verdict) -> String {
         Verdict::Pass => "pass".into(),
         Verdict::Transform(t) => format!("transform {t:?}"),
         Verdict::Reject(r) => format!("reject {} ({})", r.code, r.reason),
+        Verdict::Flag(f) => format!("flag {} ({})", f.code, f.reason),
     }
 }
 
