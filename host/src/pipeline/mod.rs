@@ -217,7 +217,19 @@ impl Gateway {
     /// Start the plugin runtime (initial load compiles every plugin, so call
     /// it off the async workers) and the provider clients.
     pub fn start(config: Config) -> anyhow::Result<Self> {
-        let plugins = PluginRuntime::start(config.plugins.clone())
+        let gw = Self::starting(config)?;
+        gw.plugins
+            .initial_load()
+            .map_err(|e| anyhow::anyhow!("loading plugins: {e}"))?;
+        Ok(gw)
+    }
+
+    /// The gateway with its plugin runtime created but nothing loaded yet:
+    /// the caller runs `plugins.initial_load()` (off the async workers)
+    /// while the server already answers `/healthz`, and `/readyz` says
+    /// not ready until it has finished.
+    pub fn starting(config: Config) -> anyhow::Result<Self> {
+        let plugins = PluginRuntime::new(config.plugins.clone())
             .map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e}"))?;
         let providers = Providers::new(&config.providers, &config.retry, &config.breaker)?;
         Ok(Self::new(
@@ -249,7 +261,8 @@ impl Gateway {
         self
     }
 
-    /// Plugin names the config references that are not loaded (empty = ready).
+    /// Plugin names the config references that are not loaded (empty and
+    /// the initial load done = ready).
     pub fn missing_plugins(&self) -> Vec<String> {
         let set = self.plugins.current();
         self.config

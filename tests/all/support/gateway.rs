@@ -60,6 +60,18 @@ pub async fn start(config_toml: &str) -> TestGateway {
         .await
         .unwrap()
         .unwrap();
+    serve(gateway).await
+}
+
+/// Like [`start`], but serving before any plugin is loaded (what `sluice
+/// serve` does): the test runs `gateway.plugins.initial_load()` itself.
+pub async fn start_unloaded(config_toml: &str) -> TestGateway {
+    let config = Config::parse("test.toml", config_toml, &|k| std::env::var(k).ok())
+        .unwrap_or_else(|e| panic!("{e}\n{config_toml}"));
+    serve(Gateway::starting(config).unwrap()).await
+}
+
+async fn serve(gateway: Gateway) -> TestGateway {
     let gateway = Arc::new(gateway);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

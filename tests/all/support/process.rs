@@ -106,7 +106,18 @@ impl Sluice {
             .await
             .unwrap_or_else(|| panic!("sluice did not start:\n{}", s.log_text()));
         s.url = format!("http://{}", listening["fields"]["addr"].as_str().unwrap());
+        // `serve` listens first and compiles after; tests start from a
+        // loaded gateway.
+        s.wait_log(Duration::from_secs(120), |v| message(v) == "plugins ready")
+            .await
+            .unwrap_or_else(|| panic!("sluice did not load its plugins:\n{}", s.log_text()));
         s
+    }
+
+    /// The directory holding the config file (`sluice.toml`), `plugins/`
+    /// and the default state directory `data/`.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// The first log line (JSON) matching `pred`, waiting up to `timeout`.
