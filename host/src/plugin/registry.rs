@@ -242,6 +242,8 @@ impl PluginRuntime {
             *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
         }
         let report = self.reload();
+        // Ready before the log line says so: whoever reads it may probe.
+        self.ready.send_replace(true);
         tracing::info!(
             loaded = report.loaded.len(),
             compiled = report.compiled.len(),
@@ -249,7 +251,6 @@ impl PluginRuntime {
             took_ms = report.took_ms,
             "plugins ready"
         );
-        self.ready.send_replace(true);
         Ok(report)
     }
 
