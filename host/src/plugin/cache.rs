@@ -80,8 +80,7 @@ impl DiskCache {
         #[cfg(unix)]
         {
             use std::os::unix::fs::{MetadataExt, PermissionsExt};
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            let me = unsafe { libc::geteuid() };
+            let me = rustix::process::geteuid().as_raw();
             if meta.uid() != me {
                 return Err(CacheDirError::Owner(dir.to_path_buf(), meta.uid(), me));
             }
