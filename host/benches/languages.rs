@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sluice::plugin::{Message, OutputContext, OutputPart, Plugin, PluginRuntime, PluginsConfig, RequestInfo};
+use sluice::plugin::{
+    Message, OutputContext, OutputPart, Plugin, PluginRuntime, PluginsConfig, RequestInfo,
+};
 
 const LANGUAGES: [&str; 5] = ["rust", "c", "js-quickjs", "python", "js-starlingmonkey"];
 

@@ -39,8 +39,7 @@ fn root() -> PathBuf {
 fn example(lang: &str) -> Option<(PathBuf, PathBuf)> {
     let dir = root().join("target/examples").join(lang);
     let wasm = dir.join("ssn-redact.wasm");
-    wasm.is_file()
-        .then(|| (wasm, dir.join("ssn-redact.toml")))
+    wasm.is_file().then(|| (wasm, dir.join("ssn-redact.toml")))
 }
 
 /// The 10-plugin directory.
@@ -57,10 +56,12 @@ fn plugin_dir() -> tempfile::TempDir {
         n += 1;
     }
     for lang in ["python", "js-quickjs"] {
-        let (wasm, toml) = example(lang).or_else(|| example("rust")).unwrap_or_else(|| {
-            let g = sluice_guests::by_package("pii-redact").unwrap();
-            (PathBuf::from(g.wasm), PathBuf::from(g.manifest.unwrap()))
-        });
+        let (wasm, toml) = example(lang)
+            .or_else(|| example("rust"))
+            .unwrap_or_else(|| {
+                let g = sluice_guests::by_package("pii-redact").unwrap();
+                (PathBuf::from(g.wasm), PathBuf::from(g.manifest.unwrap()))
+            });
         eprintln!("ssn-redact-{lang}: {}", wasm.display());
         std::fs::copy(&wasm, dir.path().join(format!("ssn-redact-{lang}.wasm"))).unwrap();
         std::fs::copy(&toml, dir.path().join(format!("ssn-redact-{lang}.toml"))).unwrap();

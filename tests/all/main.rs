@@ -20,7 +20,7 @@ mod routing;
 mod sandbox;
 mod secrets;
 mod shutdown;
-mod startup;
 mod slow_clients;
+mod startup;
 mod stream_limits;
 mod streaming;

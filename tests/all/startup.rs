@@ -40,7 +40,10 @@ guardrails = ["tag"]
     });
 
     let (status, body) = get(format!("{}/healthz", gw.url)).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     let (status, body) = get(format!("{}/readyz", gw.url)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["status"], "not ready");
@@ -61,7 +64,10 @@ guardrails = ["tag"]
     waiter.await.unwrap();
     assert!(runtime.is_ready());
     let (status, body) = get(format!("{}/readyz", gw.url)).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
     let res = gw.chat(&reply_body("chat", "x")).await;
     assert_eq!(res.status(), StatusCode::OK);
 }

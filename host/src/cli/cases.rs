@@ -34,8 +34,8 @@ use serde::Deserialize;
 
 use crate::pipeline::guard;
 use crate::plugin::{
-    BudgetPeriod, Candidate, Decision, Estimate, Message, OutputContext, OutputPart, Plugin, PluginKind, RequestInfo, Spend,
-    Verdict,
+    BudgetPeriod, Candidate, Decision, Estimate, Message, OutputContext, OutputPart, Plugin,
+    PluginKind, RequestInfo, Spend, Verdict,
 };
 
 /// One case of a case file.
@@ -512,7 +512,10 @@ pub async fn run(plugin: &Plugin, case: &Case) -> Outcome {
                 budget_usd: s.budget_usd,
                 period,
             };
-            match plugin.decide(&req, &est, std::slice::from_ref(&spend)).await {
+            match plugin
+                .decide(&req, &est, std::slice::from_ref(&spend))
+                .await
+            {
                 Ok(d) => (decision_matches(&case.expect, &d), describe_decision(&d)),
                 Err(f) => (false, format!("plugin failed: {f}")),
             }

@@ -126,8 +126,9 @@ impl DiskCache {
             // hash (file name): its SHA-256 matched the one written beside
             // it, in a directory only the gateway's user can write (`open`).
             // wasmtime re-checks version and configuration in the header.
-            Ok(payload) => unsafe { Component::deserialize(engine, payload) }
-                .map_err(|e| format!("{e:#}")),
+            Ok(payload) => {
+                unsafe { Component::deserialize(engine, payload) }.map_err(|e| format!("{e:#}"))
+            }
             Err(why) => Err(why.to_owned()),
         };
         match loaded {
