@@ -89,10 +89,6 @@ fn load(
 fn request() -> Arc<RequestInfo> {
     Arc::new(RequestInfo {
         id: "bench".into(),
-        user: None,
-        api_key_id: None,
-        feature: None,
-        tags: vec![],
         model: "m".into(),
         messages: vec![Message {
             role: "user".into(),
@@ -102,9 +98,7 @@ fn request() -> Arc<RequestInfo> {
             tool_call_id: None,
         }],
         max_tokens: Some(256),
-        temperature: None,
-        stream: false,
-        prompt: None,
+        ..RequestInfo::default()
     })
 }
 

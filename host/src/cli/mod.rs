@@ -5,6 +5,7 @@
 //! sluice mock-upstream [--listen ..]  a deterministic OpenAI-compatible upstream
 //! sluice plugin audit|list|new|test   inspect, scaffold and test plugins
 //! sluice config check FILE            validate a config, report every problem
+//! sluice review list|show|approve|reject   the human review queue
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
@@ -13,6 +14,7 @@ pub mod cases;
 pub mod plugin;
 pub mod plugin_new;
 pub mod plugin_test;
+pub mod review;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +68,9 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The human review queue of flagged answers.
+    #[command(subcommand)]
+    Review(review::ReviewCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -89,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::MockUpstream(args) => runtime().and_then(|rt| rt.block_on(mock(args))),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Config(ConfigCmd::Check { file }) => check(&file),
+        Command::Review(cmd) => review::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -169,7 +175,7 @@ fn check(file: &std::path::Path) -> anyhow::Result<()> {
 async fn serve(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&path)?;
     let listen = config.server.listen;
-    let gw = Arc::new(Gateway::starting(config)?);
+    let gw = Arc::new(review::attach(Gateway::starting(config)?).await);
     let mut signals = Signals::new().context("listening for SIGINT / SIGTERM")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -9,6 +9,7 @@
 //! | `GET /readyz`               | none | plugins loaded (503 while compiling)   |
 //! | `GET /admin/plugins`        | admin| every plugin's state, grants, counters |
 //! | `POST /admin/reload`        | admin| rescan the plugin directory now        |
+//! | `/admin/review…`            | admin| the human review queue ([`review`])    |
 //!
 //! Layers, outermost first: [`layers::stamp`] (request id, head size,
 //! `x-sluice-*` on every answer, OpenAI-shaped errors), the drain deadline
@@ -24,6 +25,7 @@ pub mod error;
 pub mod extract;
 pub mod layers;
 pub mod limits;
+pub mod review;
 pub mod shutdown;
 
 use std::future::Future;
@@ -61,6 +63,7 @@ pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
         let admin = Router::new()
             .route("/admin/plugins", get(admin_plugins))
             .route("/admin/reload", post(admin_reload))
+            .merge(review::routes())
             .route_layer(middleware::from_fn_with_state(auth, auth::admin));
         app = app.merge(admin);
     }

@@ -8,9 +8,11 @@
 //! - [`http`]: reading answers: OpenAI-shaped errors, SSE events, streamed text.
 //! - [`process`]: the real `sluice` binary as a child process (signals,
 //!   file limits, exit codes, its JSON log lines).
+//! - [`canned`]: an upstream answering with scripted completions and chunks.
 //! - [`raw`]: hand-rolled peers over raw TCP: misbehaving upstreams and
 //!   clients.
 
+pub mod canned;
 pub mod gateway;
 pub mod http;
 pub mod plugins;
