@@ -28,6 +28,7 @@ mod seams;
 mod secrets;
 mod shutdown;
 mod slow_clients;
+mod startup;
 mod state_outage;
 mod stream_limits;
 mod streaming;

@@ -185,22 +185,35 @@ fn check(file: &std::path::Path) -> anyhow::Result<()> {
 async fn serve(path: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&path)?;
     let listen = config.server.listen;
-    // Compiling the plugins is CPU work; keep it off the async workers.
-    let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
+    // Opening the state blocks on the runtime (sled, or Redis's first
+    // connection): keep it off the async workers.
+    let gw = tokio::task::spawn_blocking(move || Gateway::starting(config))
         .await
         .context("starting the gateway")??;
-    let missing = gw.missing_plugins();
-    if !missing.is_empty() {
-        tracing::warn!(
-            ?missing,
-            "plugins named in the config are not loaded; their models answer 503 until they are"
-        );
-    }
+    let gw = Arc::new(gw);
     let mut signals = Signals::new().context("listening for SIGINT / SIGTERM")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, config = %path.display(), "sluice listening");
+    // Listen first, then compile: `/healthz` answers and `/readyz` says
+    // 503 while plugins compile (CPU work, kept off the async workers).
+    // A failure here (the watcher) leaves the gateway not ready for good,
+    // so it ends the process like any other start-up error.
+    let loading = {
+        let gw = gw.clone();
+        tokio::task::spawn_blocking(move || {
+            gw.plugins.initial_load()?;
+            let missing = gw.missing_plugins();
+            if !missing.is_empty() {
+                tracing::warn!(
+                    ?missing,
+                    "plugins named in the config are not loaded; their models answer 503 until they are"
+                );
+            }
+            Ok::<_, crate::plugin::PluginError>(())
+        })
+    };
     let grace = gw.config.server.shutdown_grace_ms;
     let shutdown = async move {
         let first = signals.next().await;
@@ -216,7 +229,17 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
         });
     };
     let state = gw.state.clone();
-    crate::server::serve(listener, Arc::new(gw), shutdown).await?;
+    let serving = crate::server::serve(listener, gw, shutdown);
+    tokio::pin!(serving);
+    tokio::select! {
+        served = &mut serving => served?,
+        loaded = loading => {
+            loaded
+                .context("loading plugins")?
+                .context("loading plugins")?;
+            serving.await?;
+        }
+    }
     // Group commit may hold the last few ms of ledger records.
     if let Err(e) = state.flush().await {
         tracing::error!(error = %e, "flushing the state at shutdown failed");

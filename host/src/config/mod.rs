@@ -84,6 +84,8 @@ impl Config {
         // `[state] dir` is relative to the config file, not the cwd.
         let base = path.parent().unwrap_or(Path::new("."));
         config.state.resolve_dir(base);
+        // The compile cache lives with the rest of the gateway's data.
+        config.plugins.resolve_cache_dir(&config.state.dir);
         // No plugin may be granted the directory holding the config (and
         // its secrets) or the state data without saying so
         // (`acknowledge-sensitive`).

@@ -259,15 +259,28 @@ struct Plan {
 }
 
 impl Gateway {
-    /// Open the state (`[state]`; config keys seeded into it), start the
-    /// plugin runtime and the provider clients. Call it on a blocking
-    /// thread of a tokio runtime (`spawn_blocking`): the initial plugin
-    /// load compiles every plugin, and the state is opened on the runtime.
+    /// [`Gateway::starting`], then the initial plugin load (it compiles
+    /// every plugin). Call it on a blocking thread of a tokio runtime
+    /// (`spawn_blocking`).
     pub fn start(config: Config) -> anyhow::Result<Self> {
+        let gw = Self::starting(config)?;
+        gw.plugins
+            .initial_load()
+            .map_err(|e| anyhow::anyhow!("loading plugins: {e}"))?;
+        Ok(gw)
+    }
+
+    /// Open the state (`[state]`; config keys seeded into it), create the
+    /// plugin runtime with nothing loaded yet and the provider clients: the
+    /// caller runs `plugins.initial_load()` (off the async workers) while
+    /// the server already answers `/healthz`, and `/readyz` says not ready
+    /// until it has finished. Call it on a blocking thread of a tokio
+    /// runtime: the state is opened on the runtime.
+    pub fn starting(config: Config) -> anyhow::Result<Self> {
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|_| anyhow::anyhow!("the gateway starts inside a tokio runtime"))?;
         let state = rt.block_on(open_state(&config))?;
-        let plugins = PluginRuntime::start(config.plugins.clone())
+        let plugins = PluginRuntime::new(config.plugins.clone())
             .map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e}"))?;
         let providers = Providers::new(&config.providers, &config.retry, &config.breaker)?;
         Ok(Self::new(config, providers, plugins, state))
@@ -310,7 +323,8 @@ impl Gateway {
         self
     }
 
-    /// Plugin names the config references that are not loaded (empty = ready).
+    /// Plugin names the config references that are not loaded (empty and
+    /// the initial load done = ready).
     pub fn missing_plugins(&self) -> Vec<String> {
         let set = self.plugins.current();
         self.config

@@ -103,7 +103,7 @@ pub fn audit(
     let env = LoadEnv {
         engine: &shared,
         // An audit never writes the compile cache.
-        cache_dir: None,
+        disk: None,
         max_memory_mb: cfg.max_memory_mb,
         pool_size: 0,
         pool_threshold: Duration::MAX,

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::capability::Baseline;
 use super::engine::EngineSettings;
 
+/// The default `cache-dir`'s name under `[state] dir`.
+pub const DEFAULT_CACHE_DIR: &str = "plugin-cache";
+
 /// The `[plugins]` section of the gateway config.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -38,8 +41,19 @@ pub struct PluginsConfig {
     /// are the opposite case: moving their start-up off the request path is
     /// worth the thread.
     pub pool_threshold_us: u64,
-    /// Where compiled artifacts are cached by content hash, so restarts
-    /// skip compilation. Default: none (compile on every start).
+    /// Keep compiled artifacts on disk (in `cache-dir`) so a restart
+    /// deserializes instead of compiling. Default `true`. Costs disk
+    /// (about 3-4x each `.wasm`, one artifact per plugin version, never
+    /// evicted) and, per plugin at start, reading and SHA-256-checking its
+    /// artifact (milliseconds; `benches/startup.rs`). `false`: every start
+    /// compiles every plugin (seconds each for Python or JavaScript).
+    pub compile_cache: bool,
+    /// Where the compile cache lives (created `0700`; it must belong to the
+    /// gateway's user). Default `<[state] dir>/plugin-cache` when the config
+    /// is loaded from a file (so next to the gateway's other data),
+    /// otherwise none. A relative path is taken from the working directory.
+    /// Each artifact is checked against a SHA-256 stored with it before it
+    /// is loaded; see `plugin/cache.rs` for why and who may write here.
     pub cache_dir: Option<PathBuf>,
     /// Concurrent instances across all plugins (pooled + in use); sizes the
     /// pooling allocator's reserved address space. Default `1000`.
@@ -81,6 +95,7 @@ impl Default for PluginsConfig {
             debounce_ms: 100,
             pool_size: 2,
             pool_threshold_us: 250,
+            compile_cache: true,
             cache_dir: None,
             max_instances: 1000,
             max_memory_mb: 512,
@@ -101,6 +116,16 @@ impl PluginsConfig {
         dirs.extend(self.cache_dir.clone());
         dirs.extend(self.gateway_dirs.iter().cloned());
         dirs
+    }
+
+    /// Fill in the default `cache-dir` (`DEFAULT_CACHE_DIR` under the state
+    /// directory `state_dir`), or drop it when `compile-cache = false`.
+    pub fn resolve_cache_dir(&mut self, state_dir: &std::path::Path) {
+        if !self.compile_cache {
+            self.cache_dir = None;
+        } else if self.cache_dir.is_none() {
+            self.cache_dir = Some(state_dir.join(DEFAULT_CACHE_DIR));
+        }
     }
 
     /// Which interfaces load without a grant (`strict-imports`).
@@ -207,6 +232,21 @@ fn file_kind(m: &std::fs::Metadata) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compile_cache_defaults_to_the_state_directory() {
+        let state = std::path::Path::new("/srv/sluice/data");
+        let mut default: PluginsConfig = toml::from_str("").unwrap();
+        default.resolve_cache_dir(state);
+        assert_eq!(default.cache_dir, Some(state.join("plugin-cache")));
+        let mut set: PluginsConfig = toml::from_str("cache-dir = \"/var/cache/s\"").unwrap();
+        set.resolve_cache_dir(state);
+        assert_eq!(set.cache_dir, Some(PathBuf::from("/var/cache/s")));
+        let mut off: PluginsConfig =
+            toml::from_str("compile-cache = false\ncache-dir = \"/var/cache/s\"").unwrap();
+        off.resolve_cache_dir(state);
+        assert_eq!(off.cache_dir, None);
+    }
 
     #[test]
     fn strict_imports_is_off_by_default_and_picks_the_baseline() {

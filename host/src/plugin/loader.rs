@@ -24,6 +24,7 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use super::bindings::{Contract, PACKAGE};
+use super::cache::DiskCache;
 use super::capability::{self, Access, Baseline, Grant};
 use super::engine::SharedEngine;
 use super::error::PluginError;
@@ -244,7 +245,7 @@ pub fn check(
 pub(crate) struct LoadEnv<'a> {
     pub engine: &'a Arc<SharedEngine>,
     /// Where compiled artifacts are written and read (none for an audit).
-    pub cache_dir: Option<&'a Path>,
+    pub disk: Option<&'a DiskCache>,
     pub max_memory_mb: u64,
     pub pool_size: usize,
     pub pool_threshold: Duration,
@@ -285,7 +286,7 @@ pub(crate) fn inspect_against(
 ) -> Result<Inspected, PluginError> {
     let (component, compiled, engine) =
         env.engine
-            .compile_any(wasm, sha, env.cache_dir)
+            .compile_any(wasm, sha, env.disk)
             .map_err(|e| PluginError::Load {
                 plugin: name.to_owned(),
                 reason: format!("compiling: {e:#}"),

@@ -25,6 +25,7 @@
 //! - [`manifest`]: `NAME.toml`, every key with its default.
 //! - [`capability`]: the grant vocabulary (baseline vs granted imports).
 //! - `engine`: the one wasmtime engine (pooling, epoch ticker, compile cache).
+//! - `cache`: the on-disk compile cache and how its bytes are validated.
 //! - `sandbox`: per-call limits and failure classification.
 //! - `request`: [`RequestInfo`] and the `request` resource's methods.
 //! - `exports`: each exported function at each version; `compat`: `0.1`.
@@ -47,6 +48,7 @@
 
 pub mod audit;
 mod bindings;
+mod cache;
 pub mod capability;
 mod compat;
 mod config;

@@ -2,6 +2,11 @@
 //! directory into an immutable [`PluginSet`], swaps it in atomically
 //! (`arc-swap`; in-flight calls finish on the set they started with), and
 //! keeps the status of every plugin, including ones that failed to load.
+//!
+//! The first load can be deferred ([`PluginRuntime::new`] then
+//! [`PluginRuntime::initial_load`]) so the server answers `/healthz` and a
+//! not-ready `/readyz` while plugins compile. Every load compiles the
+//! plugins that changed in parallel, one per core ([`load_all`]).
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Sender};
@@ -11,13 +16,16 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
+use tokio::sync::watch;
+
 use super::bindings::phase_names;
+use super::cache::DiskCache;
 use super::capability::Grant;
 use super::config::PluginsConfig;
 use super::engine::{self, SharedEngine};
 use super::error::PluginError;
 use super::instance::Plugin;
-use super::loader::{self, LoadEnv, Sources};
+use super::loader::{self, LoadEnv, PluginFiles, Sources};
 use super::log::escaped;
 use super::manifest::{FailureMode, PluginKind};
 use super::stats::CallStats;
@@ -149,6 +157,10 @@ pub struct PluginRuntime {
     /// Latest load error per plugin, published with the set so `statuses`
     /// never waits on a reload in progress.
     failed: ArcSwap<BTreeMap<String, String>>,
+    /// `cache-dir`, once checked (none: unset, or unusable and said so).
+    disk: Option<DiskCache>,
+    /// Whether the initial load has finished.
+    ready: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for PluginRuntime {
@@ -160,10 +172,20 @@ impl std::fmt::Debug for PluginRuntime {
 }
 
 impl PluginRuntime {
-    /// Engine + epoch ticker + refill thread + initial load (+ watcher when
-    /// `cfg.watch`). A plugin that fails to load is a status, not an error;
-    /// only an unusable engine or directory is.
+    /// [`Self::new`] then [`Self::initial_load`]: returns once every
+    /// plugin in the directory has been loaded or has failed to. A plugin
+    /// that fails to load is a status, not an error; only an unusable
+    /// engine or directory is.
     pub fn start(cfg: PluginsConfig) -> Result<Arc<Self>, PluginError> {
+        let rt = Self::new(cfg)?;
+        rt.initial_load()?;
+        Ok(rt)
+    }
+
+    /// Engine + epoch ticker + refill thread + the compile cache directory
+    /// (created `0700`; an unusable one is logged and skipped), with no
+    /// plugin loaded yet and [`Self::is_ready`] false.
+    pub fn new(cfg: PluginsConfig) -> Result<Arc<Self>, PluginError> {
         if !cfg.dir.is_dir() {
             return Err(PluginError::Runtime(format!(
                 "plugin directory `{}` does not exist",
@@ -171,6 +193,13 @@ impl PluginRuntime {
             )));
         }
         let engine = engine::shared(cfg.engine_settings()).map_err(PluginError::Runtime)?;
+        let disk = cfg.cache_dir.as_deref().and_then(|d| {
+            DiskCache::open(d)
+                .inspect_err(|e| {
+                    tracing::warn!("compile cache disabled, every start compiles: {e}");
+                })
+                .ok()
+        });
         let (tx, rx) = mpsc::channel::<Weak<Plugin>>();
         // Instantiation is async (guest start code runs on a fiber), so the
         // refill thread drives its own small runtime.
@@ -188,7 +217,7 @@ impl PluginRuntime {
                 }
             })
             .map_err(|e| PluginError::Runtime(format!("spawning the pool thread: {e}")))?;
-        let rt = Arc::new(PluginRuntime {
+        Ok(Arc::new(PluginRuntime {
             cfg,
             engine,
             set: ArcSwap::from_pointee(PluginSet::default()),
@@ -197,14 +226,49 @@ impl PluginRuntime {
             watcher: Mutex::new(None),
             last_reload: Mutex::default(),
             failed: ArcSwap::from_pointee(BTreeMap::new()),
-        });
-        rt.reload();
-        if rt.cfg.watch {
-            let w = Watcher::start(&rt)
+            disk,
+            ready: watch::Sender::new(false),
+        }))
+    }
+
+    /// Watch the directory (when `watch`), load it, and mark the runtime
+    /// ready. CPU-bound (compiles): run it off the async workers. The
+    /// watcher starts first so a file that changes during a long compile
+    /// is reloaded afterwards, not missed.
+    pub fn initial_load(self: &Arc<Self>) -> Result<ReloadReport, PluginError> {
+        if self.cfg.watch {
+            let w = Watcher::start(self)
                 .map_err(|e| PluginError::Runtime(format!("watching plugins: {e}")))?;
-            *rt.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
+            *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
         }
-        Ok(rt)
+        let report = self.reload();
+        // Ready before the log line says so: whoever reads it may probe.
+        self.ready.send_replace(true);
+        tracing::info!(
+            loaded = report.loaded.len(),
+            compiled = report.compiled.len(),
+            failed = report.failed.len(),
+            took_ms = report.took_ms,
+            "plugins ready"
+        );
+        Ok(report)
+    }
+
+    /// Whether the initial load has finished (failed plugins included).
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Resolves once the initial load has finished.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        // Err only if the sender is gone, and `self` holds it.
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+
+    /// The compile cache directory in use, if any.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.disk.as_ref().map(DiskCache::dir)
     }
 
     pub fn config(&self) -> &PluginsConfig {
@@ -233,7 +297,7 @@ impl PluginRuntime {
         };
         let env = LoadEnv {
             engine: &self.engine,
-            cache_dir: self.cfg.cache_dir.as_deref(),
+            disk: self.disk.as_ref(),
             max_memory_mb: self.cfg.max_memory_mb,
             pool_size: self.cfg.pool_size,
             pool_threshold: Duration::from_micros(self.cfg.pool_threshold_us),
@@ -245,9 +309,10 @@ impl PluginRuntime {
         let max_wasm = self.cfg.max_component_bytes();
         let mut next: BTreeMap<String, Loaded> = BTreeMap::new();
         let mut failed = BTreeMap::new();
-        for f in &files {
-            let res = Sources::read(f, max_wasm).and_then(|src| {
-                if let Some(old) = reg.loaded.get(&f.name)
+        let previous = &reg.loaded;
+        let results = load_all(&files, |f| {
+            Sources::read(f, max_wasm).and_then(|src| {
+                if let Some(old) = previous.get(&f.name)
                     && old.wasm_sha == src.wasm_sha
                     && old.manifest_sha == src.manifest_sha
                 {
@@ -255,7 +320,9 @@ impl PluginRuntime {
                 }
                 let (plugin, compiled) = loader::load(&env, f, &src)?;
                 Ok((Some((plugin, compiled)), src))
-            });
+            })
+        });
+        for (f, res) in files.iter().zip(results) {
             match res {
                 Ok((None, _)) => {
                     report.unchanged.push(f.name.clone());
@@ -353,4 +420,40 @@ impl PluginRuntime {
             })
             .collect()
     }
+}
+
+/// `load` over every file, on up to one thread per core (compiling is
+/// CPU-bound; wasmtime also spreads each component's functions over its
+/// own thread pool, so this mostly overlaps the serial parts: parsing,
+/// deserializing cached artifacts, smoke tests). Results in `files` order.
+/// Peak memory grows with the number of components compiled at once.
+fn load_all<R: Send>(files: &[PluginFiles], load: impl Fn(&PluginFiles) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(files.len());
+    if workers <= 1 {
+        return files.iter().map(&load).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else { break };
+                        done.push((i, load(f)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
 }

@@ -6,7 +6,7 @@
 //! | `POST /v1/embeddings`       | key  | embeddings                             |
 //! | `GET /v1/models`            | key  | the configured gateway model names     |
 //! | `GET /healthz`              | none | the process is up                      |
-//! | `GET /readyz`               | none | every plugin the config names is loaded|
+//! | `GET /readyz`               | none | plugins loaded (503 while compiling)   |
 //! | `GET /admin/plugins`        | admin| every plugin's state, grants, counters |
 //! | `POST /admin/reload`        | admin| rescan the plugin directory now        |
 //! | `GET /admin/usage`          | admin| ledger report (`by`, `since`, `until`) |
@@ -145,14 +145,18 @@ async fn models(
     Json(json!({"object": "list", "data": data}))
 }
 
-/// Ready when every plugin the config references is loaded: a request to a
-/// model whose guardrail is missing would fail closed (503) anyway.
+/// Ready when the initial plugin load has finished and every plugin the
+/// config references is loaded: a request to a model whose guardrail is
+/// missing would fail closed (503) anyway. While the plugins compile
+/// (`sluice serve` listens before that), the answer is 503 with
+/// `"loading": true`.
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
+    let loading = !gw.plugins.is_ready();
     let missing = gw.missing_plugins();
-    if missing.is_empty() {
+    if !loading && missing.is_empty() {
         Json(json!({"status": "ready"})).into_response()
     } else {
-        let body = json!({"status": "not ready", "missing_plugins": missing});
+        let body = json!({"status": "not ready", "loading": loading, "missing_plugins": missing});
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }

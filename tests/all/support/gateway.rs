@@ -58,6 +58,28 @@ impl TestGateway {
 /// `[state] dir` (the default `data`) becomes a fresh temporary directory,
 /// so gateways never share one by accident.
 pub async fn start(config_toml: &str) -> TestGateway {
+    let (config, state_dir) = parsed(config_toml);
+    let gateway = tokio::task::spawn_blocking(move || Gateway::start(config))
+        .await
+        .unwrap()
+        .unwrap();
+    serve(gateway, state_dir).await
+}
+
+/// Like [`start`], but serving before any plugin is loaded (what `sluice
+/// serve` does): the test runs `gateway.plugins.initial_load()` itself.
+pub async fn start_unloaded(config_toml: &str) -> TestGateway {
+    let (config, state_dir) = parsed(config_toml);
+    let gateway = tokio::task::spawn_blocking(move || Gateway::starting(config))
+        .await
+        .unwrap()
+        .unwrap();
+    serve(gateway, state_dir).await
+}
+
+/// The parsed config, its relative state dir moved into a fresh temporary
+/// directory (returned, to live as long as the gateway).
+fn parsed(config_toml: &str) -> (Config, Option<tempfile::TempDir>) {
     let mut config = Config::parse("test.toml", config_toml, &|k| std::env::var(k).ok())
         .unwrap_or_else(|e| panic!("{e}\n{config_toml}"));
     let state_dir = config.state.dir.is_relative().then(|| {
@@ -65,10 +87,10 @@ pub async fn start(config_toml: &str) -> TestGateway {
         config.state.dir = dir.path().to_path_buf();
         dir
     });
-    let gateway = tokio::task::spawn_blocking(move || Gateway::start(config))
-        .await
-        .unwrap()
-        .unwrap();
+    (config, state_dir)
+}
+
+async fn serve(gateway: Gateway, state_dir: Option<tempfile::TempDir>) -> TestGateway {
     let gateway = Arc::new(gateway);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -126,6 +126,11 @@ impl Sluice {
             .await
             .unwrap_or_else(|| panic!("sluice did not start:\n{}", s.log_text()));
         s.url = format!("http://{}", listening["fields"]["addr"].as_str().unwrap());
+        // `serve` listens first and compiles after; tests start from a
+        // loaded gateway.
+        s.wait_log(Duration::from_secs(120), |v| message(v) == "plugins ready")
+            .await
+            .unwrap_or_else(|| panic!("sluice did not load its plugins:\n{}", s.log_text()));
         s
     }
 
@@ -135,6 +140,13 @@ impl Sluice {
 
     pub fn admin(&self, path: &str) -> String {
         format!("{}/admin/{path}", self.url)
+    }
+
+    /// The directory holding the config file (`sluice.toml`), `plugins/`
+    /// and the default state directory `data/` (for [`Sluice::start`]; none
+    /// for [`Sluice::serve`], whose caller keeps its own).
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self._dir.as_ref().map(TempDir::path)
     }
 
     /// The first log line (JSON) matching `pred`, waiting up to `timeout`
