@@ -5,11 +5,15 @@
 //! sluice mock-upstream [--listen ..]  a deterministic OpenAI-compatible upstream
 //! sluice plugin audit|list ...        inspect plugins
 //! sluice config check FILE            validate a config, report every problem
+//! sluice prompt list|show|render|activate|history   the prompt registry
+//! sluice eval run|compare ...         evaluation suites and the CI gate
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
 
+pub mod eval;
 pub mod plugin;
+pub mod prompt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +67,12 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The prompt registry: list, show, render, activate (roll back), history.
+    #[command(subcommand)]
+    Prompt(prompt::PromptCmd),
+    /// Evaluation suites: run one through a gateway, compare two runs.
+    #[command(subcommand)]
+    Eval(eval::EvalCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +90,8 @@ pub fn main() -> ExitCode {
         Command::MockUpstream(args) => runtime().and_then(|rt| rt.block_on(mock(args))),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Config(ConfigCmd::Check { file }) => check(&file),
+        Command::Prompt(cmd) => prompt::run(cmd),
+        Command::Eval(cmd) => eval::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -162,6 +174,10 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
     let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
         .await
         .context("starting the gateway")??;
+    let state = crate::state::State::open(&gw.config.state)
+        .await
+        .context("opening the state")?;
+    let gw = prompt::attach(gw, &state).await?;
     let missing = gw.missing_plugins();
     if !missing.is_empty() {
         tracing::warn!(

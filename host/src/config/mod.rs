@@ -26,6 +26,8 @@ pub use crate::pipeline::config::{ModelConfig, RouteConfig, StreamWindowConfig, 
 use crate::plugin::PluginsConfig;
 use crate::provider::{BreakerConfig, ProviderConfig, RetryConfig};
 pub use crate::server::config::{KeyConfig, ServerConfig};
+pub use crate::eval::EvalsConfig;
+pub use crate::prompt::PromptsConfig;
 pub use crate::state::StateConfig;
 pub use source::{ConfigErrors, Problem};
 use source::{Seg, Source};
@@ -53,6 +55,11 @@ pub struct Config {
     /// `[state]`: ledger, budgets, virtual keys and rate limits; keys
     /// documented on [`StateConfig`].
     pub state: StateConfig,
+    /// `[prompts]`: the prompt registry; keys documented on [`PromptsConfig`].
+    pub prompts: PromptsConfig,
+    /// `[evals]`: eval runner defaults and result retention; keys
+    /// documented on [`EvalsConfig`].
+    pub evals: EvalsConfig,
 }
 
 /// Top-level keys, each deserialized on its own.
@@ -65,6 +72,8 @@ const SECTIONS: &[&str] = &[
     "models",
     "keys",
     "state",
+    "prompts",
+    "evals",
 ];
 
 impl Config {
@@ -78,6 +87,7 @@ impl Config {
         // `[state] dir` is relative to the config file, not the cwd.
         let base = path.parent().unwrap_or(Path::new("."));
         config.state.resolve_dir(base);
+        config.prompts.resolve_dir(base);
         // No plugin may be granted the directory holding the config (and
         // its secrets) or the state data without saying so
         // (`acknowledge-sensitive`).
@@ -87,6 +97,7 @@ impl Config {
             .gateway_dirs
             .extend(file.parent().map(Path::to_path_buf));
         config.plugins.gateway_dirs.push(config.state.dir.clone());
+        config.plugins.gateway_dirs.extend(config.prompts.dir.clone());
         Ok(config)
     }
 
@@ -117,6 +128,8 @@ impl Config {
         let retry = section(&mut src, table.get("retry"), "retry");
         let breaker = section(&mut src, table.get("breaker"), "breaker");
         let state = section(&mut src, table.get("state"), "state");
+        let prompts = section(&mut src, table.get("prompts"), "prompts");
+        let evals = section(&mut src, table.get("evals"), "evals");
         let providers = array(&mut src, table.get("providers"), "providers");
         let keys = array(&mut src, table.get("keys"), "keys");
         let mut models = BTreeMap::new();
@@ -146,6 +159,8 @@ impl Config {
             models,
             keys,
             state: state.unwrap_or_default(),
+            prompts: prompts.unwrap_or_default(),
+            evals: evals.unwrap_or_default(),
         };
         validate::check(&config, &root, &mut src);
         if src.problems.is_empty() {

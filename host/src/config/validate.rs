@@ -138,6 +138,21 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
         report(&segs, msg);
     }
 
+    for (key, msg) in config.prompts.problems() {
+        report(&[Seg::Key("prompts"), Seg::Key(key)], msg);
+    }
+    for (key, msg) in config.evals.problems() {
+        report(&[Seg::Key("evals"), Seg::Key(key)], msg);
+    }
+    if let Some(judge) = &config.evals.judge_model
+        && !config.models.contains_key(judge)
+    {
+        report(
+            &[Seg::Key("evals"), Seg::Key("judge-model")],
+            format!("unknown model `{judge}` (not a [models.NAME] of this file)"),
+        );
+    }
+
     let mut ids = HashSet::new();
     let mut secrets = HashSet::new();
     for (i, k) in config.keys.iter().enumerate() {

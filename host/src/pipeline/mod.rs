@@ -1,7 +1,8 @@
 //! One request's way through the gateway:
 //!
 //! ```text
-//! (auth: server layer) -> model lookup -> input guardrails -> cost policy
+//! (auth: server layer) -> prompt render (`prompt` extension, [`crate::prompt`])
+//!   -> model lookup -> input guardrails -> cost policy
 //!   -> router -> [cache lookup] -> providers (retries, fallback, breakers)
 //!   -> output guardrails (whole answer, or windows of a stream)
 //!   -> [cache store] -> spend ledger -> response
@@ -29,7 +30,9 @@ use serde_json::Value;
 
 use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
+use crate::eval::EvalStore;
 use crate::plugin::{Message, OutputContext, Plugin, PluginRuntime, Rejection, RequestInfo};
+use crate::prompt::{PromptRef, Prompts};
 use crate::provider::{Outcome, Providers};
 
 pub use cost::{InMemorySpend, SpendSource};
@@ -81,6 +84,8 @@ pub struct Served {
     /// For streams, the input side only: output windows are checked after
     /// the headers are sent.
     pub guardrails: GuardReport,
+    /// The registry prompt version the request was rendered from.
+    pub prompt: Option<PromptRef>,
 }
 
 impl Served {
@@ -91,6 +96,7 @@ impl Served {
             attempts: outcome.attempts,
             upstream: outcome.elapsed,
             guardrails,
+            prompt: None,
         }
     }
 }
@@ -125,6 +131,10 @@ pub struct Gateway {
     pub plugins: Arc<PluginRuntime>,
     spend: Arc<dyn SpendSource>,
     cache: Option<Arc<dyn ResponseCache>>,
+    /// The prompt registry (`[prompts]`); None: the `prompt` extension is refused.
+    pub prompts: Option<Arc<Prompts>>,
+    /// Where eval results sent to `/admin/evals` are kept.
+    pub evals: Option<EvalStore>,
 }
 
 /// What `prepare` decided for one chat request.
@@ -135,6 +145,7 @@ struct Plan {
     window: StreamWindowConfig,
     report: GuardReport,
     scope: String,
+    prompt: Option<PromptRef>,
 }
 
 impl Gateway {
@@ -164,7 +175,21 @@ impl Gateway {
             plugins,
             spend,
             cache: None,
+            prompts: None,
+            evals: None,
         }
+    }
+
+    /// Install the prompt registry (see [`crate::prompt`]).
+    pub fn with_prompts(mut self, prompts: Arc<Prompts>) -> Self {
+        self.prompts = Some(prompts);
+        self
+    }
+
+    /// Keep eval results sent to `/admin/evals` in `store`.
+    pub fn with_evals(mut self, store: EvalStore) -> Self {
+        self.evals = Some(store);
+        self
     }
 
     /// Install a response cache (see [`ResponseCache`]).
@@ -207,6 +232,7 @@ impl Gateway {
                 attempts: 0,
                 upstream: Duration::ZERO,
                 guardrails: plan.report,
+                prompt: plan.prompt,
             };
             return Ok(ChatResponse { completion, served });
         }
@@ -248,6 +274,7 @@ impl Gateway {
         }
         let served = Served {
             guardrails: report,
+            prompt: plan.prompt,
             ..served
         };
         Ok(ChatResponse { completion, served })
@@ -294,7 +321,10 @@ impl Gateway {
             plugins: plan.output,
             info: plan.info,
         };
-        let served = Served::new(&outcome, plan.report);
+        let served = Served {
+            prompt: plan.prompt,
+            ..Served::new(&outcome, plan.report)
+        };
         let events = stream::guarded(outcome.value, checker, window, include_usage, on_usage);
         Ok(StreamResponse { served, events })
     }
@@ -314,14 +344,18 @@ impl Gateway {
         })
     }
 
-    /// Everything before the upstream call: validation, input guardrails,
-    /// cost policy, routing.
+    /// Everything before the upstream call: prompt rendering, validation,
+    /// input guardrails, cost policy, routing.
     async fn prepare(&self, ctx: &RequestCtx, req: &mut ChatRequest) -> Result<Plan, Error> {
+        let applied = crate::prompt::apply(self.prompts.as_deref(), req)?;
         validate(req)?;
         let model = self.model(&req.model)?;
         let set = self.plugins.current();
         let input = guard::resolve(&set, model.input_guardrails())?;
-        let output = guard::resolve(&set, model.output_guardrails())?;
+        let output = match &applied {
+            Some(a) => guard::resolve(&set, &a.output_guardrails(model.output_guardrails()))?,
+            None => guard::resolve(&set, model.output_guardrails())?,
+        };
         let mut info = request_info(ctx, req);
         let mut report = GuardReport::default();
         if let Some(text) = guard::check_input(&input, &info, &mut report).await? {
@@ -352,6 +386,7 @@ impl Gateway {
             window: model.stream,
             report,
             scope,
+            prompt: applied.map(|a| a.prompt),
         })
     }
 }

@@ -99,9 +99,11 @@ fn finish(
     match result {
         Ok((mut res, served)) => {
             let overhead = total.saturating_sub(served.upstream);
+            let prompt = served.prompt.as_ref().map(ToString::to_string);
             tracing::info!(
                 request_id = id,
                 model,
+                prompt = prompt.as_deref(),
                 provider = served.provider,
                 upstream_model = served.model,
                 attempts = served.attempts,
@@ -123,6 +125,9 @@ fn finish(
                 format!("{:.3}", overhead.as_secs_f64() * 1e3),
             );
             set("x-sluice-guardrails", served.guardrails.header_value());
+            if let Some(p) = prompt {
+                set("x-sluice-prompt", p);
+            }
             Ok(res)
         }
         Err(e) => {

@@ -98,6 +98,16 @@ impl From<&pipeline::Error> for ApiError {
                 Some(param.clone()),
                 None,
             ),
+            E::Prompt(p) => (
+                if p.is_not_found() {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::BAD_REQUEST
+                },
+                "invalid_request_error",
+                Some(p.param().to_string()),
+                Some(p.code()),
+            ),
             E::ModelNotFound(_) => (
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",

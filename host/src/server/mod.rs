@@ -9,6 +9,8 @@
 //! | `GET /readyz`               | none | every plugin the config names is loaded|
 //! | `GET /admin/plugins`        | admin| every plugin's state, grants, counters |
 //! | `POST /admin/reload`        | admin| rescan the plugin directory now        |
+//! | `/admin/prompts...`         | admin| the prompt registry ([`crate::prompt::admin`]) |
+//! | `/admin/evals`              | admin| eval results ([`crate::eval::admin`])  |
 //!
 //! Layers, outermost first: request id, body limit, auth ([`auth`]: virtual
 //! keys on `/v1/*`; the admin key on `/admin/*`, which exists only when
@@ -54,6 +56,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         let admin = Router::new()
             .route("/admin/plugins", get(admin_plugins))
             .route("/admin/reload", post(admin_reload))
+            .merge(crate::prompt::admin::routes())
+            .merge(crate::eval::admin::routes())
             .route_layer(middleware::from_fn_with_state(auth, auth::admin));
         app = app.merge(admin);
     }
