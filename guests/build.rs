@@ -66,6 +66,8 @@ fn main() {
         println!("cargo::rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo::rerun-if-env-changed=RUSTFLAGS");
+    // Set per checkout by `.cargo/config.toml`: see there.
+    println!("cargo::rerun-if-env-changed=SLUICE_GUESTS_WORKSPACE");
 
     let status = recipe::cargo("build", &root, guests.iter().map(|g| g.package.as_str()))
         .status()

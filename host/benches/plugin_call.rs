@@ -14,6 +14,13 @@
 //! Calls are async: each sample awaits `iters` calls in a row inside one
 //! `block_on` of a current-thread runtime (`*_tokio_worker`: inside a task
 //! on a 2-worker multi-thread runtime, where the gateway makes them).
+//!
+//! `long_conversation_chain3` is the request's cost in a call: a chain of
+//! three guardrails checking a 1 KB output for a one-message request and
+//! for a 50-message, 20 KB conversation, with `0.2` guests (the request is
+//! lent as a resource; the tagger reads none of it on output) and with
+//! `0.1` guests (`tests/plugins/legacy-v01`: the whole record is lowered
+//! into every call).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -21,7 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sluice::plugin::{Message, OutputContext, PluginRuntime, PluginsConfig, RequestInfo, Verdict};
+use sluice::plugin::{
+    Message, OutputContext, OutputPart, PluginRuntime, PluginsConfig, RequestInfo, Verdict,
+};
 
 fn guest() -> PathBuf {
     // `SLUICE_BENCH_GUEST=path.wasm` benchmarks another build of the guest
@@ -33,8 +42,19 @@ fn guest() -> PathBuf {
 }
 
 fn runtime(dir: &Path, names: &[&str], repeat: u32, pool_size: usize) -> Arc<PluginRuntime> {
+    runtime_of(&guest(), dir, names, repeat, pool_size)
+}
+
+/// Like [`runtime`] with the component at `wasm`.
+fn runtime_of(
+    wasm: &Path,
+    dir: &Path,
+    names: &[&str],
+    repeat: u32,
+    pool_size: usize,
+) -> Arc<PluginRuntime> {
     for (i, n) in names.iter().enumerate() {
-        std::fs::copy(guest(), dir.join(format!("{n}.wasm"))).unwrap();
+        std::fs::copy(wasm, dir.join(format!("{n}.wasm"))).unwrap();
         let toml = format!(
             "kind = \"guardrail\"\norder = {i}\n[limits]\ndeadline-ms = 1000\n[config]\nmax-chars = 4000\nrepeat = {repeat}\n"
         );
@@ -72,21 +92,49 @@ fn start(dir: &Path, pool_size: usize) -> Arc<PluginRuntime> {
     PluginRuntime::start(cfg).unwrap()
 }
 
-fn request() -> RequestInfo {
-    RequestInfo {
+fn message(role: &str, content: String) -> Message {
+    Message {
+        role: role.into(),
+        content,
+        name: None,
+        tool_calls: vec![],
+        tool_call_id: None,
+    }
+}
+
+fn request() -> Arc<RequestInfo> {
+    Arc::new(RequestInfo {
         id: "bench".into(),
-        user: None,
-        api_key_id: None,
-        feature: None,
-        tags: vec![],
         model: "m".into(),
-        messages: vec![Message {
-            role: "user".into(),
-            content: "Summarise the quarterly report.".into(),
-        }],
+        messages: vec![message("user", "Summarise the quarterly report.".into())],
         max_tokens: Some(256),
-        temperature: None,
-        stream: false,
+        ..RequestInfo::default()
+    })
+}
+
+/// A 50-message conversation of 20 KB (400 characters a message),
+/// alternating user and assistant turns.
+fn long_request() -> Arc<RequestInfo> {
+    let turn = "The quarterly report lists revenue, costs and headcount by region. ".repeat(6);
+    let messages = (0..50)
+        .map(|i| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            message(role, turn[..400].to_owned())
+        })
+        .collect();
+    Arc::new(RequestInfo {
+        messages,
+        ..(*request()).clone()
+    })
+}
+
+fn whole() -> OutputContext {
+    OutputContext {
+        emitted: String::new(),
+        window_index: 0,
+        is_final: true,
+        choice: 0,
+        part: OutputPart::Content,
     }
 }
 
@@ -121,11 +169,7 @@ fn bench(c: &mut Criterion) {
     let output: String =
         "The quick brown fox jumps over the lazy dog. ".repeat(23)[..1024].to_owned();
     let req = request();
-    let ctx = OutputContext {
-        emitted: String::new(),
-        window_index: 0,
-        is_final: true,
-    };
+    let ctx = whole();
 
     let one = tempfile::tempdir().unwrap();
     let rt_inline = runtime(one.path(), &["len"], 1, 0);
@@ -223,7 +267,7 @@ fn bench(c: &mut Criterion) {
                billing migration to May, and asked finance for the updated forecast. ";
     let prompt = format!("Summarise these notes.\n\n{}", doc.repeat(20))[..2048].to_string();
     let mut req2k = request();
-    req2k.messages[0].content = prompt;
+    Arc::make_mut(&mut req2k).messages[0].content = prompt;
     let set_pi = rt_pi.current();
     let guard = set_pi.get("prompt-injection").unwrap().clone();
     assert_eq!(local.block_on(guard.check_input(&req2k)), Ok(Verdict::Pass));
@@ -261,11 +305,7 @@ fn first_party(c: &mut Criterion) {
     let text: String = base.chars().cycle().take(1024).collect();
     let json = format!("{{\"answer\": {:?}}}", &text[..1000]);
     let req = request();
-    let ctx = OutputContext {
-        emitted: String::new(),
-        window_index: 0,
-        is_final: true,
-    };
+    let ctx = whole();
 
     let mut g = c.benchmark_group("first_party_1kb");
     let set = rt.current();
@@ -285,5 +325,53 @@ fn first_party(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, first_party);
+/// Three guardrails on a 1 KB output: a one-message request vs a
+/// 50-message 20 KB conversation, `0.2` guests vs `0.1` guests.
+fn long_conversation(c: &mut Criterion) {
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let output: String =
+        "The quick brown fox jumps over the lazy dog. ".repeat(23)[..1024].to_owned();
+    let ctx = whole();
+    let (short, long) = (request(), long_request());
+    let chars: usize = long.messages.iter().map(|m| m.content.len()).sum();
+    assert_eq!((long.messages.len(), chars), (50, 20_000));
+
+    let v02_dir = tempfile::tempdir().unwrap();
+    let v02 = runtime(v02_dir.path(), &["a", "b", "c"], 1, 0);
+    let v01_dir = tempfile::tempdir().unwrap();
+    let v01 = runtime_of(
+        Path::new(sluice_guests::LEGACY_V01.wasm),
+        v01_dir.path(),
+        &["a", "b", "c"],
+        1,
+        0,
+    );
+    let mut g = c.benchmark_group("long_conversation_chain3");
+    for (version, rt) in [("v02", &v02), ("v01", &v01)] {
+        let set = rt.current();
+        for (shape, req) in [("one_message", &short), ("50_messages_20kb", &long)] {
+            let first = local.block_on(sluice::pipeline::guard::check_output(
+                set.guardrails(),
+                req,
+                &output,
+                &ctx,
+            ));
+            assert_eq!(first.ran.len(), 3, "{version}");
+            assert!(first.rejected.is_none(), "{version}: {first:?}");
+            g.bench_function(format!("{version}_{shape}"), |b| {
+                b.iter_custom(|iters| {
+                    timed(&local, iters, || {
+                        sluice::pipeline::guard::check_output(set.guardrails(), req, &output, &ctx)
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, first_party, long_conversation);
 criterion_main!(benches);

@@ -9,9 +9,37 @@ use std::str::FromStr;
 /// Setting `key`, or `None` when the manifest does not set it.
 pub fn config(key: &str) -> Option<String> {
     #[cfg(target_arch = "wasm32")]
-    return crate::__bindings::guardrail::sluice::plugin::host::config(key);
+    return crate::__bindings::lifecycle::sluice::plugin::host::config(key);
     #[cfg(not(target_arch = "wasm32"))]
     return crate::testing::get(key);
+}
+
+/// Every key of the manifest's `[config]` table, sorted.
+pub fn config_keys() -> Vec<String> {
+    #[cfg(target_arch = "wasm32")]
+    return crate::__bindings::lifecycle::sluice::plugin::host::config_keys();
+    #[cfg(not(target_arch = "wasm32"))]
+    return crate::testing::keys();
+}
+
+/// `Err` naming the first `[config]` key not in `known` (a typo, or a key
+/// of another plugin), listing the known ones: the first check of a
+/// `validate_config`.
+pub fn check_keys(known: &[&str]) -> Result<(), ConfigError> {
+    match config_keys()
+        .into_iter()
+        .find(|k| !known.contains(&k.as_str()))
+    {
+        None => Ok(()),
+        Some(key) => {
+            let message = if known.is_empty() {
+                "unknown key: this plugin takes no settings".to_string()
+            } else {
+                format!("unknown key (known: {})", known.join(", "))
+            };
+            Err(ConfigError::new(&key, message))
+        }
+    }
 }
 
 /// A setting that is present but malformed.
@@ -32,7 +60,8 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ConfigError {
-    fn new(key: &str, message: impl Into<String>) -> Self {
+    /// An error about `key`.
+    pub fn new(key: &str, message: impl Into<String>) -> Self {
         ConfigError {
             key: key.to_string(),
             message: message.into(),
@@ -144,6 +173,19 @@ mod tests {
         assert_eq!(config_list("b").unwrap().unwrap(), ["email", "ssn"]);
         assert!(config_list("c").is_err());
         assert_eq!(config_list("d"), Ok(None));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        set_config(&[("max-chars", "5"), ("max-char", "6")]);
+        assert_eq!(config_keys(), ["max-char", "max-chars"]);
+        let err = check_keys(&["max-chars", "min-chars"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config `max-char`: unknown key (known: max-chars, min-chars)"
+        );
+        assert!(check_keys(&["max-chars", "max-char"]).is_ok());
+        assert!(check_keys(&[]).unwrap_err().message.contains("no settings"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::LogLevel;
 /// Write `message` at `level`.
 pub fn log(level: LogLevel, message: &str) {
     #[cfg(target_arch = "wasm32")]
-    crate::__bindings::guardrail::sluice::plugin::host::log(level, message);
+    crate::__bindings::lifecycle::sluice::plugin::host::log(level, message);
     #[cfg(not(target_arch = "wasm32"))]
     crate::testing::push_log(level, message);
 }

@@ -3,10 +3,12 @@
 //! The `host` functions exist only inside the gateway, so off wasm32
 //! [`crate::config`] reads a per-thread map set here and [`crate::log`]
 //! records lines here. On wasm32 the host is always used and this map is
-//! never consulted. [`GuardrailTest`], [`code`] and [`models`] are the
-//! small call-and-read helpers every plugin's tests would otherwise write.
+//! never consulted. Requests are built with [`Request::chat`] or from a
+//! [`crate::RequestData`]. [`GuardrailTest`], [`code`] and [`models`] are
+//! the small call-and-read helpers every plugin's tests would otherwise
+//! write.
 
-use crate::{Guardrail, LogLevel, OutputContext, RequestInfo, Route, Verdict};
+use crate::{Guardrail, LogLevel, OutputContext, Request, Route, Verdict};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -42,6 +44,12 @@ pub(crate) fn get(key: &str) -> Option<String> {
 }
 
 #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) fn keys() -> Vec<String> {
+    // A BTreeMap: already sorted, as the host's list is.
+    CONFIG.with(|c| c.borrow().keys().cloned().collect())
+}
+
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn push_log(level: LogLevel, message: &str) {
     LOGS.with(|l| l.borrow_mut().push((level, message.to_string())));
 }
@@ -51,14 +59,14 @@ pub(crate) fn push_log(level: LogLevel, message: &str) {
 ///
 /// ```
 /// use sluice_sdk::testing::{GuardrailTest, code};
-/// use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+/// use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 ///
 /// struct NoDigits;
 /// impl Guardrail for NoDigits {
-///     fn check_input(_: RequestInfo) -> Verdict {
+///     fn check_input(_: &Request) -> Verdict {
 ///         Verdict::Pass
 ///     }
-///     fn check_output(_: RequestInfo, text: String, _: OutputContext) -> Verdict {
+///     fn check_output(_: &Request, text: String, _: OutputContext) -> Verdict {
 ///         if text.contains(|c: char| c.is_ascii_digit()) {
 ///             Verdict::reject("digits", "no digits please")
 ///         } else {
@@ -79,13 +87,13 @@ pub trait GuardrailTest: Guardrail {
 
     /// `check_output` in context `ctx` (a stream window, say).
     fn output_with(text: &str, ctx: OutputContext) -> Verdict {
-        Self::check_output(RequestInfo::default(), text.to_string(), ctx)
+        Self::check_output(&Request::default(), text.to_string(), ctx)
     }
 
     /// `check_input` on a request for model `test-model` carrying
     /// `(role, content)` messages.
     fn input(messages: &[(&str, &str)]) -> Verdict {
-        Self::check_input(RequestInfo::chat("test-model", messages))
+        Self::check_input(&Request::chat("test-model", messages))
     }
 }
 

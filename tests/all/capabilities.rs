@@ -1,19 +1,49 @@
-//! Capabilities: nothing beyond the contract and the deny-by-default baseline
-//! is linked unless granted; refusals name the import and the plugin.
+//! Capabilities: beyond the contract, the deny-by-default baseline and the
+//! inert interfaces (which grant nothing as linked), nothing is reachable
+//! unless granted; with `strict-imports` the inert ones need their grant
+//! too, and refusals name the import and the plugin.
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sluice::plugin::audit::audit;
+use sluice::plugin::audit::{AuditReport, audit};
 use sluice::plugin::capability::Access;
-use sluice::plugin::{PluginState, PluginsConfig, Verdict};
+use sluice::plugin::{Plugin, PluginRuntime, PluginState, PluginsConfig, Verdict};
 
 use sluice_guests as guests;
 
 use crate::support::plugins::{plugin_dir, request, runtime, verdict, whole};
 
-/// The load error of `name`, asserting it is not serving.
+/// `[plugins]` with `strict-imports = true`.
+fn strict() -> PluginsConfig {
+    PluginsConfig {
+        strict_imports: true,
+        ..PluginsConfig::default()
+    }
+}
+
+/// A runtime over `dir` with `[plugins] strict-imports = true`.
+fn strict_runtime(dir: &std::path::Path) -> Arc<PluginRuntime> {
+    PluginRuntime::start(PluginsConfig {
+        dir: dir.to_path_buf(),
+        watch: false,
+        ..strict()
+    })
+    .unwrap()
+}
+
+/// `name` from `rt`, which must have loaded it.
+fn loaded(rt: &PluginRuntime, name: &str) -> Arc<Plugin> {
+    rt.current()
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} must load: {:?}", rt.statuses()))
+        .clone()
+}
+
+/// The load error of `name` under strict imports, asserting it is not serving.
 fn refusal(dir: &std::path::Path, name: &str) -> String {
-    let rt = runtime(dir);
+    let rt = strict_runtime(dir);
     assert!(rt.current().get(name).is_none(), "{name} must not serve");
     let st = rt
         .statuses()
@@ -30,7 +60,7 @@ fn refusal(dir: &std::path::Path, name: &str) -> String {
 }
 
 #[tokio::test]
-async fn filesystem_import_without_grant_is_refused_naming_import_and_plugin() {
+async fn strict_imports_refuse_filesystem_without_grant_naming_import_and_plugin() {
     let dir = plugin_dir(&[(guests::HOSTILE_FILES, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-files");
     assert!(err.contains("`hostile-files`"), "{err}");
@@ -39,7 +69,7 @@ async fn filesystem_import_without_grant_is_refused_naming_import_and_plugin() {
 }
 
 #[tokio::test]
-async fn sockets_import_without_grant_is_refused() {
+async fn strict_imports_refuse_sockets_without_grant() {
     let dir = plugin_dir(&[(guests::HOSTILE_SOCKETS, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-sockets");
     assert!(
@@ -50,11 +80,118 @@ async fn sockets_import_without_grant_is_refused() {
 }
 
 #[tokio::test]
-async fn future_contract_version_is_refused_naming_both_versions() {
+async fn inert_filesystem_loads_and_opens_nothing() {
+    let dir = plugin_dir(&[(guests::HOSTILE_FILES, "kind = \"guardrail\"\n")]);
+    let rt = runtime(dir.path());
+    let p = loaded(&rt, "hostile-files");
+    assert!(p.grants().is_empty());
+    let readme = crate::support::root().join("README.md");
+    for path in [
+        "/etc/hostname",
+        ".",
+        "README.md",
+        &readme.display().to_string(),
+    ] {
+        match verdict(p.check_output(&request("q"), path, &whole()).await) {
+            Verdict::Reject(r) => assert_eq!(r.code, "io_error", "{path}: {r:?}"),
+            v => panic!("{path} must not be readable, got {v:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn inert_sockets_load_and_refuse_every_address() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dir = plugin_dir(&[(guests::HOSTILE_SOCKETS, "kind = \"guardrail\"\n")]);
+    let rt = runtime(dir.path());
+    let p = loaded(&rt, "hostile-sockets");
+    let c = verdict(
+        p.check_output(&request("q"), &addr.to_string(), &whole())
+            .await,
+    );
+    assert!(
+        matches!(&c, Verdict::Reject(r) if r.code == "net_error"),
+        "{c:?}"
+    );
+    // Refused before any connection: nothing is waiting to be accepted.
+    let pending = listener.accept();
+    assert!(
+        matches!(&pending, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "{pending:?}"
+    );
+}
+
+#[tokio::test]
+async fn inert_http_loads_and_refuses_every_request() {
+    let (server, hits) = counting_pong_server();
+    let dir = plugin_dir(&[(guests::HOSTILE_HTTP, "kind = \"guardrail\"\n")]);
+    let rt = runtime(dir.path());
+    let p = loaded(&rt, "hostile-http");
+    assert!(p.grants().is_empty());
+    let c = verdict(
+        p.check_output(&request("q"), &format!("http://{server}/ping"), &whole())
+            .await,
+    );
+    match &c {
+        Verdict::Reject(r) => {
+            assert_eq!(r.code, "http_error", "{c:?}");
+            assert!(r.reason.contains("HttpRequestDenied"), "{c:?}");
+        }
+        v => panic!("an ungranted request must be refused, got {v:?}"),
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn inert_clocks_read_whole_milliseconds_and_a_grant_gives_full_resolution() {
+    // `wall=N;spin=N;` from the hostile-clocks guest.
+    async fn sample(p: &Plugin) -> (u128, u128) {
+        let Verdict::Transform(t) = verdict(p.check_output(&request("q"), "", &whole()).await)
+        else {
+            panic!("hostile-clocks answers with a transform");
+        };
+        let field = |k: &str| {
+            t.split(';')
+                .find_map(|f| f.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{k} in {t}"))
+        };
+        (field("wall="), field("spin="))
+    }
+    let dir = plugin_dir(&[(guests::HOSTILE_CLOCKS, "kind = \"guardrail\"\n")]);
+    let rt = runtime(dir.path());
+    let p = loaded(&rt, "hostile-clocks");
+    for _ in 0..20 {
+        let (wall, spin) = sample(&p).await;
+        assert_eq!(wall % 1_000_000, 0, "wall clock not coarsened: {wall}");
+        assert_eq!(spin % 1_000_000, 0, "monotonic clock not coarsened: {spin}");
+    }
+    let dir = plugin_dir(&[(
+        guests::HOSTILE_CLOCKS,
+        "kind = \"guardrail\"\n[capabilities]\nclocks = true\n",
+    )]);
+    let rt = runtime(dir.path());
+    let p = loaded(&rt, "hostile-clocks");
+    // A full-resolution reading is a whole millisecond one time in a million.
+    let mut fine = false;
+    for _ in 0..20 {
+        let (wall, spin) = sample(&p).await;
+        fine |= wall % 1_000_000 != 0 || spin % 1_000_000 != 0;
+    }
+    assert!(fine, "granted clocks must not be coarsened");
+}
+
+#[tokio::test]
+async fn future_contract_version_is_refused_naming_the_versions_spoken() {
     let dir = plugin_dir(&[(guests::HOSTILE_FUTURE, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-future");
-    assert!(err.contains("sluice:plugin/guardrail@0.2.0"), "{err}");
-    assert!(err.contains("sluice:plugin@0.1.0"), "{err}");
+    assert!(err.contains("sluice:plugin/guardrail@0.3.0"), "{err}");
+    assert!(
+        err.contains("sluice:plugin@0.2.x") && err.contains("sluice:plugin@0.1.x"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -132,12 +269,10 @@ async fn sockets_grant_allows_listed_address_only() {
     let other = TcpListener::bind("127.0.0.1:0").unwrap();
     let allowed_addr = allowed.local_addr().unwrap();
     let other_addr = other.local_addr().unwrap();
-    // Rust std's socket layer (wasi-libc) also imports wasi:filesystem, so
-    // this guest needs a (here empty) directory grant as well.
-    let empty = tempfile::tempdir().unwrap();
+    // Rust std's socket layer (wasi-libc) also imports wasi:filesystem,
+    // linked inert: no directory grant needed.
     let manifest = format!(
-        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 2000\n[capabilities]\nsockets = [\"{allowed_addr}\"]\nfiles = [{{ host = \"{}\", guest = \"/empty\" }}]\n",
-        empty.path().display()
+        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 2000\n[capabilities]\nsockets = [\"{allowed_addr}\"]\n"
     );
     let dir = plugin_dir(&[(guests::HOSTILE_SOCKETS, &manifest)]);
     let rt = runtime(dir.path());
@@ -162,7 +297,7 @@ async fn sockets_grant_allows_listed_address_only() {
 }
 
 #[tokio::test]
-async fn http_import_without_grant_is_refused() {
+async fn strict_imports_refuse_http_without_grant() {
     let dir = plugin_dir(&[(guests::HOSTILE_HTTP, "kind = \"guardrail\"\n")]);
     let err = refusal(dir.path(), "hostile-http");
     assert!(
@@ -174,10 +309,18 @@ async fn http_import_without_grant_is_refused() {
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 answering every request `200 pong`.
 fn pong_server() -> std::net::SocketAddr {
+    counting_pong_server().0
+}
+
+/// [`pong_server`], with the number of connections it accepted.
+fn counting_pong_server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
             let mut buf = [0u8; 4096];
             let _ = std::io::Read::read(&mut conn, &mut buf);
             let _ = std::io::Write::write_all(
@@ -186,7 +329,7 @@ fn pong_server() -> std::net::SocketAddr {
             );
         }
     });
-    addr
+    (addr, hits)
 }
 
 /// `wasi:http` end to end: the granted host answers, any other host or port
@@ -227,13 +370,16 @@ async fn http_grant_allows_listed_hosts_only() {
 async fn audit_shows_every_import_with_its_verdict() {
     let wasm = std::path::PathBuf::from(guests::HOSTILE_FILES.wasm);
     let report = audit(&wasm, None, &PluginsConfig::default()).unwrap();
-    assert!(!report.accepted);
+    assert!(report.accepted, "{:?}", report.problems);
     assert_eq!(
         report.world.as_deref(),
-        Some("sluice:plugin/guardrail-plugin@0.1.0")
+        Some("sluice:plugin/guardrail-plugin@0.2.0")
     );
+    assert_eq!(report.contract, Some(sluice::plugin::Contract::V0_2));
+    // Refused before the trial load, so no phases were asked.
+    assert_eq!(report.phases, None);
     assert_eq!(report.sha256.len(), 64);
-    let verdict = |prefix: &str| {
+    let verdict = |report: &AuditReport, prefix: &str| {
         report
             .imports
             .iter()
@@ -242,18 +388,42 @@ async fn audit_shows_every_import_with_its_verdict() {
             .access
             .clone()
     };
-    assert!(verdict("wasi:filesystem/types").is_refused());
-    assert_eq!(verdict("wasi:cli/environment"), Access::Baseline);
-    assert_eq!(verdict("sluice:plugin/types"), Access::Contract);
+    assert!(matches!(
+        verdict(&report, "wasi:filesystem/types"),
+        Access::Inert { .. }
+    ));
+    assert_eq!(verdict(&report, "wasi:cli/environment"), Access::Baseline);
+    assert_eq!(verdict(&report, "sluice:plugin/types"), Access::Contract);
+    let text = report.to_text();
+    assert!(
+        text.contains("baseline (inert): no preopened directory")
+            && text.contains("verdict:   ACCEPTED"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["accepted"], true);
+    let fs = json["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| {
+            i["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("wasi:filesystem/types")
+        })
+        .unwrap();
+    assert_eq!(fs["verdict"], "inert", "{fs}");
+
+    // Strict imports: refused, unless a manifest grants a directory.
+    let report = audit(&wasm, None, &strict()).unwrap();
+    assert!(!report.accepted);
+    assert!(verdict(&report, "wasi:filesystem/types").is_refused());
     let text = report.to_text();
     assert!(
         text.contains("REFUSED") && text.contains("verdict:   REFUSED"),
         "{text}"
     );
-    let json = serde_json::to_value(&report).unwrap();
-    assert_eq!(json["accepted"], false);
-
-    // With a manifest granting a directory the same component is accepted.
     let data = tempfile::tempdir().unwrap();
     let manifest = data.path().join("hostile-files.toml");
     std::fs::write(
@@ -261,7 +431,7 @@ async fn audit_shows_every_import_with_its_verdict() {
         "kind = \"guardrail\"\n[capabilities]\nfiles = [{ host = \".\", guest = \"/data\" }]\n",
     )
     .unwrap();
-    let report = audit(&wasm, Some(&manifest), &PluginsConfig::default()).unwrap();
+    let report = audit(&wasm, Some(&manifest), &strict()).unwrap();
     assert!(report.accepted, "{:?}", report.problems);
     assert!(report.to_text().contains("granted (files)"));
 }
@@ -270,13 +440,13 @@ async fn audit_shows_every_import_with_its_verdict() {
 async fn plugin_list_shows_the_chain_and_refusals() {
     let dir = plugin_dir(&[
         (guests::TEST_TAGGER, "kind = \"guardrail\"\norder = 5\n"),
-        (guests::HOSTILE_FILES, "kind = \"guardrail\"\n"),
+        (guests::HOSTILE_FUTURE, "kind = \"guardrail\"\n"),
     ]);
     let (text, failed) = sluice::cli::plugin::list(dir.path().to_path_buf(), false).unwrap();
     assert_eq!(failed, 1);
     assert!(text.contains("guardrails     test-tagger (5)"), "{text}");
     assert!(
-        text.contains("FAILED") && text.contains("wasi:filesystem/"),
+        text.contains("FAILED") && text.contains("sluice:plugin/guardrail@0.2.0"),
         "{text}"
     );
     let (json, _) = sluice::cli::plugin::list(dir.path().to_path_buf(), true).unwrap();

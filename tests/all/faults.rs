@@ -448,3 +448,21 @@ async fn embeddings_are_deterministic_and_skip_anthropic_routes() {
     let err = p.embeddings(&routes(&["claude"]), &req).await.unwrap_err();
     assert_eq!(gateway_status(&err).0.as_u16(), 503);
 }
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let mock = Mock::start(MockConfig::default()).await;
+    let at = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    let fault = format!("status=429;retry-after={at};fail-first=1");
+    let a = provider("a", &mock, ProviderKind::Openai, Some(&fault));
+    let p = Providers::new(&[a], &quick_retry(3), &no_breaker()).unwrap();
+    let t = Instant::now();
+    let out = p.chat(&routes(&["a"]), &chat_request("hi")).await.unwrap();
+    assert_eq!(out.attempts, 2);
+    // The date has whole seconds: at least one of the two is waited.
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+}

@@ -5,16 +5,16 @@
 
 use std::sync::Arc;
 
+use sluice::cli::plugin_test::{self, TestRun};
 use sluice::pipeline::guard::{self, GuardReport};
 use sluice::plugin::{
-    Candidate, Decision, Estimate, OutputContext, Plugin, PluginKind, RequestInfo, Route, Spend,
-    Verdict,
+    BudgetPeriod, Candidate, Decision, Estimate, Plugin, PluginKind, Route, Spend, Verdict,
 };
 
 use sluice_guests as guests;
 
 use crate::support::plugins::{
-    code, first_party_dir, load, load_first_party, request, runtime, verdict, whole,
+    code, first_party_dir, load, load_first_party, request, runtime, verdict, whole, window,
 };
 
 async fn out(p: &Plugin, text: &str) -> Verdict {
@@ -23,14 +23,6 @@ async fn out(p: &Plugin, text: &str) -> Verdict {
 
 async fn input(p: &Plugin, text: &str) -> Verdict {
     verdict(p.check_input(&request(text)).await)
-}
-
-fn window(emitted: &str, index: u32, is_final: bool) -> OutputContext {
-    OutputContext {
-        emitted: emitted.into(),
-        window_index: index,
-        is_final,
-    }
 }
 
 #[tokio::test]
@@ -110,14 +102,12 @@ async fn pii_redact_partial_mask_and_input_from_config() {
     );
     // Chained on input, the transform replaces the last user message.
     let mut report = GuardReport::default();
-    let text = guard::check_input(
-        std::slice::from_ref(&p),
-        &request("reach me at bob@example.org"),
-        &mut report,
-    )
-    .await
-    .unwrap();
+    let mut req = request("reach me at bob@example.org");
+    let text = guard::check_input(std::slice::from_ref(&p), &mut req, &mut report)
+        .await
+        .unwrap();
     assert_eq!(text.as_deref(), Some("reach me at b***@example.org"));
+    assert_eq!(req.last_user_text(), Some("reach me at b***@example.org"));
     assert_eq!(report.header_value(), "pii-redact:transform");
 }
 
@@ -357,7 +347,7 @@ async fn tiered_router_orders_by_complexity() {
         ["large", "medium", "small"]
     );
     let mut forced = request("hi");
-    forced.tags = vec!["tier:mid".into()];
+    Arc::make_mut(&mut forced).tags = vec!["tier:mid".into()];
     assert_eq!(
         models(p.route(&forced, &cands).await.unwrap()),
         ["medium", "large", "small"]
@@ -372,13 +362,17 @@ async fn budget_policy_decisions() {
         max_completion_tokens: 1000,
         cost_usd: cost,
     };
-    let spend = |spent, budget| Spend {
-        scope: "user:alice".into(),
-        spent_usd: spent,
-        budget_usd: budget,
-        period: "2026-11".into(),
+    let spend = |spent, budget| {
+        [Spend {
+            scope: "user:alice".into(),
+            period: BudgetPeriod::Month,
+            label: "2026-11".into(),
+            spent_usd: spent,
+            reserved_usd: 0.0,
+            budget_usd: budget,
+        }]
     };
-    let req: RequestInfo = request("hi");
+    let req = request("hi");
     assert_eq!(
         p.decide(&req, &est(0.5), &spend(100.0, None))
             .await
@@ -415,4 +409,30 @@ async fn budget_policy_decisions() {
             .unwrap(),
         Decision::Deny(_)
     ));
+}
+
+/// Every first-party plugin passes its case file (`plugins/NAME/cases.yaml`)
+/// under its committed manifest, through `sluice plugin test`.
+#[tokio::test]
+async fn first_party_plugins_pass_their_case_files() {
+    let mut failed = Vec::new();
+    for g in guests::first_party() {
+        let report = plugin_test::run(&TestRun {
+            wasm: g.wasm.into(),
+            cases: crate::support::root()
+                .join("plugins")
+                .join(g.package)
+                .join("cases.yaml"),
+            manifest: g.manifest.map(Into::into),
+            name: Some(g.package.to_string()),
+            strict_imports: false,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e:#}", g.package));
+        assert!(report.results.len() >= 3, "{}: too few cases", g.package);
+        if report.failed() > 0 {
+            failed.push(report.to_text());
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

@@ -3,19 +3,20 @@
 //! keeps serving. What a failure means for a request (the failure mode) is
 //! the pipeline's: see the chain tests below and `routing.rs`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use sluice::pipeline::guard::{self, GuardReport};
 use sluice::plugin::{
-    Candidate, Decision, Estimate, PluginFailure, PluginRuntime, PluginsConfig, RequestInfo, Spend,
-    Verdict,
+    BudgetPeriod, Candidate, Decision, Estimate, PluginFailure, PluginRuntime, PluginsConfig,
+    RequestInfo, Spend, Verdict,
 };
 
 use sluice_guests as guests;
 
 use crate::support::timing_sensitive;
 
-use crate::support::plugins::{load, plugin_dir, request, runtime, whole};
+use crate::support::plugins::{load, plugin_dir, request, request_info, runtime, whole};
 
 #[tokio::test]
 async fn infinite_loop_is_stopped_at_the_deadline_and_fails_closed() {
@@ -247,7 +248,7 @@ async fn chains_fail_closed_or_open_on_a_hostile_member() {
     // Input chain: the transform replaces the last user message; the trap
     // guest passes inputs.
     let mut report = GuardReport::default();
-    let text = guard::check_input(set.guardrails(), &request("hello"), &mut report)
+    let text = guard::check_input(set.guardrails(), &mut request("hello"), &mut report)
         .await
         .unwrap();
     assert_eq!(text.as_deref(), Some("tagged:hello"));
@@ -298,11 +299,11 @@ fn candidates() -> Vec<Candidate> {
         .collect()
 }
 
-fn with_model(model: &str) -> RequestInfo {
-    RequestInfo {
+fn with_model(model: &str) -> Arc<RequestInfo> {
+    Arc::new(RequestInfo {
         model: model.into(),
-        ..request("q")
-    }
+        ..request_info("q")
+    })
 }
 
 /// The runtime reports a router's failure whatever its mode (the pipeline
@@ -332,12 +333,14 @@ async fn cost_policy_failure_is_reported_with_its_cause() {
         max_completion_tokens: 100,
         cost_usd: 0.5,
     };
-    let spend = Spend {
+    let spend = [Spend {
         scope: "user:alice".into(),
+        period: BudgetPeriod::Month,
+        label: "2026-11".into(),
         spent_usd: 9.8,
+        reserved_usd: 0.0,
         budget_usd: Some(10.0),
-        period: "2026-11".into(),
-    };
+    }];
     let (_d, _rt, closed) = load(guests::HOSTILE_COST, "kind = \"cost-policy\"\n");
     assert_eq!(
         closed.decide(&with_model("m"), &est, &spend).await,
@@ -357,9 +360,11 @@ async fn a_route_list_is_bounded_in_entries() {
         guests::HOSTILE_MANY_ROUTES,
         "kind = \"router\"\n[limits]\nmemory-mb = 64\ndeadline-ms = 5000\nmax-output-entries = 8\n",
     );
-    let ask = |text: &str| RequestInfo {
-        messages: request(text).messages,
-        ..with_model("m")
+    let ask = |text: &str| {
+        Arc::new(RequestInfo {
+            model: "m".into(),
+            ..request_info(text)
+        })
     };
     let few = p.route(&ask("many=8"), &candidates()).await.unwrap();
     assert_eq!(few.len(), 8);

@@ -3,7 +3,7 @@
 //! ```text
 //! sluice serve --config FILE          run the gateway
 //! sluice mock-upstream [--listen ..]  a deterministic OpenAI-compatible upstream
-//! sluice plugin audit|list ...        inspect plugins
+//! sluice plugin audit|list|new|test   inspect, scaffold and test plugins
 //! sluice config check FILE            validate a config, report every problem
 //! sluice prompt list|show|render|activate|history   the prompt registry
 //! sluice eval run|compare ...         evaluation suites and the CI gate
@@ -11,8 +11,11 @@
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
 
+pub mod cases;
 pub mod eval;
 pub mod plugin;
+pub mod plugin_new;
+pub mod plugin_test;
 pub mod prompt;
 
 use std::path::PathBuf;
@@ -86,7 +89,13 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(config))),
+        Command::Serve { config } => runtime().and_then(|rt| {
+            let result = rt.block_on(serve(config));
+            // Requests cut at the drain deadline may leave plugin calls on
+            // blocking threads; they must not hold the exit.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            result
+        }),
         Command::MockUpstream(args) => runtime().and_then(|rt| rt.block_on(mock(args))),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Config(ConfigCmd::Check { file }) => check(&file),
@@ -139,6 +148,8 @@ where
     }
 }
 
+/// The same validation `serve` runs before it compiles anything
+/// ([`Config::load`]), so the two never disagree.
 fn check(file: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(file)?;
     // Not an error: the plugin directory is often built after the config is
@@ -185,42 +196,77 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
             "plugins named in the config are not loaded; their models answer 503 until they are"
         );
     }
+    let mut signals = Signals::new().context("listening for SIGINT / SIGTERM")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(addr = %listener.local_addr()?, config = %path.display(), "sluice listening");
-    crate::server::serve(listener, Arc::new(gw), shutdown_signal()).await?;
+    let grace = gw.config.server.shutdown_grace_ms;
+    let shutdown = async move {
+        let first = signals.next().await;
+        tracing::info!(
+            signal = first,
+            grace_ms = grace,
+            "shutdown signal received; finishing in-flight requests (a second signal exits now)"
+        );
+        tokio::spawn(async move {
+            let second = signals.next().await;
+            tracing::warn!(signal = second, "second signal: exiting without waiting");
+            std::process::exit(128 + second);
+        });
+    };
+    crate::server::serve(listener, Arc::new(gw), shutdown).await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }
 
 /// The mock until it fails or a shutdown signal arrives.
 async fn mock(args: crate::mock::MockConfig) -> anyhow::Result<()> {
+    let mut signals = Signals::new().context("listening for SIGINT / SIGTERM")?;
     tokio::select! {
         r = crate::mock::run(args) => r,
-        () = shutdown_signal() => Ok(()),
+        _ = signals.next() => Ok(()),
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (container stop).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT (Ctrl-C) and SIGTERM (container stop), listened to once for the
+/// whole run so a second signal is never missed.
+pub struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
+        }
     }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
+
+    /// The next signal's number (2 = SIGINT, 15 = SIGTERM).
+    pub async fn next(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => 2,
+                _ = self.term.recv() => 15,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            2
+        }
+    }
 }

@@ -9,6 +9,12 @@
 //!    (unknown keys are errors), then cross-references checked
 //!    ([`validate`]): routes naming unknown providers, duplicate names, …
 //!
+//! [`Config::load`] (what both `sluice serve` and `sluice config check`
+//! use) adds what only the file system can tell: the plugin directory must
+//! exist and be a directory. So `config check` refuses every config
+//! `serve` would, with the same `file:line:col`, before any plugin is
+//! compiled.
+//!
 //! Each subsystem owns its section's type, every key documented with its
 //! default and cost: [`ServerConfig`] and [`KeyConfig`] (`server::config`),
 //! [`ModelConfig`] (`pipeline::config`), [`PluginsConfig`] (`plugin`),
@@ -77,13 +83,13 @@ const SECTIONS: &[&str] = &[
 ];
 
 impl Config {
-    /// Read and validate a config file; `${ENV}` from the process environment.
+    /// Read and validate a config file; `${ENV}` from the process
+    /// environment; paths checked against the file system.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        let mut config = Self::parse(&path.display().to_string(), &text, &|k| {
-            std::env::var(k).ok()
-        })?;
+        let env = |k: &str| std::env::var(k).ok();
+        let mut config = Self::parse_with(&path.display().to_string(), &text, &env, Checks::Paths)?;
         // `[state] dir` is relative to the config file, not the cwd.
         let base = path.parent().unwrap_or(Path::new("."));
         config.state.resolve_dir(base);
@@ -101,11 +107,21 @@ impl Config {
         Ok(config)
     }
 
-    /// Parse and validate `text`; `origin` prefixes every location.
+    /// Parse and validate `text` (values only, the file system is not
+    /// looked at); `origin` prefixes every location.
     pub fn parse(
         origin: &str,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        Self::parse_with(origin, text, env, Checks::Values)
+    }
+
+    fn parse_with(
+        origin: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        checks: Checks,
     ) -> Result<Self, ConfigErrors> {
         let mut src = Source::new(origin, text);
         let Some(mut root) = source::parse(&mut src) else {
@@ -163,6 +179,9 @@ impl Config {
             evals: evals.unwrap_or_default(),
         };
         validate::check(&config, &root, &mut src);
+        if checks == Checks::Paths {
+            validate::check_paths(&config, &root, &mut src);
+        }
         if src.problems.is_empty() {
             Ok(config)
         } else {
@@ -183,6 +202,14 @@ impl Config {
         names.dedup();
         names
     }
+}
+
+/// What validation looks at besides the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    Values,
+    /// Values, and paths against the file system.
+    Paths,
 }
 
 /// A table section; absent = its defaults.

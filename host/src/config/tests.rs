@@ -135,3 +135,35 @@ stream = { mode = "chars", chars = 100, max-hold-chars = 10 }
     assert!(errs.0[0].to_string().contains("unknown section"), "{errs}");
     assert!(errs.0[1].path.ends_with("max-hold-chars"), "{errs}");
 }
+
+#[test]
+fn load_checks_what_serve_needs_from_the_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plugins.txt");
+    std::fs::write(&file, "not a dir").unwrap();
+    let missing = dir.path().join("nope");
+    let write = |plugins: &str| {
+        let path = dir.path().join("sluice.toml");
+        let text = format!(
+            "[server]\nmax-n = 4\n\n[plugins]\n{plugins}\n\n[[providers]]\nname = \"p\"\nbase-url = \"http://x/v1\"\nheaders = {{ \"bad header\" = \"v\" }}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).unwrap_err().to_string()
+    };
+    let err = write(&format!("dir = '{}'", file.display()));
+    assert!(err.contains("is a regular file, not a directory"), "{err}");
+    assert!(err.contains("sluice.toml:5:7: plugins.dir"), "{err}");
+    assert!(
+        err.contains("providers[0].headers: invalid header name `bad header`"),
+        "every problem at once: {err}"
+    );
+    let err = write(&format!("dir = '{}'", missing.display()));
+    assert!(err.contains("does not exist"), "{err}");
+    let err = write("watch = false");
+    assert!(
+        err.contains("sluice.toml:4:1: plugins.dir: plugin directory `plugins` does not exist"),
+        "a default is placed at its section: {err}"
+    );
+    // `parse` alone never touches the file system.
+    assert!(parse("[plugins]\ndir = '/nonexistent/x'\n").is_ok());
+}

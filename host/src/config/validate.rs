@@ -15,17 +15,11 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
         src.report(span_at(root, path), path_string(path), msg);
     };
 
-    if config.server.body_limit_kb == 0 {
-        report(
-            &[Seg::Key("server"), Seg::Key("body-limit-kb")],
-            "must be at least 1".into(),
-        );
+    for (key, problem) in config.server.problems() {
+        report(&[Seg::Key("server"), Seg::Key(key)], problem);
     }
-    if config.server.request_timeout_ms == 0 {
-        report(
-            &[Seg::Key("server"), Seg::Key("request-timeout-ms")],
-            "must be at least 1".into(),
-        );
+    for (key, problem) in config.plugins.problems() {
+        report(&[Seg::Key("plugins"), Seg::Key(key)], problem);
     }
 
     for p in config.retry.problems() {
@@ -99,6 +93,7 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
             for (key, v) in [
                 ("timeout-ms", r.timeout_ms),
                 ("ttfb-timeout-ms", r.ttfb_timeout_ms),
+                ("max-stream-duration-ms", r.max_stream_duration_ms),
             ] {
                 if v == Some(0) {
                     report(&route(key), "must be at least 1".into());
@@ -171,5 +166,15 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
         if k.budget_usd.is_some_and(|b| !(b.is_finite() && b >= 0.0)) {
             report(&at("budget-usd"), "must be a non-negative number".into());
         }
+    }
+}
+
+/// What only the file system can tell (see `Config::load`). A problem with a
+/// key left at its default is placed at its section, or the file.
+pub(super) fn check_paths(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Source<'_>) {
+    for (key, problem) in config.plugins.path_problems() {
+        let path = [Seg::Key("plugins"), Seg::Key(key)];
+        let span = span_at(root, &path).or_else(|| span_at(root, &path[..1]));
+        src.report(span, path_string(&path), problem);
     }
 }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use super::run::ScoreResult;
 use super::scorer::Expect;
-use crate::plugin::{Message, OutputContext, PluginRuntime, PluginsConfig, RequestInfo, Verdict};
+use crate::plugin::{
+    Message, OutputContext, OutputPart, PluginRuntime, PluginsConfig, RequestInfo, Verdict,
+};
 
 /// The runner's plugin runtime.
 pub struct Guardrails {
@@ -59,19 +61,23 @@ impl Guardrails {
             emitted: String::new(),
             window_index: 0,
             is_final: true,
+            choice: 0,
+            part: OutputPart::Content,
         };
-        match p.check_output(&request(case_id), output, &ctx).await {
+        match p.check_output(&Arc::new(request(case_id)), output, &ctx).await {
             Err(f) => ScoreResult::error("guardrail", label, format!("plugin `{plugin}` failed: {f}")),
             Ok(v) => {
                 let (said, detail) = match &v {
                     Verdict::Pass => ("pass", None),
                     Verdict::Transform(t) => ("transform", Some(format!("would rewrite it to {t:?}"))),
                     Verdict::Reject(r) => ("reject", Some(format!("{}: {}", r.code, r.reason))),
+                    Verdict::Flag(f) => ("flag", Some(format!("{}: {}", f.code, f.reason))),
                 };
                 let ok = match expect {
                     Expect::Pass => matches!(v, Verdict::Pass),
                     Expect::Transform => matches!(v, Verdict::Transform(_)),
                     Expect::Reject => matches!(v, Verdict::Reject(_)),
+                    Expect::Flag => matches!(v, Verdict::Flag(_)),
                     Expect::NotReject => !matches!(v, Verdict::Reject(_)),
                 };
                 let detail = Some(match detail {
@@ -96,9 +102,13 @@ fn request(case_id: &str) -> RequestInfo {
         messages: vec![Message {
             role: "user".into(),
             content: String::new(),
+            name: None,
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }],
         max_tokens: None,
         temperature: None,
         stream: false,
+        prompt: None,
     }
 }

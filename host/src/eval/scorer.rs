@@ -111,6 +111,8 @@ pub enum Expect {
     Pass,
     Transform,
     Reject,
+    /// The 0.2 contract's "a person should look".
+    Flag,
     NotReject,
 }
 

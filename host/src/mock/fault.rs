@@ -16,6 +16,11 @@
 //! | `slow-first-token=MS`  | stream: headers at once, first chunk after MS                 |
 //! | `latency=MS`           | wait MS before answering                                      |
 //! | `fail-first=N`         | apply the other directives to the first N requests per key    |
+//! | `single-event`         | stream: the whole answer text in one event                    |
+//! | `html`                 | stream: 200 with an HTML page instead of events               |
+//! | `error-after-start`    | Anthropic stream: an overload error right after `message_start` |
+//! | `cache-read=N`         | Anthropic: usage reports N prompt tokens read from the cache  |
+//! | `cache-write=N`        | Anthropic: usage reports N prompt tokens written to the cache |
 //!
 //! The key for `fail-first` is the `x-mock-key` header (or body `mock_key`),
 //! else the fault text itself.
@@ -34,6 +39,11 @@ pub struct Fault {
     pub slow_first_token_ms: Option<u64>,
     pub latency_ms: Option<u64>,
     pub fail_first: Option<u32>,
+    pub single_event: bool,
+    pub html: bool,
+    pub error_after_start: bool,
+    pub cache_read: Option<u32>,
+    pub cache_write: Option<u32>,
 }
 
 impl Fault {
@@ -71,6 +81,11 @@ impl Fault {
                 "slow-first-token" => f.slow_first_token_ms = Some(num(value)?),
                 "latency" => f.latency_ms = Some(num(value)?),
                 "fail-first" => f.fail_first = Some(num(value)? as u32),
+                "single-event" => f.single_event = true,
+                "html" => f.html = true,
+                "error-after-start" => f.error_after_start = true,
+                "cache-read" => f.cache_read = Some(num(value)? as u32),
+                "cache-write" => f.cache_write = Some(num(value)? as u32),
                 other => return Err(format!("unknown fault directive `{other}`")),
             }
         }
@@ -87,6 +102,8 @@ impl Fault {
             || self.midstream_error
             || self.slow_first_token_ms.is_some()
             || self.latency_ms.is_some()
+            || self.html
+            || self.error_after_start
     }
 }
 

@@ -12,6 +12,17 @@
 //! - `x-mock-key` / `mock_key`: counts requests per key; scopes `fail-first`.
 //! - `x-mock-echo: 1` / `mock_echo: true`: the answer is the request body.
 //! - `x-mock-reply: TEXT`, or a last user message `REPLY: TEXT`: the answer is TEXT.
+//! - `x-mock-answer-bytes: N` / `mock_answer_bytes: N`: the answer is N bytes
+//!   of deterministic sentences (long answers without a long request).
+//! - OpenAI `n`: that many choices; a reply `A[[choice]]B` gives choice 0
+//!   the text A and choice 1 (and later ones) B.
+//! - Anthropic, a last user message `CALL: NAME [JSON]`: the answer is a
+//!   `tool_use` of NAME with that input (`{}` when none), streamed as the
+//!   real API does.
+//!
+//! `GET /mock/stats` also counts `streams_cancelled`: paced streams
+//! (`--token-delay-ms`, `slow-first-token`) whose client went away before
+//! the end.
 //!
 //! Built to be cheap per request (a benchmark drives it at thousands of
 //! requests per second): no per-request logging, answers written straight
@@ -251,6 +262,8 @@ struct Stats {
     models: AtomicU64,
     faults: AtomicU64,
     keys: Mutex<HashMap<String, u64>>,
+    /// Shared with the paced stream bodies that count themselves.
+    streams_cancelled: Arc<AtomicU64>,
 }
 
 /// Which request counter a handler bumps.
@@ -273,6 +286,7 @@ pub(crate) struct Directives {
     pub fault: Fault,
     pub echo: bool,
     pub reply: Option<String>,
+    pub answer_bytes: Option<usize>,
 }
 
 /// Control fields a request body may carry.
@@ -284,6 +298,8 @@ pub(crate) struct BodyControls {
     pub mock_key: Option<String>,
     #[serde(default)]
     pub mock_echo: Option<bool>,
+    #[serde(default)]
+    pub mock_answer_bytes: Option<usize>,
 }
 
 /// A request body that carries [`BodyControls`].
@@ -404,7 +420,20 @@ impl Mock {
         let echo = header("x-mock-echo").is_some_and(|v| v == "1" || v == "true")
             || body.mock_echo == Some(true);
         let reply = header("x-mock-reply").map(str::to_string);
-        Ok(Directives { fault, echo, reply })
+        let answer_bytes = header("x-mock-answer-bytes")
+            .and_then(|v| v.parse().ok())
+            .or(body.mock_answer_bytes);
+        Ok(Directives {
+            fault,
+            echo,
+            reply,
+            answer_bytes,
+        })
+    }
+
+    /// The counter paced streams bump when their client goes away early.
+    pub(crate) fn cancelled_counter(&self) -> Arc<AtomicU64> {
+        self.stats.streams_cancelled.clone()
     }
 
     /// Waits out configured latency and applies the faults that decide the
@@ -528,6 +557,7 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Response {
             "/v1/models": models,
         },
         "faults": load(&s.faults),
+        "streams_cancelled": load(&s.streams_cancelled),
         "keys": keys,
     }))
     .into_response()
@@ -535,7 +565,14 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Response {
 
 async fn reset(State(mock): State<Arc<Mock>>) -> StatusCode {
     let s = &mock.stats;
-    for c in [&s.chat, &s.messages, &s.embeddings, &s.models, &s.faults] {
+    for c in [
+        &s.chat,
+        &s.messages,
+        &s.embeddings,
+        &s.models,
+        &s.faults,
+        &s.streams_cancelled,
+    ] {
         c.store(0, Ordering::Relaxed);
     }
     s.keys.lock().clear();

@@ -34,12 +34,19 @@ struct ChatBody {
     #[serde(default)]
     max_completion_tokens: Option<u32>,
     #[serde(default)]
+    n: Option<u32>,
+    #[serde(default)]
     mock_fault: Option<String>,
     #[serde(default)]
     mock_key: Option<String>,
     #[serde(default)]
     mock_echo: Option<bool>,
+    #[serde(default)]
+    mock_answer_bytes: Option<usize>,
 }
+
+/// Separates the choices' texts in a reply when `n` > 1.
+const CHOICE_SEPARATOR: &str = "[[choice]]";
 
 #[derive(Deserialize)]
 pub(crate) struct Message {
@@ -60,6 +67,9 @@ struct StreamOptions {
 pub(crate) fn answer_text(d: &Directives, raw: &[u8], messages: &[Message]) -> String {
     if d.echo {
         return String::from_utf8_lossy(raw).into_owned();
+    }
+    if let Some(n) = d.answer_bytes {
+        return super::text::sized(n);
     }
     if let Some(r) = &d.reply {
         return r.clone();
@@ -101,17 +111,30 @@ pub(crate) async fn chat(
         return resp;
     }
     let text = answer_text(&d, &raw, &body.messages);
-    let mut parts = pieces(&text);
+    let n = body.n.unwrap_or(1).max(1) as usize;
+    let texts: Vec<&str> = text.split(CHOICE_SEPARATOR).collect();
     let limit = body.max_completion_tokens.or(body.max_tokens);
-    let mut finish = "stop";
-    if let Some(max) = limit
-        && parts.len() > max as usize
-    {
-        parts.truncate(max as usize);
-        finish = "length";
-    }
+    // Each choice: its pieces and finish reason.
+    let choices: Vec<(Vec<&str>, &str)> = (0..n)
+        .map(|i| {
+            let t = texts[i.min(texts.len() - 1)];
+            let mut parts = if d.fault.single_event {
+                vec![t]
+            } else {
+                pieces(t)
+            };
+            let mut finish = "stop";
+            if let Some(max) = limit
+                && parts.len() > max as usize
+            {
+                parts.truncate(max as usize);
+                finish = "length";
+            }
+            (parts, finish)
+        })
+        .collect();
     let prompt = prompt_tokens(body.messages.iter().map(|m| content_text(&m.content)));
-    let completion = parts.len() as u32;
+    let completion: u32 = choices.iter().map(|(p, _)| p.len() as u32).sum();
     let id = mock.next_id();
     let model = serde_json::to_string(&body.model).unwrap_or_else(|_| "\"\"".into());
     let usage = format!(
@@ -119,10 +142,20 @@ pub(crate) async fn chat(
         prompt + completion
     );
     if !body.stream {
-        let content = serde_json::to_string(&parts.concat()).unwrap_or_default();
+        let rendered: Vec<String> = choices
+            .iter()
+            .enumerate()
+            .map(|(i, (parts, finish))| {
+                let content = serde_json::to_string(&parts.concat()).unwrap_or_default();
+                format!(
+                    r#"{{"index":{i},"message":{{"role":"assistant","content":{content}}},"finish_reason":"{finish}"}}"#
+                )
+            })
+            .collect();
         let out = format!(
-            r#"{{"id":"chatcmpl-mock-{id}","object":"chat.completion","created":{},"model":{model},"choices":[{{"index":0,"message":{{"role":"assistant","content":{content}}},"finish_reason":"{finish}"}}],"usage":{usage}}}"#,
-            mock.created
+            r#"{{"id":"chatcmpl-mock-{id}","object":"chat.completion","created":{},"model":{model},"choices":[{}],"usage":{usage}}}"#,
+            mock.created,
+            rendered.join(",")
         );
         return body_response(&d.fault, out.into_bytes());
     }
@@ -137,19 +170,29 @@ pub(crate) async fn chat(
         e.push_str("]}\n\n");
         e.into_bytes()
     };
-    let mut events = Vec::with_capacity(parts.len() + 3);
-    events.push(event(
-        r#"{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}"#,
-    ));
-    for p in &parts {
-        let piece = serde_json::to_string(p).unwrap_or_default();
+    let longest = choices.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+    let mut events = Vec::with_capacity(n * (longest + 2) + 1);
+    for i in 0..n {
         events.push(event(&format!(
-            r#"{{"index":0,"delta":{{"content":{piece}}},"finish_reason":null}}"#
+            r#"{{"index":{i},"delta":{{"role":"assistant","content":""}},"finish_reason":null}}"#
         )));
     }
-    events.push(event(&format!(
-        r#"{{"index":0,"delta":{{}},"finish_reason":"{finish}"}}"#
-    )));
+    // Choices interleave piece by piece, as OpenAI streams them.
+    for k in 0..longest {
+        for (i, (parts, _)) in choices.iter().enumerate() {
+            if let Some(p) = parts.get(k) {
+                let piece = serde_json::to_string(p).unwrap_or_default();
+                events.push(event(&format!(
+                    r#"{{"index":{i},"delta":{{"content":{piece}}},"finish_reason":null}}"#
+                )));
+            }
+        }
+    }
+    for (i, (_, finish)) in choices.iter().enumerate() {
+        events.push(event(&format!(
+            r#"{{"index":{i},"delta":{{}},"finish_reason":"{finish}"}}"#
+        )));
+    }
     if body.stream_options.is_some_and(|o| o.include_usage) {
         let mut e = event("");
         // Replace the closing `]}` with `],"usage":{..}}`.
@@ -163,7 +206,12 @@ pub(crate) async fn chat(
         done: Some(b"data: [DONE]\n\n"),
         error_event: b"data: {\"error\":{\"message\":\"mock mid-stream failure\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n",
     };
-    sse_response(ev, &d.fault, mock.cfg.token_delay_ms)
+    sse_response(
+        ev,
+        &d.fault,
+        mock.cfg.token_delay_ms,
+        mock.cancelled_counter(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -265,6 +313,7 @@ impl HasControls for ChatBody {
             mock_fault: self.mock_fault.clone(),
             mock_key: self.mock_key.clone(),
             mock_echo: self.mock_echo,
+            mock_answer_bytes: self.mock_answer_bytes,
         }
     }
 }
@@ -275,6 +324,7 @@ impl HasControls for EmbeddingsBody {
             mock_fault: self.mock_fault.clone(),
             mock_key: self.mock_key.clone(),
             mock_echo: None,
+            mock_answer_bytes: None,
         }
     }
 }

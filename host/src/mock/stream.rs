@@ -1,5 +1,7 @@
 //! SSE answers for both dialects, with the stream faults applied.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -7,6 +9,20 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::Fault;
+
+/// Counts a paced stream whose client left before its last event.
+struct Cancelled {
+    counter: Arc<AtomicU64>,
+    finished: bool,
+}
+
+impl Drop for Cancelled {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// The events of a complete answer (each ending in a blank line), the
 /// terminator (`data: [DONE]` for OpenAI, none for Anthropic whose last
@@ -17,7 +33,19 @@ pub(crate) struct Events {
     pub error_event: &'static [u8],
 }
 
-pub(crate) fn sse_response(mut ev: Events, fault: &Fault, token_delay_ms: u64) -> Response {
+pub(crate) fn sse_response(
+    mut ev: Events,
+    fault: &Fault,
+    token_delay_ms: u64,
+    cancelled: Arc<AtomicU64>,
+) -> Response {
+    if fault.html {
+        return (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<html><body><h1>Welcome to the proxy</h1></body></html>",
+        )
+            .into_response();
+    }
     if fault.malformed && !ev.events.is_empty() {
         ev.events[0] = b"data: {\"id\": oops\n\n".to_vec();
     }
@@ -45,6 +73,7 @@ pub(crate) fn sse_response(mut ev: Events, fault: &Fault, token_delay_ms: u64) -
         let first = Duration::from_millis(fault.slow_first_token_ms.unwrap_or(0));
         let gap = Duration::from_millis(token_delay_ms);
         Body::from_stream(async_stream::stream! {
+            let mut guard = Cancelled { counter: cancelled, finished: false };
             for (i, e) in ev.events.into_iter().enumerate() {
                 let wait = if i == 0 { first } else { gap };
                 if !wait.is_zero() {
@@ -52,6 +81,7 @@ pub(crate) fn sse_response(mut ev: Events, fault: &Fault, token_delay_ms: u64) -
                 }
                 yield Ok::<_, std::convert::Infallible>(Bytes::from(e));
             }
+            guard.finished = true;
         })
     };
     (

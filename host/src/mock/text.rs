@@ -88,6 +88,16 @@ pub fn reply_for(prompt: &str) -> String {
     out
 }
 
+/// `bytes` bytes of deterministic sentences (cut at a character
+/// boundary), for answers far longer than a request could ask for.
+pub fn sized(bytes: usize) -> String {
+    const SENTENCE: &str =
+        "The gateway routes every request through a sandboxed chain of plugins. ";
+    let mut out = SENTENCE.repeat(bytes / SENTENCE.len() + 1);
+    out.truncate(out.floor_char_boundary(bytes));
+    out
+}
+
 /// Splits text into stream pieces ("tokens"): each word with the
 /// whitespace before it, so concatenating the pieces gives the text back.
 pub fn pieces(text: &str) -> Vec<&str> {

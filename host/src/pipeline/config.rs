@@ -67,6 +67,9 @@ pub struct RouteConfig {
     pub timeout_ms: Option<u64>,
     /// Streams only: time-to-first-byte timeout in ms. Default: the provider's.
     pub ttfb_timeout_ms: Option<u64>,
+    /// Streams only: the longest the stream may last, in ms. Default: the
+    /// provider's `max-stream-duration-ms`.
+    pub max_stream_duration_ms: Option<u64>,
     /// Tier label (`cheap`, `mid`, `expensive`) handed to router plugins.
     pub tier: Option<String>,
     /// USD per million prompt tokens, for cost estimates and the ledger.
@@ -96,6 +99,7 @@ impl RouteConfig {
             model: self.model.clone(),
             timeout: self.timeout_ms.map(Duration::from_millis),
             ttfb_timeout: self.ttfb_timeout_ms.map(Duration::from_millis),
+            max_stream_duration: self.max_stream_duration_ms.map(Duration::from_millis),
         }
     }
 }
@@ -117,6 +121,16 @@ pub struct StreamWindowConfig {
     /// Upper bound on held-back text in either mode: a window closes at this
     /// many characters even without a sentence end. Default 512.
     pub max_hold_chars: usize,
+    /// How much already-emitted text each window carries as context
+    /// (`output-context.emitted`): its last `context-chars` characters.
+    /// Every output guardrail receives this context on every window, so a
+    /// whole-answer context made a long stream's cost quadratic (each
+    /// window re-sent everything before it); the tail keeps it linear.
+    /// Default 20000: what length-check's default `max-chars` needs to
+    /// measure a stream exactly (a guardrail judging the whole answer sees
+    /// at most this much of it, so keep it at least as high as such a
+    /// limit); below it, the context is the whole emitted text, as before.
+    pub context_chars: usize,
 }
 
 impl Default for StreamWindowConfig {
@@ -125,6 +139,7 @@ impl Default for StreamWindowConfig {
             mode: WindowMode::Sentence,
             chars: 64,
             max_hold_chars: 512,
+            context_chars: 20_000,
         }
     }
 }

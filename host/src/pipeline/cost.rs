@@ -5,6 +5,13 @@
 //! shared by several gateways) plugs in later; [`InMemorySpend`] is the
 //! single-process implementation used until then. It is real, not a fake:
 //! spend recorded by completed requests is what the next policy call sees.
+//!
+//! The cost policy sees every budget that applies to a request
+//! ([`SpendSource::spends`]). Today that is one: the principal's monthly
+//! spend. The state layer (`crate::state::budget::Budgets::spend`) knows
+//! all of them (key, user and feature, each per day and month, with what
+//! requests in flight reserved); wiring it in means implementing
+//! `spends` with it (`SpendSnapshot::to_plugin` converts each).
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,7 +20,9 @@ use parking_lot::Mutex;
 
 use crate::config::RouteConfig;
 use crate::openai::{ChatRequest, Usage};
-use crate::plugin::{Estimate, Spend};
+use crate::plugin::{BudgetPeriod, Estimate, Spend};
+
+use super::Principal;
 
 /// Completion tokens assumed when the client sets no `max_tokens`, so a
 /// policy still sees a plausible worst case.
@@ -21,8 +30,18 @@ pub const DEFAULT_COMPLETION_ESTIMATE: u32 = 1024;
 
 /// Where spend per principal and budget period comes from and goes to.
 pub trait SpendSource: Send + Sync {
-    /// Spend so far for `scope` in the current period.
+    /// Spend so far for `scope` in the current month.
     fn spend(&self, scope: &str, budget_usd: Option<f64>) -> Spend;
+
+    /// Every budget that applies to a request from `principal` for
+    /// `request_user`: what the cost policy is shown. By default the
+    /// principal's monthly spend alone (all a `SpendSource` records); a
+    /// source that knows more (the state layer's budgets: key, user and
+    /// feature × day and month) lists them all.
+    fn spends(&self, principal: &Principal, request_user: Option<&str>) -> Vec<Spend> {
+        vec![self.spend(&principal.scope(request_user), principal.budget_usd)]
+    }
+
     /// Add a completed request's cost to `scope`'s current period.
     fn record(&self, scope: &str, cost_usd: f64);
 }
@@ -35,18 +54,22 @@ pub struct InMemorySpend {
 
 impl SpendSource for InMemorySpend {
     fn spend(&self, scope: &str, budget_usd: Option<f64>) -> Spend {
-        let period = current_period();
+        let label = current_period();
         let spent_usd = self
             .spent
             .lock()
-            .get(&(scope.to_string(), period.clone()))
+            .get(&(scope.to_string(), label.clone()))
             .copied()
             .unwrap_or(0.0);
         Spend {
             scope: scope.to_string(),
+            period: BudgetPeriod::Month,
+            label,
             spent_usd,
+            // Nothing is reserved in flight here: spend is added when a
+            // request completes.
+            reserved_usd: 0.0,
             budget_usd,
-            period,
         }
     }
 
@@ -133,6 +156,18 @@ mod tests {
         let spend = s.spend("key:a", Some(10.0));
         assert!((spend.spent_usd - 0.75).abs() < 1e-9);
         assert_eq!(spend.budget_usd, Some(10.0));
-        assert_eq!(spend.period, current_period());
+        assert_eq!(spend.label, current_period());
+        assert_eq!(spend.period, BudgetPeriod::Month);
+        let principal = Principal {
+            key_id: Some("a".into()),
+            user: None,
+            budget_usd: Some(10.0),
+        };
+        let all = s.spends(&principal, Some("bob"));
+        assert_eq!(all.len(), 1);
+        assert_eq!(
+            (all[0].scope.as_str(), all[0].budget_usd),
+            ("key:a", Some(10.0))
+        );
     }
 }

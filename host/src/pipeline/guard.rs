@@ -2,11 +2,13 @@
 //! what a transform or a failure means, and what each plugin did.
 //!
 //! Chain semantics: each guardrail sees the previous one's transform; the
-//! chain stops at the first reject. A failed call answers with the plugin's
-//! failure mode ([`super::failure`]): `closed` rejects with code
-//! `plugin_failure`, `open` passes. On the input side a transform rewrites
-//! the last user message ([`last_user`]), for the guardrails after it and
-//! for the upstream.
+//! chain stops at the first reject. A `flag` lets the text through unchanged
+//! and is recorded (the review queue comes later). A failed call answers
+//! with the plugin's failure mode ([`super::failure`]): `closed` rejects
+//! with code `plugin_failure`, `open` passes. On the input side a transform
+//! rewrites the last user message ([`last_user`]), for the guardrails after
+//! it and for the upstream. A guardrail is only in the chains of the phases
+//! it implements (its `phases`, asked at load).
 //!
 //! Plugin calls are awaited one after the other in the request's task; each
 //! ends within its plugin's deadline and yields to the runtime while it
@@ -17,15 +19,24 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::openai::ChatRequest;
-use crate::plugin::{self, OutputContext, Plugin, PluginSet, Rejection, RequestInfo, Verdict};
+use crate::plugin::log::escaped;
+use crate::plugin::{
+    self, Flag, OutputContext, Phases, Plugin, PluginSet, Rejection, RequestInfo, Verdict,
+};
 
 use super::{Error, failure};
 
-/// The configured guardrails, resolved against the loaded plugin set and put
-/// in chain order (manifest `order`, then name). A configured name that is
-/// not loaded fails the request closed: skipping a check silently would let
-/// unchecked text through.
-pub fn resolve(set: &PluginSet, names: &[String]) -> Result<Vec<Arc<Plugin>>, Error> {
+/// The configured guardrails of the chain for `phase` (input or output),
+/// resolved against the loaded plugin set and put in chain order (manifest
+/// `order`, then name). A configured name that is not loaded fails the
+/// request closed: skipping a check silently would let unchecked text
+/// through. A loaded guardrail that does not implement `phase` is left out:
+/// it has nothing to say there.
+pub fn resolve(
+    set: &PluginSet,
+    names: &[String],
+    phase: Phases,
+) -> Result<Vec<Arc<Plugin>>, Error> {
     if let Some(missing) = names
         .iter()
         .find(|n| set.guardrails().iter().all(|p| p.name() != n.as_str()))
@@ -35,7 +46,7 @@ pub fn resolve(set: &PluginSet, names: &[String]) -> Result<Vec<Arc<Plugin>>, Er
     Ok(set
         .guardrails()
         .iter()
-        .filter(|p| names.iter().any(|n| n == p.name()))
+        .filter(|p| names.iter().any(|n| n == p.name()) && p.phases().contains(phase))
         .cloned()
         .collect())
 }
@@ -58,6 +69,9 @@ pub struct ChainResult {
     pub transformed: Vec<String>,
     /// Plugins whose call failed and whose `open` failure mode passed.
     pub failed_open: Vec<String>,
+    /// Plugins that flagged the text for review, with their flag (the text
+    /// passed on unchanged).
+    pub flagged: Vec<(String, Flag)>,
 }
 
 impl ChainResult {
@@ -69,19 +83,10 @@ impl ChainResult {
         id: &str,
     ) -> bool {
         self.ran.push(p.name().to_owned());
-        let verdict = match answer {
-            Ok(v) => v,
-            Err(f) => match failure::answer(p, f, id, Verdict::Pass) {
-                Ok(pass) => {
-                    self.failed_open.push(p.name().to_owned());
-                    pass
-                }
-                Err(f) => Verdict::Reject(Rejection {
-                    reason: format!("guardrail `{}` failed: {f}", p.name()),
-                    code: "plugin_failure".into(),
-                }),
-            },
-        };
+        let (verdict, failed_open) = answered(p, answer, id);
+        if failed_open {
+            self.failed_open.push(p.name().to_owned());
+        }
         match verdict {
             Verdict::Pass => false,
             Verdict::Transform(t) => {
@@ -92,6 +97,18 @@ impl ChainResult {
             Verdict::Reject(r) => {
                 self.rejected = Some((p.name().to_owned(), r));
                 true
+            }
+            Verdict::Flag(f) => {
+                tracing::warn!(
+                    request_id = id,
+                    plugin = p.name(),
+                    code = %escaped(&f.code),
+                    score = f.score,
+                    reason = %escaped(&f.reason),
+                    "guardrail flagged the text for review; it passes unchanged"
+                );
+                self.flagged.push((p.name().to_owned(), f));
+                false
             }
         }
     }
@@ -108,6 +125,30 @@ impl ChainResult {
     }
 }
 
+/// The verdict a guardrail's answer stands for in a chain: its own, or on a
+/// failure its failure mode's (`closed`: reject with code
+/// `plugin_failure`; `open`: pass, and `true` for "failed open").
+/// `sluice plugin test` judges cases by this too.
+pub fn answered(
+    p: &Plugin,
+    answer: Result<Verdict, plugin::PluginFailure>,
+    request_id: &str,
+) -> (Verdict, bool) {
+    match answer {
+        Ok(v) => (v, false),
+        Err(f) => match failure::answer(p, f, request_id, Verdict::Pass) {
+            Ok(pass) => (pass, true),
+            Err(f) => (
+                Verdict::Reject(Rejection {
+                    reason: format!("guardrail `{}` failed: {f}", p.name()),
+                    code: "plugin_failure".into(),
+                }),
+                false,
+            ),
+        },
+    }
+}
+
 /// What each guardrail did to this request, for `x-sluice-guardrails` and
 /// logs: `pii-redact:transform,secrets:pass`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,6 +162,8 @@ pub struct GuardReport {
 pub enum Outcome {
     Pass,
     Transform,
+    /// The plugin flagged the text for review; it passed unchanged.
+    Flag,
     /// The plugin failed and its `open` failure mode let the text pass.
     FailOpen,
     Reject,
@@ -131,6 +174,7 @@ impl Outcome {
         match self {
             Outcome::Pass => "pass",
             Outcome::Transform => "transform",
+            Outcome::Flag => "flag",
             Outcome::FailOpen => "error",
             Outcome::Reject => "reject",
         }
@@ -144,6 +188,8 @@ impl GuardReport {
                 Outcome::Reject
             } else if chain.failed_open.contains(name) {
                 Outcome::FailOpen
+            } else if chain.flagged.iter().any(|(p, _)| p == name) {
+                Outcome::Flag
             } else if chain.transformed.contains(name) {
                 Outcome::Transform
             } else {
@@ -166,31 +212,37 @@ impl GuardReport {
 }
 
 /// Run `check-input` through `plugins`. A transform replaces the last user
-/// message for the plugins after it (with no user message the request is
-/// left as is). Returns that message's new text when any plugin changed it.
+/// message in `info` for the plugins after it (with no user message the
+/// request is left as is). Returns that message's new text when any plugin
+/// changed it.
 pub async fn check_input(
     plugins: &[Arc<Plugin>],
-    info: &RequestInfo,
+    info: &mut Arc<RequestInfo>,
     report: &mut GuardReport,
 ) -> Result<Option<String>, Error> {
     if plugins.is_empty() {
         return Ok(None);
     }
-    let mut req = info.clone();
-    let idx = last_user(&req.messages, |m| &m.role);
+    let idx = info.last_user();
     let mut chain = ChainResult {
-        text: idx
-            .map(|i| req.messages[i].content.clone())
-            .unwrap_or_default(),
+        text: info.last_user_text().unwrap_or_default().to_owned(),
         ..Default::default()
     };
+    let id = info.id.clone();
     for p in plugins {
-        let answer = p.check_input(&req).await;
-        if chain.step(p, answer, &info.id) {
+        let answer = p.check_input(info).await;
+        let transformed = chain.transformed.len();
+        if chain.step(p, answer, &id) {
             break;
         }
-        if let Some(i) = idx {
-            req.messages[i].content.clone_from(&chain.text);
+        if let Some(i) = idx
+            && chain.transformed.len() > transformed
+        {
+            // Copied only if a call still holds the request (none does once
+            // it returned).
+            Arc::make_mut(info).messages[i]
+                .content
+                .clone_from(&chain.text);
         }
     }
     report.record(&chain);
@@ -213,7 +265,7 @@ pub fn apply_input(req: &mut ChatRequest, text: String) {
 /// each plugin sees the previous one's transform.
 pub async fn check_output(
     plugins: &[Arc<Plugin>],
-    info: &RequestInfo,
+    info: &Arc<RequestInfo>,
     text: &str,
     ctx: &OutputContext,
 ) -> ChainResult {
@@ -241,6 +293,7 @@ mod tests {
             ran: ran.iter().map(|s| s.to_string()).collect(),
             transformed: transformed.iter().map(|s| s.to_string()).collect(),
             failed_open: Vec::new(),
+            flagged: Vec::new(),
         }
     }
 
@@ -251,6 +304,25 @@ mod tests {
         r.record(&chain(&["secrets", "pii-redact"], &["pii-redact"]));
         r.record(&chain(&["secrets", "pii-redact"], &[]));
         assert_eq!(r.header_value(), "secrets:pass,pii-redact:transform");
+    }
+
+    #[test]
+    fn a_flag_ranks_between_transform_and_fail_open() {
+        let flag = Flag {
+            reason: "unsure".into(),
+            code: "possible_injection".into(),
+            score: 0.6,
+        };
+        let mut flagged = chain(&["a", "b", "c"], &["a"]);
+        flagged.flagged.push(("b".into(), flag.clone()));
+        flagged.flagged.push(("a".into(), flag));
+        flagged.failed_open.push("c".into());
+        let mut r = GuardReport::default();
+        r.record(&flagged);
+        assert_eq!(r.header_value(), "a:flag,b:flag,c:error");
+        r.record(&chain(&["b"], &["b"]));
+        assert_eq!(r.header_value(), "a:flag,b:flag,c:error");
+        assert!(Outcome::Transform < Outcome::Flag && Outcome::Flag < Outcome::FailOpen);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod cost;
 mod error;
 mod failure;
 pub mod guard;
+mod request;
 mod route;
 pub mod stream;
 
@@ -31,9 +32,11 @@ use serde_json::Value;
 use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
 use crate::eval::EvalStore;
-use crate::plugin::{Message, OutputContext, Plugin, PluginRuntime, Rejection, RequestInfo};
+use crate::plugin::{
+    OutputContext, OutputPart, Phases, Plugin, PluginRuntime, Rejection, RequestInfo,
+};
 use crate::prompt::{PromptRef, Prompts};
-use crate::provider::{Outcome, Providers};
+use crate::provider::{Failure, Outcome, Providers};
 
 pub use cost::{InMemorySpend, SpendSource};
 pub use error::Error;
@@ -70,6 +73,84 @@ pub struct RequestCtx {
     pub feature: Option<String>,
     /// `x-sluice-tags: a,b`.
     pub tags: Vec<String>,
+    /// Filled in as the request goes; what the server reports when it fails.
+    pub progress: Progress,
+}
+
+/// How far a request got: which route it last tried, how many attempts,
+/// what the guardrails did. A success reports this in [`Served`]; a
+/// failure leaves it here for the error response's `x-sluice-*` headers.
+#[derive(Debug, Default)]
+pub struct Progress(parking_lot::Mutex<Tried>);
+
+/// A snapshot of [`Progress`].
+#[derive(Debug, Clone, Default)]
+pub struct Tried {
+    /// The last route attempted (none before the upstream phase).
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub attempts: u32,
+    /// Time spent in the providers layer.
+    pub upstream: Duration,
+    pub guardrails: GuardReport,
+    /// The registry prompt version the request was rendered from.
+    pub prompt: Option<PromptRef>,
+}
+
+impl Clone for Progress {
+    fn clone(&self) -> Self {
+        Progress(parking_lot::Mutex::new(self.get()))
+    }
+}
+
+impl Progress {
+    pub fn get(&self) -> Tried {
+        self.0.lock().clone()
+    }
+
+    fn prompt(&self, prompt: Option<&PromptRef>) {
+        self.0.lock().prompt = prompt.cloned();
+    }
+
+    fn guardrails(&self, report: &GuardReport) {
+        self.0.lock().guardrails = report.clone();
+    }
+
+    fn upstream(&self, provider: Option<&str>, model: Option<&str>, attempts: u32, took: Duration) {
+        let mut t = self.0.lock();
+        t.provider = provider.map(str::to_string);
+        t.model = model.map(str::to_string);
+        t.attempts = attempts;
+        t.upstream = took;
+    }
+
+    /// Record a route walk's result; a failure becomes the pipeline's error
+    /// (the gateway's own deadline is [`Error::Timeout`]).
+    fn walked<T>(
+        &self,
+        r: Result<Outcome<T>, Failure>,
+        limit: Duration,
+    ) -> Result<Outcome<T>, Error> {
+        match r {
+            Ok(o) => {
+                self.upstream(Some(&o.provider), Some(&o.model), o.attempts, o.elapsed);
+                Ok(o)
+            }
+            Err(f) => {
+                self.upstream(
+                    f.provider.as_deref(),
+                    f.model.as_deref(),
+                    f.attempts,
+                    f.elapsed,
+                );
+                Err(if f.deadline_exceeded {
+                    Error::Timeout(limit)
+                } else {
+                    Error::Upstream(f.error)
+                })
+            }
+        }
+    }
 }
 
 /// Which upstream served a request and what the guardrails did: the
@@ -139,7 +220,8 @@ pub struct Gateway {
 
 /// What `prepare` decided for one chat request.
 struct Plan {
-    info: RequestInfo,
+    /// Built once, shared by every plugin call of the request.
+    info: Arc<RequestInfo>,
     routes: Vec<RouteConfig>,
     output: Vec<Arc<Plugin>>,
     window: StreamWindowConfig,
@@ -238,23 +320,29 @@ impl Gateway {
         }
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
-        let outcome = tokio::time::timeout(limit, self.providers.chat(&targets, &req))
-            .await
-            .map_err(|_| Error::Timeout(limit))??;
+        let walked = self.providers.chat(&targets, &req).within(limit).await;
+        let outcome = ctx.progress.walked(walked, limit)?;
 
         let served = Served::new(&outcome, GuardReport::default());
         let mut completion = outcome.value;
         let mut report = plan.report;
+        let progress = &ctx.progress;
+        // Every choice (`n` > 1) passes the chain on its own.
         for choice in &mut completion.choices {
             if let Value::String(text) = &choice.message.content {
+                // Only `content` is checked so far (tool calls and refusals
+                // are parts of their own, not yet sent to the chain).
                 let ctx = OutputContext {
                     emitted: String::new(),
                     window_index: 0,
                     is_final: true,
+                    choice: choice.index,
+                    part: OutputPart::Content,
                 };
                 let chain = guard::check_output(&plan.output, &plan.info, text, &ctx).await;
                 report.record(&chain);
                 if let Some(err) = chain.rejection() {
+                    progress.guardrails(&report);
                     return Err(err);
                 }
                 if !chain.transformed.is_empty() {
@@ -295,9 +383,12 @@ impl Gateway {
             .include_usage = true;
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
-        let outcome = tokio::time::timeout(limit, self.providers.chat_stream(&targets, &req))
-            .await
-            .map_err(|_| Error::Timeout(limit))??;
+        let walked = self
+            .providers
+            .chat_stream(&targets, &req)
+            .within(limit)
+            .await;
+        let outcome = ctx.progress.walked(walked, limit)?;
 
         let price = find_route(&plan.routes, &outcome.provider, &outcome.model).cloned();
         let (spend, scope) = (self.spend.clone(), plan.scope);
@@ -313,6 +404,7 @@ impl Gateway {
                 mode: WindowMode::Chars,
                 chars: 1,
                 max_hold_chars: 1,
+                context_chars: 0,
             }
         } else {
             plan.window
@@ -331,13 +423,20 @@ impl Gateway {
 
     /// Embeddings along the model's configured routes (no guardrails: the
     /// answer is vectors, not text).
-    pub async fn embeddings(&self, req: EmbeddingsRequest) -> Result<EmbeddingsServed, Error> {
+    pub async fn embeddings(
+        &self,
+        ctx: &RequestCtx,
+        req: EmbeddingsRequest,
+    ) -> Result<EmbeddingsServed, Error> {
         let model = self.model(&req.model)?;
         let targets: Vec<_> = model.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
-        let outcome = tokio::time::timeout(limit, self.providers.embeddings(&targets, &req))
-            .await
-            .map_err(|_| Error::Timeout(limit))??;
+        let walked = self
+            .providers
+            .embeddings(&targets, &req)
+            .within(limit)
+            .await;
+        let outcome = ctx.progress.walked(walked, limit)?;
         Ok(EmbeddingsServed {
             served: Served::new(&outcome, GuardReport::default()),
             response: outcome.value,
@@ -348,19 +447,30 @@ impl Gateway {
     /// input guardrails, cost policy, routing.
     async fn prepare(&self, ctx: &RequestCtx, req: &mut ChatRequest) -> Result<Plan, Error> {
         let applied = crate::prompt::apply(self.prompts.as_deref(), req)?;
-        validate(req)?;
+        ctx.progress.prompt(applied.as_ref().map(|a| &a.prompt));
+        validate(req, self.config.server.max_n)?;
         let model = self.model(&req.model)?;
         let set = self.plugins.current();
-        let input = guard::resolve(&set, model.input_guardrails())?;
+        let input = guard::resolve(&set, model.input_guardrails(), Phases::INPUT)?;
         let output = match &applied {
-            Some(a) => guard::resolve(&set, &a.output_guardrails(model.output_guardrails()))?,
-            None => guard::resolve(&set, model.output_guardrails())?,
+            Some(a) => guard::resolve(
+                &set,
+                &a.output_guardrails(model.output_guardrails()),
+                Phases::OUTPUT,
+            )?,
+            None => guard::resolve(&set, model.output_guardrails(), Phases::OUTPUT)?,
         };
-        let mut info = request_info(ctx, req);
+        let mut info = request::request_info(ctx, req);
+        info.prompt = applied.as_ref().map(|a| crate::plugin::PromptRef {
+            id: a.prompt.id.clone(),
+            version: a.prompt.version,
+        });
+        let mut info = Arc::new(info);
         let mut report = GuardReport::default();
-        if let Some(text) = guard::check_input(&input, &info, &mut report).await? {
+        let checked = guard::check_input(&input, &mut info, &mut report).await;
+        ctx.progress.guardrails(&report);
+        if let Some(text) = checked? {
             guard::apply_input(req, text);
-            info.messages = messages(req);
         }
         let mut routed = model;
         if let Some(policy) = &model.cost_policy {
@@ -375,7 +485,8 @@ impl Gateway {
                 req,
             )
             .await?;
-            info.max_tokens = req.max_output_tokens();
+            // The calls that saw the request are over: no copy is made.
+            Arc::make_mut(&mut info).max_tokens = req.max_output_tokens();
         }
         let routes = route::order(&set, routed, &info).await?;
         let scope = ctx.principal.scope(info.user.as_deref());
@@ -394,7 +505,7 @@ impl Gateway {
 /// The output chain over the sandboxed plugins, for stream windows.
 struct ChainChecker {
     plugins: Vec<Arc<Plugin>>,
-    info: RequestInfo,
+    info: Arc<RequestInfo>,
 }
 
 impl stream::WindowChecker for ChainChecker {
@@ -413,8 +524,9 @@ impl stream::WindowChecker for ChainChecker {
 }
 
 /// Checks the gateway itself needs (the upstream validates the rest); the
-/// message names the field, as OpenAI's does.
-fn validate(req: &ChatRequest) -> Result<(), Error> {
+/// message names the field, as OpenAI's does. `n` is bounded by
+/// `server.max-n`: each choice costs upstream tokens and a guardrail pass.
+fn validate(req: &ChatRequest, max_n: u32) -> Result<(), Error> {
     let invalid = |param: &str, message: String| {
         Err(Error::InvalidRequest {
             param: param.into(),
@@ -441,32 +553,19 @@ fn validate(req: &ChatRequest) -> Result<(), Error> {
     if req.max_output_tokens() == Some(0) {
         return invalid("max_tokens", "`max_tokens` must be at least 1".into());
     }
-    Ok(())
-}
-
-fn messages(req: &ChatRequest) -> Vec<Message> {
-    req.messages
-        .iter()
-        .map(|m| Message {
-            role: m.role.clone(),
-            content: m.content_text(),
-        })
-        .collect()
-}
-
-fn request_info(ctx: &RequestCtx, req: &ChatRequest) -> RequestInfo {
-    RequestInfo {
-        id: ctx.id.clone(),
-        user: req.user.clone().or_else(|| ctx.principal.user.clone()),
-        api_key_id: ctx.principal.key_id.clone(),
-        feature: ctx.feature.clone(),
-        tags: ctx.tags.clone(),
-        model: req.model.clone(),
-        messages: messages(req),
-        max_tokens: req.max_output_tokens(),
-        temperature: req.temperature.map(|t| t as f32),
-        stream: req.stream,
+    match req.extra.get("n") {
+        None | Some(Value::Null) => {}
+        Some(n) => match n.as_u64() {
+            Some(n) if (1..=u64::from(max_n)).contains(&n) => {}
+            _ => {
+                return invalid(
+                    "n",
+                    format!("`n` must be an integer between 1 and {max_n} (server.max-n), got {n}"),
+                );
+            }
+        },
     }
+    Ok(())
 }
 
 fn find_route<'a>(

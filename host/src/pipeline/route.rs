@@ -24,7 +24,7 @@ fn find<'a>(list: &'a [Arc<Plugin>], name: &str) -> Result<&'a Arc<Plugin>, Erro
 pub(super) async fn order(
     set: &PluginSet,
     model: &ModelConfig,
-    info: &RequestInfo,
+    info: &Arc<RequestInfo>,
 ) -> Result<Vec<RouteConfig>, Error> {
     let Some(name) = &model.router else {
         return Ok(model.routes.clone());
@@ -102,7 +102,7 @@ pub(super) async fn apply_cost_policy<'a>(
     model: &'a ModelConfig,
     spend: &Arc<dyn SpendSource>,
     principal: &Principal,
-    info: &RequestInfo,
+    info: &Arc<RequestInfo>,
     req: &mut ChatRequest,
 ) -> Result<&'a ModelConfig, Error> {
     let policy = find(set.cost_policies(), name)?;
@@ -110,13 +110,13 @@ pub(super) async fn apply_cost_policy<'a>(
         return Ok(model);
     };
     let estimate = cost::estimate(req, first);
-    let spend = spend.spend(&principal.scope(info.user.as_deref()), principal.budget_usd);
+    let spends = spend.spends(principal, info.user.as_deref());
     let failed = |failure| Error::PluginFailed {
         plugin: name.to_string(),
         failure,
     };
     let decision = policy
-        .decide(info, &estimate, &spend)
+        .decide(info, &estimate, &spends)
         .await
         .or_else(|f| failure::answer(policy, f, &info.id, Decision::Allow))
         .map_err(failed)?;

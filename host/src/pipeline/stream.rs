@@ -6,7 +6,9 @@
 //! sent as context, and only what passed (possibly rewritten by a transform)
 //! is forwarded. At the end of the answer the remainder runs as the final
 //! window (`is_final = true`), even when empty, so checks that need the whole
-//! answer (valid JSON, minimum length) can decide.
+//! answer (valid JSON, minimum length) can decide. The context is the tail
+//! of the emitted text (`context-chars`), so each window costs the same
+//! however long the answer already is.
 //!
 //! **Latency trade-off**: the client receives each window only once it is
 //! complete and checked, so time-to-first-token grows by roughly one window
@@ -27,7 +29,7 @@ use futures_util::stream::BoxStream;
 
 use crate::config::{StreamWindowConfig, WindowMode};
 use crate::openai::{ChatChunk, ChunkChoice, Delta, Usage};
-use crate::plugin::{OutputContext, Rejection};
+use crate::plugin::{OutputContext, OutputPart, Rejection};
 use crate::provider::UpstreamError;
 
 use super::Error;
@@ -58,9 +60,15 @@ pub trait WindowChecker: Send + 'static {
 pub struct Window {
     cfg: StreamWindowConfig,
     pending: String,
+    /// The end of the text sent so far: at least its last `context_chars`
+    /// characters, at most twice as many (trimmed in batches).
     emitted: String,
+    /// Characters in `emitted`.
+    emitted_chars: usize,
     index: u32,
     finished: bool,
+    /// The choice (`n > 1`) whose content this is.
+    choice: u32,
 }
 
 impl Window {
@@ -69,9 +77,17 @@ impl Window {
             cfg,
             pending: String::new(),
             emitted: String::new(),
+            emitted_chars: 0,
             index: 0,
             finished: false,
+            choice: 0,
         }
+    }
+
+    /// The window of choice `index`'s content (default: choice 0).
+    pub fn for_choice(mut self, index: u32) -> Self {
+        self.choice = index;
+        self
     }
 
     /// Add upstream text; returns the text of a window that just closed.
@@ -93,17 +109,43 @@ impl Window {
         std::mem::take(&mut self.pending)
     }
 
-    fn context(&self, is_final: bool) -> OutputContext {
+    /// The context of the next window: the last `context_chars` characters
+    /// of what was sent.
+    pub fn context(&self, is_final: bool) -> OutputContext {
+        let skip = self.emitted_chars.saturating_sub(self.cfg.context_chars);
+        let start = match skip {
+            0 => 0,
+            n => self
+                .emitted
+                .char_indices()
+                .nth(n)
+                .map_or(self.emitted.len(), |(i, _)| i),
+        };
         OutputContext {
-            emitted: self.emitted.clone(),
+            emitted: self.emitted[start..].to_string(),
             window_index: self.index,
             is_final,
+            choice: self.choice,
+            part: OutputPart::Content,
         }
     }
 
-    fn passed(&mut self, text: &str) {
-        self.emitted.push_str(text);
+    /// `text` was sent to the client.
+    pub fn passed(&mut self, text: &str) {
         self.index += 1;
+        let keep = self.cfg.context_chars;
+        self.emitted.push_str(text);
+        self.emitted_chars += text.chars().count();
+        // Trimmed only once twice the tail is held: amortised O(1) per char.
+        if self.emitted_chars > keep.saturating_mul(2) {
+            let cut = self
+                .emitted
+                .char_indices()
+                .nth(self.emitted_chars - keep)
+                .map_or(self.emitted.len(), |(i, _)| i);
+            self.emitted.drain(..cut);
+            self.emitted_chars = keep;
+        }
     }
 }
 
@@ -151,7 +193,9 @@ pub fn guarded(
             let mut texts = Vec::new();
             let mut finishes = Vec::new();
             for mut choice in choices {
-                let w = windows.entry(choice.index).or_insert_with(|| Window::new(cfg));
+                let w = windows
+                    .entry(choice.index)
+                    .or_insert_with(|| Window::new(cfg).for_choice(choice.index));
                 let mut checked = Vec::new();
                 match choice.delta.content.take() {
                     Some(t) if t.is_empty() => choice.delta.content = Some(t),

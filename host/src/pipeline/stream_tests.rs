@@ -28,6 +28,7 @@ fn chars_and_max_hold_bound_the_window() {
         mode: WindowMode::Chars,
         chars: 5,
         max_hold_chars: 5,
+        ..sentence()
     };
     let mut w = Window::new(chars);
     assert_eq!(w.push("abc"), None);
@@ -37,6 +38,33 @@ fn chars_and_max_hold_bound_the_window() {
         ..sentence()
     });
     assert_eq!(w.push("no end"), Some("no end".to_string()));
+}
+
+#[test]
+fn the_context_is_the_tail_of_the_emitted_text() {
+    let mut w = Window::new(StreamWindowConfig {
+        context_chars: 5,
+        ..sentence()
+    });
+    assert_eq!(w.context(false).emitted, "");
+    w.passed("abc");
+    assert_eq!(w.context(false).emitted, "abc");
+    w.passed("défgh");
+    assert_eq!(w.context(false).emitted, "défgh");
+    for i in 0..100 {
+        w.passed(&format!("{}é", i % 10));
+        let ctx = w.context(false);
+        assert_eq!(ctx.emitted.chars().count(), 5, "{ctx:?}");
+        assert!(ctx.emitted.ends_with(&format!("{}é", i % 10)));
+        assert_eq!(ctx.window_index, i + 3);
+    }
+    assert!(w.emitted.chars().count() <= 10, "trimmed as it goes");
+    let mut none = Window::new(StreamWindowConfig {
+        context_chars: 0,
+        ..sentence()
+    });
+    none.passed("text");
+    assert_eq!(none.context(true).emitted, "");
 }
 
 /// Upper-cases every window (a transform); rejects text containing "BOOM".
@@ -99,6 +127,7 @@ fn usage_chunk() -> ChatChunk {
             prompt_tokens: 3,
             completion_tokens: 4,
             total_tokens: 7,
+            ..Usage::default()
         }),
         ..chunk(None, None)
     }

@@ -34,7 +34,7 @@ fn input_transforms_rewrite_the_last_user_message_only() {
 fn gateway_side_validation_names_the_parameter() {
     let req = |v: serde_json::Value| -> ChatRequest { serde_json::from_value(v).unwrap() };
     let msgs = serde_json::json!([{"role": "user", "content": "x"}]);
-    let param = |r: ChatRequest| match validate(&r) {
+    let param = |r: ChatRequest| match validate(&r, 8) {
         Err(Error::InvalidRequest { param, .. }) => param,
         other => panic!("expected invalid request, got {other:?}"),
     };
@@ -54,10 +54,24 @@ fn gateway_side_validation_names_the_parameter() {
         )),
         "max_tokens"
     );
+    for n in [
+        serde_json::json!(0),
+        serde_json::json!(9),
+        serde_json::json!(1.5),
+        serde_json::json!("2"),
+    ] {
+        assert_eq!(
+            param(req(
+                serde_json::json!({"model": "m", "messages": msgs, "n": n})
+            )),
+            "n"
+        );
+    }
     assert!(
-        validate(&req(
-            serde_json::json!({"model": "m", "messages": msgs, "temperature": 0.7})
-        ))
+        validate(
+            &req(serde_json::json!({"model": "m", "messages": msgs, "temperature": 0.7, "n": 8})),
+            8
+        )
         .is_ok()
     );
 }

@@ -1,10 +1,12 @@
 //! `sluice plugin audit`: what a security reviewer needs to decide on a
-//! plugin: world, exports, every import with its verdict, grants, limits,
-//! flagged file grants, SHA-256, and the verdict.
+//! plugin: world and contract version, exports, a guardrail's phases,
+//! every import with its verdict, grants, limits, flagged file grants,
+//! SHA-256, and the verdict.
 //!
 //! The verdict is the loader's own: the same manifest validation, import
-//! checks (`loader::inspect_against`), linker and trial instantiation under
-//! the manifest's limits (`loader::start`), on an engine with the runtime
+//! checks (`loader::inspect_against`), linker, trial instantiation under
+//! the manifest's limits and load-time calls (`validate-config`, `phases`;
+//! `loader::start`), on an engine with the runtime
 //! settings of the given `[plugins]` config. "Accepted" means the gateway
 //! running that config would load the plugin.
 
@@ -15,8 +17,8 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::bindings::PACKAGE;
-use super::capability::{self, Access, Grant};
+use super::bindings::{Contract, PACKAGE, phase_names};
+use super::capability::{self, Access, Baseline, Grant};
 use super::config::PluginsConfig;
 use super::engine;
 use super::error::PluginError;
@@ -34,12 +36,22 @@ pub struct AuditReport {
     /// `sluice:plugin/<kind>-plugin@<version>`, from the component's export.
     pub world: Option<String>,
     pub kind: Option<PluginKind>,
+    /// The contract version spoken with it (`0.2`, `0.1`), if one is.
+    pub contract: Option<Contract>,
+    /// The checks a guardrail implements (`input`, `output`), as asked at
+    /// the trial load; none when the trial did not get that far.
+    pub phases: Option<Vec<&'static str>>,
     pub exports: Vec<String>,
+    /// Uses the component-model async ABI (runs on the async engine).
+    pub component_model_async: bool,
     pub imports: Vec<AuditImport>,
     pub manifest: Option<PathBuf>,
     pub failure_mode: FailureMode,
     pub order: Option<i64>,
     pub grants: Vec<Grant>,
+    /// Whether inert interfaces were accepted without a grant
+    /// (`[plugins] strict-imports`).
+    pub baseline: Baseline,
     pub capabilities: Capabilities,
     pub limits: Limits,
     /// Files grants exposing broad or sensitive host paths (acknowledged
@@ -61,7 +73,8 @@ pub struct AuditImport {
 }
 
 /// Audit `wasm` against `manifest` (none = nothing granted, default limits)
-/// as a gateway running with `cfg` would load it.
+/// as a gateway running with `cfg` would load it (`cfg.strict-imports`
+/// included).
 pub fn audit(
     wasm: &Path,
     manifest: Option<&Path>,
@@ -97,9 +110,11 @@ pub fn audit(
         stdio_cap: cfg.log_capture_bytes,
         refill: None,
         protected: cfg.protected_dirs(),
+        baseline: cfg.baseline(),
     };
     let sha: [u8; 32] = Sha256::digest(&bytes).into();
     let inspected = loader::inspect_against(&env, &name, m.as_ref(), &bytes, sha)?;
+    let component_model_async = inspected.engine.component_model_async;
     let info = inspected.info.clone();
     let grants = inspected.grants.clone();
     let mut problems = inspected.problems.clone();
@@ -113,10 +128,13 @@ pub fn audit(
     // The trial instantiation only when everything before it passed, as
     // in the loader; without a manifest, with the defaults it implies.
     let trial = m.clone().or_else(|| info.kind.map(Manifest::with_defaults));
-    if let (true, Some(trial)) = (problems.is_empty(), trial)
-        && let Err(e) = loader::start(&env, &name, trial, hex::encode(sha), inspected)
-    {
-        problems.push(e.to_string());
+    let mut phases = None;
+    if let (true, Some(trial)) = (problems.is_empty(), trial) {
+        match loader::start(&env, &name, trial, hex::encode(sha), inspected) {
+            Ok(p) if p.kind() == PluginKind::Guardrail => phases = Some(phase_names(p.phases())),
+            Ok(_) => {}
+            Err(e) => problems.push(e.to_string()),
+        }
     }
     let caps = m
         .as_ref()
@@ -128,7 +146,7 @@ pub fn audit(
         .map(|(name, functions)| AuditImport {
             name: name.clone(),
             functions: functions.clone(),
-            access: capability::classify(name, &grants),
+            access: capability::classify(name, &grants, env.baseline),
         })
         .collect();
     Ok(AuditReport {
@@ -142,12 +160,16 @@ pub fn audit(
             )
         }),
         kind: info.kind,
+        contract: info.version.as_deref().and_then(Contract::of),
+        phases,
         exports: info.exports,
+        component_model_async,
         imports,
         manifest: manifest.map(Path::to_path_buf),
         failure_mode: m.as_ref().map(|m| m.failure_mode).unwrap_or_default(),
         order: m.as_ref().map(|m| m.order),
         grants,
+        baseline: env.baseline,
         capabilities: caps,
         limits: m.as_ref().map(|m| m.limits.clone()).unwrap_or_default(),
         flagged,
@@ -168,13 +190,32 @@ impl AuditReport {
             "world:     {}",
             self.world.as_deref().unwrap_or("(none recognised)")
         );
+        let contract = match self.contract {
+            Some(c) if c == Contract::CURRENT => format!("{c} (current)"),
+            Some(c) => format!("{c} (older: converted by the host)"),
+            None => "(none spoken here)".into(),
+        };
+        let _ = writeln!(s, "contract:  {contract}");
+        if let Some(p) = &self.phases {
+            let _ = writeln!(s, "phases:    {}", p.join(", "));
+        }
         let _ = writeln!(s, "exports:   {}", self.exports.join(", "));
+        if self.component_model_async {
+            let _ = writeln!(
+                s,
+                "abi:       component-model async (loaded on the async engine)"
+            );
+        }
         let manifest = match &self.manifest {
             Some(m) => m.display().to_string(),
             None => "(none: nothing granted, default limits)".into(),
         };
         let _ = writeln!(s, "manifest:  {manifest}");
-        let _ = writeln!(s, "imports:");
+        let _ = writeln!(
+            s,
+            "imports:   (as loaded with [plugins] strict-imports = {})",
+            self.baseline == Baseline::Strict
+        );
         for i in &self.imports {
             let _ = writeln!(s, "  {:<44} {}", i.name, i.access);
             if !i.functions.is_empty() {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::capability::Baseline;
 use super::engine::EngineSettings;
 
 /// The `[plugins]` section of the gateway config.
@@ -55,6 +56,15 @@ pub struct PluginsConfig {
     /// load without being read. Each load holds the whole file in memory
     /// and hashes it. Default `128` (a componentize-py guest is ~40 MiB).
     pub max_component_mb: u64,
+    /// Refuse every import that the manifest does not grant, inert ones
+    /// included: a plugin then loads only with `wasi:cli` / `wasi:io` and
+    /// its grants (see `capability.rs`). Default `false`: clocks (1 ms),
+    /// random, filesystem without preopens, sockets and http refusing every
+    /// address are linked without a grant, so ordinary Python, JavaScript
+    /// and C builds load. Costs nothing either way at run time; `true`
+    /// means those languages need every such import granted (or stubbed
+    /// out at build time, which makes their `print` / `console.log` trap).
+    pub strict_imports: bool,
     /// The gateway's own directories besides `dir` and `cache-dir` (the
     /// config file's directory, data directories), which no plugin's files
     /// grant may expose without `acknowledge-sensitive`. Not a config key:
@@ -77,6 +87,7 @@ impl Default for PluginsConfig {
             fuel: false,
             log_capture_bytes: 16 * 1024,
             max_component_mb: 128,
+            strict_imports: false,
             gateway_dirs: Vec::new(),
         }
     }
@@ -92,9 +103,72 @@ impl PluginsConfig {
         dirs
     }
 
+    /// Which interfaces load without a grant (`strict-imports`).
+    pub fn baseline(&self) -> Baseline {
+        Baseline::from_strict_imports(self.strict_imports)
+    }
+
     /// `max-component-mb` in bytes.
     pub(crate) fn max_component_bytes(&self) -> u64 {
         self.max_component_mb.saturating_mul(1 << 20)
+    }
+
+    /// Problems with the values, each with its key (empty when fine). The
+    /// file system is not looked at; see [`PluginsConfig::path_problems`].
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.max_instances == 0 {
+            out.push(("max-instances", "must be at least 1".to_string()));
+        }
+        // A wasm32 memory cannot grow past 4 GiB.
+        if !(1..=4096).contains(&self.max_memory_mb) {
+            out.push(("max-memory-mb", "must be between 1 and 4096".to_string()));
+        }
+        if self.max_component_mb == 0 {
+            out.push(("max-component-mb", "must be at least 1".to_string()));
+        }
+        out
+    }
+
+    /// What the plugin runtime would refuse about the paths: `dir` must be
+    /// a readable directory, `cache-dir` a directory if it exists (it is
+    /// created on first use otherwise). Relative paths are resolved against
+    /// the working directory, as the runtime does.
+    pub fn path_problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let shown = self.dir.display();
+        match std::fs::metadata(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                out.push(("dir", format!("plugin directory `{shown}` does not exist")));
+            }
+            Err(e) => out.push(("dir", format!("plugin directory `{shown}`: {e}"))),
+            Ok(m) if !m.is_dir() => out.push((
+                "dir",
+                format!("`{shown}` is {}, not a directory", file_kind(&m)),
+            )),
+            Ok(_) => {
+                if let Err(e) = std::fs::read_dir(&self.dir) {
+                    out.push((
+                        "dir",
+                        format!("plugin directory `{shown}` cannot be read: {e}"),
+                    ));
+                }
+            }
+        }
+        if let Some(cache) = &self.cache_dir
+            && let Ok(m) = std::fs::metadata(cache)
+            && !m.is_dir()
+        {
+            out.push((
+                "cache-dir",
+                format!(
+                    "`{}` is {}, not a directory",
+                    cache.display(),
+                    file_kind(&m)
+                ),
+            ));
+        }
+        out
     }
 
     /// What shapes the wasmtime engine (runtimes with equal settings share one).
@@ -104,5 +178,41 @@ impl PluginsConfig {
             max_instances: self.max_instances,
             max_memory_mb: self.max_memory_mb,
         }
+    }
+}
+
+/// "a regular file", "a symbolic link"… for messages about a path.
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = m.file_type();
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_fifo() {
+            return "a named pipe";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    if m.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_imports_is_off_by_default_and_picks_the_baseline() {
+        let default: PluginsConfig = toml::from_str("").unwrap();
+        assert_eq!(default.baseline(), Baseline::WithInert);
+        let strict: PluginsConfig = toml::from_str("strict-imports = true").unwrap();
+        assert_eq!(strict.baseline(), Baseline::Strict);
     }
 }

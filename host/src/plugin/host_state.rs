@@ -1,19 +1,26 @@
 //! The data each plugin `Store` carries: the deny-by-default WASI context
 //! built from the manifest's grants, the memory limiter, captured stdio, and
-//! the implementation of the `sluice:plugin/host` interface.
+//! the implementation of the `sluice:plugin/host` interface of every
+//! contract version (the `request` resource's methods are in `request`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::clocks::{MonotonicClock, WallClock};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::random::WasiRandomCtx;
 use wasmtime_wasi::sockets::SocketAddrUse;
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::{host, types};
+use super::bindings::types::LogLevel;
+use super::bindings::{host, types, v0_1};
+use super::capability::{self, Grant, INERT_CLOCK_RESOLUTION};
+use super::compat;
 use super::log::escaped;
 use super::manifest::{FileMode, Manifest};
 use super::outbound::OutboundHttp;
@@ -36,6 +43,9 @@ pub(crate) struct PluginContext {
     pub sockets: Vec<SocketAddr>,
     /// Bytes of stdout / stderr kept per call.
     pub stdio_cap: usize,
+    /// Full-resolution clocks (a clock grant, given or implied); otherwise
+    /// the inert, millisecond clocks.
+    pub fine_clocks: bool,
 }
 
 impl PluginContext {
@@ -52,8 +62,10 @@ impl PluginContext {
             .iter()
             .filter_map(|s| s.parse().ok())
             .collect();
+        let fine_clocks = capability::granted(&manifest.capabilities).contains(&Grant::Clocks);
         PluginContext {
             name: name.to_owned(),
+            fine_clocks,
             manifest,
             env,
             sockets,
@@ -112,7 +124,11 @@ impl LazyWasi {
 
 /// Everything of the deny-by-default WASI context except preopens (the only
 /// fallible part): empty env (except granted names), no args, empty stdin,
-/// captured stdout/stderr, only granted sockets.
+/// captured stdout/stderr, only granted sockets, millisecond clocks unless
+/// granted. Without grants every inert interface (`capability.rs`) gets
+/// exactly its "grants nothing" shape here: no preopens, TCP / UDP / name
+/// lookup off with wasmtime's deny-all address check, coarse clocks (and
+/// `OutboundHttp` with no hosts refuses every request).
 fn wasi_builder(
     ctx: &PluginContext,
     stdout: &CapturedOutput,
@@ -126,6 +142,10 @@ fn wasi_builder(
         .allow_tcp(!ctx.sockets.is_empty())
         .allow_udp(false)
         .allow_ip_name_lookup(false);
+    if !ctx.fine_clocks {
+        b.wall_clock(Coarse(WallClock::new()))
+            .monotonic_clock(Coarse(MonotonicClock::new()));
+    }
     if !ctx.sockets.is_empty() {
         let allowed = ctx.sockets.clone();
         b.socket_addr_check(move |addr, use_| {
@@ -139,6 +159,32 @@ fn wasi_builder(
         });
     }
     b
+}
+
+/// A clock floored to [`INERT_CLOCK_RESOLUTION`] (why: `capability.rs`).
+/// Flooring keeps the monotonic clock monotonic.
+struct Coarse<C>(C);
+
+const RESOLUTION_NS: u64 = INERT_CLOCK_RESOLUTION.as_nanos() as u64;
+
+impl HostWallClock for Coarse<WallClock> {
+    fn resolution(&self) -> Duration {
+        self.0.resolution().max(INERT_CLOCK_RESOLUTION)
+    }
+    fn now(&self) -> Duration {
+        let now = self.0.now();
+        let ns = u64::from(now.subsec_nanos()) / RESOLUTION_NS * RESOLUTION_NS;
+        Duration::new(now.as_secs(), ns as u32)
+    }
+}
+
+impl HostMonotonicClock for Coarse<MonotonicClock> {
+    fn resolution(&self) -> u64 {
+        self.0.resolution().max(RESOLUTION_NS)
+    }
+    fn now(&self) -> u64 {
+        self.0.now() / RESOLUTION_NS * RESOLUTION_NS
+    }
 }
 
 impl HostState {
@@ -204,8 +250,9 @@ impl WasiHttpView for HostState {
 
 impl types::Host for HostState {}
 
-impl host::Host for HostState {
-    fn log(&mut self, level: types::LogLevel, message: String) {
+impl HostState {
+    /// `host.log` of every contract version.
+    fn log_line(&mut self, level: LogLevel, message: String) {
         if self.log_lines >= MAX_LOG_LINES_PER_CALL {
             return;
         }
@@ -217,7 +264,7 @@ impl host::Host for HostState {
         }
         let plugin = self.ctx.name.as_str();
         let msg = escaped(&msg);
-        use types::LogLevel as L;
+        use LogLevel as L;
         match level {
             L::Trace => tracing::trace!(plugin, "{msg}"),
             L::Debug => tracing::debug!(plugin, "{msg}"),
@@ -225,6 +272,30 @@ impl host::Host for HostState {
             L::Warn => tracing::warn!(plugin, "{msg}"),
             L::Error => tracing::error!(plugin, "{msg}"),
         }
+    }
+}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.log_line(level, message);
+    }
+
+    fn config(&mut self, key: String) -> Option<String> {
+        self.ctx.manifest.config_value(&key)
+    }
+
+    fn config_keys(&mut self) -> Vec<String> {
+        let mut keys: Vec<String> = self.ctx.manifest.config.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+}
+
+impl v0_1::types::Host for HostState {}
+
+impl v0_1::host::Host for HostState {
+    fn log(&mut self, level: v0_1::types::LogLevel, message: String) {
+        self.log_line(compat::log_level(level), message);
     }
 
     fn config(&mut self, key: String) -> Option<String> {

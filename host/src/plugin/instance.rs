@@ -11,44 +11,32 @@
 //! the plugin's deadline bounds the whole call, host calls included (a
 //! clock sleep or a socket read is cancelled, not waited out).
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use wasmtime::Store;
 
-use super::bindings::cost_policy::{CostPolicyPlugin, CostPolicyPluginPre};
-use super::bindings::guardrail::{GuardrailPlugin, GuardrailPluginPre};
-use super::bindings::router::{RouterPlugin, RouterPluginPre};
+use super::bindings::Contract;
 use super::bindings::types::{
-    Candidate, Decision, Estimate, OutputContext, RequestInfo, Route, Spend, Verdict,
+    Candidate, Decision, Estimate, OutputContext, Phases, Route, Spend, Verdict,
 };
 use super::capability::Grant;
 use super::engine::SharedEngine;
 use super::error::PluginFailure;
+use super::exports::{
+    CheckInput, CheckOutput, Decide, Export, Exports, PhasesCall, Pre, RouteCall, Size,
+    ValidateConfig,
+};
 use super::host_state::{HostState, PluginContext};
 use super::log::escaped;
 use super::manifest::{Manifest, PluginKind};
 use super::pool::InstancePool;
+use super::request::RequestInfo;
 use super::sandbox;
 use super::stats::{CallCounters, CallStats};
 use super::stdio::CapturedOutput;
-
-/// The instance-pre of a plugin, typed by its world.
-pub(crate) enum Pre {
-    Guardrail(GuardrailPluginPre<HostState>),
-    Router(RouterPluginPre<HostState>),
-    CostPolicy(CostPolicyPluginPre<HostState>),
-}
-
-pub(crate) enum Exports {
-    Guardrail(GuardrailPlugin),
-    Router(RouterPlugin),
-    CostPolicy(CostPolicyPlugin),
-}
 
 /// A store with an instance in it, ready for exactly one call.
 pub(crate) struct Ready {
@@ -59,11 +47,17 @@ pub(crate) struct Ready {
 /// A loaded, validated plugin. Cheap to share (`Arc<Plugin>`); every call
 /// is a future that finishes within the plugin's deadline (instantiation
 /// included) and never panics. Calls need a tokio runtime with time
-/// enabled (the deadline is a tokio timer).
+/// enabled (the deadline is a tokio timer). Callers use the current
+/// contract's types whatever version the guest was built against.
 pub struct Plugin {
     pub(crate) ctx: Arc<PluginContext>,
     sha256: String,
     grants: Vec<Grant>,
+    contract: Contract,
+    /// The exact version of the guest's export (`0.1.0`, `0.2.0`).
+    version: String,
+    /// Asked once at load ([`Plugin::load_checks`]).
+    phases: OnceLock<Phases>,
     pre: Pre,
     engine: Arc<SharedEngine>,
     pool: InstancePool<Ready, Weak<Plugin>>,
@@ -78,6 +72,7 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("name", &self.ctx.name)
             .field("kind", &self.kind())
+            .field("contract", &self.version)
             .field("sha256", &self.sha256)
             .finish_non_exhaustive()
     }
@@ -88,143 +83,20 @@ pub(crate) struct PluginParts {
     pub ctx: Arc<PluginContext>,
     pub sha256: String,
     pub grants: Vec<Grant>,
+    pub contract: Contract,
+    pub version: String,
     pub pre: Pre,
     pub engine: Arc<SharedEngine>,
     pub pool: InstancePool<Ready, Weak<Plugin>>,
 }
 
-/// How big an answer is, for `limits.max-output-kb` and
-/// `limits.max-output-entries`.
-#[derive(Debug, Clone, Copy, Default)]
-struct Size {
-    bytes: usize,
-    entries: usize,
-}
-
-/// What [`Export::invoke`] returns: `None` when the plugin's world has no
-/// such function. Boxed: an unboxed future here trips rustc's "Send is not
-/// general enough" limitation (rust-lang/rust#100013) in the handlers.
-type Invoked<'s, T> = Pin<Box<dyn Future<Output = Option<wasmtime::Result<T>>> + Send + 's>>;
-
-/// One exported function, typed: how to call it on a world's exports and
-/// how big its answer is.
-trait Export: Sync {
-    type Output: Send + 'static;
-    fn invoke<'s>(
-        &'s self,
-        store: &'s mut Store<HostState>,
-        ex: &'s Exports,
-    ) -> Invoked<'s, Self::Output>;
-    fn size(out: &Self::Output) -> Size;
-}
-
-struct CheckInput<'a>(&'a RequestInfo);
-struct CheckOutput<'a>(&'a RequestInfo, &'a str, &'a OutputContext);
-struct RouteCall<'a>(&'a RequestInfo, &'a [Candidate]);
-struct Decide<'a>(&'a RequestInfo, &'a Estimate, &'a Spend);
-
-impl Export for CheckInput<'_> {
-    type Output = Verdict;
-    fn invoke<'s>(
-        &'s self,
-        store: &'s mut Store<HostState>,
-        ex: &'s Exports,
-    ) -> Invoked<'s, Verdict> {
-        Box::pin(async move {
-            let Exports::Guardrail(g) = ex else {
-                return None;
-            };
-            Some(
-                g.sluice_plugin_guardrail()
-                    .call_check_input(store, self.0)
-                    .await,
-            )
-        })
-    }
-    fn size(v: &Verdict) -> Size {
-        verdict_size(v)
-    }
-}
-
-impl Export for CheckOutput<'_> {
-    type Output = Verdict;
-    fn invoke<'s>(
-        &'s self,
-        store: &'s mut Store<HostState>,
-        ex: &'s Exports,
-    ) -> Invoked<'s, Verdict> {
-        Box::pin(async move {
-            let Exports::Guardrail(g) = ex else {
-                return None;
-            };
-            let CheckOutput(req, output, ctx) = *self;
-            Some(
-                g.sluice_plugin_guardrail()
-                    .call_check_output(store, req, output, ctx)
-                    .await,
-            )
-        })
-    }
-    fn size(v: &Verdict) -> Size {
-        verdict_size(v)
-    }
-}
-
-impl Export for RouteCall<'_> {
-    type Output = Vec<Route>;
-    fn invoke<'s>(
-        &'s self,
-        store: &'s mut Store<HostState>,
-        ex: &'s Exports,
-    ) -> Invoked<'s, Vec<Route>> {
-        Box::pin(async move {
-            let Exports::Router(r) = ex else {
-                return None;
-            };
-            Some(
-                r.sluice_plugin_router()
-                    .call_route(store, self.0, self.1)
-                    .await,
-            )
-        })
-    }
-    fn size(routes: &Vec<Route>) -> Size {
-        Size {
-            bytes: routes
-                .iter()
-                .map(|r| r.provider.len() + r.model.len())
-                .sum(),
-            entries: routes.len(),
-        }
-    }
-}
-
-impl Export for Decide<'_> {
-    type Output = Decision;
-    fn invoke<'s>(
-        &'s self,
-        store: &'s mut Store<HostState>,
-        ex: &'s Exports,
-    ) -> Invoked<'s, Decision> {
-        Box::pin(async move {
-            let Exports::CostPolicy(c) = ex else {
-                return None;
-            };
-            let Decide(req, est, spend) = *self;
-            Some(
-                c.sluice_plugin_cost_policy()
-                    .call_decide(store, req, *est, spend)
-                    .await,
-            )
-        })
-    }
-    fn size(d: &Decision) -> Size {
-        let bytes = match d {
-            Decision::Deny(s) | Decision::Downgrade(s) => s.len(),
-            Decision::Allow | Decision::CapTokens(_) => 0,
-        };
-        Size { bytes, entries: 0 }
-    }
+/// Why [`Plugin::load_checks`] refused a plugin.
+#[derive(Debug)]
+pub(crate) enum LoadCheck {
+    /// `validate-config` returned this error.
+    Refused(String),
+    /// A load-time call failed (`which` export).
+    Failed(&'static str, PluginFailure),
 }
 
 impl Plugin {
@@ -233,6 +105,9 @@ impl Plugin {
             ctx: p.ctx,
             sha256: p.sha256,
             grants: p.grants,
+            contract: p.contract,
+            version: p.version,
+            phases: OnceLock::new(),
             pre: p.pre,
             engine: p.engine,
             pool: p.pool,
@@ -259,6 +134,26 @@ impl Plugin {
         &self.grants
     }
 
+    /// The contract version the guest speaks.
+    pub fn contract(&self) -> Contract {
+        self.contract
+    }
+
+    /// The exact contract version of the guest's export (`0.1.0`).
+    pub fn contract_version(&self) -> &str {
+        &self.version
+    }
+
+    /// The checks a guardrail implements (asked once at load; `0.1`
+    /// guardrails: both). Empty for routers and cost policies.
+    pub fn phases(&self) -> Phases {
+        match self.phases.get() {
+            Some(p) => *p,
+            None if self.kind() == PluginKind::Guardrail => Phases::all(),
+            None => Phases::empty(),
+        }
+    }
+
     /// Ready instances currently pooled.
     pub fn pooled(&self) -> usize {
         self.pool.len()
@@ -274,38 +169,76 @@ impl Plugin {
         self.counters.snapshot()
     }
 
-    /// Run the guardrail's `check-input`.
-    pub async fn check_input(&self, req: &RequestInfo) -> Result<Verdict, PluginFailure> {
+    /// Run the guardrail's `check-input`. A guardrail whose `phases` leave
+    /// out input is not called: it passes.
+    pub async fn check_input(&self, req: &Arc<RequestInfo>) -> Result<Verdict, PluginFailure> {
+        if !self.phases().contains(Phases::INPUT) {
+            return Ok(Verdict::Pass);
+        }
         self.call(CheckInput(req)).await
     }
 
-    /// Run the guardrail's `check-output` on `output`.
+    /// Run the guardrail's `check-output` on `output`. A guardrail whose
+    /// `phases` leave out output is not called: it passes.
     pub async fn check_output(
         &self,
-        req: &RequestInfo,
+        req: &Arc<RequestInfo>,
         output: &str,
         ctx: &OutputContext,
     ) -> Result<Verdict, PluginFailure> {
+        if !self.phases().contains(Phases::OUTPUT) {
+            return Ok(Verdict::Pass);
+        }
         self.call(CheckOutput(req, output, ctx)).await
     }
 
     /// Run the router.
     pub async fn route(
         &self,
-        req: &RequestInfo,
+        req: &Arc<RequestInfo>,
         cands: &[Candidate],
     ) -> Result<Vec<Route>, PluginFailure> {
         self.call(RouteCall(req, cands)).await
     }
 
-    /// Run the cost policy.
+    /// Run the cost policy with every spend that applies to the request.
     pub async fn decide(
         &self,
-        req: &RequestInfo,
+        req: &Arc<RequestInfo>,
         est: &Estimate,
-        spend: &Spend,
+        spends: &[Spend],
     ) -> Result<Decision, PluginFailure> {
-        self.call(Decide(req, est, spend)).await
+        self.call(Decide(req, est, spends)).await
+    }
+
+    /// The load-time calls, each on a fresh instance under the manifest's
+    /// limits and not counted in [`Plugin::stats`]: `validate-config` (an
+    /// error refuses the plugin) and a guardrail's `phases`, kept for
+    /// [`Plugin::phases`]. A `0.1` guest has neither export: its config is
+    /// not validated and a guardrail implements both phases.
+    pub(crate) async fn load_checks(&self) -> Result<(), LoadCheck> {
+        let guardrail = self.kind() == PluginKind::Guardrail;
+        let phases = match self.contract {
+            Contract::V0_1 if guardrail => Phases::INPUT | Phases::OUTPUT,
+            Contract::V0_1 => Phases::empty(),
+            Contract::V0_2 => {
+                match self.bounded(ValidateConfig).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(why)) => return Err(LoadCheck::Refused(why)),
+                    Err(f) => return Err(LoadCheck::Failed("validate-config", f)),
+                }
+                if guardrail {
+                    self.bounded(PhasesCall)
+                        .await
+                        .map_err(|f| LoadCheck::Failed("phases", f))?
+                } else {
+                    Phases::empty()
+                }
+            }
+        };
+        // Only the loader calls this, once, before anyone else sees the plugin.
+        let _ = self.phases.set(phases);
+        Ok(())
     }
 
     /// The caller found this plugin's answer unusable (e.g. a downgrade to a
@@ -321,15 +254,22 @@ impl Plugin {
         Duration::from_millis(self.ctx.manifest.limits.deadline_ms)
     }
 
-    /// One call, bounded by the plugin's deadline as a whole: instantiation,
-    /// guest code and host calls. The answer's size is checked and the call
-    /// counted. A panic on the host side (in a WASI implementation, say) is
-    /// caught and reported as a trap, so a call never takes its task down.
+    /// One call, counted in [`Plugin::stats`].
     async fn call<E: Export>(&self, export: E) -> Result<E::Output, PluginFailure> {
         let started = Instant::now();
-        let deadline = started + self.deadline();
+        let res = self.bounded(export).await;
+        self.counters.record(started.elapsed(), res.as_ref().err());
+        res
+    }
+
+    /// One call, bounded by the plugin's deadline as a whole: instantiation,
+    /// guest code and host calls. The answer's size is checked. A panic on
+    /// the host side (in a WASI implementation, say) is caught and reported
+    /// as a trap, so a call never takes its task down.
+    async fn bounded<E: Export>(&self, export: E) -> Result<E::Output, PluginFailure> {
+        let deadline = Instant::now() + self.deadline();
         let run = AssertUnwindSafe(self.run(export, deadline)).catch_unwind();
-        let res = match tokio::time::timeout_at(deadline.into(), run).await {
+        match tokio::time::timeout_at(deadline.into(), run).await {
             Ok(Ok(res)) => res,
             Ok(Err(panic)) => Err(PluginFailure::Trap(format!(
                 "host panicked: {}",
@@ -339,9 +279,7 @@ impl Plugin {
             // interrupted by the epoch callback instead).
             Err(_elapsed) => Err(PluginFailure::Deadline),
         }
-        .and_then(|out| self.limit(E::size(&out)).map(|()| out));
-        self.counters.record(started.elapsed(), res.as_ref().err());
-        res
+        .and_then(|out| self.limit(E::size(&out)).map(|()| out))
     }
 
     /// Take a ready instance (or make one), arm the sandbox, run `export`,
@@ -381,17 +319,7 @@ impl Plugin {
         store.limiter(|s| &mut s.limiter);
         sandbox::install_deadline(&mut store);
         sandbox::arm(&mut store, deadline, self.engine.settings.fuel);
-        let res = match &self.pre {
-            Pre::Guardrail(p) => p
-                .instantiate_async(&mut store)
-                .await
-                .map(Exports::Guardrail),
-            Pre::Router(p) => p.instantiate_async(&mut store).await.map(Exports::Router),
-            Pre::CostPolicy(p) => p
-                .instantiate_async(&mut store)
-                .await
-                .map(Exports::CostPolicy),
-        };
+        let res = self.pre.instantiate(&mut store).await;
         match res {
             Ok(exports) => Ok(Ready { store, exports }),
             Err(e) => Err(match sandbox::classify(&e, store.data()) {
@@ -489,24 +417,9 @@ impl<'a> ForwardStdio<'a> {
 
 impl Drop for ForwardStdio<'_> {
     fn drop(&mut self) {
-        for (stream, out) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
-            let (text, dropped) = out.take();
-            if !text.is_empty() {
-                let text = escaped(text.trim_end());
-                tracing::info!(plugin = %self.plugin, stream, dropped, "{text}");
-            }
-        }
+        self.stdout.forward(self.plugin, "stdout");
+        self.stderr.forward(self.plugin, "stderr");
     }
-}
-
-/// Bytes a verdict carries, for `limits.max-output-kb`.
-fn verdict_size(v: &Verdict) -> Size {
-    let bytes = match v {
-        Verdict::Pass => 0,
-        Verdict::Transform(t) => t.len(),
-        Verdict::Reject(r) => r.reason.len() + r.code.len(),
-    };
-    Size { bytes, entries: 0 }
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

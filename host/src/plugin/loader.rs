@@ -23,15 +23,13 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use super::bindings::cost_policy::CostPolicyPluginPre;
-use super::bindings::guardrail::GuardrailPluginPre;
-use super::bindings::router::RouterPluginPre;
-use super::bindings::{PACKAGE, PACKAGE_VERSION, speaks_version};
-use super::capability::{self, Access, Grant};
+use super::bindings::{Contract, PACKAGE};
+use super::capability::{self, Access, Baseline, Grant};
 use super::engine::SharedEngine;
 use super::error::PluginError;
+use super::exports::Pre;
 use super::host_state::PluginContext;
-use super::instance::{Plugin, PluginParts, Pre};
+use super::instance::{LoadCheck, Plugin, PluginParts};
 use super::log::escaped;
 use super::manifest::{Manifest, PluginKind};
 use super::pool::InstancePool;
@@ -202,19 +200,27 @@ pub fn inspect(engine: &Engine, component: &Component) -> ComponentInfo {
 }
 
 /// Check the component against the contract and the manifest: one export of
-/// a known kind at version 0.1.x, kind equal to the manifest's, and every
-/// import baseline, contract or granted. Returns every problem found.
-pub fn check(info: &ComponentInfo, manifest: Option<&Manifest>, grants: &[Grant]) -> Vec<String> {
+/// a known kind at a version the host speaks (`0.1.x`, `0.2.x`), kind equal
+/// to the manifest's, and every import contract, baseline (inert ones too
+/// unless `baseline` is strict) or granted. Returns every problem found.
+pub fn check(
+    info: &ComponentInfo,
+    manifest: Option<&Manifest>,
+    grants: &[Grant],
+    baseline: Baseline,
+) -> Vec<String> {
     let mut problems = Vec::new();
     match (&info.kind, &info.version) {
         (None, _) => problems.push(format!(
             "exports no {PACKAGE}/{{guardrail,router,cost-policy}} interface (exports: {})",
             info.exports.join(", ")
         )),
-        (Some(_), Some(v)) if speaks_version(v) => {}
+        (Some(_), Some(v)) if Contract::of(v).is_some() => {}
         (Some(k), v) => problems.push(format!(
-            "exports {PACKAGE}/{k}@{}, but this host speaks {PACKAGE}@{PACKAGE_VERSION}; rebuild it against {PACKAGE_VERSION}",
-            v.as_deref().unwrap_or("(unversioned)")
+            "exports {PACKAGE}/{k}@{}, but this host speaks {}; rebuild it against {PACKAGE}@{}",
+            v.as_deref().unwrap_or("(unversioned)"),
+            Contract::spoken(),
+            Contract::CURRENT.version(),
         )),
     }
     if let (Some(k), Some(m)) = (info.kind, manifest)
@@ -226,7 +232,7 @@ pub fn check(info: &ComponentInfo, manifest: Option<&Manifest>, grants: &[Grant]
         ));
     }
     for (name, _) in &info.imports {
-        if let Access::Refused { reason } = capability::classify(name, grants) {
+        if let Access::Refused { reason } = capability::classify(name, grants, baseline) {
             problems.push(format!("import `{name}` refused: {reason}"));
         }
     }
@@ -246,11 +252,17 @@ pub(crate) struct LoadEnv<'a> {
     pub refill: Option<Sender<Weak<Plugin>>>,
     /// The gateway's own directories (see `FileGrant::exposure`).
     pub protected: Vec<PathBuf>,
+    /// `[plugins] strict-imports`.
+    pub baseline: Baseline,
 }
 
 /// A compiled component and what the static checks found.
 pub(crate) struct Inspected {
     pub component: Component,
+    /// The engine the component was compiled on: the runtime's, or its
+    /// async twin (`SharedEngine::compile_any`). Its linker, stores and
+    /// the plugin come from this one.
+    pub engine: Arc<SharedEngine>,
     pub info: ComponentInfo,
     pub grants: Vec<Grant>,
     /// Every reason the component does not fit the contract and the
@@ -261,8 +273,9 @@ pub(crate) struct Inspected {
 }
 
 /// Compile `wasm` (reusing a cached artifact) and check it against the
-/// contract and `manifest` (none: nothing granted). Fails only when the
-/// bytes do not compile; everything else is a problem in the result.
+/// contract, `manifest` (none: nothing granted) and the baseline. Fails
+/// only when the bytes do not compile; everything else is a problem in the
+/// result.
 pub(crate) fn inspect_against(
     env: &LoadEnv<'_>,
     name: &str,
@@ -270,19 +283,20 @@ pub(crate) fn inspect_against(
     wasm: &[u8],
     sha: [u8; 32],
 ) -> Result<Inspected, PluginError> {
-    let (component, compiled) =
+    let (component, compiled, engine) =
         env.engine
-            .compile(wasm, sha, env.cache_dir)
+            .compile_any(wasm, sha, env.cache_dir)
             .map_err(|e| PluginError::Load {
                 plugin: name.to_owned(),
                 reason: format!("compiling: {e:#}"),
             })?;
     let caps = manifest.map(|m| m.capabilities.clone()).unwrap_or_default();
     let grants = capability::granted(&caps);
-    let info = inspect(&env.engine.engine, &component);
-    let problems = check(&info, manifest, &grants);
+    let info = inspect(&engine.engine, &component);
+    let problems = check(&info, manifest, &grants, env.baseline);
     Ok(Inspected {
         component,
+        engine,
         info,
         grants,
         problems,
@@ -290,11 +304,14 @@ pub(crate) fn inspect_against(
     })
 }
 
-/// Link the component with exactly its grants, build the instance-pre and
+/// Link the component with its grants (and the inert interfaces unless the
+/// baseline is strict), build the instance-pre for its contract version and
 /// instantiate it twice under the manifest's limits (memory, deadline,
-/// fuel): a missing host function, a start function that traps, static
-/// data over the memory cap all fail here. The pool is enabled when
-/// instantiation is slow (`env.pool_threshold`).
+/// fuel): a missing host function, a start function that traps, static data
+/// over the memory cap all fail here. Then the load-time calls
+/// ([`Plugin::load_checks`]): a `0.2` guest's `validate-config` (an error
+/// refuses the plugin with the guest's message) and a guardrail's `phases`.
+/// The pool is enabled when instantiation is slow (`env.pool_threshold`).
 pub(crate) fn start(
     env: &LoadEnv<'_>,
     name: &str,
@@ -310,30 +327,35 @@ pub(crate) fn start(
         plugin: name.to_owned(),
         reason,
     };
-    let engine = &env.engine.engine;
-    let linker =
-        capability::linker(engine, &inspected.grants).map_err(|e| invalid(format!("{e:#}")))?;
+    let linker = capability::linker(&inspected.engine.engine, &inspected.grants, env.baseline)
+        .map_err(|e| invalid(format!("{e:#}")))?;
     let ipre = linker
         .instantiate_pre(&inspected.component)
         .map_err(|e| inst(format!("{e:#}")))?;
-    let kind = manifest.kind;
-    let pre = match kind {
-        PluginKind::Guardrail => GuardrailPluginPre::new(ipre).map(Pre::Guardrail),
-        PluginKind::Router => RouterPluginPre::new(ipre).map(Pre::Router),
-        PluginKind::CostPolicy => CostPolicyPluginPre::new(ipre).map(Pre::CostPolicy),
-    }
-    .map_err(|e| inst(format!("{e:#}")))?;
+    // `inspect_against` refused any other version already.
+    let version = inspected.info.version.clone().unwrap_or_default();
+    let contract = Contract::of(&version)
+        .ok_or_else(|| invalid(format!("contract version `{version}` is not spoken here")))?;
+    let pre = Pre::new(manifest.kind, contract, ipre).map_err(|e| inst(format!("{e:#}")))?;
     let plugin = Plugin::new(PluginParts {
         ctx: Arc::new(PluginContext::new(name, manifest, env.stdio_cap)),
         sha256,
         grants: inspected.grants,
+        contract,
+        version,
         pre,
-        engine: env.engine.clone(),
+        engine: inspected.engine,
         pool: InstancePool::new(env.pool_size, env.refill.clone()),
     });
     let took = on_own_runtime(plugin.smoke_test())
         .map_err(PluginError::Runtime)?
         .map_err(|f| inst(f.to_string()))?;
+    on_own_runtime(plugin.load_checks())
+        .map_err(PluginError::Runtime)?
+        .map_err(|c| match c {
+            LoadCheck::Refused(why) => invalid(format!("its config was refused: {why}")),
+            LoadCheck::Failed(export, f) => invalid(format!("`{export}` failed at load: {f}")),
+        })?;
     if env.pool_size > 0 && took >= env.pool_threshold {
         tracing::debug!(plugin = %name, instantiate_us = took.as_micros(), "heavy guest: pooling ready instances");
         plugin.enable_pool();
@@ -429,26 +451,33 @@ mod tests {
             "0.1.3",
             &["wasi:io/streams@0.2.3"],
         );
-        assert!(check(&ok, Some(&m), &[]).is_empty());
+        assert!(check(&ok, Some(&m), &[], Baseline::Strict).is_empty());
 
         let fs = info(
             Some(PluginKind::Guardrail),
             "0.1.0",
             &["wasi:filesystem/types@0.2.3"],
         );
-        let p = check(&fs, Some(&m), &[]);
+        assert!(check(&fs, Some(&m), &[], Baseline::WithInert).is_empty());
+        let p = check(&fs, Some(&m), &[], Baseline::Strict);
         assert!(
             p[0].contains("wasi:filesystem/types@0.2.3") && p[0].contains("files"),
             "{p:?}"
         );
 
-        let newer = info(Some(PluginKind::Guardrail), "0.2.0", &[]);
-        let p = check(&newer, Some(&m), &[]);
-        assert!(p[0].contains("0.2.0") && p[0].contains("0.1.0"), "{p:?}");
+        let current = info(Some(PluginKind::Guardrail), "0.2.0", &[]);
+        assert!(check(&current, Some(&m), &[], Baseline::WithInert).is_empty());
+
+        let newer = info(Some(PluginKind::Guardrail), "0.3.0", &[]);
+        let p = check(&newer, Some(&m), &[], Baseline::WithInert);
+        assert!(
+            p[0].contains("0.3.0") && p[0].contains("0.2.x") && p[0].contains("0.1.x"),
+            "{p:?}"
+        );
 
         let router = info(Some(PluginKind::Router), "0.1.0", &[]);
-        assert!(check(&router, Some(&m), &[])[0].contains("kind"));
-        assert!(!check(&info(None, "0.1.0", &[]), None, &[]).is_empty());
+        assert!(check(&router, Some(&m), &[], Baseline::WithInert)[0].contains("kind"));
+        assert!(!check(&info(None, "0.1.0", &[]), None, &[], Baseline::WithInert).is_empty());
     }
 
     #[test]

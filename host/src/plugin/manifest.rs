@@ -129,10 +129,13 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Capabilities {
-    /// Links `wasi:clocks/*` (wall and monotonic clock). Default `false`.
+    /// Full-resolution `wasi:clocks/*` (wall and monotonic clock). Default
+    /// `false`: the clocks are in the inert baseline and read in whole
+    /// milliseconds (not linked at all with `[plugins] strict-imports`).
     #[serde(default)]
     pub clocks: bool,
-    /// Links `wasi:random/*`. Default `false`.
+    /// `wasi:random/*`. Default `false`: the same randomness is in the
+    /// inert baseline; only `[plugins] strict-imports` makes this key needed.
     #[serde(default)]
     pub random: bool,
     /// Environment variables passed through by name, with the gateway
@@ -140,18 +143,19 @@ pub struct Capabilities {
     /// guest sees an empty environment.
     #[serde(default)]
     pub env: Vec<String>,
-    /// Directories preopened for the guest (links `wasi:filesystem/*`).
-    /// Broad or sensitive host paths are refused unless the grant says
+    /// Directories preopened for the guest (`wasi:filesystem/*`). Broad or
+    /// sensitive host paths are refused unless the grant says
     /// `acknowledge-sensitive = true` (see [`FileGrant::exposure`]).
-    /// Default: none.
+    /// Default: none (the filesystem interfaces are inert: nothing to open).
     #[serde(default)]
     pub files: Vec<FileGrant>,
     /// Hosts (`name` or `name:port`) the guest may send outbound
-    /// `wasi:http` requests to. Default: none.
+    /// `wasi:http` requests to. Default: none (every request refused).
     #[serde(default)]
     pub http: Vec<String>,
-    /// `ip:port` addresses the guest may open TCP connections to (links
-    /// `wasi:sockets/*`; UDP and name lookup stay off). Default: none.
+    /// `ip:port` addresses the guest may open TCP connections to
+    /// (`wasi:sockets/*`; UDP and name lookup stay off). Default: none
+    /// (TCP off, every address refused).
     #[serde(default)]
     pub sockets: Vec<String>,
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
+use super::bindings::phase_names;
 use super::capability::Grant;
 use super::config::PluginsConfig;
 use super::engine::{self, SharedEngine};
@@ -98,6 +99,11 @@ pub struct PluginStatus {
     pub state: PluginState,
     /// SHA-256 of the serving `.wasm`.
     pub sha256: Option<String>,
+    /// Contract version of the serving guest's export (`0.2.0`, `0.1.0`).
+    pub contract: Option<String>,
+    /// The checks a serving guardrail implements (`input`, `output`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases: Option<Vec<&'static str>>,
     pub grants: Vec<Grant>,
     pub stats: CallStats,
 }
@@ -234,6 +240,7 @@ impl PluginRuntime {
             stdio_cap: self.cfg.log_capture_bytes,
             refill: Some(self.refill.clone()),
             protected: self.cfg.protected_dirs(),
+            baseline: self.cfg.baseline(),
         };
         let max_wasm = self.cfg.max_component_bytes();
         let mut next: BTreeMap<String, Loaded> = BTreeMap::new();
@@ -258,7 +265,7 @@ impl PluginRuntime {
                 Ok((Some((plugin, compiled)), src)) => {
                     // The old version (if any) is replaced, not removed.
                     reg.loaded.remove(&f.name);
-                    tracing::info!(plugin = %f.name, sha256 = %plugin.sha256(), kind = %plugin.kind(), "plugin loaded");
+                    tracing::info!(plugin = %f.name, sha256 = %plugin.sha256(), kind = %plugin.kind(), contract = plugin.contract_version(), "plugin loaded");
                     report.loaded.push(f.name.clone());
                     if compiled {
                         report.compiled.push(f.name.clone());
@@ -336,6 +343,10 @@ impl PluginRuntime {
                     failure_mode: p.map(|p| p.manifest().failure_mode),
                     state,
                     sha256: p.map(|p| p.sha256().to_owned()),
+                    contract: p.map(|p| p.contract_version().to_owned()),
+                    phases: p
+                        .filter(|p| p.kind() == PluginKind::Guardrail)
+                        .map(|p| phase_names(p.phases())),
                     grants: p.map(|p| p.grants().to_vec()).unwrap_or_default(),
                     stats: p.map(|p| p.stats()).unwrap_or_default(),
                 }

@@ -10,6 +10,7 @@
 //! code and see no ticks: the caller's `tokio::time::timeout` at the same
 //! deadline cancels them (`instance`).
 
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
@@ -116,7 +117,9 @@ pub(crate) fn classify(err: &wasmtime::Error, state: &HostState) -> PluginFailur
     if !said.is_empty() {
         let text = said.join(" ");
         why.push_str("; stderr: ");
-        why.push_str(tail(&text, 300));
+        // Guest text: escaped so it cannot forge log lines (it reaches the
+        // log and, for a fail-closed guardrail, the client's error).
+        let _ = write!(why, "{}", super::log::escaped(tail(&text, 300)));
     }
     PluginFailure::Trap(why)
 }

@@ -1,6 +1,7 @@
 //! Guest stdout/stderr: accepted in full (so a chatty guest never fails on a
 //! closed pipe) but only the first `cap` bytes are kept, then forwarded to
-//! the gateway log tagged with the plugin name.
+//! the gateway log tagged with the plugin name, one event per line, with
+//! control characters escaped so guest text cannot forge log lines.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,8 @@ use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+use super::log::escaped;
 
 /// A size-capped, cloneable capture buffer.
 #[derive(Clone)]
@@ -40,6 +43,22 @@ impl CapturedOutput {
         let keep = room.min(bytes.len());
         c.buf.extend_from_slice(&bytes[..keep]);
         c.dropped += bytes.len() - keep;
+    }
+
+    /// Take what was kept and log it: one `info` event per non-empty line,
+    /// tagged with the plugin and the stream, escaped; `dropped` (bytes
+    /// past the cap) goes on the last event.
+    pub fn forward(&self, plugin: &str, stream: &'static str) {
+        let (text, dropped) = self.take();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .collect();
+        for (i, line) in lines.iter().enumerate() {
+            let dropped = if i + 1 == lines.len() { dropped } else { 0 };
+            tracing::info!(plugin, stream, dropped, "{}", escaped(line));
+        }
     }
 
     /// The kept text (lossy UTF-8) and how many bytes were dropped.

@@ -57,6 +57,21 @@ pub struct ProviderConfig {
     /// override it. Default `10000` ms.
     #[serde(default = "default_ttfb_timeout_ms")]
     pub ttfb_timeout_ms: u64,
+    /// Streams only: the longest a stream may last, from sending the
+    /// request to its last event; past it the stream ends with an error
+    /// event (`timeout-ms` alone lets an upstream that keeps sending hold a
+    /// connection forever). Routes may override it. Default `600000` ms
+    /// (10 minutes); each open stream holds a client and an upstream
+    /// connection for as long as it lasts.
+    #[serde(default = "default_max_stream_duration_ms")]
+    pub max_stream_duration_ms: u64,
+    /// Streams only: the largest single event (SSE `data`) accepted from
+    /// this upstream, in KiB; a larger one ends the stream with an error
+    /// event. Each open stream may hold one event of this size (more while
+    /// it is parsed and re-encoded for the client). Default `1024` (1 MiB):
+    /// far above any real chunk.
+    #[serde(default = "default_max_event_kb")]
+    pub max_event_kb: usize,
     /// Extra headers on every call (e.g. `OpenAI-Organization`). Default: none.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -81,6 +96,12 @@ fn default_timeout_ms() -> u64 {
 fn default_ttfb_timeout_ms() -> u64 {
     10_000
 }
+fn default_max_stream_duration_ms() -> u64 {
+    600_000
+}
+fn default_max_event_kb() -> usize {
+    1024
+}
 fn default_anthropic_version() -> String {
     "2023-06-01".into()
 }
@@ -100,6 +121,8 @@ impl ProviderConfig {
             query: BTreeMap::new(),
             timeout_ms: default_timeout_ms(),
             ttfb_timeout_ms: default_ttfb_timeout_ms(),
+            max_stream_duration_ms: default_max_stream_duration_ms(),
+            max_event_kb: default_max_event_kb(),
             headers: BTreeMap::new(),
             anthropic_version: default_anthropic_version(),
             default_max_tokens: default_max_tokens(),
@@ -142,6 +165,8 @@ impl ProviderConfig {
         for (key, v) in [
             ("timeout-ms", self.timeout_ms),
             ("ttfb-timeout-ms", self.ttfb_timeout_ms),
+            ("max-stream-duration-ms", self.max_stream_duration_ms),
+            ("max-event-kb", self.max_event_kb as u64),
         ] {
             if v == 0 {
                 out.push((key, "must be at least 1".into()));

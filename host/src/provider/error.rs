@@ -21,8 +21,11 @@ pub enum UpstreamError {
         status: StatusCode,
         message: String,
         /// The upstream's error `type` (e.g. `invalid_request_error`), if it said.
-        kind: Option<String>,
-        code: Option<String>,
+        /// (Boxed strings keep the error small: it travels in every `Result`.)
+        kind: Option<Box<str>>,
+        code: Option<Box<str>>,
+        /// The parameter the upstream named as the culprit, if it did.
+        param: Option<Box<str>>,
     },
     /// 429 from the upstream, still so after retries.
     #[error("{provider} rate limited the request: {message}")]
@@ -31,8 +34,9 @@ pub enum UpstreamError {
         message: String,
         retry_after: Option<Duration>,
     },
-    /// 5xx from the upstream.
-    #[error("{provider} failed ({status}): {message}")]
+    /// 5xx from the upstream (529 is Anthropic's "overloaded"), or an
+    /// error event saying the same inside a stream.
+    #[error("{provider} failed ({}): {message}", status_text(*status))]
     Server {
         provider: String,
         status: StatusCode,
@@ -79,6 +83,14 @@ impl UpstreamError {
         }
     }
 
+    /// The parameter a client error is about, when the upstream named it.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            UpstreamError::Client { param, .. } => param.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The provider that produced this error (none for `Unavailable`).
     pub fn provider(&self) -> Option<&str> {
         match self {
@@ -115,7 +127,12 @@ impl UpstreamError {
         body: &[u8],
         retry_after: Option<Duration>,
     ) -> Self {
-        let (message, kind, code) = error_fields(body);
+        let ErrorFields {
+            message,
+            kind,
+            code,
+            param,
+        } = error_fields(body);
         let message = message.unwrap_or_else(|| {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
@@ -136,8 +153,9 @@ impl UpstreamError {
                 provider,
                 status,
                 message,
-                kind,
-                code,
+                kind: kind.map(Into::into),
+                code: code.map(Into::into),
+                param: param.map(Into::into),
             },
             _ => UpstreamError::Server {
                 provider,
@@ -147,7 +165,9 @@ impl UpstreamError {
         }
     }
 
-    pub(crate) fn from_reqwest(provider: &str, err: &reqwest::Error, after: Duration) -> Self {
+    /// A transport failure. reqwest's message quotes the request URL (with
+    /// the provider's `query`); clients get the cause chain without it.
+    pub(crate) fn from_reqwest(provider: &str, err: reqwest::Error, after: Duration) -> Self {
         if err.is_timeout() {
             return UpstreamError::Timeout {
                 provider: provider.to_string(),
@@ -155,10 +175,11 @@ impl UpstreamError {
                 phase: "request",
             };
         }
+        let err = err.without_url();
         // Keep the cause chain: "error sending request" alone hides whether
-        // it was a refused connection or a reset.
+        // it was a refused connection, a reset or a TLS failure.
         let mut message = err.to_string();
-        let mut source = std::error::Error::source(err);
+        let mut source = std::error::Error::source(&err);
         while let Some(s) = source {
             message.push_str(": ");
             message.push_str(&s.to_string());
@@ -171,22 +192,85 @@ impl UpstreamError {
     }
 }
 
-/// `error.message`, `error.type`, `error.code` from an OpenAI
-/// (`{"error":{..}}`) or Anthropic (`{"type":"error","error":{..}}`) body.
-pub(crate) fn error_fields(body: &[u8]) -> (Option<String>, Option<String>, Option<String>) {
+/// `503 Service Unavailable`, or the bare code for statuses without a
+/// registered reason (`529`, not `529 <unknown status code>`).
+fn status_text(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// The fields of an upstream error body the gateway passes on.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ErrorFields {
+    pub message: Option<String>,
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub param: Option<String>,
+}
+
+/// `error.message`, `error.type`, `error.code`, `error.param` from an
+/// OpenAI (`{"error":{..}}`) or Anthropic (`{"type":"error","error":{..}}`) body.
+pub(crate) fn error_fields(body: &[u8]) -> ErrorFields {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return (None, None, None);
+        return ErrorFields::default();
     };
     let err = v.get("error").unwrap_or(&v);
     if let Some(s) = err.as_str() {
-        return (Some(s.to_string()), None, None);
+        return ErrorFields {
+            message: Some(s.to_string()),
+            ..ErrorFields::default()
+        };
     }
     let field = |k: &str| match err.get(k) {
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     };
-    (field("message"), field("type"), field("code"))
+    ErrorFields {
+        message: field("message"),
+        kind: field("type"),
+        code: field("code"),
+        param: field("param"),
+    }
+}
+
+/// A route walk that ended without an answer: the error to report and what
+/// was tried on the way (for the `x-sluice-*` headers of the error response).
+/// Derefs to the [`UpstreamError`].
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: UpstreamError,
+    /// HTTP attempts across all routes.
+    pub attempts: u32,
+    /// The last route attempted; none when no route could be tried.
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// Wall time inside the providers layer.
+    pub elapsed: Duration,
+    /// The walk was cut short by the caller's deadline (see
+    /// `Call::within`), not ended by an upstream's answer.
+    pub deadline_exceeded: bool,
+}
+
+impl std::ops::Deref for Failure {
+    type Target = UpstreamError;
+    fn deref(&self) -> &UpstreamError {
+        &self.error
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
 }
 
 #[cfg(test)]
@@ -209,9 +293,10 @@ mod tests {
         );
         assert!(
             matches!(&bad, UpstreamError::Client { status, kind: Some(k), .. }
-                if *status == StatusCode::BAD_REQUEST && k == "invalid_request_error"),
+                if *status == StatusCode::BAD_REQUEST && &**k == "invalid_request_error"),
             "{bad:?}"
         );
+        assert_eq!(bad.param(), Some("temperature"), "the culprit is kept");
         assert!(bad.to_string().contains("bad temperature"));
         assert!(!bad.is_retryable());
         assert!(matches!(

@@ -2,7 +2,8 @@
 //! is open, otherwise try it up to `max-attempts` times (backoff with full
 //! jitter or `Retry-After`, each retry paid from the upstream's budget),
 //! then fall back to the next route. Client errors end the walk: the next
-//! route would refuse the same request.
+//! route would refuse the same request. Every attempt's error is scrubbed
+//! of the provider's secrets here, mid-stream errors included.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use futures_util::stream::{self, StreamExt};
 use tower::retry::budget::Budget as _;
 
 use super::breaker::{Outcome as Health, Permit};
-use super::{ChunkStream, Outcome, ProviderKind, Providers, RouteTarget, Upstream, UpstreamError};
+use super::{
+    ChunkStream, Failure, Outcome, ProviderKind, Providers, RouteTarget, Upstream, UpstreamError,
+};
 
 /// Reports a call's outcome to the breaker exactly once, and `Neutral` if
 /// the call's future was dropped (client went away): a half-open probe
@@ -38,23 +41,47 @@ impl Drop for PermitGuard<'_> {
     }
 }
 
+/// `f`, or `None` if `deadline` passes first.
+async fn bounded<F: Future>(deadline: Option<tokio::time::Instant>, f: F) -> Option<F::Output> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
 impl Providers {
     /// Try `call` along `routes` (see the module docs); `embeddings` skips
-    /// upstreams without that API.
+    /// upstreams without that API; `limit` bounds the whole walk.
     pub(crate) async fn walk<'a, T, F, Fut>(
         &self,
         routes: &'a [RouteTarget],
         embeddings: bool,
+        limit: Option<Duration>,
         mut call: F,
-    ) -> Result<Outcome<T>, UpstreamError>
+    ) -> Result<Outcome<T>, Failure>
     where
         F: FnMut(Arc<Upstream>, &'a RouteTarget) -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>> + 'a,
     {
         let started = Instant::now();
+        let deadline = limit.map(|l| tokio::time::Instant::now() + l);
         let mut attempts = 0u32;
         let mut last_err: Option<UpstreamError> = None;
+        let mut tried: Option<&RouteTarget> = None;
         let mut skipped: Vec<String> = Vec::new();
+        let failure = |error, attempts, tried: Option<&RouteTarget>, deadline_exceeded| Failure {
+            error,
+            attempts,
+            provider: tried.map(|r| r.provider.clone()),
+            model: tried.map(|r| r.model.clone()),
+            elapsed: started.elapsed(),
+            deadline_exceeded,
+        };
+        let expired = |route: &RouteTarget| UpstreamError::Timeout {
+            provider: route.provider.clone(),
+            after: limit.unwrap_or_default(),
+            phase: "gateway deadline",
+        };
         for route in routes {
             let Some(up) = self.upstreams.get(&route.provider) else {
                 tracing::warn!(provider = %route.provider, "route names an unknown provider");
@@ -79,7 +106,11 @@ impl Providers {
                 };
                 tries += 1;
                 attempts += 1;
-                let err = match call(up.clone(), route).await {
+                tried = Some(route);
+                let Some(result) = bounded(deadline, call(up.clone(), route)).await else {
+                    return Err(failure(expired(route), attempts, tried, true));
+                };
+                let err = match result {
                     Ok(value) => {
                         guard.finish(Health::Success);
                         return Ok(Outcome {
@@ -90,12 +121,12 @@ impl Providers {
                             elapsed: started.elapsed(),
                         });
                     }
-                    Err(e) => e,
+                    Err(e) => up.secrets.scrub_error(e),
                 };
                 guard.finish(err.breaker_outcome());
                 tracing::debug!(provider = %up.name, attempt = tries, error = %err, "upstream attempt failed");
                 if !err.is_retryable() {
-                    return Err(err);
+                    return Err(failure(err, attempts, tried, false));
                 }
                 let delay = retry_delay(up, tries, &err);
                 last_err = Some(err);
@@ -104,16 +135,19 @@ impl Providers {
                     tracing::warn!(provider = %up.name, "retry budget exhausted, not retrying");
                     break;
                 }
-                tokio::time::sleep(delay).await;
+                if bounded(deadline, tokio::time::sleep(delay)).await.is_none() {
+                    return Err(failure(expired(route), attempts, tried, true));
+                }
             }
         }
-        Err(last_err.unwrap_or_else(|| UpstreamError::Unavailable {
+        let error = last_err.unwrap_or_else(|| UpstreamError::Unavailable {
             message: if skipped.is_empty() {
                 "no route to try".to_string()
             } else {
                 format!("no upstream available: {}", skipped.join(", "))
             },
-        }))
+        });
+        Err(failure(error, attempts, tried, false))
     }
 }
 
@@ -134,19 +168,24 @@ fn retry_delay(up: &Upstream, tries: u32, err: &UpstreamError) -> Option<Duratio
 
 /// Opens a stream and waits for its first chunk, all within `ttfb`. On
 /// success the chunk is put back in front of the rest: from here on the
-/// route is committed.
+/// route is committed, and later errors are scrubbed on their way out.
 pub(crate) async fn until_first_chunk<Open>(
-    provider: &str,
+    up: &Upstream,
     open: Open,
     ttfb: Duration,
 ) -> Result<ChunkStream, UpstreamError>
 where
     Open: Future<Output = Result<ChunkStream, UpstreamError>>,
 {
+    let provider = up.name.as_str();
+    let secrets = up.secrets.clone();
     let first = async {
         let mut s = open.await?;
         match s.next().await {
-            Some(Ok(chunk)) => Ok(stream::once(async { Ok(chunk) }).chain(s).boxed()),
+            Some(Ok(chunk)) => Ok(stream::once(async { Ok(chunk) })
+                .chain(s)
+                .map(move |item| item.map_err(|e| secrets.scrub_error(e)))
+                .boxed()),
             Some(Err(e)) => Err(e),
             None => Err(UpstreamError::Truncated {
                 provider: provider.to_string(),

@@ -4,14 +4,17 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 
 use super::config::{ProviderConfig, ProviderKind};
+use super::redact::url_for_log;
 use super::retry::retry_after_from_headers;
-use super::sse::{SseEvent, SseParser};
+use super::sse::{SseError, SseEvent, SseParser};
 use super::{ProviderConfigError, Upstream, UpstreamError};
 
 /// The upstream API paths Sluice calls, appended to `base-url`.
@@ -84,20 +87,30 @@ pub(crate) fn build_headers(cfg: &ProviderConfig) -> Result<HeaderMap, ProviderC
 }
 
 /// Sends the request; a non-2xx answer becomes the matching error (its body
-/// read for the message, `Retry-After` kept for 429s).
+/// read for the message, `Retry-After` kept for 429s). A transport failure
+/// is logged with the URL, redacted ([`url_for_log`]); the error itself
+/// never quotes the URL.
 pub(crate) async fn send(
     up: &Upstream,
     rb: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, UpstreamError> {
     let started = std::time::Instant::now();
-    let resp = rb
-        .send()
-        .await
-        .map_err(|e| UpstreamError::from_reqwest(&up.name, &e, started.elapsed()))?;
+    let resp = match rb.send().await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let url = e.url().map(url_for_log).unwrap_or_default();
+            let err =
+                up.secrets
+                    .scrub_error(UpstreamError::from_reqwest(&up.name, e, started.elapsed()));
+            tracing::warn!(provider = %up.name, %url, error = %err, "upstream request failed");
+            return Err(err);
+        }
+    };
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
     }
+    tracing::debug!(provider = %up.name, url = %url_for_log(resp.url()), %status, "upstream refused");
     let retry_after = retry_after_from_headers(resp.headers());
     // A body that cannot be read still leaves the status to report.
     let body = resp.bytes().await.unwrap_or_default();
@@ -109,6 +122,31 @@ pub(crate) async fn send(
     ))
 }
 
+/// A stream request must be answered with an event stream: anything else
+/// (an HTML error page behind a proxy, a JSON answer from a server that
+/// ignores `stream`) is named here instead of surfacing later as a stream
+/// that "ended before it was complete". A missing content type is let
+/// through: some compatible servers omit it and send valid events.
+pub(crate) fn expect_event_stream(
+    up: &Upstream,
+    resp: &reqwest::Response,
+) -> Result<(), UpstreamError> {
+    let Some(value) = resp.headers().get(reqwest::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let media = text.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case("text/event-stream") {
+        return Ok(());
+    }
+    Err(UpstreamError::Protocol {
+        provider: up.name.clone(),
+        message: format!(
+            "answered a stream request with content type `{text}`, not text/event-stream"
+        ),
+    })
+}
+
 /// Reads and parses a JSON body; unreadable JSON is a protocol error (502).
 pub(crate) async fn read_json<T: DeserializeOwned>(
     up: &Upstream,
@@ -118,7 +156,7 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
     let body = resp
         .bytes()
         .await
-        .map_err(|e| UpstreamError::from_reqwest(&up.name, &e, started.elapsed()))?;
+        .map_err(|e| UpstreamError::from_reqwest(&up.name, e, started.elapsed()))?;
     serde_json::from_slice(&body).map_err(|e| UpstreamError::Protocol {
         provider: up.name.clone(),
         message: format!("malformed JSON body: {e}"),
@@ -142,41 +180,76 @@ pub(crate) async fn with_timeout<T>(
         })
 }
 
+/// How long a stream may be silent or last, and how big one event may be.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamLimits {
+    /// Longest wait between two complete events.
+    pub idle: Duration,
+    /// Longest the whole stream may last, from when it was opened.
+    pub max_duration: Duration,
+    /// Largest single event in bytes.
+    pub max_event: usize,
+}
+
 /// The response body as SSE events. Ends cleanly only on an event
-/// boundary; a cut-off body, a read error or `idle` of silence yields one
-/// error and ends.
+/// boundary; a cut-off body, a read error, an oversized event, `idle`
+/// without a complete event or a stream older than `max_duration` yields
+/// one error and ends.
+///
+/// The idle timer counts complete events, not bytes: an upstream trickling
+/// one byte a second never finishes an event and is cut off like a silent
+/// one. It restarts after the consumer took the event, so time spent
+/// downstream (guardrails, a slow client) does not count as upstream silence.
 pub(crate) fn sse_events(
     provider: String,
     resp: reqwest::Response,
-    idle: Duration,
+    limits: StreamLimits,
 ) -> BoxStream<'static, Result<SseEvent, UpstreamError>> {
     let mut body = resp.bytes_stream();
     async_stream::stream! {
-        let mut parser = SseParser::new();
+        let end = Instant::now() + limits.max_duration;
+        let mut idle_until = Instant::now() + limits.idle;
+        let mut parser = SseParser::with_limit(limits.max_event);
         let mut out = Vec::new();
         loop {
+            let deadline = idle_until.min(end);
             let next: Option<Result<Bytes, reqwest::Error>> =
-                match tokio::time::timeout(idle, body.next()).await {
+                match tokio::time::timeout_at(deadline, body.next()).await {
                     Ok(n) => n,
                     Err(_) => {
-                        yield Err(UpstreamError::Timeout { provider: provider.clone(), after: idle, phase: "stream idle" });
+                        let (after, phase) = if deadline == end {
+                            (limits.max_duration, "stream duration")
+                        } else {
+                            (limits.idle, "stream idle")
+                        };
+                        yield Err(UpstreamError::Timeout { provider: provider.clone(), after, phase });
                         return;
                     }
                 };
             match next {
                 Some(Ok(bytes)) => {
                     if let Err(e) = parser.push(&bytes, &mut out) {
-                        yield Err(UpstreamError::Protocol { provider: provider.clone(), message: e.to_string() });
+                        let message = match e {
+                            SseError::TooLarge { limit } => format!(
+                                "stream event larger than {} KiB (the provider's max-event-kb)",
+                                limit / 1024
+                            ),
+                            SseError::Truncated => e.to_string(),
+                        };
+                        yield Err(UpstreamError::Protocol { provider: provider.clone(), message });
                         return;
                     }
-                    for ev in out.drain(..) {
-                        yield Ok(ev);
+                    if !out.is_empty() {
+                        for ev in out.drain(..) {
+                            yield Ok(ev);
+                        }
+                        idle_until = Instant::now() + limits.idle;
                     }
                 }
                 Some(Err(e)) => {
                     // The connection died mid-body: to the client this is a
                     // truncated answer, whatever the transport said.
-                    tracing::debug!(%provider, error = %e, "stream body read failed");
+                    tracing::debug!(%provider, error = %e.without_url(), "stream body read failed");
                     yield Err(UpstreamError::Truncated { provider: provider.clone() });
                     return;
                 }

@@ -10,6 +10,7 @@
 //! - [`config`]: `[[providers]]`, `[retry]`, `[breaker]` and their checks.
 //! - `fallback`: the one route walk (breaker, retries, fallback).
 //! - `http`: HTTP/SSE plumbing shared by the clients.
+//! - `redact`: keeping provider secrets out of errors and logs.
 //! - [`openai`], [`anthropic`]: the wire protocols.
 
 pub mod anthropic;
@@ -19,13 +20,16 @@ mod error;
 mod fallback;
 mod http;
 pub mod openai;
+mod redact;
 pub mod retry;
 pub mod sse;
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use reqwest::header::HeaderMap;
 use tower::retry::budget::TpsBudget;
@@ -36,10 +40,12 @@ use crate::openai::{
 
 pub use breaker::{BreakerMetrics, BreakerState};
 pub use config::{BreakerConfig, ProviderConfig, ProviderKind, RetryConfig};
-pub use error::UpstreamError;
+pub use error::{Failure, UpstreamError};
+pub use redact::REDACTED;
 
 use breaker::Breaker;
-use http::Endpoint;
+use http::{Endpoint, StreamLimits};
+use redact::Secrets;
 
 /// One step of a route list: which provider, which upstream model name, and
 /// optional timeout overrides.
@@ -50,6 +56,8 @@ pub struct RouteTarget {
     pub model: String,
     pub timeout: Option<Duration>,
     pub ttfb_timeout: Option<Duration>,
+    /// Streams only: overrides the provider's `max-stream-duration-ms`.
+    pub max_stream_duration: Option<Duration>,
 }
 
 impl RouteTarget {
@@ -59,6 +67,7 @@ impl RouteTarget {
             model: model.into(),
             timeout: None,
             ttfb_timeout: None,
+            max_stream_duration: None,
         }
     }
 }
@@ -92,6 +101,44 @@ impl<T> std::fmt::Debug for Outcome<T> {
 /// one `Err` (truncation, idle timeout, upstream error event).
 pub type ChunkStream = BoxStream<'static, Result<ChatChunk, UpstreamError>>;
 
+type Run<'a, T> =
+    Box<dyn FnOnce(Option<Duration>) -> BoxFuture<'a, Result<Outcome<T>, Failure>> + Send + 'a>;
+
+/// One call along a route list, run by `.await`. [`Call::within`] bounds
+/// the whole walk (attempts, backoff, fallback; for a stream, until its
+/// first chunk); the [`Failure`] then still says how many attempts were made.
+#[must_use = "a call does nothing until awaited"]
+pub struct Call<'a, T> {
+    run: Run<'a, T>,
+    limit: Option<Duration>,
+}
+
+impl<'a, T> Call<'a, T> {
+    fn new(
+        run: impl FnOnce(Option<Duration>) -> BoxFuture<'a, Result<Outcome<T>, Failure>> + Send + 'a,
+    ) -> Self {
+        Call {
+            run: Box::new(run),
+            limit: None,
+        }
+    }
+
+    /// Give up after `limit` (`Failure::deadline_exceeded`).
+    pub fn within(mut self, limit: Duration) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+impl<'a, T: 'a> IntoFuture for Call<'a, T> {
+    type Output = Result<Outcome<T>, Failure>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        (self.run)(self.limit)
+    }
+}
+
 /// Providers that cannot be built (only what config validation cannot
 /// rule out: the HTTP client, a duplicate name in a hand-built list).
 #[derive(Debug, thiserror::Error)]
@@ -110,8 +157,13 @@ pub(crate) struct Upstream {
     /// parsing it per request was ~3 % of a proxied request's instructions.
     urls: [reqwest::Url; Endpoint::ALL.len()],
     headers: HeaderMap,
+    /// Every secret value of this provider's config, scrubbed from errors.
+    pub(crate) secrets: Arc<Secrets>,
     pub(crate) timeout: Duration,
     pub(crate) ttfb_timeout: Duration,
+    pub(crate) max_stream_duration: Duration,
+    /// Largest accepted stream event, in bytes.
+    pub(crate) max_event: usize,
     pub(crate) default_max_tokens: u32,
     pub(crate) retry: RetryConfig,
     /// Retries allowed as a share of recent requests (tower's `TpsBudget`).
@@ -185,8 +237,11 @@ impl Providers {
                 client: client.clone(),
                 urls,
                 headers,
+                secrets: Arc::new(Secrets::of(cfg)),
                 timeout: Duration::from_millis(cfg.timeout_ms),
                 ttfb_timeout: Duration::from_millis(cfg.ttfb_timeout_ms),
+                max_stream_duration: Duration::from_millis(cfg.max_stream_duration_ms),
+                max_event: cfg.max_event_kb.saturating_mul(1024),
                 default_max_tokens: cfg.default_max_tokens,
                 budget: retry.budget(),
                 retry,
@@ -199,55 +254,70 @@ impl Providers {
     }
 
     /// Non-streaming chat along `routes`, first success wins.
-    pub async fn chat(
-        &self,
-        routes: &[RouteTarget],
-        req: &ChatRequest,
-    ) -> Result<Outcome<ChatCompletion>, UpstreamError> {
-        self.walk(routes, false, |up, route| async move {
-            let timeout = route.timeout.unwrap_or(up.timeout);
-            match up.kind {
-                ProviderKind::Openai => openai::chat(&up, &route.model, req, timeout).await,
-                ProviderKind::Anthropic => anthropic::chat(&up, &route.model, req, timeout).await,
-            }
+    pub fn chat<'a>(
+        &'a self,
+        routes: &'a [RouteTarget],
+        req: &'a ChatRequest,
+    ) -> Call<'a, ChatCompletion> {
+        Call::new(move |limit| {
+            Box::pin(
+                self.walk(routes, false, limit, move |up, route| async move {
+                    let timeout = route.timeout.unwrap_or(up.timeout);
+                    match up.kind {
+                        ProviderKind::Openai => openai::chat(&up, &route.model, req, timeout).await,
+                        ProviderKind::Anthropic => {
+                            anthropic::chat(&up, &route.model, req, timeout).await
+                        }
+                    }
+                }),
+            )
         })
-        .await
     }
 
     /// Streaming chat along `routes`. Retries and fallback happen only until
     /// a route delivers its first chunk; after that, errors end the stream.
-    pub async fn chat_stream(
-        &self,
-        routes: &[RouteTarget],
-        req: &ChatRequest,
-    ) -> Result<Outcome<ChunkStream>, UpstreamError> {
-        self.walk(routes, false, |up, route| async move {
-            let idle = route.timeout.unwrap_or(up.timeout);
-            let ttfb = route.ttfb_timeout.unwrap_or(up.ttfb_timeout);
-            let open = async {
-                match up.kind {
-                    ProviderKind::Openai => openai::open_stream(&up, &route.model, req, idle).await,
-                    ProviderKind::Anthropic => {
-                        anthropic::open_stream(&up, &route.model, req, idle).await
-                    }
-                }
-            };
-            fallback::until_first_chunk(&up.name, open, ttfb).await
+    pub fn chat_stream<'a>(
+        &'a self,
+        routes: &'a [RouteTarget],
+        req: &'a ChatRequest,
+    ) -> Call<'a, ChunkStream> {
+        Call::new(move |limit| {
+            Box::pin(
+                self.walk(routes, false, limit, move |up, route| async move {
+                    let limits = StreamLimits {
+                        idle: route.timeout.unwrap_or(up.timeout),
+                        max_duration: route.max_stream_duration.unwrap_or(up.max_stream_duration),
+                        max_event: up.max_event,
+                    };
+                    let ttfb = route.ttfb_timeout.unwrap_or(up.ttfb_timeout);
+                    let open = async {
+                        match up.kind {
+                            ProviderKind::Openai => {
+                                openai::open_stream(&up, &route.model, req, limits).await
+                            }
+                            ProviderKind::Anthropic => {
+                                anthropic::open_stream(&up, &route.model, req, limits).await
+                            }
+                        }
+                    };
+                    fallback::until_first_chunk(&up, open, ttfb).await
+                }),
+            )
         })
-        .await
     }
 
     /// Embeddings along `routes` (Anthropic routes are skipped: no such API).
-    pub async fn embeddings(
-        &self,
-        routes: &[RouteTarget],
-        req: &EmbeddingsRequest,
-    ) -> Result<Outcome<EmbeddingsResponse>, UpstreamError> {
-        self.walk(routes, true, |up, route| async move {
-            let timeout = route.timeout.unwrap_or(up.timeout);
-            openai::embeddings(&up, &route.model, req, timeout).await
+    pub fn embeddings<'a>(
+        &'a self,
+        routes: &'a [RouteTarget],
+        req: &'a EmbeddingsRequest,
+    ) -> Call<'a, EmbeddingsResponse> {
+        Call::new(move |limit| {
+            Box::pin(self.walk(routes, true, limit, move |up, route| async move {
+                let timeout = route.timeout.unwrap_or(up.timeout);
+                openai::embeddings(&up, &route.model, req, timeout).await
+            }))
         })
-        .await
     }
 
     pub fn has(&self, provider: &str) -> bool {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures_util::stream::{BoxStream, StreamExt};
 
-use super::http::{Endpoint, read_json, send, sse_events, with_timeout};
+use super::http::{
+    Endpoint, StreamLimits, expect_event_stream, read_json, send, sse_events, with_timeout,
+};
 use super::{Upstream, UpstreamError};
 use crate::openai::{
     ChatChunk, ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse,
@@ -49,19 +51,20 @@ pub(crate) async fn embeddings(
 
 /// `POST {base}/chat/completions` with `stream: true`; the returned stream
 /// yields chunks until `[DONE]`, or an error if the upstream stops early,
-/// stays silent longer than `idle`, or sends an error object.
+/// breaks one of `limits`, or sends an error object.
 pub(crate) async fn open_stream(
     up: &Upstream,
     model: &str,
     req: &ChatRequest,
-    idle: Duration,
+    limits: StreamLimits,
 ) -> Result<BoxStream<'static, Result<ChatChunk, UpstreamError>>, UpstreamError> {
     let mut body = req.clone();
     body.model = model.to_string();
     body.stream = true;
     let resp = send(up, up.post(Endpoint::ChatCompletions).json(&body)).await?;
+    expect_event_stream(up, &resp)?;
     let provider = up.name.clone();
-    let mut events = sse_events(provider.clone(), resp, idle);
+    let mut events = sse_events(provider.clone(), resp, limits);
     let chunks = async_stream::stream! {
         while let Some(ev) = events.next().await {
             let ev = match ev {

@@ -40,7 +40,13 @@ impl std::error::Error for SseError {}
 
 /// Default cap on one event (line buffer plus accumulated data): far above
 /// any real chunk, low enough that a hostile upstream cannot exhaust memory.
-pub const DEFAULT_MAX_EVENT: usize = 8 * 1024 * 1024;
+/// Providers set their own (`max-event-kb`, same default).
+pub const DEFAULT_MAX_EVENT: usize = 1024 * 1024;
+
+/// A line buffer grown past this by one long line is dropped instead of
+/// reused, so a stream that once carried a huge event does not keep that
+/// much memory for the rest of its life.
+const KEEP_LINE_CAPACITY: usize = 64 * 1024;
 
 /// Push bytes in, get whole events out.
 #[derive(Debug)]
@@ -106,8 +112,10 @@ impl SseParser {
             }
             let line = std::mem::take(&mut self.line);
             self.process_line(&line, out)?;
-            self.line = line;
-            self.line.clear();
+            if line.capacity() <= KEEP_LINE_CAPACITY {
+                self.line = line;
+                self.line.clear();
+            }
         }
         self.line.extend_from_slice(bytes);
         if self.line.len() + self.data.len() > self.max_event {

@@ -1,5 +1,6 @@
 //! `POST /v1/chat/completions` and `POST /v1/embeddings`: parse, hand to the
-//! pipeline, render (JSON, or SSE for `stream: true`) with `x-sluice-*` headers.
+//! pipeline, render (JSON, or SSE for `stream: true`) with `x-sluice-*`
+//! headers, on success and on failure alike.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,13 +11,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::OpenAiJson;
-use super::layers::{Arrived, RequestId};
+use super::layers::{
+    ATTEMPTS, Arrived, GUARDRAILS, MODEL, OVERHEAD_MS, PROMPT, PROVIDER, RequestId,
+};
+use super::shutdown::Drain;
 use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
-use crate::pipeline::{Gateway, Principal, RequestCtx, Served, StreamEvent};
+use crate::pipeline::{Gateway, Principal, Progress, RequestCtx, Served, StreamEvent, Tried};
 use crate::plugin::log::escaped;
 
 fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
@@ -41,6 +46,37 @@ fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
                     .collect()
             })
             .unwrap_or_default(),
+        progress: Progress::default(),
+    }
+}
+
+/// Logs one line if the client goes away before its answer is complete:
+/// dropped while still armed (the handler's future, or a stream's body).
+struct Disconnect {
+    id: String,
+    what: &'static str,
+    armed: bool,
+}
+
+impl Disconnect {
+    fn new(id: &str, what: &'static str) -> Self {
+        Self {
+            id: id.to_string(),
+            what,
+            armed: true,
+        }
+    }
+
+    fn done(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Disconnect {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::info!(request_id = %self.id, "client disconnected {}", self.what);
+        }
     }
 }
 
@@ -49,15 +85,20 @@ pub async fn chat(
     Extension(id): Extension<RequestId>,
     Extension(arrived): Extension<Arrived>,
     Extension(principal): Extension<Principal>,
+    drain: Option<Extension<Drain>>,
     headers: HeaderMap,
     OpenAiJson(req): OpenAiJson<ChatRequest>,
-) -> Result<Response, ApiError> {
+) -> Response {
     let ctx = ctx(id, principal, &headers);
+    let waiting = Disconnect::new(&ctx.id, "before the answer");
     let model = req.model.clone();
     let result = if req.stream {
         gw.chat_stream(&ctx, req).await.map(|s| {
-            let body = Body::from_stream(s.events.map(|e| Ok::<_, Infallible>(sse_bytes(e))));
-            let mut res = Response::new(body);
+            let id = ctx.id.clone();
+            let frames = s.events.map(move |e| sse_bytes(e, &id)).boxed();
+            let drain = drain.map(|d| d.0).unwrap_or_default();
+            let body = relay(frames, drain, ctx.id.clone()).map(Ok::<_, Infallible>);
+            let mut res = Response::new(Body::from_stream(body));
             let h = res.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
@@ -71,33 +112,41 @@ pub async fn chat(
             .await
             .map(|c| (axum::Json(c.completion).into_response(), c.served))
     };
-    finish(result, &ctx.id, &model, arrived)
+    waiting.done();
+    finish(result, &ctx, &model, arrived)
 }
 
 pub async fn embeddings(
     State(gw): State<Arc<Gateway>>,
     Extension(id): Extension<RequestId>,
     Extension(arrived): Extension<Arrived>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
     OpenAiJson(req): OpenAiJson<EmbeddingsRequest>,
-) -> Result<Response, ApiError> {
+) -> Response {
+    let ctx = ctx(id, principal, &headers);
+    let waiting = Disconnect::new(&ctx.id, "before the answer");
     let model = req.model.clone();
     let result = gw
-        .embeddings(req)
+        .embeddings(&ctx, req)
         .await
         .map(|e| (axum::Json(e.response).into_response(), e.served));
-    finish(result, &id.0, &model, arrived)
+    waiting.done();
+    finish(result, &ctx, &model, arrived)
 }
 
-/// Log the outcome and add the `x-sluice-*` headers to a success.
+/// Log the outcome and add the `x-sluice-*` headers, to an answer or to
+/// the error (then from what the request went through so far).
 fn finish(
     result: Result<(Response, Served), crate::pipeline::Error>,
-    id: &str,
+    ctx: &RequestCtx,
     model: &str,
     arrived: Arrived,
-) -> Result<Response, ApiError> {
+) -> Response {
     let total = arrived.0.elapsed();
-    match result {
-        Ok((mut res, served)) => {
+    let id = ctx.id.as_str();
+    let (mut res, tried) = match result {
+        Ok((res, served)) => {
             let overhead = total.saturating_sub(served.upstream);
             let prompt = served.prompt.as_ref().map(ToString::to_string);
             tracing::info!(
@@ -111,48 +160,103 @@ fn finish(
                 overhead_ms = overhead.as_secs_f64() * 1e3,
                 "served"
             );
-            let h = res.headers_mut();
-            let mut set = |name: &'static str, value: String| {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    h.insert(name, v);
-                }
+            let tried = Tried {
+                provider: Some(served.provider),
+                model: Some(served.model),
+                attempts: served.attempts,
+                upstream: served.upstream,
+                guardrails: served.guardrails,
+                prompt: served.prompt,
             };
-            set("x-sluice-provider", served.provider);
-            set("x-sluice-model", served.model);
-            set("x-sluice-attempts", served.attempts.to_string());
-            set(
-                "x-sluice-overhead-ms",
-                format!("{:.3}", overhead.as_secs_f64() * 1e3),
-            );
-            set("x-sluice-guardrails", served.guardrails.header_value());
-            if let Some(p) = prompt {
-                set("x-sluice-prompt", p);
-            }
-            Ok(res)
+            (res, tried)
         }
         Err(e) => {
             let api = ApiError::from(&e);
-            tracing::info!(request_id = id, model, status = api.status.as_u16(), error = %escaped(&e), "refused");
-            Err(api)
+            let tried = ctx.progress.get();
+            let prompt = tried.prompt.as_ref().map(ToString::to_string);
+            tracing::info!(
+                request_id = id,
+                model,
+                prompt = prompt.as_deref(),
+                status = api.status.as_u16(),
+                provider = tried.provider.as_deref(),
+                attempts = tried.attempts,
+                error = %escaped(&e),
+                "refused"
+            );
+            (api.into_response(), tried)
         }
+    };
+    let overhead = total.saturating_sub(tried.upstream);
+    let h = res.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    // Before any route was tried, provider and model are `layers::stamp`'s
+    // `none`.
+    if let Some(p) = &tried.provider {
+        set(PROVIDER, p);
     }
+    if let Some(m) = &tried.model {
+        set(MODEL, m);
+    }
+    set(ATTEMPTS, &tried.attempts.to_string());
+    set(OVERHEAD_MS, &format!("{:.3}", overhead.as_secs_f64() * 1e3));
+    set(GUARDRAILS, &tried.guardrails.header_value());
+    if let Some(p) = &tried.prompt {
+        set(PROMPT, &p.to_string());
+    }
+    res
 }
 
 /// One SSE frame. A mid-stream error is an `error` object, as OpenAI sends.
-fn sse_bytes(event: StreamEvent) -> Bytes {
-    fn frame(v: &impl Serialize) -> Bytes {
-        let json = serde_json::to_string(v)
-            .unwrap_or_else(|e| format!(r#"{{"error":{{"message":"{e}"}}}}"#));
-        Bytes::from(format!("data: {json}\n\n"))
-    }
+fn sse_bytes(event: StreamEvent, request_id: &str) -> Bytes {
     match event {
         StreamEvent::Chunk(c) => frame(&c),
         StreamEvent::Error(e) => {
-            tracing::info!(error = %escaped(&e), "stream ended by an error event");
+            tracing::info!(request_id, error = %escaped(&e), "stream ended by an error event");
             frame(&ErrorEnvelope {
                 error: ApiError::from(&e).body,
             })
         }
         StreamEvent::Done => Bytes::from_static(b"data: [DONE]\n\n"),
     }
+}
+
+fn frame(v: &impl Serialize) -> Bytes {
+    let json =
+        serde_json::to_string(v).unwrap_or_else(|e| format!(r#"{{"error":{{"message":"{e}"}}}}"#));
+    Bytes::from(format!("data: {json}\n\n"))
+}
+
+/// A stream's frames for the client: ends with an error event at the drain
+/// deadline, and logs a client that went away before the end.
+fn relay(
+    mut frames: BoxStream<'static, Bytes>,
+    drain: Drain,
+    request_id: String,
+) -> BoxStream<'static, Bytes> {
+    async_stream::stream! {
+        let watch = Disconnect::new(&request_id, "during the stream");
+        let forced = drain.forced();
+        tokio::pin!(forced);
+        loop {
+            tokio::select! {
+                biased;
+                f = frames.next() => match f {
+                    Some(f) => yield f,
+                    None => break,
+                },
+                () = &mut forced => {
+                    tracing::info!(request_id = %request_id, "stream ended by an error event: shutdown deadline");
+                    yield frame(&ErrorEnvelope { error: ApiError::shutting_down().body });
+                    break;
+                }
+            }
+        }
+        watch.done();
+    }
+    .boxed()
 }

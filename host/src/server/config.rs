@@ -23,6 +23,34 @@ pub struct ServerConfig {
     /// Secret for the admin endpoints (`/admin/*`, `Authorization: Bearer`).
     /// Default unset = admin endpoints are disabled (404).
     pub admin_key: Option<String>,
+    /// Longest a connection may take to deliver a request's head, in ms;
+    /// the timer also runs while a keep-alive connection waits idle for
+    /// its next request, so it is the idle keep-alive timeout too. Past it
+    /// the connection is closed. Default 10000: a slow client on a bad
+    /// network sends a head in well under a second, while a connection
+    /// that trickles one (slowloris) holds a file descriptor only this long.
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (request line and headers) in KiB; a bigger
+    /// one gets 431. Default 64 (browsers and SDKs send a few KiB). Up to
+    /// four times this is buffered per connection while a head arrives.
+    pub max_header_kb: usize,
+    /// Open client connections at most. Default 0 = derived from the
+    /// process's open-file limit (raised to its hard limit at start): half
+    /// of what is left after 256 descriptors for upstream connections,
+    /// plugins and logs, since each proxied request also holds an upstream
+    /// connection. A larger value is lowered to that. At the cap, the
+    /// oldest connection that has not sent a request yet (then the oldest
+    /// idle one) is closed to admit a new one; when every connection is
+    /// busy, new ones wait in the listen queue.
+    pub max_connections: usize,
+    /// On SIGTERM / SIGINT: how long in-flight requests may finish, in ms.
+    /// New connections are refused at once; at the deadline open streams
+    /// end with an error event, the rest are cut and the process exits 0.
+    /// A second signal exits at once. Default 30000.
+    pub shutdown_grace_ms: u64,
+    /// Largest `n` (choices per request) accepted; each choice is paid
+    /// upstream and passes the output guardrails on its own. Default 8.
+    pub max_n: u32,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +60,11 @@ impl Default for ServerConfig {
             body_limit_kb: 1024,
             request_timeout_ms: 120_000,
             admin_key: None,
+            header_read_timeout_ms: 10_000,
+            max_header_kb: 64,
+            max_connections: 0,
+            shutdown_grace_ms: 30_000,
+            max_n: 8,
         }
     }
 }
@@ -43,6 +76,40 @@ impl ServerConfig {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn max_header_bytes(&self) -> usize {
+        self.max_header_kb.saturating_mul(1024)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// Problems with the values, each with its key (empty when fine).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for (key, v) in [
+            ("body-limit-kb", self.body_limit_kb as u64),
+            ("request-timeout-ms", self.request_timeout_ms),
+            ("header-read-timeout-ms", self.header_read_timeout_ms),
+            ("max-header-kb", self.max_header_kb as u64),
+            ("max-n", u64::from(self.max_n)),
+        ] {
+            if v == 0 {
+                out.push((key, "must be at least 1".to_string()));
+            }
+        }
+        // hyper's read buffer (4 × this) cannot go below 8 KiB, nor past
+        // what a 32-bit size can hold.
+        if self.max_header_kb > 256 * 1024 {
+            out.push(("max-header-kb", "must be at most 262144".to_string()));
+        }
+        out
     }
 }
 

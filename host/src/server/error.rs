@@ -78,6 +78,54 @@ impl ApiError {
             Some("unknown_url"),
         )
     }
+
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            format!("Method {method} is not allowed on {path}"),
+            None,
+            Some("method_not_allowed"),
+        )
+    }
+
+    pub fn headers_too_large(limit_kb: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "invalid_request_error",
+            format!(
+                "Request headers exceed the gateway's limit of {limit_kb} KiB (server.max-header-kb)"
+            ),
+            None,
+            Some("request_headers_too_large"),
+        )
+    }
+
+    pub fn shutting_down() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "The gateway is shutting down and could not finish this request",
+            None,
+            Some("shutting_down"),
+        )
+    }
+
+    /// The OpenAI-shaped version of an error response something else made
+    /// (an axum rejection, a status without a body): its status, its text
+    /// (if any) as the message.
+    pub fn from_status(status: StatusCode, text: &str) -> Self {
+        let kind = if status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request_error"
+        };
+        let message = match text.trim() {
+            "" => status.canonical_reason().unwrap_or("Error").to_string(),
+            t => t.to_string(),
+        };
+        Self::new(status, kind, message, None, None)
+    }
 }
 
 impl From<pipeline::Error> for ApiError {
@@ -152,7 +200,7 @@ impl From<&pipeline::Error> for ApiError {
                     504 => Some("upstream_timeout"),
                     _ => Some("upstream_unavailable"),
                 });
-                (status, kind, None, code)
+                (status, kind, u.param().map(str::to_string), code)
             }
         };
         let mut err = Self::new(status, kind, e.to_string(), param, code);
@@ -223,10 +271,11 @@ mod tests {
     fn upstream_failures_map_to_gateway_statuses() {
         let bad = upstream(
             400,
-            r#"{"error":{"message":"bad temperature","type":"invalid_request_error","code":null}}"#,
+            r#"{"error":{"message":"bad temperature","type":"invalid_request_error","param":"temperature","code":null}}"#,
         );
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         assert_eq!(bad.body.kind, "invalid_request_error");
+        assert_eq!(bad.body.param.as_deref(), Some("temperature"));
         assert_eq!(bad.retry_after, None);
         assert_eq!(upstream(401, "").body.kind, "authentication_error");
         let limited = upstream(429, "slow down");

@@ -12,16 +12,21 @@
 //! | `/admin/prompts...`         | admin| the prompt registry ([`crate::prompt::admin`]) |
 //! | `/admin/evals`              | admin| eval results ([`crate::eval::admin`])  |
 //!
-//! Layers, outermost first: request id, body limit, auth ([`auth`]: virtual
-//! keys on `/v1/*`; the admin key on `/admin/*`, which exists only when
-//! `server.admin-key` is set).
+//! Layers, outermost first: [`layers::stamp`] (request id, head size,
+//! `x-sluice-*` on every answer, OpenAI-shaped errors), the drain deadline
+//! ([`shutdown`]), body limit, auth ([`auth`]: virtual keys on `/v1/*`; the
+//! admin key on `/admin/*`, which exists only when `server.admin-key` is
+//! set). Connections (timeouts, cap, drain) are [`conn`]'s.
 
 pub mod auth;
 mod chat;
 pub mod config;
+mod conn;
 pub mod error;
 pub mod extract;
 pub mod layers;
+pub mod limits;
+pub mod shutdown;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,16 +37,18 @@ use axum::http::{StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::openai::ModelObject;
 use crate::pipeline::Gateway;
 use error::ApiError;
+use shutdown::{Drain, Phase};
 
-/// The full router for `gw`.
-pub fn router(gw: Arc<Gateway>) -> Router {
+/// The full router for `gw`; `drain` tells requests about a shutdown
+/// deadline ([`Drain::default`] never fires).
+pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
     let auth = Arc::new(auth::Auth::from_config(&gw.config));
     if !auth.enabled() {
         tracing::warn!("no [[keys]] configured: authentication is OFF");
@@ -61,31 +68,48 @@ pub fn router(gw: Arc<Gateway>) -> Router {
             .route_layer(middleware::from_fn_with_state(auth, auth::admin));
         app = app.merge(admin);
     }
+    let head = layers::HeadLimit(gw.config.server.max_header_bytes());
     app.route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .fallback(not_found)
+        .method_not_allowed_fallback(layers::method_not_allowed)
         .layer(DefaultBodyLimit::max(gw.config.server.body_limit_bytes()))
-        .layer(middleware::from_fn(layers::request_id))
+        .layer(axum::Extension(drain.clone()))
+        .layer(middleware::from_fn_with_state(
+            drain,
+            shutdown::answer_by_deadline,
+        ))
+        .layer(middleware::from_fn_with_state(head, layers::stamp))
         .with_state(gw)
 }
 
-/// Serve until `shutdown` resolves; in-flight requests (streams included)
-/// are allowed to finish.
+/// Serve until `shutdown` resolves, then drain: no new connections,
+/// in-flight requests (streams included) finish within
+/// `server.shutdown-grace-ms`, what is left then ends (see [`conn`]).
+/// Raises the open-file limit and caps connections below it ([`limits`]).
 pub async fn serve(
     listener: TcpListener,
     gw: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Nagle's algorithm would hold back a small write (an SSE event, the
-    // body after the headers) until the client ACKs the previous one.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY on an accepted socket: {e}");
-        }
-    });
-    axum::serve(listener, router(gw))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let cfg = &gw.config.server;
+    let nofile = limits::raise_nofile_limit();
+    let settings = conn::Settings {
+        header_read_timeout: cfg.header_read_timeout(),
+        // hyper's floor is 8 KiB.
+        max_buf: cfg.max_header_bytes().saturating_mul(4).max(8192),
+        cap: limits::connection_cap(cfg.max_connections, nofile),
+        grace: cfg.shutdown_grace(),
+    };
+    tracing::info!(
+        max_connections = settings.cap,
+        open_file_limit = nofile,
+        header_read_timeout_ms = settings.header_read_timeout.as_millis() as u64,
+        "accepting connections"
+    );
+    let (phase, rx) = watch::channel(Phase::Serving);
+    let app = router(gw, Drain::new(rx));
+    conn::run(listener, app, settings, phase, shutdown).await
 }
 
 async fn models(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {

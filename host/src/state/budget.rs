@@ -43,14 +43,21 @@ pub struct SpendSnapshot {
 }
 
 impl SpendSnapshot {
-    /// The `0.1.0` plugin contract's record: spend includes what is in
-    /// flight, the amount a new request competes with.
+    /// The plugin contract's record (`day:YYYY-MM-DD` becomes a day
+    /// period labelled `YYYY-MM-DD`); settled and reserved spend stay apart.
     pub fn to_plugin(&self) -> crate::plugin::Spend {
+        use crate::plugin::BudgetPeriod;
+        let (period, label) = match self.period.strip_prefix("day:") {
+            Some(day) => (BudgetPeriod::Day, day.to_owned()),
+            None => (BudgetPeriod::Month, self.period.clone()),
+        };
         crate::plugin::Spend {
             scope: self.scope.clone(),
-            spent_usd: self.spent_usd + self.reserved_usd,
+            period,
+            label,
+            spent_usd: self.spent_usd,
+            reserved_usd: self.reserved_usd,
             budget_usd: self.budget_usd,
-            period: self.period.clone(),
         }
     }
 }

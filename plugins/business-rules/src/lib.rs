@@ -12,13 +12,21 @@
 //! Streams: the window is checked together with the last [`TAIL`] bytes of
 //! the emitted text, and only matches that end inside the window count, so a
 //! phrase split across windows is caught once.
+//!
+//! The config (`defaults`, `rules`) is checked at load: an unknown key, a
+//! rule with unknown fields, neither phrases nor regex, or a regex that does
+//! not compile refuses the plugin, naming the rule. Output only.
 
 use regex_automata::nfa::thompson::{self, pikevm::PikeVM};
 use regex_automata::util::syntax;
 use serde::Deserialize;
 use sluice_sdk::{
-    ConfigError, Guardrail, OutputContext, RequestInfo, Verdict, config_json, config_or,
+    ConfigError, Guardrail, OutputContext, Phases, Request, Verdict, check_keys, config_json,
+    config_parsed,
 };
+
+/// The `[config]` keys this plugin reads.
+const KEYS: &[&str] = &["defaults", "rules"];
 
 /// How much already-emitted text is re-read for phrases spanning windows.
 pub const TAIL: usize = 256;
@@ -153,10 +161,11 @@ const DEFAULTS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
-/// Built-in rules plus configured ones; bad config traps (failure mode applies).
-pub fn rules_from_config() -> Vec<Rule> {
+/// Built-in rules plus configured ones.
+pub fn rules_from_config() -> Result<Vec<Rule>, ConfigError> {
+    check_keys(KEYS)?;
     let mut specs: Vec<RuleSpec> = Vec::new();
-    if config_or("defaults", true) {
+    if config_parsed("defaults")?.unwrap_or(true) {
         specs.extend(DEFAULTS.iter().map(|(code, reason, phrases)| RuleSpec {
             code: code.to_string(),
             reason: reason.to_string(),
@@ -164,22 +173,10 @@ pub fn rules_from_config() -> Vec<Rule> {
             regex: None,
         }));
     }
-    specs.extend(
-        config_json::<Vec<RuleSpec>>("rules")
-            .unwrap_or_else(|e| e.trap())
-            .unwrap_or_default(),
-    );
+    specs.extend(config_json::<Vec<RuleSpec>>("rules")?.unwrap_or_default());
     specs
         .into_iter()
-        .map(|s| {
-            Rule::new(s).unwrap_or_else(|message| {
-                ConfigError {
-                    key: "rules".into(),
-                    message,
-                }
-                .trap()
-            })
-        })
+        .map(|s| Rule::new(s).map_err(|message| ConfigError::new("rules", message)))
         .collect()
 }
 
@@ -294,12 +291,21 @@ pub fn first_violation<'r>(rules: &'r [Rule], emitted: &str, window: &str) -> Op
 pub struct BusinessRules;
 
 impl Guardrail for BusinessRules {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn phases() -> Phases {
+        Phases::OUTPUT
+    }
+
+    fn validate_config() -> Result<(), String> {
+        rules_from_config().map(drop).map_err(|e| e.to_string())
+    }
+
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
 
-    fn check_output(_req: RequestInfo, output: String, ctx: OutputContext) -> Verdict {
-        let rules = rules_from_config();
+    fn check_output(_req: &Request, output: String, ctx: OutputContext) -> Verdict {
+        // Validated at load: an error here cannot happen (it would trap).
+        let rules = rules_from_config().unwrap_or_else(|e| e.trap());
         match first_violation(&rules, &ctx.emitted, &output) {
             Some(rule) => Verdict::reject(rule.code.clone(), rule.reason.clone()),
             None => Verdict::Pass,
@@ -406,18 +412,38 @@ mod tests {
     }
 
     #[test]
-    fn bad_rules_trap() {
-        for rules in [
-            r#"[{"code":"x","reason":"y"}]"#,
-            r#"[{"code":"x","reason":"y","regex":"("}]"#,
-            r#"{"#,
-            r#"[{"code":"x","reason":"y","phrase":["a"]}]"#,
+    fn bad_rules_are_refused_at_load() {
+        for (rules, says) in [
+            (
+                r#"[{"code":"x","reason":"y"}]"#,
+                "neither phrases nor regex",
+            ),
+            (r#"[{"code":"x","reason":"y","regex":"("}]"#, "bad regex"),
+            (r#"{"#, "invalid JSON"),
+            (r#"[{"code":"x","reason":"y","phrase":["a"]}]"#, "phrase"),
         ] {
             set_config(&[("rules", rules)]);
+            let e = BusinessRules::validate_config().unwrap_err();
+            assert!(e.contains("rules") && e.contains(says), "{rules}: {e}");
             assert!(
                 std::panic::catch_unwind(|| BusinessRules::output("a")).is_err(),
                 "{rules}"
             );
         }
+        set_config(&[("defaults", "no")]);
+        assert!(
+            BusinessRules::validate_config()
+                .unwrap_err()
+                .contains("defaults")
+        );
+        set_config(&[("rule", "[]")]);
+        assert!(
+            BusinessRules::validate_config()
+                .unwrap_err()
+                .contains("`rule`")
+        );
+        clear_config();
+        assert_eq!(BusinessRules::validate_config(), Ok(()));
+        assert_eq!(BusinessRules::phases(), Phases::OUTPUT);
     }
 }

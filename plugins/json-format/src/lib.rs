@@ -20,7 +20,7 @@ mod schema;
 
 pub use schema::{Schema, validate};
 use serde_json::Value;
-use sluice_sdk::{ConfigError, Guardrail, OutputContext, RequestInfo, Verdict, config, config_or};
+use sluice_sdk::{ConfigError, Guardrail, OutputContext, Request, Verdict, config, config_or};
 
 /// The `[config]` keys this plugin reads.
 const KEYS: &[&str] = &["schema", "extract-fenced"];
@@ -143,11 +143,11 @@ fn schema_from_config() -> Option<Schema> {
 pub struct JsonFormat;
 
 impl Guardrail for JsonFormat {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
 
-    fn check_output(_req: RequestInfo, output: String, ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, ctx: OutputContext) -> Verdict {
         let extract = config_or("extract-fenced", true);
         let streamed = ctx.window_index > 0 || !ctx.emitted.is_empty();
         if !ctx.is_final {

@@ -2,12 +2,22 @@
 //! length bounds, in characters (Unicode scalar values) and/or words.
 //!
 //! Config: `min-chars`, `max-chars`, `min-words`, `max-words` (absent or 0 =
-//! no bound). A stream is measured as emitted text plus the current window:
-//! the maximum is enforced on every window, so an over-long answer stops as
-//! soon as it crosses the line, while the minimum is only judged on the final
-//! window because earlier windows are short by nature.
+//! no bound); checked at load (unknown keys, non-numbers, a minimum above
+//! its maximum are refused). An output-only guardrail: the host never asks
+//! it about input. A stream is measured as emitted text plus the current
+//! window: the maximum is enforced on every window, so an over-long answer
+//! stops as soon as it crosses the line, while the minimum is only judged on
+//! the final window because earlier windows are short by nature. The host
+//! passes the tail of the emitted text (the model's `stream.context-chars`,
+//! default 20000), so a stream maximum is exact when it is no larger than
+//! that.
 
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict, config_or};
+use sluice_sdk::{
+    ConfigError, Guardrail, OutputContext, Phases, Request, Verdict, check_keys, config_parsed,
+};
+
+/// The `[config]` keys this plugin reads.
+const KEYS: &[&str] = &["min-chars", "max-chars", "min-words", "max-words"];
 
 /// Length bounds read from config; `None` means unbounded.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -19,15 +29,34 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    /// Read bounds from the plugin config; 0 disables a bound.
-    pub fn from_config() -> Self {
-        let get = |k| Some(config_or::<usize>(k, 0)).filter(|n| *n > 0);
-        Bounds {
-            min_chars: get("min-chars"),
-            max_chars: get("max-chars"),
-            min_words: get("min-words"),
-            max_words: get("max-words"),
+    /// Read bounds from the plugin config; 0 disables a bound. Unknown
+    /// keys, values that are not whole numbers and a minimum above its
+    /// maximum are errors.
+    pub fn from_config() -> Result<Self, ConfigError> {
+        check_keys(KEYS)?;
+        let get = |k| -> Result<Option<usize>, ConfigError> {
+            Ok(config_parsed::<usize>(k)?.filter(|n| *n > 0))
+        };
+        let b = Bounds {
+            min_chars: get("min-chars")?,
+            max_chars: get("max-chars")?,
+            min_words: get("min-words")?,
+            max_words: get("max-words")?,
+        };
+        for (min, max, key) in [
+            (b.min_chars, b.max_chars, "min-chars"),
+            (b.min_words, b.max_words, "min-words"),
+        ] {
+            if let (Some(min), Some(max)) = (min, max)
+                && min > max
+            {
+                return Err(ConfigError::new(
+                    key,
+                    format!("{min} is above the maximum {max}: no answer could pass"),
+                ));
+            }
         }
+        Ok(b)
     }
 
     /// Judge `emitted + window`; minimums only when `is_final`.
@@ -88,12 +117,22 @@ fn measure(a: &str, b: &str, words: bool) -> (usize, usize) {
 pub struct LengthCheck;
 
 impl Guardrail for LengthCheck {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn phases() -> Phases {
+        Phases::OUTPUT
+    }
+
+    fn validate_config() -> Result<(), String> {
+        Bounds::from_config().map(drop).map_err(|e| e.to_string())
+    }
+
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
 
-    fn check_output(_req: RequestInfo, output: String, ctx: OutputContext) -> Verdict {
-        Bounds::from_config().judge(&ctx.emitted, &output, ctx.is_final)
+    fn check_output(_req: &Request, output: String, ctx: OutputContext) -> Verdict {
+        // Validated at load: an error here cannot happen, and would trap.
+        let bounds = Bounds::from_config().unwrap_or_else(|e| e.trap());
+        bounds.judge(&ctx.emitted, &output, ctx.is_final)
     }
 }
 
@@ -165,6 +204,31 @@ mod tests {
             )),
             "too_long"
         );
+    }
+
+    #[test]
+    fn config_is_checked_at_load() {
+        set_config(&[("min-chars", "1"), ("max-chars", "20000")]);
+        assert_eq!(LengthCheck::validate_config(), Ok(()));
+        set_config(&[("max-char", "100")]);
+        let e = LengthCheck::validate_config().unwrap_err();
+        assert!(e.contains("`max-char`") && e.contains("unknown"), "{e}");
+        set_config(&[("max-chars", "-5")]);
+        assert!(
+            LengthCheck::validate_config()
+                .unwrap_err()
+                .contains("max-chars")
+        );
+        set_config(&[("max-words", "many")]);
+        assert!(
+            LengthCheck::validate_config()
+                .unwrap_err()
+                .contains("max-words")
+        );
+        set_config(&[("min-chars", "10"), ("max-chars", "5")]);
+        let e = LengthCheck::validate_config().unwrap_err();
+        assert!(e.contains("min-chars") && e.contains("above"), "{e}");
+        assert_eq!(LengthCheck::phases(), Phases::OUTPUT);
     }
 
     #[test]

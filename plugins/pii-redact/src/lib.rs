@@ -9,50 +9,78 @@
 //!
 //! Config: `entities` (list; default all), `mask` (`label` | `stars` |
 //! `partial`), `check-input` (bool; also redact the last user message).
+//! Checked at load: an unknown key, entity or mask refuses the plugin. The
+//! host only asks about input when `check-input` is on.
 
 mod scan;
 
 pub use scan::{Entity, Mask, Span, find, redact};
 use sluice_sdk::{
-    ConfigError, Guardrail, OutputContext, RequestInfo, Verdict, config, config_list,
+    ConfigError, Guardrail, OutputContext, Phases, Request, Verdict, check_keys, config,
+    config_list, config_parsed,
 };
 
-/// Entities and mask style from config; a bad value traps (failure mode applies).
-fn settings() -> (Vec<Entity>, Mask) {
-    let entities = match config_list("entities") {
-        Ok(None) => Entity::ALL.to_vec(),
-        Ok(Some(names)) => names
-            .iter()
-            .map(|n| {
-                Entity::parse(n).unwrap_or_else(|| {
-                    ConfigError {
-                        key: "entities".into(),
-                        message: format!("unknown entity {n:?}"),
-                    }
-                    .trap()
-                })
-            })
-            .collect(),
-        Err(e) => e.trap(),
-    };
-    let mask = match config("mask").as_deref().map(str::trim) {
-        None | Some("label") => Mask::Label,
-        Some("stars") => Mask::Stars,
-        Some("partial") => Mask::Partial,
-        Some(other) => ConfigError {
-            key: "mask".into(),
-            message: format!("expected label, stars or partial, got {other:?}"),
-        }
-        .trap(),
-    };
-    (entities, mask)
+/// The `[config]` keys this plugin reads.
+const KEYS: &[&str] = &["entities", "mask", "check-input"];
+
+/// What the config says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub entities: Vec<Entity>,
+    pub mask: Mask,
+    pub check_input: bool,
 }
 
-fn verdict(text: &str) -> Verdict {
-    let (entities, mask) = settings();
-    match redact(text, &entities, mask) {
-        Some(redacted) => Verdict::Transform(redacted),
-        None => Verdict::Pass,
+impl Settings {
+    /// Read and check the config.
+    pub fn from_config() -> Result<Self, ConfigError> {
+        check_keys(KEYS)?;
+        let entities = match config_list("entities")? {
+            None => Entity::ALL.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    Entity::parse(n).ok_or_else(|| {
+                        ConfigError::new(
+                            "entities",
+                            format!(
+                                "unknown entity {n:?} (known: email, phone, ssn, credit-card, iban, ipv4, ipv6)"
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let mask = match config("mask").as_deref().map(str::trim) {
+            None | Some("label") => Mask::Label,
+            Some("stars") => Mask::Stars,
+            Some("partial") => Mask::Partial,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "mask",
+                    format!("expected label, stars or partial, got {other:?}"),
+                ));
+            }
+        };
+        let check_input = config_parsed("check-input")?.unwrap_or(false);
+        Ok(Settings {
+            entities,
+            mask,
+            check_input,
+        })
+    }
+
+    /// Validated at load, so an error here cannot happen (it would trap:
+    /// the failure mode applies).
+    fn loaded() -> Self {
+        Self::from_config().unwrap_or_else(|e| e.trap())
+    }
+
+    fn verdict(&self, text: &str) -> Verdict {
+        match redact(text, &self.entities, self.mask) {
+            Some(redacted) => Verdict::Transform(redacted),
+            None => Verdict::Pass,
+        }
     }
 }
 
@@ -60,15 +88,28 @@ fn verdict(text: &str) -> Verdict {
 pub struct PiiRedact;
 
 impl Guardrail for PiiRedact {
-    fn check_input(req: RequestInfo) -> Verdict {
-        if !sluice_sdk::config_or("check-input", false) {
-            return Verdict::Pass;
+    fn phases() -> Phases {
+        match Settings::from_config() {
+            Ok(s) if s.check_input => Phases::INPUT | Phases::OUTPUT,
+            _ => Phases::OUTPUT,
         }
-        req.last_user_message().map_or(Verdict::Pass, verdict)
     }
 
-    fn check_output(_req: RequestInfo, output: String, _ctx: OutputContext) -> Verdict {
-        verdict(&output)
+    fn validate_config() -> Result<(), String> {
+        Settings::from_config().map(drop).map_err(|e| e.to_string())
+    }
+
+    fn check_input(req: &Request) -> Verdict {
+        let s = Settings::loaded();
+        if !s.check_input {
+            return Verdict::Pass;
+        }
+        req.last_user_text()
+            .map_or(Verdict::Pass, |t| s.verdict(&t))
+    }
+
+    fn check_output(_req: &Request, output: String, _ctx: OutputContext) -> Verdict {
+        Settings::loaded().verdict(&output)
     }
 }
 
@@ -123,21 +164,37 @@ mod tests {
     }
 
     #[test]
-    fn bad_config_traps() {
-        set_config(&[("entities", r#"["email", "dna"]"#)]);
-        assert!(std::panic::catch_unwind(|| PiiRedact::output("x")).is_err());
-        set_config(&[("mask", "blur")]);
-        assert!(std::panic::catch_unwind(|| PiiRedact::output("x")).is_err());
+    fn bad_config_is_refused_at_load() {
+        for (key, value, says) in [
+            ("entities", r#"["email", "dna"]"#, "dna"),
+            ("mask", "blur", "blur"),
+            ("check-input", "maybe", "check-input"),
+            ("mask-style", "label", "mask-style"),
+        ] {
+            set_config(&[(key, value)]);
+            let e = PiiRedact::validate_config().unwrap_err();
+            assert!(e.contains(says), "{e}");
+            // Were a call to happen anyway, it would trap, not guess.
+            assert!(std::panic::catch_unwind(|| PiiRedact::output("x")).is_err());
+        }
+        set_config(&[
+            ("entities", r#"["email"]"#),
+            ("mask", "stars"),
+            ("check-input", "true"),
+        ]);
+        assert_eq!(PiiRedact::validate_config(), Ok(()));
     }
 
     #[test]
     fn input_only_when_enabled() {
-        let req = RequestInfo::chat("m", &[("user", "my mail is a@b.io"), ("assistant", "ok")]);
+        let req = Request::chat("m", &[("user", "my mail is a@b.io"), ("assistant", "ok")]);
         clear_config();
-        assert_eq!(PiiRedact::check_input(req.clone()), Verdict::Pass);
+        assert_eq!(PiiRedact::phases(), Phases::OUTPUT);
+        assert_eq!(PiiRedact::check_input(&req), Verdict::Pass);
         set_config(&[("check-input", "true")]);
+        assert_eq!(PiiRedact::phases(), Phases::INPUT | Phases::OUTPUT);
         assert_eq!(
-            PiiRedact::check_input(req),
+            PiiRedact::check_input(&req),
             Verdict::transform("my mail is [EMAIL]")
         );
     }

@@ -19,7 +19,7 @@ pub mod normalize;
 mod rule_table;
 pub mod rules;
 
-use sluice_sdk::{ConfigError, Guardrail, OutputContext, RequestInfo, Verdict, config};
+use sluice_sdk::{ConfigError, Guardrail, OutputContext, Request, Verdict, config};
 
 /// The `[config]` keys this plugin reads.
 const KEYS: &[&str] = &["threshold", "roles"];
@@ -134,13 +134,13 @@ fn setting<T>(key: &str, parse: fn(&str) -> Result<T, String>) -> Option<T> {
 
 /// The text of the new turn: messages after the last assistant message with
 /// one of `roles`, joined by newlines.
-pub fn new_turn(req: &RequestInfo, roles: &[String]) -> String {
-    let start = req
-        .messages
+pub fn new_turn(req: &Request, roles: &[String]) -> String {
+    let messages = req.messages();
+    let start = messages
         .iter()
         .rposition(|m| m.role == "assistant")
         .map_or(0, |i| i + 1);
-    let parts: Vec<&str> = req.messages[start..]
+    let parts: Vec<&str> = messages[start..]
         .iter()
         .filter(|m| roles.contains(&m.role))
         .map(|m| m.content.as_str())
@@ -152,11 +152,11 @@ pub fn new_turn(req: &RequestInfo, roles: &[String]) -> String {
 pub struct PromptInjection;
 
 impl Guardrail for PromptInjection {
-    fn check_input(req: RequestInfo) -> Verdict {
+    fn check_input(req: &Request) -> Verdict {
         let threshold = setting("threshold", parse_threshold).unwrap_or(0.5);
         let roles =
             setting("roles", parse_roles).unwrap_or_else(|| vec!["user".into(), "tool".into()]);
-        let s = score(&new_turn(&req, &roles));
+        let s = score(&new_turn(req, &roles));
         if s.value >= threshold {
             sluice_sdk::log::info(&format!(
                 "prompt injection score {:.2}: {}",
@@ -175,7 +175,7 @@ impl Guardrail for PromptInjection {
         Verdict::Pass
     }
 
-    fn check_output(_req: RequestInfo, _output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, _output: String, _ctx: OutputContext) -> Verdict {
         Verdict::Pass
     }
 }
@@ -188,7 +188,7 @@ mod tests {
     use sluice_sdk::testing::{clear_config, set_config};
 
     fn check(msgs: &[(&str, &str)]) -> Verdict {
-        PromptInjection::check_input(RequestInfo::chat("m", msgs))
+        PromptInjection::check_input(&Request::chat("m", msgs))
     }
 
     #[test]

@@ -13,12 +13,26 @@
 //!
 //! Config: `input-action` (reject | redact | off), `output-action`
 //! (redact | reject | off), `generic` (bool), `entropy-threshold` (bits per
-//! char), `entropy-min-length`.
+//! char, above 0 and at most 8), `entropy-min-length` (8 to 4096). Checked
+//! at load; an action set to `off` takes that phase out of the host's
+//! chains (`phases`), so it costs nothing.
 
 mod scan;
 
 pub use scan::{Finding, Scanner};
-use sluice_sdk::{ConfigError, Guardrail, OutputContext, RequestInfo, Verdict, config, config_or};
+use sluice_sdk::{
+    ConfigError, Guardrail, OutputContext, Phases, Request, Verdict, check_keys, config,
+    config_parsed,
+};
+
+/// The `[config]` keys this plugin reads.
+const KEYS: &[&str] = &[
+    "input-action",
+    "output-action",
+    "generic",
+    "entropy-threshold",
+    "entropy-min-length",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Action {
@@ -27,42 +41,86 @@ enum Action {
     Off,
 }
 
-fn action(key: &str, default: Action) -> Action {
-    match config(key).as_deref().map(str::trim) {
+fn action(key: &str, default: Action) -> Result<Action, ConfigError> {
+    Ok(match config(key).as_deref().map(str::trim) {
         None => default,
         Some("reject") => Action::Reject,
         Some("redact") => Action::Redact,
         Some("off") => Action::Off,
-        Some(other) => ConfigError {
-            key: key.into(),
-            message: format!("expected reject, redact or off, got {other:?}"),
+        Some(other) => {
+            return Err(ConfigError::new(
+                key,
+                format!("expected reject, redact or off, got {other:?}"),
+            ));
         }
-        .trap(),
-    }
+    })
 }
 
-fn scanner() -> Scanner {
-    Scanner {
-        generic: config_or("generic", true),
-        entropy_threshold: config_or("entropy-threshold", 4.0),
-        entropy_min_length: config_or("entropy-min-length", 24),
-    }
+/// What the config says.
+#[derive(Debug, Clone)]
+struct Settings {
+    input: Action,
+    output: Action,
+    scanner: Scanner,
 }
 
-fn judge(text: &str, open_pem: bool, act: Action) -> Verdict {
-    if act == Action::Off {
-        return Verdict::Pass;
+impl Settings {
+    fn from_config() -> Result<Self, ConfigError> {
+        check_keys(KEYS)?;
+        let d = Scanner::default();
+        let scanner = Scanner {
+            generic: config_parsed("generic")?.unwrap_or(d.generic),
+            entropy_threshold: config_parsed("entropy-threshold")?.unwrap_or(d.entropy_threshold),
+            entropy_min_length: config_parsed("entropy-min-length")?
+                .unwrap_or(d.entropy_min_length),
+        };
+        // Shannon entropy of a character is at most 8 bits (a byte).
+        if !(scanner.entropy_threshold > 0.0 && scanner.entropy_threshold <= 8.0) {
+            return Err(ConfigError::new(
+                "entropy-threshold",
+                format!(
+                    "{} is not a bits-per-character value in (0, 8]",
+                    scanner.entropy_threshold
+                ),
+            ));
+        }
+        if !(8..=4096).contains(&scanner.entropy_min_length) {
+            return Err(ConfigError::new(
+                "entropy-min-length",
+                format!(
+                    "{} is outside 8..=4096 (shorter tokens are mostly words)",
+                    scanner.entropy_min_length
+                ),
+            ));
+        }
+        Ok(Settings {
+            input: action("input-action", Action::Reject)?,
+            output: action("output-action", Action::Redact)?,
+            scanner,
+        })
     }
-    let found = scanner().find(text, open_pem);
-    let Some(first) = found.first() else {
-        return Verdict::Pass;
-    };
-    match act {
-        Action::Reject => Verdict::reject(
-            "secret",
-            format!("text contains a credential ({}); remove it", first.kind),
-        ),
-        _ => Verdict::Transform(scan::redact(text, &found)),
+
+    /// Validated at load, so an error here cannot happen (it would trap:
+    /// the failure mode applies).
+    fn loaded() -> Self {
+        Self::from_config().unwrap_or_else(|e| e.trap())
+    }
+
+    fn judge(&self, text: &str, open_pem: bool, act: Action) -> Verdict {
+        if act == Action::Off {
+            return Verdict::Pass;
+        }
+        let found = self.scanner.find(text, open_pem);
+        let Some(first) = found.first() else {
+            return Verdict::Pass;
+        };
+        match act {
+            Action::Reject => Verdict::reject(
+                "secret",
+                format!("text contains a credential ({}); remove it", first.kind),
+            ),
+            _ => Verdict::Transform(scan::redact(text, &found)),
+        }
     }
 }
 
@@ -70,15 +128,29 @@ fn judge(text: &str, open_pem: bool, act: Action) -> Verdict {
 pub struct Secrets;
 
 impl Guardrail for Secrets {
-    fn check_input(req: RequestInfo) -> Verdict {
-        let act = action("input-action", Action::Reject);
-        req.last_user_message()
-            .map_or(Verdict::Pass, |text| judge(text, false, act))
+    fn phases() -> Phases {
+        let Ok(s) = Settings::from_config() else {
+            return Phases::all();
+        };
+        let mut p = Phases::empty();
+        p.set(Phases::INPUT, s.input != Action::Off);
+        p.set(Phases::OUTPUT, s.output != Action::Off);
+        p
     }
 
-    fn check_output(_req: RequestInfo, output: String, ctx: OutputContext) -> Verdict {
-        let act = action("output-action", Action::Redact);
-        judge(&output, scan::pem_open_at_end(&ctx.emitted), act)
+    fn validate_config() -> Result<(), String> {
+        Settings::from_config().map(drop).map_err(|e| e.to_string())
+    }
+
+    fn check_input(req: &Request) -> Verdict {
+        let s = Settings::loaded();
+        req.last_user_text()
+            .map_or(Verdict::Pass, |text| s.judge(&text, false, s.input))
+    }
+
+    fn check_output(_req: &Request, output: String, ctx: OutputContext) -> Verdict {
+        let s = Settings::loaded();
+        s.judge(&output, scan::pem_open_at_end(&ctx.emitted), s.output)
     }
 }
 
@@ -131,6 +203,29 @@ mod tests {
         assert_eq!(code(&Secrets::output(&text)), "secret");
         set_config(&[("output-action", "shred")]);
         assert!(std::panic::catch_unwind(|| Secrets::output(&text)).is_err());
+    }
+
+    #[test]
+    fn config_is_checked_at_load_and_off_drops_a_phase() {
+        clear_config();
+        assert_eq!(Secrets::validate_config(), Ok(()));
+        assert_eq!(Secrets::phases(), Phases::INPUT | Phases::OUTPUT);
+        set_config(&[("input-action", "off")]);
+        assert_eq!(Secrets::phases(), Phases::OUTPUT);
+        set_config(&[("input-action", "off"), ("output-action", "off")]);
+        assert_eq!(Secrets::phases(), Phases::empty());
+        for (key, value) in [
+            ("output-action", "shred"),
+            ("generic", "yes"),
+            ("entropy-threshold", "9"),
+            ("entropy-threshold", "0"),
+            ("entropy-min-length", "2"),
+            ("entropy-treshold", "4.0"),
+        ] {
+            set_config(&[(key, value)]);
+            let e = Secrets::validate_config().unwrap_err();
+            assert!(e.contains(key), "{key}={value}: {e}");
+        }
     }
 
     #[test]

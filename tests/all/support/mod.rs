@@ -6,10 +6,16 @@
 //! - [`gateway`]: the mock upstream and the gateway, in-process on real sockets.
 //! - [`upstream`]: `Providers` against the mock with per-provider faults.
 //! - [`http`]: reading answers: OpenAI-shaped errors, SSE events, streamed text.
+//! - [`process`]: the real `sluice` binary as a child process (signals,
+//!   file limits, exit codes, its JSON log lines).
+//! - [`raw`]: hand-rolled peers over raw TCP: misbehaving upstreams and
+//!   clients.
 
 pub mod gateway;
 pub mod http;
 pub mod plugins;
+pub mod process;
+pub mod raw;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};
@@ -39,7 +45,8 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Tests with wall-clock bounds hold this (shared) while they measure;
 /// tests that load every core on purpose hold it exclusively
-/// ([`loading_the_machine`]), so the two never overlap in one test run.
+/// ([`loading_the_machine`], or as a group [`loading_the_machine_together`]),
+/// so the two never overlap in one test run.
 pub async fn timing_sensitive() -> tokio::sync::RwLockReadGuard<'static, ()> {
     MACHINE.read().await
 }
@@ -49,4 +56,41 @@ pub async fn loading_the_machine() -> tokio::sync::RwLockWriteGuard<'static, ()>
     MACHINE.write().await
 }
 
+/// Held by tests that load the machine as a side effect and may run beside
+/// each other (guest builds, compiling large components): the first one
+/// in takes [`loading_the_machine`] for the group, the last one out lets
+/// it go. Timing-sensitive tests wait for the whole group.
+pub async fn loading_the_machine_together() -> Together {
+    let _one_joiner = JOINING.lock().await;
+    {
+        let mut group = GROUP.lock().unwrap_or_else(|e| e.into_inner());
+        if group.0 > 0 {
+            group.0 += 1;
+            return Together;
+        }
+    }
+    // Joiners after us wait on `JOINING` until the group holds the lock.
+    let exclusive = loading_the_machine().await;
+    let mut group = GROUP.lock().unwrap_or_else(|e| e.into_inner());
+    *group = (1, Some(exclusive));
+    Together
+}
+
+/// See [`loading_the_machine_together`]; leaves the group when dropped.
+pub struct Together;
+
+impl Drop for Together {
+    fn drop(&mut self) {
+        let mut group = GROUP.lock().unwrap_or_else(|e| e.into_inner());
+        group.0 -= 1;
+        if group.0 == 0 {
+            group.1 = None;
+        }
+    }
+}
+
+type Group = (usize, Option<tokio::sync::RwLockWriteGuard<'static, ()>>);
+
 static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+static JOINING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static GROUP: std::sync::Mutex<Group> = std::sync::Mutex::new((0, None));

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sluice::plugin::{
-    Message, OutputContext, Plugin, PluginFailure, PluginRuntime, PluginsConfig, RequestInfo,
-    Verdict,
+    Message, OutputContext, OutputPart, Plugin, PluginFailure, PluginRuntime, PluginsConfig,
+    RequestInfo, Verdict,
 };
 use sluice_guests::Guest;
 use tempfile::TempDir;
@@ -81,37 +81,45 @@ fn loaded(dir: TempDir, name: &str) -> Loaded {
     (dir, rt, p)
 }
 
-/// A chat request whose last user message is `text`.
-pub fn request(text: &str) -> RequestInfo {
-    RequestInfo {
-        id: "req-test".into(),
-        user: None,
-        api_key_id: None,
-        feature: None,
-        tags: vec![],
-        model: "test-model".into(),
-        messages: vec![
-            Message {
-                role: "system".into(),
-                content: "be nice".into(),
-            },
-            Message {
-                role: "user".into(),
-                content: text.into(),
-            },
-        ],
-        max_tokens: None,
-        temperature: None,
-        stream: false,
+/// A plain text message.
+pub fn message(role: &str, content: &str) -> Message {
+    Message {
+        role: role.into(),
+        content: content.into(),
+        name: None,
+        tool_calls: vec![],
+        tool_call_id: None,
     }
 }
 
-/// Context of a whole, non-streamed answer.
+/// A chat request for `test-model` whose last user message is `text`.
+pub fn request(text: &str) -> Arc<RequestInfo> {
+    Arc::new(request_info(text))
+}
+
+/// [`request`] before it is shared, to change a field.
+pub fn request_info(text: &str) -> RequestInfo {
+    RequestInfo {
+        id: "req-test".into(),
+        model: "test-model".into(),
+        messages: vec![message("system", "be nice"), message("user", text)],
+        ..RequestInfo::default()
+    }
+}
+
+/// Context of a whole, non-streamed answer (choice 0's content).
 pub fn whole() -> OutputContext {
+    window("", 0, true)
+}
+
+/// Context of stream window `index` of choice 0's content.
+pub fn window(emitted: &str, index: u32, is_final: bool) -> OutputContext {
     OutputContext {
-        emitted: String::new(),
-        window_index: 0,
-        is_final: true,
+        emitted: emitted.into(),
+        window_index: index,
+        is_final,
+        choice: 0,
+        part: OutputPart::Content,
     }
 }
 

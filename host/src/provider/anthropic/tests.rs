@@ -1,6 +1,7 @@
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
+use crate::openai::{ChatRequest, PromptTokensDetails, Usage};
 
 fn request(v: Value) -> ChatRequest {
     serde_json::from_value(v).unwrap()
@@ -23,7 +24,7 @@ fn request_moves_system_and_fills_max_tokens() {
         "seed": 3,
         "user": "u1"
     }));
-    let body = to_messages_request(&req, "claude-x", 1024, false);
+    let body = to_messages_request(&req, "claude-x", 1024, false).unwrap();
     assert_eq!(body["model"], "claude-x");
     assert_eq!(body["system"], "Be brief.\n\nNo emojis.");
     assert_eq!(body["max_tokens"], 1024);
@@ -47,11 +48,11 @@ fn request_moves_system_and_fills_max_tokens() {
         json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 7}),
     );
     assert_eq!(
-        to_messages_request(&capped, "m", 1024, true)["max_tokens"],
+        to_messages_request(&capped, "m", 1024, true).unwrap()["max_tokens"],
         7
     );
     assert_eq!(
-        to_messages_request(&capped, "m", 1024, true)["stream"],
+        to_messages_request(&capped, "m", 1024, true).unwrap()["stream"],
         true
     );
 }
@@ -71,7 +72,7 @@ fn request_translates_tools_calls_and_results() {
                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
         "tool_choice": "required"
     }));
-    let body = to_messages_request(&req, "m", 100, false);
+    let body = to_messages_request(&req, "m", 100, false).unwrap();
     assert_eq!(body["tools"][0]["name"], "get_weather");
     assert_eq!(
         body["tools"][0]["input_schema"]["properties"]["city"]["type"],
@@ -97,7 +98,7 @@ fn images_become_base64_or_url_sources() {
             {"type": "image_url", "image_url": {"url": "https://x/y.png"}}
         ]}]}),
     );
-    let body = to_messages_request(&req, "m", 1, false);
+    let body = to_messages_request(&req, "m", 1, false).unwrap();
     let c = &body["messages"][0]["content"];
     assert_eq!(
         c[0]["source"],
@@ -134,7 +135,8 @@ fn response_becomes_a_chat_completion() {
         Some(Usage {
             prompt_tokens: 12,
             completion_tokens: 5,
-            total_tokens: 17
+            total_tokens: 17,
+            prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: 2 }),
         })
     );
     assert_eq!(finish_reason("max_tokens"), "length");
@@ -194,7 +196,8 @@ fn stream_events_become_chunks() {
         Some(Usage {
             prompt_tokens: 12,
             completion_tokens: 4,
-            total_tokens: 16
+            total_tokens: 16,
+            ..Usage::default()
         })
     );
 }
@@ -203,10 +206,12 @@ fn stream_events_become_chunks() {
 fn stream_error_events_and_garbage_are_errors() {
     let mut tr = StreamTranslator::new("m", false);
     let err = tr
-        .on_event(r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#)
+        .on_event(r#"{"type":"error","error":{"type":"invalid_request_error","message":"Bad"}}"#)
         .unwrap_err();
+    let err = err.into_upstream("p");
+    assert!(matches!(err, UpstreamError::Protocol { .. }), "{err:?}");
     assert!(
-        err.contains("Overloaded") && err.contains("overloaded_error"),
+        err.to_string().contains("Bad (invalid_request_error)"),
         "{err}"
     );
     assert!(tr.on_event("{not json").is_err());
@@ -217,4 +222,198 @@ fn stream_error_events_and_garbage_are_errors() {
             .is_empty()
     );
     assert!(tr.done);
+}
+
+#[test]
+fn the_role_chunk_goes_out_with_the_first_content() {
+    let mut tr = StreamTranslator::new("m", false);
+    let start =
+        json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 3}}});
+    assert!(
+        tr.on_event(&start.to_string()).unwrap().is_empty(),
+        "the role chunk waits for content"
+    );
+    let delta = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}});
+    let out = tr.on_event(&delta.to_string()).unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].choices[0].delta.role.as_deref(), Some("assistant"));
+    assert_eq!(out[1].choices[0].delta.content.as_deref(), Some("Hi"));
+}
+
+#[test]
+fn an_error_right_after_message_start_is_an_overload_before_any_chunk() {
+    let mut tr = StreamTranslator::new("m", false);
+    let start =
+        json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 3}}});
+    assert!(tr.on_event(&start.to_string()).unwrap().is_empty());
+    let err = tr
+        .on_event(r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#)
+        .unwrap_err()
+        .into_upstream("claude");
+    assert!(matches!(err, UpstreamError::Server { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert_eq!(
+        err.to_string(),
+        "claude failed (529): overloaded: Overloaded"
+    );
+}
+
+#[test]
+fn a_tool_called_without_parameters_gets_empty_object_arguments() {
+    let mut tr = StreamTranslator::new("m", false);
+    let events = [
+        json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 3}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "tu_1", "name": "now", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": ""}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "tu_2", "name": "f", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":"}}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "1}"}}),
+        json!({"type": "content_block_stop", "index": 1}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+        json!({"type": "message_stop"}),
+    ];
+    let mut args: Vec<String> = vec![String::new(); 2];
+    for e in events {
+        for c in tr.on_event(&e.to_string()).unwrap() {
+            for ch in &c.choices {
+                if let Some(Value::Array(calls)) = ch.delta.extra.get("tool_calls") {
+                    for call in calls {
+                        let i = call["index"].as_u64().unwrap() as usize;
+                        args[i].push_str(call["function"]["arguments"].as_str().unwrap_or(""));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(args, ["{}", "{\"a\":1}"]);
+}
+
+#[test]
+fn streamed_usage_keeps_cached_prompt_tokens_from_the_running_totals() {
+    let mut tr = StreamTranslator::new("m", true);
+    let events = [
+        json!({"type": "message_start", "message": {"id": "msg_1", "usage": {
+            "input_tokens": 10, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 2000, "output_tokens": 1}}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {
+            "input_tokens": 10, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 2000, "output_tokens": 7}}),
+        json!({"type": "message_stop"}),
+    ];
+    let mut last = None;
+    for e in events {
+        last = tr.on_event(&e.to_string()).unwrap().pop().or(last);
+    }
+    assert_eq!(
+        last.unwrap().usage,
+        Some(Usage {
+            prompt_tokens: 2110,
+            completion_tokens: 7,
+            total_tokens: 2117,
+            prompt_tokens_details: Some(PromptTokensDetails {
+                cached_tokens: 2000
+            }),
+        })
+    );
+}
+
+#[test]
+fn tool_only_answers_have_null_content() {
+    let msg: MessagesResponse = serde_json::from_value(json!({
+        "id": "msg_1", "model": "m", "stop_reason": "tool_use",
+        "content": [{"type": "tool_use", "id": "tu", "name": "now", "input": {}}],
+        "usage": {"input_tokens": 1, "output_tokens": 1}
+    }))
+    .unwrap();
+    let c = from_messages_response(msg);
+    assert_eq!(c.choices[0].message.content, Value::Null);
+    assert_eq!(
+        c.choices[0].message.extra["tool_calls"][0]["function"]["arguments"],
+        "{}"
+    );
+}
+
+fn translate(v: Value) -> Result<Value, Untranslatable> {
+    let req: ChatRequest = serde_json::from_value(v).unwrap();
+    to_messages_request(&req, "m", 64, false)
+}
+
+#[test]
+fn parts_anthropic_cannot_take_are_refused_by_name_and_pdfs_become_documents() {
+    let audio = translate(json!({"model": "m", "messages": [
+        {"role": "user", "content": "listen"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": [{"type": "text", "text": "this"},
+            {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}
+    ]}))
+    .unwrap_err();
+    assert_eq!(audio.param, "messages[2].content[1]");
+    assert!(audio.message.contains("audio"), "{audio:?}");
+    let doc = translate(json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"filename": "r.pdf", "file_data": "data:application/pdf;base64,JVBE"}},
+        {"type": "text", "text": "summarise"}
+    ]}]}))
+    .unwrap();
+    assert_eq!(
+        doc["messages"][0]["content"][0],
+        json!({"type": "document", "title": "r.pdf",
+               "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}})
+    );
+    let csv = translate(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_data": "data:text/csv;base64,YSxi"}}]}]}),
+    )
+    .unwrap_err();
+    assert!(csv.message.contains("text/csv"), "{csv:?}");
+    let id = translate(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_id": "file-abc"}}]}]}),
+    )
+    .unwrap_err();
+    assert!(id.message.contains("file id"), "{id:?}");
+}
+
+#[test]
+fn empty_text_is_left_out_and_nothing_at_all_is_refused() {
+    let body = translate(json!({"model": "m", "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": ""},
+        {"role": "user", "content": [{"type": "text", "text": " "}, {"type": "text", "text": "more"}]}
+    ]}))
+    .unwrap();
+    assert_eq!(
+        body["messages"][2],
+        json!({"role": "user", "content": [{"type": "text", "text": "more"}]})
+    );
+    let err = translate(json!({"model": "m", "messages": [{"role": "user", "content": ""}]}))
+        .unwrap_err();
+    assert_eq!(err.param, "messages");
+}
+
+#[test]
+fn parallel_tool_calls_false_disables_parallel_tool_use() {
+    let tools = json!([{"type": "function", "function": {"name": "f"}}]);
+    let body = translate(
+        json!({"model": "m", "tools": tools, "parallel_tool_calls": false,
+        "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .unwrap();
+    assert_eq!(
+        body["tool_choice"],
+        json!({"type": "auto", "disable_parallel_tool_use": true})
+    );
+    let body = translate(
+        json!({"model": "m", "tools": tools, "parallel_tool_calls": false,
+        "tool_choice": "required", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .unwrap();
+    assert_eq!(
+        body["tool_choice"],
+        json!({"type": "any", "disable_parallel_tool_use": true})
+    );
+    let body = translate(json!({"model": "m", "tools": tools,
+        "messages": [{"role": "user", "content": "x"}]}))
+    .unwrap();
+    assert!(body.get("tool_choice").is_none());
 }

@@ -192,11 +192,19 @@ async fn spend_covers_every_scope_and_period(b: BackendKind) {
         budgets,
         [Some(1.0), Some(20.0), Some(5.0), None, None, Some(100.0)]
     );
-    // Reserved only where a budget applies; the plugin view includes it.
+    // Reserved only where a budget applies; the plugin view keeps it apart.
     let reserved: Vec<f64> = during.iter().map(|s| s.reserved_usd).collect();
     assert_eq!(reserved, [0.5, 0.5, 0.5, 0.0, 0.0, 0.5]);
-    assert_eq!(during[0].to_plugin().spent_usd, 0.5);
-    assert_eq!(during[0].to_plugin().period, during[0].period);
+    let day = during[0].to_plugin();
+    assert_eq!((day.spent_usd, day.reserved_usd), (0.0, 0.5));
+    assert_eq!(day.period, crate::plugin::BudgetPeriod::Day);
+    assert_eq!(
+        Some(day.label.as_str()),
+        during[0].period.strip_prefix("day:")
+    );
+    let month = during[1].to_plugin();
+    assert_eq!(month.period, crate::plugin::BudgetPeriod::Month);
+    assert_eq!(month.label, during[1].period);
 
     let mut r = record("r1", now_ms());
     r.cost_usd = 0.2;

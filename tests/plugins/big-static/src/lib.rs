@@ -3,7 +3,7 @@
 //! instantiated under that cap (only under a larger one).
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 
 const SIZE: usize = 40 << 20;
 
@@ -13,10 +13,10 @@ static BIG: [AtomicU8; SIZE] = [const { AtomicU8::new(0) }; SIZE];
 struct BigStatic;
 
 impl Guardrail for BigStatic {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
-    fn check_output(_req: RequestInfo, output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, _ctx: OutputContext) -> Verdict {
         let i = std::hint::black_box(output.len()) * 4099 % SIZE;
         BIG[i].fetch_add(1, Ordering::Relaxed);
         Verdict::transform(format!("byte {i} = {}", BIG[i].load(Ordering::Relaxed)))

@@ -3,19 +3,13 @@
 //! included), `downgrade=NAME` downgrades to NAME (the rest of the message,
 //! control characters and all, whether or not such a model exists);
 //! anything else is allowed.
-use sluice_sdk::{CostPolicy, Decision, Estimate, RequestInfo, Spend};
+use sluice_sdk::{CostPolicy, Decision, Estimate, Request, Spend};
 
 struct Edges;
 
 impl CostPolicy for Edges {
-    fn decide(req: RequestInfo, _est: Estimate, _spend: Spend) -> Decision {
-        let last = req
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == "user")
-            .map(|m| m.content.as_str())
-            .unwrap_or("");
+    fn decide(req: &Request, _est: Estimate, _spends: Vec<Spend>) -> Decision {
+        let last = req.last_user_text().unwrap_or_default();
         if let Some((_, n)) = last.split_once("cap=") {
             let n = n.split_whitespace().next().unwrap_or("");
             return Decision::CapTokens(n.parse().unwrap_or(0));

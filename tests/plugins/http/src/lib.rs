@@ -2,7 +2,7 @@
 //! `wasi:http` and transforms the output to `<status> <body>`, or rejects
 //! with `http_error` and the error. It imports `wasi:http`, so it only loads
 //! with an `http` grant, and only the granted hosts answer.
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{Fields, OutgoingRequest, Scheme};
 use wasi::io::streams::StreamError;
@@ -10,10 +10,10 @@ use wasi::io::streams::StreamError;
 struct Http;
 
 impl Guardrail for Http {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
-    fn check_output(_req: RequestInfo, output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, _ctx: OutputContext) -> Verdict {
         match get(output.trim()) {
             Ok((status, body)) => Verdict::transform(format!("{status} {body}")),
             Err(e) => Verdict::reject("http_error", e),

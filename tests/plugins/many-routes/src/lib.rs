@@ -2,19 +2,13 @@
 //! returns N empty routes (no bytes, only entries), `forge` names a route
 //! whose model carries CR/LF and a fake log line; anything else returns the
 //! candidates in order.
-use sluice_sdk::{Candidate, RequestInfo, Route, Router};
+use sluice_sdk::{Candidate, Request, Route, Router};
 
 struct Many;
 
 impl Router for Many {
-    fn route(req: RequestInfo, candidates: Vec<Candidate>) -> Vec<Route> {
-        let last = req
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == "user")
-            .map(|m| m.content.clone())
-            .unwrap_or_default();
+    fn route(req: &Request, candidates: Vec<Candidate>) -> Vec<Route> {
+        let last = req.last_user_text().unwrap_or_default();
         if let Some((_, n)) = last.split_once("many=") {
             let n: usize = n
                 .split_whitespace()

@@ -1,5 +1,5 @@
 //! Recurses without bound in `check-output`: a wasm stack overflow.
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 
 struct Recursion;
 
@@ -10,10 +10,10 @@ fn descend(depth: u64) -> u64 {
 }
 
 impl Guardrail for Recursion {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
-    fn check_output(_req: RequestInfo, output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, _ctx: OutputContext) -> Verdict {
         let n = descend(output.len() as u64);
         Verdict::transform(n.to_string())
     }

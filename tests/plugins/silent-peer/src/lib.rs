@@ -4,15 +4,15 @@
 //! rejects with `net_error`.
 use std::io::Read;
 
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 
 struct SilentPeer;
 
 impl Guardrail for SilentPeer {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
-    fn check_output(_req: RequestInfo, output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, _ctx: OutputContext) -> Verdict {
         let read = output
             .trim()
             .parse::<std::net::SocketAddr>()

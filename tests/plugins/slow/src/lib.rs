@@ -9,7 +9,7 @@
 //! Imports `wasi:clocks`, so it loads only with `clocks = true`.
 use std::time::{Duration, Instant};
 
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 
 struct Slow;
 
@@ -18,10 +18,10 @@ fn millis(arg: Option<&str>) -> u64 {
 }
 
 impl Guardrail for Slow {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
-    fn check_output(_req: RequestInfo, output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, _ctx: OutputContext) -> Verdict {
         let mut words = output.split_whitespace();
         match words.next() {
             Some("work") => {

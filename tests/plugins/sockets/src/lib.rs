@@ -3,15 +3,15 @@
 //! `wasi:sockets`, so it only loads with a `sockets` grant.
 use std::io::Write;
 
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 
 struct Sockets;
 
 impl Guardrail for Sockets {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
-    fn check_output(_req: RequestInfo, output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, _ctx: OutputContext) -> Verdict {
         let addr: std::net::SocketAddr = match output.trim().parse() {
             Ok(a) => a,
             Err(e) => return Verdict::reject("net_error", e.to_string()),

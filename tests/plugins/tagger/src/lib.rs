@@ -6,19 +6,22 @@
 //!   the benchmark can separate guest work from instantiation; else
 //!   prefixes config `tag` (default `tagged:`). Outputs containing `REJECT`
 //!   are rejected.
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+//!
+//! It reads nothing of the request but the last user message, so a long
+//! conversation costs it nothing (the benchmark's point).
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 
 struct Tagger;
 
 impl Guardrail for Tagger {
-    fn check_input(req: RequestInfo) -> Verdict {
+    fn check_input(req: &Request) -> Verdict {
         let tag = sluice_sdk::config("tag").unwrap_or_else(|| "tagged:".into());
-        match req.last_user_message() {
+        match req.last_user_text() {
             Some(m) => Verdict::transform(format!("{tag}{m}")),
             None => Verdict::Pass,
         }
     }
-    fn check_output(_req: RequestInfo, output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, _ctx: OutputContext) -> Verdict {
         if let Some(max) = sluice_sdk::config("max-chars").and_then(|m| m.parse::<usize>().ok()) {
             let repeat: usize = sluice_sdk::config_or("repeat", 1);
             let mut count = 0;

@@ -1,14 +1,14 @@
 //! Panics in `check-output` (a Rust panic is a wasm trap); `check-input` passes,
 //! so tests can show the plugin keeps serving the calls that do not trap.
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 
 struct Trap;
 
 impl Guardrail for Trap {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
-    fn check_output(_req: RequestInfo, output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, _ctx: OutputContext) -> Verdict {
         if output.contains("safe") {
             return Verdict::Pass;
         }

@@ -1,0 +1,182 @@
+//! The gateway over real sockets, in process: `server::serve` in front of
+//! the mock upstream, driven by one keep-alive client.
+//!
+//! - `http_round_trip`: one small chat request at a time, no plugins: what
+//!   accepting and serving a connection adds per request (the connection
+//!   loop, its timers and limits, the `x-sluice-*` stamping).
+//! - `guarded_stream`: a 0.5 / 2 / 8 MB streamed answer through two output
+//!   guardrails in 512-character windows. Each window carries the emitted
+//!   text as context; with all of it the cost grows with the square of the
+//!   answer, with a bounded tail (`stream.context-chars`) linearly.
+//!
+//! The guardrails are `tests/plugins/tagger` in length-check mode (always
+//! passes), built like `plugin_call` does (`SLUICE_BENCH_GUEST` overrides).
+//! `SLUICE_BENCH_STREAM_MB=0.5,2` picks the sizes, `SLUICE_BENCH_CONTEXT_CHARS`
+//! sets `context-chars` (default: the config's default).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::StreamExt;
+use serde_json::json;
+use sluice::config::Config;
+use sluice::pipeline::Gateway;
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn guest() -> PathBuf {
+    if let Some(p) = std::env::var_os("SLUICE_BENCH_GUEST").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let wasm = root().join("target/guests/wasm32-wasip2/guest/test_tagger.wasm");
+    if !wasm.is_file() {
+        let status =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(root())
+                .args([
+                    "build",
+                    "--profile",
+                    "guest",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--target-dir",
+                    "target/guests",
+                    "-p",
+                    "test-tagger",
+                ])
+                .status()
+                .expect("running cargo");
+        assert!(status.success(), "building the bench guest failed");
+    }
+    wasm
+}
+
+/// The mock and a gateway in front of it; returns the gateway's URL.
+async fn start(plugins: &Path, guarded: bool) -> String {
+    let mock = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", mock.local_addr().unwrap());
+    tokio::spawn(sluice::mock::serve(
+        mock,
+        sluice::mock::MockConfig::default(),
+    ));
+    let context = std::env::var("SLUICE_BENCH_CONTEXT_CHARS")
+        .map(|n| format!(", context-chars = {n}"))
+        .unwrap_or_default();
+    let guardrails = if guarded {
+        format!(
+            "output-guardrails = [\"a\", \"b\"]\nstream = {{ mode = \"chars\", chars = 512, max-hold-chars = 512{context} }}"
+        )
+    } else {
+        String::new()
+    };
+    let toml = format!(
+        "[plugins]\ndir = '{}'\nwatch = false\n\n[[providers]]\nname = \"mock\"\nbase-url = \"{base}\"\n\n\
+         [models.chat]\nroutes = [{{ provider = \"mock\", model = \"mock-small\" }}]\n{guardrails}\n",
+        plugins.display()
+    );
+    let config = Config::parse("bench.toml", &toml, &|_| None).unwrap();
+    let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
+        .await
+        .unwrap()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sluice::server::serve(
+        listener,
+        Arc::new(gw),
+        std::future::pending(),
+    ));
+    url
+}
+
+fn bench_round_trip(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = rt.block_on(start(dir.path(), false));
+    let client = reqwest::Client::new();
+    let body = json!({"model": "chat", "messages": [{"role": "user",
+        "content": "REPLY: Summarise our gateway for a customer in two sentences."}]});
+    let mut g = c.benchmark_group("http_round_trip");
+    g.bench_function("chat_small", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let res = client
+                        .post(format!("{url}/v1/chat/completions"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status(), 200);
+                    res.bytes().await.unwrap();
+                }
+                started.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+fn bench_guarded_stream(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b"] {
+        std::fs::copy(guest(), dir.path().join(format!("{name}.wasm"))).unwrap();
+        std::fs::write(
+            dir.path().join(format!("{name}.toml")),
+            "kind = \"guardrail\"\n[limits]\ndeadline-ms = 1000\n[config]\nmax-chars = 100000000\n",
+        )
+        .unwrap();
+    }
+    let url = rt.block_on(start(dir.path(), true));
+    let client = reqwest::Client::new();
+    let sizes: Vec<f64> = std::env::var("SLUICE_BENCH_STREAM_MB")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![0.5, 2.0, 8.0]);
+    let mut g = c.benchmark_group("guarded_stream");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
+    for mb in sizes {
+        let bytes = (mb * 1_000_000.0) as usize;
+        g.bench_function(format!("{mb}MB_2_guardrails"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let started = Instant::now();
+                    for _ in 0..iters {
+                        let body = json!({"model": "chat", "stream": true, "mock_answer_bytes": bytes,
+                            "messages": [{"role": "user", "content": "go"}]});
+                        let res = client
+                            .post(format!("{url}/v1/chat/completions"))
+                            .json(&body)
+                            .send()
+                            .await
+                            .unwrap();
+                        let mut got = 0;
+                        let mut stream = res.bytes_stream();
+                        while let Some(chunk) = stream.next().await {
+                            got += chunk.unwrap().len();
+                        }
+                        assert!(got > bytes, "the whole answer arrived: {got}");
+                    }
+                    started.elapsed()
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_round_trip, bench_guarded_stream);
+criterion_main!(benches);
