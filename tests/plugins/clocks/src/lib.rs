@@ -4,15 +4,15 @@
 //! without a grant, full resolution with `clocks = true`.
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 
 struct Clocks;
 
 impl Guardrail for Clocks {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
-    fn check_output(_req: RequestInfo, _output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, _output: String, _ctx: OutputContext) -> Verdict {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
