@@ -514,7 +514,10 @@ pub async fn run(plugin: &Plugin, case: &Case) -> Outcome {
                 reserved_usd: 0.0,
                 budget_usd: s.budget_usd,
             };
-            match plugin.decide(&req, &est, std::slice::from_ref(&spend)).await {
+            match plugin
+                .decide(&req, &est, std::slice::from_ref(&spend))
+                .await
+            {
                 Ok(d) => (decision_matches(&case.expect, &d), describe_decision(&d)),
                 Err(f) => (false, format!("plugin failed: {f}")),
             }

@@ -157,7 +157,9 @@ impl RunDone {
     pub fn check(&self, min_pass_rate: Option<f64>) -> anyhow::Result<()> {
         let rate = self.run.summary.pass_rate * 100.0;
         match min_pass_rate {
-            Some(min) if rate < min => anyhow::bail!("pass rate {rate:.1}% is below --min-pass-rate {min}"),
+            Some(min) if rate < min => {
+                anyhow::bail!("pass rate {rate:.1}% is below --min-pass-rate {min}")
+            }
             _ => Ok(()),
         }
     }
@@ -206,7 +208,9 @@ pub async fn execute_run(args: &RunArgs, progress: bool) -> anyhow::Result<RunDo
             .plugins
             .clone()
             .or_else(|| config.as_ref().map(|c| c.plugins.dir.clone()))
-            .ok_or_else(|| anyhow::anyhow!("guardrail scorers need --plugins DIR or --config FILE"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("guardrail scorers need --plugins DIR or --config FILE")
+            })?;
         let cache = config.as_ref().and_then(|c| c.plugins.cache_dir.clone());
         Some(Guardrails::load(dir, cache, &needed).await?)
     };
@@ -240,7 +244,12 @@ pub async fn execute_run(args: &RunArgs, progress: bool) -> anyhow::Result<RunDo
         }
     };
     let text = summary_text(&run, &written, stored.as_deref());
-    Ok(RunDone { run, written, stored, text })
+    Ok(RunDone {
+        run,
+        written,
+        stored,
+        text,
+    })
 }
 
 fn options(args: &RunArgs, d: &EvalsConfig) -> Options {
@@ -281,9 +290,10 @@ fn summary_text(run: &Run, w: &Written, stored: Option<&[String]>) -> String {
         w.html.display()
     ));
     match stored {
-        Some(subjects) if !subjects.is_empty() => {
-            out.push_str(&format!("stored in the gateway for {}\n", subjects.join(", ")))
-        }
+        Some(subjects) if !subjects.is_empty() => out.push_str(&format!(
+            "stored in the gateway for {}\n",
+            subjects.join(", ")
+        )),
         Some(_) => out.push_str("stored in the gateway\n"),
         None => {}
     }

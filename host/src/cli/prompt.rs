@@ -123,7 +123,9 @@ pub async fn execute(cmd: PromptCmd) -> anyhow::Result<String> {
     match cmd {
         PromptCmd::List { from, json } => {
             let statuses: Vec<PromptStatus> = match admin(&from)? {
-                Some(c) => serde_json::from_value(c.admin_get("/admin/prompts").await?["prompts"].take())?,
+                Some(c) => {
+                    serde_json::from_value(c.admin_get("/admin/prompts").await?["prompts"].take())?
+                }
                 None => local(&from, false).await?.statuses(),
             };
             Ok(if json {
@@ -138,7 +140,9 @@ pub async fn execute(cmd: PromptCmd) -> anyhow::Result<String> {
                 None => {
                     let p = local(&from, false).await?;
                     let status = p.statuses().into_iter().find(|s| s.id == id);
-                    let status = status.ok_or_else(|| anyhow::anyhow!("no prompt `{id}` in {}", p.dir().display()))?;
+                    let status = status.ok_or_else(|| {
+                        anyhow::anyhow!("no prompt `{id}` in {}", p.dir().display())
+                    })?;
                     let versions: Vec<Value> = p
                         .current()
                         .get(&id)
@@ -151,9 +155,19 @@ pub async fn execute(cmd: PromptCmd) -> anyhow::Result<String> {
                     json!({"status": status, "versions": versions, "history": history})
                 }
             };
-            Ok(if json { serde_json::to_string_pretty(&detail)? + "\n" } else { show_text(&detail)? })
+            Ok(if json {
+                serde_json::to_string_pretty(&detail)? + "\n"
+            } else {
+                show_text(&detail)?
+            })
         }
-        PromptCmd::Render { id, version, vars, vars_json, from } => {
+        PromptCmd::Render {
+            id,
+            version,
+            vars,
+            vars_json,
+            from,
+        } => {
             let p = local(&from, false).await?;
             let variables = parse_vars(vars_json.as_deref(), &vars)?;
             let r = p.resolve(&id, version)?;
@@ -167,18 +181,27 @@ pub async fn execute(cmd: PromptCmd) -> anyhow::Result<String> {
             });
             Ok(serde_json::to_string_pretty(&out)? + "\n")
         }
-        PromptCmd::Activate { id, version, by, reason, from } => {
-            let version = match version.as_str() {
-                "file" | "none" => None,
-                v => Some(v.trim_start_matches('v').parse::<u32>().with_context(|| {
-                    format!("VERSION must be a number or `file`, got `{v}`")
-                })?),
-            };
+        PromptCmd::Activate {
+            id,
+            version,
+            by,
+            reason,
+            from,
+        } => {
+            let version =
+                match version.as_str() {
+                    "file" | "none" => None,
+                    v => Some(v.trim_start_matches('v').parse::<u32>().with_context(|| {
+                        format!("VERSION must be a number or `file`, got `{v}`")
+                    })?),
+                };
             let by = by.unwrap_or_else(default_actor);
             let a: Activation = match admin(&from)? {
                 Some(c) => {
                     let body = json!({"version": version, "by": by, "reason": reason});
-                    let res = c.admin_post(&format!("/admin/prompts/{id}/activate"), &body).await?;
+                    let res = c
+                        .admin_post(&format!("/admin/prompts/{id}/activate"), &body)
+                        .await?;
                     serde_json::from_value(res["activation"].clone())?
                 }
                 None => {
@@ -198,7 +221,9 @@ pub async fn execute(cmd: PromptCmd) -> anyhow::Result<String> {
                     let Some(id) = &id else {
                         anyhow::bail!("with --gateway, name the prompt: sluice prompt history ID");
                     };
-                    serde_json::from_value(c.admin_get(&format!("/admin/prompts/{id}")).await?["history"].take())?
+                    serde_json::from_value(
+                        c.admin_get(&format!("/admin/prompts/{id}")).await?["history"].take(),
+                    )?
                 }
                 None => {
                     let p = local(&from, true).await?;
@@ -222,7 +247,13 @@ fn admin(from: &From) -> anyhow::Result<Option<Client>> {
     let Some(url) = &from.gateway else {
         return Ok(None);
     };
-    let c = Client::new(url, None, from.admin_key.clone(), 0, std::time::Duration::from_secs(30))?;
+    let c = Client::new(
+        url,
+        None,
+        from.admin_key.clone(),
+        0,
+        std::time::Duration::from_secs(30),
+    )?;
     Ok(Some(c))
 }
 
@@ -236,7 +267,9 @@ async fn local(from: &From, need_state: bool) -> anyhow::Result<Arc<Prompts>> {
             let state = match State::open(&config.state).await {
                 Ok(s) => Some(s),
                 Err(e) if need_state => {
-                    anyhow::bail!("{e}\n(a running gateway holds a sled state: use --gateway URL --admin-key KEY)")
+                    anyhow::bail!(
+                        "{e}\n(a running gateway holds a sled state: use --gateway URL --admin-key KEY)"
+                    )
                 }
                 Err(e) => {
                     eprintln!("note: state not opened ({e}); activations are not shown");
@@ -253,13 +286,18 @@ async fn local(from: &From, need_state: bool) -> anyhow::Result<Arc<Prompts>> {
             None,
             None,
         ),
-        (None, Some(_)) => anyhow::bail!("activations live in the state: give --config FILE or --gateway URL"),
+        (None, Some(_)) => {
+            anyhow::bail!("activations live in the state: give --config FILE or --gateway URL")
+        }
         (None, None) => anyhow::bail!("give --gateway URL, --config FILE or --dir DIR"),
     };
     if cfg.dir.is_none() {
         anyhow::bail!("the config has no [prompts] dir");
     }
-    let cfg = PromptsConfig { watch: false, ..cfg };
+    let cfg = PromptsConfig {
+        watch: false,
+        ..cfg
+    };
     Ok(Prompts::start(cfg, models, state).await?)
 }
 
@@ -294,8 +332,17 @@ fn activation_line(a: &Activation) -> String {
         None => "unpinned (the file decides)".into(),
     };
     let prev = a.previous.map(|p| format!(", was {p}")).unwrap_or_default();
-    let why = a.reason.as_deref().map(|r| format!(": {}", escaped(r))).unwrap_or_default();
-    format!("{} {}: {what}{prev} by {}{why}", crate::eval::report::utc(a.at_ms), a.id, escaped(&a.by))
+    let why = a
+        .reason
+        .as_deref()
+        .map(|r| format!(": {}", escaped(r)))
+        .unwrap_or_default();
+    format!(
+        "{} {}: {what}{prev} by {}{why}",
+        crate::eval::report::utc(a.at_ms),
+        a.id,
+        escaped(&a.by)
+    )
 }
 
 fn list_text(statuses: &[PromptStatus]) -> String {
@@ -303,11 +350,17 @@ fn list_text(statuses: &[PromptStatus]) -> String {
     if statuses.is_empty() {
         return "no prompts\n".into();
     }
-    let _ = writeln!(out, "{:<24} {:<8} {:<10} {:<12} STATE", "ID", "ACTIVE", "WHY", "VERSIONS");
+    let _ = writeln!(
+        out,
+        "{:<24} {:<8} {:<10} {:<12} STATE",
+        "ID", "ACTIVE", "WHY", "VERSIONS"
+    );
     for s in statuses {
         let versions: Vec<String> = s.versions.iter().map(u32::to_string).collect();
         let why = match (&s.active_source, &s.activation) {
-            (Some(crate::prompt::ActiveSource::Pinned), Some(a)) => format!("pinned:{}", escaped(&a.by)),
+            (Some(crate::prompt::ActiveSource::Pinned), Some(a)) => {
+                format!("pinned:{}", escaped(&a.by))
+            }
             (Some(_), _) => "file".into(),
             (None, _) => "-".into(),
         };
@@ -340,7 +393,11 @@ fn show_text(detail: &Value) -> anyhow::Result<String> {
         let _ = writeln!(out, "\n{}", escaped(d));
     }
     for v in &versions {
-        let serving = if Some(v.version) == status.active { "  <- serves" } else { "" };
+        let serving = if Some(v.version) == status.active {
+            "  <- serves"
+        } else {
+            ""
+        };
         let _ = writeln!(out, "\nversion {}{serving}", v.version);
         for (k, val) in [
             ("model", v.model.clone()),
@@ -357,7 +414,11 @@ fn show_text(detail: &Value) -> anyhow::Result<String> {
             let _ = writeln!(out, "  defaults: {}", serde_json::to_string(&v.defaults)?);
         }
         if !v.output_guardrails.is_empty() {
-            let _ = writeln!(out, "  output-guardrails: {}", v.output_guardrails.join(", "));
+            let _ = writeln!(
+                out,
+                "  output-guardrails: {}",
+                v.output_guardrails.join(", ")
+            );
         }
         for m in &v.messages {
             let _ = writeln!(out, "  [{}]", m.role);
@@ -394,7 +455,10 @@ pub async fn attach(gw: Gateway, state: &State) -> anyhow::Result<Gateway> {
         .map(|s| s.id)
         .collect();
     if !failed.is_empty() {
-        tracing::warn!(?failed, "prompt files failed to load; requests naming them get 404 until fixed");
+        tracing::warn!(
+            ?failed,
+            "prompt files failed to load; requests naming them get 404 until fixed"
+        );
     }
     Ok(gw.with_prompts(prompts))
 }

@@ -28,12 +28,12 @@ mod validate;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use crate::eval::EvalsConfig;
 pub use crate::pipeline::config::{ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
 use crate::plugin::PluginsConfig;
+pub use crate::prompt::PromptsConfig;
 use crate::provider::{BreakerConfig, ProviderConfig, RetryConfig};
 pub use crate::server::config::{KeyConfig, ServerConfig};
-pub use crate::eval::EvalsConfig;
-pub use crate::prompt::PromptsConfig;
 pub use crate::state::StateConfig;
 pub use source::{ConfigErrors, Problem};
 use source::{Seg, Source};
@@ -103,7 +103,10 @@ impl Config {
             .gateway_dirs
             .extend(file.parent().map(Path::to_path_buf));
         config.plugins.gateway_dirs.push(config.state.dir.clone());
-        config.plugins.gateway_dirs.extend(config.prompts.dir.clone());
+        config
+            .plugins
+            .gateway_dirs
+            .extend(config.prompts.dir.clone());
         Ok(config)
     }
 

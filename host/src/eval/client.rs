@@ -133,9 +133,9 @@ impl Client {
                 }
                 Err((f, wait)) => (f, wait),
             };
-            let retryable = failure.status.is_none_or(|s| {
-                matches!(s, 429 | 500 | 502 | 503 | 504 | 529)
-            });
+            let retryable = failure
+                .status
+                .is_none_or(|s| matches!(s, 429 | 500 | 502 | 503 | 504 | 529));
             if !retryable || retries >= self.retries {
                 return Err(Failure {
                     latency: start.elapsed(),
@@ -196,11 +196,19 @@ impl Client {
             .or_else(|| {
                 let usage = completion.usage.as_ref()?;
                 let config = self.pricing.as_ref()?;
-                let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
+                let model = body
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let route = config.models.get(model)?.routes.iter().find(|r| {
-                    Some(&r.provider) == provider.as_ref() && Some(&r.model) == upstream_model.as_ref()
+                    Some(&r.provider) == provider.as_ref()
+                        && Some(&r.model) == upstream_model.as_ref()
                 })?;
-                Some(PriceTable::builtin().route_price(route).cost(&TokenUsage::from(usage)))
+                Some(
+                    PriceTable::builtin()
+                        .route_price(route)
+                        .cost(&TokenUsage::from(usage)),
+                )
             });
         Ok(Answer {
             text,
@@ -217,7 +225,8 @@ impl Client {
 
     /// `GET` an admin endpoint (needs the admin key).
     pub async fn admin_get(&self, path: &str) -> anyhow::Result<Value> {
-        self.admin(self.http.get(format!("{}{path}", self.base))).await
+        self.admin(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     /// `POST` JSON to an admin endpoint (needs the admin key).
@@ -241,14 +250,22 @@ impl Client {
         if !status.is_success() {
             anyhow::bail!("{}", http_failure(status, &bytes).message);
         }
-        serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("the gateway's answer is not JSON: {e}"))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("the gateway's answer is not JSON: {e}"))
     }
 }
 
 fn transport(e: &reqwest::Error) -> Failure {
     Failure {
         message: format!("request failed: {e}"),
-        code: Some(if e.is_timeout() { "timeout" } else { "connection" }.into()),
+        code: Some(
+            if e.is_timeout() {
+                "timeout"
+            } else {
+                "connection"
+            }
+            .into(),
+        ),
         status: None,
         kind: None,
         latency: Duration::ZERO,
@@ -260,8 +277,13 @@ fn transport(e: &reqwest::Error) -> Failure {
 fn http_failure(status: StatusCode, body: &[u8]) -> Failure {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let err = parsed.as_ref().and_then(|v| v.get("error"));
-    let field = |k: &str| err.and_then(|e| e.get(k)).and_then(Value::as_str).map(str::to_string);
-    let message = field("message").unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
+    let field = |k: &str| {
+        err.and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let message = field("message")
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
     let kind = field("type");
     Failure {
         message: format!("{status}: {message}"),

@@ -138,7 +138,11 @@ pub fn compare(a: &Run, b: &Run, t: Thresholds) -> Comparison {
             repeat: r.repeat,
             pass_rate: pts(stats::mean(&pass).unwrap_or(0.0)),
             mean_score: stats::mean(&scores).map(pts),
-            errors: mine.iter().flat_map(|c| &c.attempts).filter(|x| x.errored).count(),
+            errors: mine
+                .iter()
+                .flat_map(|c| &c.attempts)
+                .filter(|x| x.errored)
+                .count(),
         }
     };
     let ai = info(a, pairs.iter().map(|p| p.0).collect());
@@ -147,11 +151,24 @@ pub fn compare(a: &Run, b: &Run, t: Thresholds) -> Comparison {
     let mean_score_delta = stats::mean(&deltas);
     let score_ci = stats::bootstrap_ci(&deltas);
     let passed = |c: &CaseResult| c.status == CaseStatus::Pass;
-    let flipped_to_pass = pairs.iter().filter(|(x, y)| !passed(x) && passed(y)).count();
-    let flipped_to_fail = pairs.iter().filter(|(x, y)| passed(x) && !passed(y)).count();
+    let flipped_to_pass = pairs
+        .iter()
+        .filter(|(x, y)| !passed(x) && passed(y))
+        .count();
+    let flipped_to_fail = pairs
+        .iter()
+        .filter(|(x, y)| passed(x) && !passed(y))
+        .count();
     let sign_test_p = stats::sign_test(flipped_to_pass as u64, flipped_to_fail as u64);
     let pass_rate_delta = bi.pass_rate - ai.pass_rate;
-    let significance = note(mean_score_delta, score_ci, deltas.len(), flipped_to_pass, flipped_to_fail, sign_test_p);
+    let significance = note(
+        mean_score_delta,
+        score_ci,
+        deltas.len(),
+        flipped_to_pass,
+        flipped_to_fail,
+        sign_test_p,
+    );
 
     let mut groups: BTreeMap<&str, Vec<&(&CaseResult, &CaseResult)>> = BTreeMap::new();
     for p in &pairs {
@@ -160,8 +177,12 @@ pub fn compare(a: &Run, b: &Run, t: Thresholds) -> Comparison {
     let categories = groups
         .into_iter()
         .map(|(cat, ps)| {
-            let rate = |f: fn(&&(&CaseResult, &CaseResult)) -> f64| pts(stats::mean(&ps.iter().map(f).collect::<Vec<_>>()).unwrap_or(0.0));
-            let score = |f: fn(&&(&CaseResult, &CaseResult)) -> Option<f64>| stats::mean(&ps.iter().filter_map(f).collect::<Vec<_>>()).map(pts);
+            let rate = |f: fn(&&(&CaseResult, &CaseResult)) -> f64| {
+                pts(stats::mean(&ps.iter().map(f).collect::<Vec<_>>()).unwrap_or(0.0))
+            };
+            let score = |f: fn(&&(&CaseResult, &CaseResult)) -> Option<f64>| {
+                stats::mean(&ps.iter().filter_map(f).collect::<Vec<_>>()).map(pts)
+            };
             let (ap, bp) = (rate(|p| p.0.pass_rate), rate(|p| p.1.pass_rate));
             let (asc, bsc) = (score(|p| p.0.mean_score), score(|p| p.1.mean_score));
             CategoryDelta {
@@ -213,8 +234,18 @@ pub fn compare(a: &Run, b: &Run, t: Thresholds) -> Comparison {
         significance,
         categories,
         cases,
-        only_in_a: a.cases.iter().filter(|c| !b_by.contains_key(c.id.as_str())).map(|c| c.id.clone()).collect(),
-        only_in_b: b.cases.iter().filter(|c| !a_ids.contains(c.id.as_str())).map(|c| c.id.clone()).collect(),
+        only_in_a: a
+            .cases
+            .iter()
+            .filter(|c| !b_by.contains_key(c.id.as_str()))
+            .map(|c| c.id.clone())
+            .collect(),
+        only_in_b: b
+            .cases
+            .iter()
+            .filter(|c| !a_ids.contains(c.id.as_str()))
+            .map(|c| c.id.clone())
+            .collect(),
         gate: Gate {
             passed: reasons.is_empty(),
             reasons,
@@ -319,15 +350,36 @@ mod tests {
 
     #[test]
     fn a_worse_run_fails_with_reasons_and_sorted_deltas() {
-        let a = run("1", &[("x1", 0.9), ("x2", 0.8), ("x3", 0.9), ("y1", 0.9), ("gone", 1.0)]);
-        let b = run("2", &[("x1", 0.2), ("x2", 0.3), ("x3", 0.1), ("y1", 0.9), ("new", 1.0)]);
+        let a = run(
+            "1",
+            &[
+                ("x1", 0.9),
+                ("x2", 0.8),
+                ("x3", 0.9),
+                ("y1", 0.9),
+                ("gone", 1.0),
+            ],
+        );
+        let b = run(
+            "2",
+            &[
+                ("x1", 0.2),
+                ("x2", 0.3),
+                ("x3", 0.1),
+                ("y1", 0.9),
+                ("new", 1.0),
+            ],
+        );
         let c = compare(&a, &b, T);
         assert!(!c.gate.passed);
         assert_eq!(c.gate.reasons.len(), 2, "{:?}", c.gate.reasons);
         assert!(c.suite_changed);
         assert_eq!(c.cases[0].id, "x3");
         assert!((c.cases[0].delta.unwrap() + 80.0).abs() < 1e-9);
-        assert_eq!((c.only_in_a.as_slice(), c.only_in_b.as_slice()), (&["gone".to_string()][..], &["new".to_string()][..]));
+        assert_eq!(
+            (c.only_in_a.as_slice(), c.only_in_b.as_slice()),
+            (&["gone".to_string()][..], &["new".to_string()][..])
+        );
         let x = c.categories.iter().find(|d| d.category == "x").unwrap();
         assert!((x.pass_rate_delta + 100.0).abs() < 1e-9);
         assert_eq!((c.flipped_to_pass, c.flipped_to_fail), (0, 3));

@@ -22,7 +22,11 @@ pub struct Guardrails {
 impl Guardrails {
     /// Load `dir` (compiling is CPU work: done on a blocking thread). Every
     /// plugin in `needed` must load.
-    pub async fn load(dir: PathBuf, cache_dir: Option<PathBuf>, needed: &[&str]) -> anyhow::Result<Guardrails> {
+    pub async fn load(
+        dir: PathBuf,
+        cache_dir: Option<PathBuf>,
+        needed: &[&str],
+    ) -> anyhow::Result<Guardrails> {
         let cfg = PluginsConfig {
             dir,
             watch: false,
@@ -34,7 +38,11 @@ impl Guardrails {
             .await?
             .map_err(|e| anyhow::anyhow!("loading plugins for guardrail scorers: {e}"))?;
         let set = runtime.current();
-        let missing: Vec<&str> = needed.iter().copied().filter(|n| set.get(n).is_none()).collect();
+        let missing: Vec<&str> = needed
+            .iter()
+            .copied()
+            .filter(|n| set.get(n).is_none())
+            .collect();
         if !missing.is_empty() {
             let why: Vec<String> = runtime
                 .statuses()
@@ -53,9 +61,20 @@ impl Guardrails {
     }
 
     /// Score `output` of case `case_id` with `plugin`.
-    pub async fn score(&self, plugin: &str, expect: Expect, label: String, case_id: &str, output: &str) -> ScoreResult {
+    pub async fn score(
+        &self,
+        plugin: &str,
+        expect: Expect,
+        label: String,
+        case_id: &str,
+        output: &str,
+    ) -> ScoreResult {
         let Some(p) = self.runtime.current().get(plugin).cloned() else {
-            return ScoreResult::error("guardrail", label, format!("plugin `{plugin}` is not loaded"));
+            return ScoreResult::error(
+                "guardrail",
+                label,
+                format!("plugin `{plugin}` is not loaded"),
+            );
         };
         let ctx = OutputContext {
             emitted: String::new(),
@@ -64,12 +83,19 @@ impl Guardrails {
             choice: 0,
             part: OutputPart::Content,
         };
-        match p.check_output(&Arc::new(request(case_id)), output, &ctx).await {
-            Err(f) => ScoreResult::error("guardrail", label, format!("plugin `{plugin}` failed: {f}")),
+        match p
+            .check_output(&Arc::new(request(case_id)), output, &ctx)
+            .await
+        {
+            Err(f) => {
+                ScoreResult::error("guardrail", label, format!("plugin `{plugin}` failed: {f}"))
+            }
             Ok(v) => {
                 let (said, detail) = match &v {
                     Verdict::Pass => ("pass", None),
-                    Verdict::Transform(t) => ("transform", Some(format!("would rewrite it to {t:?}"))),
+                    Verdict::Transform(t) => {
+                        ("transform", Some(format!("would rewrite it to {t:?}")))
+                    }
                     Verdict::Reject(r) => ("reject", Some(format!("{}: {}", r.code, r.reason))),
                     Verdict::Flag(f) => ("flag", Some(format!("{}: {}", f.code, f.reason))),
                 };

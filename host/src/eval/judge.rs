@@ -75,8 +75,9 @@ static LABELLED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:score|rating|grade)\b(?:\s+of)?\W{0,6}?(-?\d{1,3}(?:\.\d+)?)")
         .expect("valid regex")
 });
-static BARE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\s*\**\s*(-?\d{1,3}(?:\.\d+)?)\s*\**\s*\.?\s*$").expect("valid regex"));
+static BARE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*\**\s*(-?\d{1,3}(?:\.\d+)?)\s*\**\s*\.?\s*$").expect("valid regex")
+});
 
 /// Parse a judge's answer (see the module doc for what is accepted).
 pub fn parse(answer: &str) -> Result<Verdict, ParseError> {
@@ -142,7 +143,10 @@ mod tests {
         let v = parse(r#"{"score": 8, "reason": "names Paris"}"#).unwrap();
         assert_eq!((v.score, v.reason.as_deref()), (8.0, Some("names Paris")));
         assert_eq!(score("```json\n{\"score\": \"6\"}\n```"), Ok(6.0));
-        assert_eq!(score("Sure! {\"reason\": \"ok\", \"score\": 9.5} Hope that helps"), Ok(9.5));
+        assert_eq!(
+            score("Sure! {\"reason\": \"ok\", \"score\": 9.5} Hope that helps"),
+            Ok(9.5)
+        );
         assert_eq!(score("Score: 7/10"), Ok(7.0));
         assert_eq!(score("I'd give it 4 out of 10."), Ok(4.0));
         assert_eq!(score("**Rating**: 3"), Ok(3.0));
@@ -155,8 +159,14 @@ mod tests {
 
     #[test]
     fn refusals_prose_numbers_and_out_of_range_are_errors() {
-        assert!(matches!(parse("I cannot evaluate this content."), Err(ParseError::NoScore(_))));
-        assert!(matches!(parse("The output lists 3 items."), Err(ParseError::NoScore(_))));
+        assert!(matches!(
+            parse("I cannot evaluate this content."),
+            Err(ParseError::NoScore(_))
+        ));
+        assert!(matches!(
+            parse("The output lists 3 items."),
+            Err(ParseError::NoScore(_))
+        ));
         assert!(matches!(parse(""), Err(ParseError::NoScore(e)) if e == "an empty answer"));
         assert_eq!(parse("{\"score\": 42}"), Err(ParseError::OutOfRange(42.0)));
         assert_eq!(parse("Score: -1"), Err(ParseError::OutOfRange(-1.0)));

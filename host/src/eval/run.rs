@@ -226,8 +226,15 @@ impl CaseResult {
 
 impl Summary {
     /// Aggregate `cases` (and, when `by_category`, each category on its own).
-    pub fn of<'a>(cases: impl IntoIterator<Item = &'a CaseResult> + Clone, by_category: bool) -> Summary {
-        let attempts: Vec<&Attempt> = cases.clone().into_iter().flat_map(|c| &c.attempts).collect();
+    pub fn of<'a>(
+        cases: impl IntoIterator<Item = &'a CaseResult> + Clone,
+        by_category: bool,
+    ) -> Summary {
+        let attempts: Vec<&Attempt> = cases
+            .clone()
+            .into_iter()
+            .flat_map(|c| &c.attempts)
+            .collect();
         let scores: Vec<f64> = attempts.iter().filter_map(|a| a.score).collect();
         let latencies: Vec<f64> = attempts
             .iter()
@@ -261,7 +268,11 @@ impl Summary {
             histogram: stats::histogram(&scores),
             latency_p50_ms: stats::percentile(&latencies, 50.0),
             latency_p95_ms: stats::percentile(&latencies, 95.0),
-            prompt_tokens: attempts.iter().filter_map(|a| a.prompt_tokens).map(u64::from).sum(),
+            prompt_tokens: attempts
+                .iter()
+                .filter_map(|a| a.prompt_tokens)
+                .map(u64::from)
+                .sum(),
             completion_tokens: attempts
                 .iter()
                 .filter_map(|a| a.completion_tokens)
@@ -333,12 +344,20 @@ mod tests {
 
     #[test]
     fn statuses_and_aggregates() {
-        let flaky = case("a", "x", vec![attempt(Some(0.8), true), attempt(Some(0.6), false)]);
+        let flaky = case(
+            "a",
+            "x",
+            vec![attempt(Some(0.8), true), attempt(Some(0.6), false)],
+        );
         assert_eq!(flaky.status, CaseStatus::Flaky);
         assert!((flaky.mean_score.unwrap() - 0.7).abs() < 1e-12);
         let errored = case("b", "y", vec![attempt(None, false)]);
         assert_eq!(errored.status, CaseStatus::Error);
-        let failed = case("c", "y", vec![attempt(Some(0.0), false), attempt(None, false)]);
+        let failed = case(
+            "c",
+            "y",
+            vec![attempt(Some(0.0), false), attempt(None, false)],
+        );
         assert_eq!(failed.status, CaseStatus::Fail);
         let cases = [flaky, errored, failed];
         let s = Summary::of(&cases, true);

@@ -76,7 +76,13 @@ pub async fn run(
         .zip(&bodies)
         .enumerate()
         .flat_map(|(i, (case, body))| (0..repeat).map(move |r| (i, r, case, body)));
-    let ctx = Ctx { suite, opts, client, guardrails, run_id: &id };
+    let ctx = Ctx {
+        suite,
+        opts,
+        client,
+        guardrails,
+        run_id: &id,
+    };
     let mut done: Vec<(usize, u32, Attempt)> = futures_util::stream::iter(jobs)
         .map(|(i, r, case, body)| {
             let ctx = &ctx;
@@ -139,7 +145,13 @@ fn run_id(suite: &str, at_ms: u64) -> String {
     let t = secs % 86_400;
     let slug: String = suite
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!(
         "{slug}-{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{:04x}",
@@ -162,9 +174,16 @@ fn plan(suite: &Suite, opts: &Options, have_guardrails: bool) -> anyhow::Result<
                     body.insert("model".into(), json!(model));
                     body.insert("messages".into(), json!(m));
                 }
-                None => problems.push(format!("case `{}` sends messages but no model is set (suite `model:` or --model)", c.id)),
+                None => problems.push(format!(
+                    "case `{}` sends messages but no model is set (suite `model:` or --model)",
+                    c.id
+                )),
             },
-            Input::Prompt { prompt, variables, messages } => {
+            Input::Prompt {
+                prompt,
+                variables,
+                messages,
+            } => {
                 let id = prompt
                     .as_ref()
                     .or(suite.prompt.as_ref())
@@ -173,7 +192,11 @@ fn plan(suite: &Suite, opts: &Options, have_guardrails: bool) -> anyhow::Result<
                     problems.push(format!("case `{}` has variables but no prompt id (case or suite `prompt:`, or --prompt)", c.id));
                     continue;
                 };
-                let version = opts.prompt.as_ref().filter(|p| &p.id == id).map(|p| p.version);
+                let version = opts
+                    .prompt
+                    .as_ref()
+                    .filter(|p| &p.id == id)
+                    .map(|p| p.version);
                 let mut ext = json!({"id": id, "variables": variables});
                 if let Some(v) = version {
                     ext["version"] = json!(v);
@@ -231,11 +254,20 @@ impl Ctx<'_> {
                 (Ok(a), _) => self.score(case, s, &a.text).await,
                 (Err(f), Scorer::Error(want)) => {
                     let ok = f.code.as_deref() == Some(want) || f.kind.as_deref() == Some(want);
-                    Some(ScoreResult::pass_fail("error", s.label(), ok, Some(f.message.clone())))
+                    Some(ScoreResult::pass_fail(
+                        "error",
+                        s.label(),
+                        ok,
+                        Some(f.message.clone()),
+                    ))
                 }
                 // The case expects a refusal: other scorers have nothing to read.
                 (Err(_), _) if expects_error => None,
-                (Err(f), _) => Some(ScoreResult::error(s.name(), s.label(), format!("no output: {}", f.message))),
+                (Err(f), _) => Some(ScoreResult::error(
+                    s.name(),
+                    s.label(),
+                    format!("no output: {}", f.message),
+                )),
             };
             scores.extend(r);
         }
@@ -259,13 +291,21 @@ impl Ctx<'_> {
                 "error",
                 s.label(),
                 false,
-                Some(format!("expected the gateway to refuse with `{want}`, got an answer")),
+                Some(format!(
+                    "expected the gateway to refuse with `{want}`, got an answer"
+                )),
             ),
             Scorer::Guardrail { plugin, expect } => match self.guardrails {
                 Some(g) => g.score(plugin, *expect, s.label(), &case.id, output).await,
-                None => ScoreResult::error("guardrail", s.label(), "no plugin directory loaded".into()),
+                None => {
+                    ScoreResult::error("guardrail", s.label(), "no plugin directory loaded".into())
+                }
             },
-            Scorer::Judge { criteria, model, pass_score } => {
+            Scorer::Judge {
+                criteria,
+                model,
+                pass_score,
+            } => {
                 let model = model
                     .as_ref()
                     .or(self.suite.judge.model.as_ref())
@@ -274,18 +314,43 @@ impl Ctx<'_> {
                 let pass = pass_score
                     .or(self.suite.judge.pass_score)
                     .unwrap_or(self.opts.pass_score);
-                let expected = criteria.as_ref().or(case.expected.as_ref()).map_or("", String::as_str);
-                self.judge(model, pass, &case.input.to_text(), expected, output, s.label()).await
+                let expected = criteria
+                    .as_ref()
+                    .or(case.expected.as_ref())
+                    .map_or("", String::as_str);
+                self.judge(
+                    model,
+                    pass,
+                    &case.input.to_text(),
+                    expected,
+                    output,
+                    s.label(),
+                )
+                .await
             }
             _ => return None,
         })
     }
 
-    async fn judge(&self, model: &str, pass: f64, input: &str, expected: &str, output: &str, label: String) -> ScoreResult {
+    async fn judge(
+        &self,
+        model: &str,
+        pass: f64,
+        input: &str,
+        expected: &str,
+        output: &str,
+        label: String,
+    ) -> ScoreResult {
         let body = judge::request(model, input, expected, output);
         let answer = match self.client.chat(&body, "eval-judge", self.run_id).await {
             Ok(a) => a,
-            Err(f) => return ScoreResult::error("judge", label, format!("the judge request failed: {}", f.message)),
+            Err(f) => {
+                return ScoreResult::error(
+                    "judge",
+                    label,
+                    format!("the judge request failed: {}", f.message),
+                );
+            }
         };
         match judge::parse(&answer.text) {
             Ok(v) => ScoreResult {
@@ -304,7 +369,13 @@ impl Ctx<'_> {
     }
 }
 
-fn attempt_from(a: Answer, scores: Vec<ScoreResult>, score: Option<f64>, passed: bool, errored: bool) -> Attempt {
+fn attempt_from(
+    a: Answer,
+    scores: Vec<ScoreResult>,
+    score: Option<f64>,
+    passed: bool,
+    errored: bool,
+) -> Attempt {
     Attempt {
         output: Some(a.text),
         error: None,
@@ -324,7 +395,13 @@ fn attempt_from(a: Answer, scores: Vec<ScoreResult>, score: Option<f64>, passed:
     }
 }
 
-fn attempt_failed(f: Failure, scores: Vec<ScoreResult>, score: Option<f64>, passed: bool, errored: bool) -> Attempt {
+fn attempt_failed(
+    f: Failure,
+    scores: Vec<ScoreResult>,
+    score: Option<f64>,
+    passed: bool,
+    errored: bool,
+) -> Attempt {
     Attempt {
         output: None,
         error: Some(f.message),
@@ -357,8 +434,15 @@ mod tests {
             "cases:\n  - id: a\n    messages: [{role: user, content: x}]\n    scorers: [{judge: ok}, {guardrail: pii}]\n  - id: b\n    variables: {x: 1}\n    scorers: [{contains: x}]\n",
         )
         .unwrap();
-        let e = plan(&suite, &Options::default(), false).unwrap_err().to_string();
-        for needle in ["case `a` sends messages but no model", "no judge model", "no plugin directory", "case `b` has variables but no prompt id"] {
+        let e = plan(&suite, &Options::default(), false)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "case `a` sends messages but no model",
+            "no judge model",
+            "no plugin directory",
+            "case `b` has variables but no prompt id",
+        ] {
             assert!(e.contains(needle), "{needle} missing in {e}");
         }
         let opts = Options {

@@ -133,14 +133,28 @@ pub enum JudgeSpec {
 /// A compiled scorer.
 #[derive(Debug)]
 pub enum Scorer {
-    Exact { value: String, ignore_case: bool },
-    Contains { values: Vec<String>, ignore_case: bool, negate: bool },
+    Exact {
+        value: String,
+        ignore_case: bool,
+    },
+    Contains {
+        values: Vec<String>,
+        ignore_case: bool,
+        negate: bool,
+    },
     Regex(Regex),
     JsonSchema(Box<jsonschema::Validator>),
     Numeric(NumericSpec),
     Length(LengthSpec),
-    Guardrail { plugin: String, expect: Expect },
-    Judge { criteria: Option<String>, model: Option<String>, pass_score: Option<f64> },
+    Guardrail {
+        plugin: String,
+        expect: Expect,
+    },
+    Judge {
+        criteria: Option<String>,
+        model: Option<String>,
+        pass_score: Option<f64>,
+    },
     Error(String),
 }
 
@@ -148,11 +162,18 @@ impl Scorer {
     /// Compile a spec: regexes and schemas are checked here, at suite load.
     pub fn compile(spec: ScorerSpec) -> Result<Scorer, String> {
         Ok(match spec {
-            ScorerSpec::Exact(TextSpec::Plain(value)) => Scorer::Exact { value, ignore_case: false },
-            ScorerSpec::Exact(TextSpec::Full { value, ignore_case }) => Scorer::Exact { value, ignore_case },
+            ScorerSpec::Exact(TextSpec::Plain(value)) => Scorer::Exact {
+                value,
+                ignore_case: false,
+            },
+            ScorerSpec::Exact(TextSpec::Full { value, ignore_case }) => {
+                Scorer::Exact { value, ignore_case }
+            }
             ScorerSpec::Contains(t) => texts(t, false)?,
             ScorerSpec::NotContains(t) => texts(t, true)?,
-            ScorerSpec::Regex(p) => Scorer::Regex(Regex::new(&p).map_err(|e| format!("regex: {e}"))?),
+            ScorerSpec::Regex(p) => {
+                Scorer::Regex(Regex::new(&p).map_err(|e| format!("regex: {e}"))?)
+            }
             ScorerSpec::JsonSchema(schema) => Scorer::JsonSchema(Box::new(
                 jsonschema::validator_for(&schema).map_err(|e| format!("json-schema: {e}"))?,
             )),
@@ -173,14 +194,31 @@ impl Scorer {
                 }
                 Scorer::Length(l)
             }
-            ScorerSpec::Guardrail(GuardrailSpec::Plugin(plugin)) => Scorer::Guardrail { plugin, expect: Expect::Pass },
-            ScorerSpec::Guardrail(GuardrailSpec::Full { plugin, expect }) => Scorer::Guardrail { plugin, expect },
-            ScorerSpec::Judge(JudgeSpec::Criteria(c)) => Scorer::Judge { criteria: Some(c), model: None, pass_score: None },
-            ScorerSpec::Judge(JudgeSpec::Full { criteria, model, pass_score }) => {
+            ScorerSpec::Guardrail(GuardrailSpec::Plugin(plugin)) => Scorer::Guardrail {
+                plugin,
+                expect: Expect::Pass,
+            },
+            ScorerSpec::Guardrail(GuardrailSpec::Full { plugin, expect }) => {
+                Scorer::Guardrail { plugin, expect }
+            }
+            ScorerSpec::Judge(JudgeSpec::Criteria(c)) => Scorer::Judge {
+                criteria: Some(c),
+                model: None,
+                pass_score: None,
+            },
+            ScorerSpec::Judge(JudgeSpec::Full {
+                criteria,
+                model,
+                pass_score,
+            }) => {
                 if pass_score.is_some_and(|p| !(0.0..=10.0).contains(&p)) {
                     return Err("judge: `pass-score` must be between 0 and 10".into());
                 }
-                Scorer::Judge { criteria, model, pass_score }
+                Scorer::Judge {
+                    criteria,
+                    model,
+                    pass_score,
+                }
             }
             ScorerSpec::Error(code) => Scorer::Error(code),
         })
@@ -204,11 +242,20 @@ impl Scorer {
 
     /// What it checks, for people.
     pub fn label(&self) -> String {
-        let list = |v: &[String]| v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+        let list = |v: &[String]| {
+            v.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match self {
             Scorer::Exact { value, .. } => format!("exact {value:?}"),
             Scorer::Contains { values, negate, .. } => {
-                format!("{} {}", if *negate { "not-contains" } else { "contains" }, list(values))
+                format!(
+                    "{} {}",
+                    if *negate { "not-contains" } else { "contains" },
+                    list(values)
+                )
             }
             Scorer::Regex(r) => format!("regex /{}/", r.as_str()),
             Scorer::JsonSchema(_) => "json-schema".into(),
@@ -222,9 +269,15 @@ impl Scorer {
                 "length {}..{} {}",
                 l.min.map(|m| m.to_string()).unwrap_or_default(),
                 l.max.map(|m| m.to_string()).unwrap_or_default(),
-                if l.unit == LengthUnit::Words { "words" } else { "chars" }
+                if l.unit == LengthUnit::Words {
+                    "words"
+                } else {
+                    "chars"
+                }
             ),
-            Scorer::Guardrail { plugin, expect } => format!("guardrail {plugin} expects {expect:?}").to_lowercase(),
+            Scorer::Guardrail { plugin, expect } => {
+                format!("guardrail {plugin} expects {expect:?}").to_lowercase()
+            }
             Scorer::Judge { criteria, .. } => match criteria {
                 Some(c) => format!("judge: {c}"),
                 None => "judge: the expected behaviour".into(),
@@ -244,26 +297,51 @@ impl Scorer {
                 let ok = fold(output.trim(), *ignore_case) == fold(value.trim(), *ignore_case);
                 ScoreResult::pass_fail(name, label, ok, None)
             }
-            Scorer::Contains { values, ignore_case, negate } => {
+            Scorer::Contains {
+                values,
+                ignore_case,
+                negate,
+            } => {
                 let hay = fold(output, *ignore_case);
-                let hits: Vec<&String> = values.iter().filter(|v| hay.contains(&fold(v, *ignore_case))).collect();
+                let hits: Vec<&String> = values
+                    .iter()
+                    .filter(|v| hay.contains(&fold(v, *ignore_case)))
+                    .collect();
                 let (ok, detail) = if *negate {
-                    (hits.is_empty(), (!hits.is_empty()).then(|| format!("found {:?}", hits[0])))
+                    (
+                        hits.is_empty(),
+                        (!hits.is_empty()).then(|| format!("found {:?}", hits[0])),
+                    )
                 } else {
-                    let missing: Vec<&String> = values.iter().filter(|v| !hits.contains(v)).collect();
-                    (missing.is_empty(), (!missing.is_empty()).then(|| format!("missing {missing:?}")))
+                    let missing: Vec<&String> =
+                        values.iter().filter(|v| !hits.contains(v)).collect();
+                    (
+                        missing.is_empty(),
+                        (!missing.is_empty()).then(|| format!("missing {missing:?}")),
+                    )
                 };
                 ScoreResult::pass_fail(name, label, ok, detail)
             }
             Scorer::Regex(r) => ScoreResult::pass_fail(name, label, r.is_match(output), None),
             Scorer::JsonSchema(v) => match serde_json::from_str::<Value>(strip_fence(output)) {
-                Err(e) => ScoreResult::pass_fail(name, label, false, Some(format!("not JSON: {e}"))),
+                Err(e) => {
+                    ScoreResult::pass_fail(name, label, false, Some(format!("not JSON: {e}")))
+                }
                 Ok(doc) => {
-                    let errs: Vec<String> = v.iter_errors(&doc).take(3).map(|e| {
-                        let at = e.instance_path().to_string();
-                        format!("{}: {e}", if at.is_empty() { "/" } else { &at })
-                    }).collect();
-                    ScoreResult::pass_fail(name, label, errs.is_empty(), (!errs.is_empty()).then(|| errs.join("; ")))
+                    let errs: Vec<String> = v
+                        .iter_errors(&doc)
+                        .take(3)
+                        .map(|e| {
+                            let at = e.instance_path().to_string();
+                            format!("{}: {e}", if at.is_empty() { "/" } else { &at })
+                        })
+                        .collect();
+                    ScoreResult::pass_fail(
+                        name,
+                        label,
+                        errs.is_empty(),
+                        (!errs.is_empty()).then(|| errs.join("; ")),
+                    )
                 }
             },
             Scorer::Numeric(n) => numeric(n, output, name, label),
@@ -284,12 +362,19 @@ fn texts(t: TextsSpec, negate: bool) -> Result<Scorer, String> {
     let (values, ignore_case) = match t {
         TextsSpec::One(s) => (vec![s], false),
         TextsSpec::Many(v) => (v, false),
-        TextsSpec::Full { values, ignore_case } => (values, ignore_case),
+        TextsSpec::Full {
+            values,
+            ignore_case,
+        } => (values, ignore_case),
     };
     if values.is_empty() || values.iter().any(String::is_empty) {
         return Err("contains: give at least one non-empty text".into());
     }
-    Ok(Scorer::Contains { values, ignore_case, negate })
+    Ok(Scorer::Contains {
+        values,
+        ignore_case,
+        negate,
+    })
 }
 
 /// The JSON inside a Markdown code fence, or the text itself.
@@ -312,13 +397,21 @@ fn numeric(n: &NumericSpec, output: &str, name: &str, label: String) -> ScoreRes
     let Some(x) = found else {
         return ScoreResult::pass_fail(name, label, false, Some("no number in the output".into()));
     };
-    let tol = if n.relative { n.tolerance * n.expected.abs() } else { n.tolerance };
+    let tol = if n.relative {
+        n.tolerance * n.expected.abs()
+    } else {
+        n.tolerance
+    };
     let off = (x - n.expected).abs();
     let ok = off <= tol;
     // 1 within tolerance, then linearly down to 0 at ten tolerances (or
     // ten units when the tolerance is 0).
     let scale = if tol > 0.0 { tol * 10.0 } else { 10.0 };
-    let score = if ok { 1.0 } else { (1.0 - (off - tol) / scale).clamp(0.0, 1.0) };
+    let score = if ok {
+        1.0
+    } else {
+        (1.0 - (off - tol) / scale).clamp(0.0, 1.0)
+    };
     ScoreResult {
         scorer: name.into(),
         label,
@@ -346,11 +439,25 @@ mod tests {
     fn text_scorers() {
         assert!(passes(json!({"exact": "Paris"}), " Paris\n"));
         assert!(!passes(json!({"exact": "Paris"}), "paris"));
-        assert!(passes(json!({"exact": {"value": "Paris", "ignore-case": true}}), "paris"));
-        assert!(passes(json!({"contains": ["Paris", "France"]}), "Paris, France"));
-        let r = scorer(json!({"contains": ["Paris", "Lyon"]})).check("Paris").unwrap();
-        assert_eq!((r.passed, r.detail.as_deref()), (false, Some("missing [\"Lyon\"]")));
-        assert!(passes(json!({"not-contains": {"values": ["SORRY"], "ignore-case": true}}), "fine"));
+        assert!(passes(
+            json!({"exact": {"value": "Paris", "ignore-case": true}}),
+            "paris"
+        ));
+        assert!(passes(
+            json!({"contains": ["Paris", "France"]}),
+            "Paris, France"
+        ));
+        let r = scorer(json!({"contains": ["Paris", "Lyon"]}))
+            .check("Paris")
+            .unwrap();
+        assert_eq!(
+            (r.passed, r.detail.as_deref()),
+            (false, Some("missing [\"Lyon\"]"))
+        );
+        assert!(passes(
+            json!({"not-contains": {"values": ["SORRY"], "ignore-case": true}}),
+            "fine"
+        ));
         assert!(!passes(json!({"not-contains": "sorry"}), "so sorry"));
         assert!(passes(json!({"regex": "^\\d{3}-\\d{4}$"}), "555-1234"));
         assert!(Scorer::compile(serde_json::from_value(json!({"regex": "("})).unwrap()).is_err());
@@ -359,16 +466,30 @@ mod tests {
     #[test]
     fn json_schema_numeric_and_length() {
         let schema = json!({"json-schema": {"type": "object", "required": ["name"], "properties": {"age": {"type": "integer"}}}});
-        assert!(passes(schema.clone(), "```json\n{\"name\": \"x\", \"age\": 3}\n```"));
-        let r = scorer(schema.clone()).check("{\"age\": \"three\"}").unwrap();
-        assert!(!r.passed && r.detail.as_ref().unwrap().contains("name"), "{r:?}");
+        assert!(passes(
+            schema.clone(),
+            "```json\n{\"name\": \"x\", \"age\": 3}\n```"
+        ));
+        let r = scorer(schema.clone())
+            .check("{\"age\": \"three\"}")
+            .unwrap();
+        assert!(
+            !r.passed && r.detail.as_ref().unwrap().contains("name"),
+            "{r:?}"
+        );
         assert!(!passes(schema, "not json"));
         let n = json!({"numeric": {"expected": 42, "tolerance": 0.5}});
         assert!(passes(n.clone(), "The answer is 42.3."));
         let r = scorer(n).check("It is 43").unwrap();
         assert!(!r.passed && (r.score.unwrap() - 0.9).abs() < 1e-9, "{r:?}");
-        assert!(passes(json!({"numeric": {"expected": 1000, "tolerance": 0.01, "relative": true}}), "1,005 units"));
-        assert!(passes(json!({"length": {"max": 3, "unit": "words"}}), "one two three"));
+        assert!(passes(
+            json!({"numeric": {"expected": 1000, "tolerance": 0.01, "relative": true}}),
+            "1,005 units"
+        ));
+        assert!(passes(
+            json!({"length": {"max": 3, "unit": "words"}}),
+            "one two three"
+        ));
         assert!(!passes(json!({"length": {"min": 5}}), "abc"));
         assert!(Scorer::compile(serde_json::from_value(json!({"length": {}})).unwrap()).is_err());
     }
@@ -376,12 +497,31 @@ mod tests {
     #[test]
     fn shorthands_of_model_scorers() {
         let g = scorer(json!({"guardrail": "pii-redact"}));
-        assert!(matches!(g, Scorer::Guardrail { expect: Expect::Pass, .. }));
+        assert!(matches!(
+            g,
+            Scorer::Guardrail {
+                expect: Expect::Pass,
+                ..
+            }
+        ));
         let g = scorer(json!({"guardrail": {"plugin": "pii-redact", "expect": "not-reject"}}));
-        assert!(matches!(g, Scorer::Guardrail { expect: Expect::NotReject, .. }));
+        assert!(matches!(
+            g,
+            Scorer::Guardrail {
+                expect: Expect::NotReject,
+                ..
+            }
+        ));
         assert!(g.check("x").is_none());
         let j = scorer(json!({"judge": {"pass-score": 8}}));
-        assert!(matches!(j, Scorer::Judge { criteria: None, pass_score: Some(8.0), .. }));
+        assert!(matches!(
+            j,
+            Scorer::Judge {
+                criteria: None,
+                pass_score: Some(8.0),
+                ..
+            }
+        ));
         assert_eq!(scorer(json!({"judge": "polite"})).label(), "judge: polite");
     }
 }

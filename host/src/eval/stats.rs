@@ -60,7 +60,8 @@ pub fn bootstrap_ci(deltas: &[f64]) -> Option<(f64, f64)> {
         .map(|_| (0..n).map(|_| deltas[rng.random_range(0..n)]).sum::<f64>() / n as f64)
         .collect();
     means.sort_by(f64::total_cmp);
-    let at = |q: f64| means[((q * BOOTSTRAP_RESAMPLES as f64) as usize).min(BOOTSTRAP_RESAMPLES - 1)];
+    let at =
+        |q: f64| means[((q * BOOTSTRAP_RESAMPLES as f64) as usize).min(BOOTSTRAP_RESAMPLES - 1)];
     Some((at(0.025), at(0.975)))
 }
 
@@ -100,7 +101,10 @@ mod tests {
         let xs: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(percentile(&xs, 50.0), Some(50.0));
         assert_eq!(percentile(&xs, 95.0), Some(95.0));
-        assert_eq!(histogram(&[0.0, 0.05, 0.95, 1.0, 0.5]), [2, 0, 0, 0, 0, 1, 0, 0, 0, 2]);
+        assert_eq!(
+            histogram(&[0.0, 0.05, 0.95, 1.0, 0.5]),
+            [2, 0, 0, 0, 0, 1, 0, 0, 0, 2]
+        );
     }
 
     #[test]

@@ -99,7 +99,9 @@ pub fn subjects(run: &Run) -> Vec<String> {
 /// A subject is `model:NAME` or `prompt:ID@VERSION`, short and printable.
 pub fn valid_subject(s: &str) -> bool {
     let kind_ok = s.strip_prefix("model:").is_some_and(|m| !m.is_empty())
-        || s.strip_prefix("prompt:").and_then(crate::prompt::PromptRef::parse).is_some();
+        || s.strip_prefix("prompt:")
+            .and_then(crate::prompt::PromptRef::parse)
+            .is_some();
     kind_ok && s.len() <= 200 && !s.chars().any(char::is_control)
 }
 
@@ -112,7 +114,9 @@ pub struct EvalStore {
 
 impl std::fmt::Debug for EvalStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EvalStore").field("keep", &self.keep).finish_non_exhaustive()
+        f.debug_struct("EvalStore")
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
     }
 }
 
@@ -174,14 +178,19 @@ impl EvalStore {
             .into_iter()
             .map(|(k, b)| decode(&k, &b))
             .collect::<Result<Vec<_>, _>>()?;
-        runs.sort_by(|a, b| b.started_ms.cmp(&a.started_ms).then_with(|| b.id.cmp(&a.id)));
+        runs.sort_by(|a, b| {
+            b.started_ms
+                .cmp(&a.started_ms)
+                .then_with(|| b.id.cmp(&a.id))
+        });
         runs.truncate(limit);
         Ok(runs)
     }
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<RunRecord, StateError> {
-    serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(format!("eval record {key}: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| StateError::Corrupt(format!("eval record {key}: {e}")))
 }
 
 #[cfg(test)]
@@ -213,14 +222,29 @@ mod tests {
             ..StateConfig::default()
         };
         let store = EvalStore::new(State::open(&cfg).await.unwrap(), &EvalsConfig::default());
-        store.record(&rec("new", 20, &["model:demo", "prompt:caps@2"])).await.unwrap();
+        store
+            .record(&rec("new", 20, &["model:demo", "prompt:caps@2"]))
+            .await
+            .unwrap();
         // An older run arriving late does not replace the latest.
-        store.record(&rec("old", 10, &["model:demo"])).await.unwrap();
+        store
+            .record(&rec("old", 10, &["model:demo"]))
+            .await
+            .unwrap();
         assert_eq!(store.latest("model:demo").await.unwrap().unwrap().id, "new");
-        assert_eq!(store.latest("prompt:caps@2").await.unwrap().unwrap().id, "new");
+        assert_eq!(
+            store.latest("prompt:caps@2").await.unwrap().unwrap().id,
+            "new"
+        );
         assert_eq!(store.latest("prompt:caps@1").await.unwrap(), None);
         assert_eq!(store.latest_all().await.unwrap().len(), 2);
-        let ids: Vec<String> = store.recent(10).await.unwrap().into_iter().map(|r| r.id).collect();
+        let ids: Vec<String> = store
+            .recent(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!(ids, ["new", "old"]);
         assert!(store.record(&rec("bad", 1, &["user:x"])).await.is_err());
         assert!(!valid_subject("prompt:caps"));

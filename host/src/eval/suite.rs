@@ -132,7 +132,11 @@ impl Input {
     pub fn to_value(&self) -> Value {
         match self {
             Input::Messages(m) => serde_json::json!({"messages": m}),
-            Input::Prompt { prompt, variables, messages } => {
+            Input::Prompt {
+                prompt,
+                variables,
+                messages,
+            } => {
                 let mut v = serde_json::json!({"variables": variables});
                 if let Some(p) = prompt {
                     v["prompt"] = Value::String(p.clone());
@@ -155,7 +159,11 @@ impl Input {
         };
         match self {
             Input::Messages(m) => msgs(m),
-            Input::Prompt { variables, messages, .. } => {
+            Input::Prompt {
+                variables,
+                messages,
+                ..
+            } => {
                 let mut s = format!(
                     "(a prompt template filled with these variables)\n{}",
                     serde_json::to_string_pretty(variables).unwrap_or_default()
@@ -177,10 +185,7 @@ impl Suite {
             .map_err(|e| anyhow::anyhow!("reading suite {}: {e}", path.display()))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| anyhow::anyhow!("suite {} is not UTF-8", path.display()))?;
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("suite");
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("suite");
         Suite::parse(stem, &text).map_err(|e| anyhow::anyhow!("suite {}: {e}", path.display()))
     }
 
@@ -197,7 +202,11 @@ impl Suite {
             .scorers
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| compile(s).map_err(|e| problems.push(format!("scorers[{i}]: {e}"))).ok())
+            .filter_map(|(i, s)| {
+                compile(s)
+                    .map_err(|e| problems.push(format!("scorers[{i}]: {e}")))
+                    .ok()
+            })
             .collect();
         if let Some(p) = file.judge.pass_score
             && !(0.0..=10.0).contains(&p)
@@ -255,7 +264,11 @@ impl Suite {
             }
             // The suite's scorers first, then the case's: compiled again per
             // case (a compiled schema or regex is not cloneable).
-            let mut all: Vec<Scorer> = file.scorers.iter().filter_map(|s| compile(s).ok()).collect();
+            let mut all: Vec<Scorer> = file
+                .scorers
+                .iter()
+                .filter_map(|s| compile(s).ok())
+                .collect();
             all.append(&mut scorers);
             cases.push(Case {
                 id: c.id,
@@ -337,12 +350,20 @@ cases:
         let s = Suite::parse("caps", SUITE).unwrap();
         assert_eq!((s.name.as_str(), s.cases.len()), ("caps", 2));
         let france = &s.cases[0];
-        assert!(matches!(&france.input, Input::Prompt { prompt: None, variables, .. } if variables["country"] == "France"));
+        assert!(
+            matches!(&france.input, Input::Prompt { prompt: None, variables, .. } if variables["country"] == "France")
+        );
         let names: Vec<&str> = france.scorers.iter().map(Scorer::name).collect();
         assert_eq!(names, ["length", "contains", "judge"]);
         let peru = &s.cases[1];
         assert_eq!(peru.category, "uncategorized");
-        assert_eq!((peru.params["temperature"].as_i64(), peru.params["seed"].as_i64()), (Some(0), Some(1)));
+        assert_eq!(
+            (
+                peru.params["temperature"].as_i64(),
+                peru.params["seed"].as_i64()
+            ),
+            (Some(0), Some(1))
+        );
         assert!(matches!(&peru.input, Input::Messages(m) if m.len() == 1));
         assert_eq!(s.categories()["europe"], 1);
     }

@@ -30,8 +30,8 @@ use futures_util::stream::BoxStream;
 use serde_json::Value;
 
 use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
-use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
 use crate::eval::EvalStore;
+use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
 use crate::plugin::{
     OutputContext, OutputPart, Phases, Plugin, PluginRuntime, Rejection, RequestInfo,
 };

@@ -76,9 +76,9 @@ pub use config::PluginsConfig;
 pub use engine::EPOCH_TICK;
 pub use error::{PluginError, PluginFailure};
 pub use instance::Plugin;
-pub use loader::{ComponentInfo, inspect};
 /// Also reads prompt files (`crate::prompt`), with the same guarantees.
 pub(crate) use loader::read_regular;
+pub use loader::{ComponentInfo, inspect};
 pub use manifest::{FailureMode, Manifest, ManifestError, PluginKind};
 pub use registry::{PluginRuntime, PluginSet, PluginState, PluginStatus, ReloadReport};
 pub use request::RequestInfo;

@@ -98,7 +98,8 @@ pub async fn history(
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<Activation, StateError> {
-    serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(format!("prompt activation {key}: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| StateError::Corrupt(format!("prompt activation {key}: {e}")))
 }
 
 #[cfg(test)]
@@ -140,7 +141,10 @@ mod tests {
         assert_eq!(now["sum"].version, Some(1));
         assert_eq!(now["sum"].by, "alice");
         let h = history(&state, Some("sum"), 10).await.unwrap();
-        assert_eq!(h.iter().map(|a| a.version).collect::<Vec<_>>(), [Some(2), Some(1)]);
+        assert_eq!(
+            h.iter().map(|a| a.version).collect::<Vec<_>>(),
+            [Some(2), Some(1)]
+        );
         assert_eq!(history(&state, Some("other"), 10).await.unwrap(), []);
         assert_eq!(history(&state, None, 1).await.unwrap().len(), 1);
     }

@@ -14,11 +14,11 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Json;
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -89,7 +89,9 @@ async fn show(
             .map_err(|e| internal(e.to_string()))?,
         None => Vec::new(),
     };
-    Ok(Json(json!({"status": status, "versions": versions, "history": history})))
+    Ok(Json(
+        json!({"status": status, "versions": versions, "history": history}),
+    ))
 }
 
 #[derive(Deserialize)]

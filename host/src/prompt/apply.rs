@@ -80,7 +80,10 @@ struct Extension {
 }
 
 /// Render `req`'s `prompt` extension, if it has one, into the request.
-pub fn apply(prompts: Option<&Prompts>, req: &mut ChatRequest) -> Result<Option<Applied>, PromptError> {
+pub fn apply(
+    prompts: Option<&Prompts>,
+    req: &mut ChatRequest,
+) -> Result<Option<Applied>, PromptError> {
     let Some(ext) = req.extra.remove("prompt") else {
         return Ok(None);
     };

@@ -170,7 +170,10 @@ mod tests {
     #[test]
     fn ids_come_from_file_names() {
         let id = |p: &str| prompt_id(Path::new(p));
-        assert_eq!(id("a/summarize.toml"), Some(("summarize".into(), Syntax::Toml)));
+        assert_eq!(
+            id("a/summarize.toml"),
+            Some(("summarize".into(), Syntax::Toml))
+        );
         assert_eq!(id("x.yml"), Some(("x".into(), Syntax::Yaml)));
         assert_eq!(id("x.v2.yaml"), Some(("x.v2".into(), Syntax::Yaml)));
         assert_eq!(id(".summarize.toml"), None);
@@ -207,7 +210,9 @@ template = "{{x}} {{y}}"
     #[test]
     fn a_version_has_one_form_of_messages() {
         let v = |t: &str| {
-            parse(&format!("[[versions]]\nversion = 1\n{t}"), Syntax::Toml).unwrap().versions[0]
+            parse(&format!("[[versions]]\nversion = 1\n{t}"), Syntax::Toml)
+                .unwrap()
+                .versions[0]
                 .message_specs()
         };
         assert!(v("").unwrap_err().contains("needs"));

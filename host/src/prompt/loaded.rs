@@ -70,6 +70,9 @@ impl Prompt {
         if parsed.versions.is_empty() {
             problems.push("`versions` is empty".to_string());
         }
+        // Numbers seen so far, valid or not: a duplicate of a broken version
+        // is still a duplicate.
+        let mut seen = BTreeSet::new();
         for spec in &parsed.versions {
             let n = spec.version;
             let mut bad = |msg: String| problems.push(format!("version {n}: {msg}"));
@@ -77,7 +80,7 @@ impl Prompt {
                 bad("`version` must be at least 1".into());
                 continue;
             }
-            if versions.contains_key(&n) {
+            if !seen.insert(n) {
                 bad("defined twice".into());
                 continue;
             }
@@ -301,7 +304,10 @@ template = "For {{audience}}: {{text}}"
         let p = build(FILE).unwrap();
         assert_eq!((p.file_active, p.version_list().as_str()), (1, "1, 2"));
         let msgs = p
-            .render(p.version(1).unwrap(), &vars(json!({"text": "t", "extra": 1})))
+            .render(
+                p.version(1).unwrap(),
+                &vars(json!({"text": "t", "extra": 1})),
+            )
             .unwrap();
         assert_eq!(msgs[0], ChatMessage::text("system", "Be calm."));
         assert_eq!(msgs[1], ChatMessage::text("user", "Summarise: t"));
@@ -347,11 +353,15 @@ template = "dup"
 
     #[test]
     fn a_nested_field_the_variables_lack_is_a_render_error() {
-        let text = "[[versions]]\nversion = 1\nvariables = [\"user\"]\ntemplate = \"{{user.name}}\"\n";
+        let text =
+            "[[versions]]\nversion = 1\nvariables = [\"user\"]\ntemplate = \"{{user.name}}\"\n";
         let p = build(text).unwrap();
         let e = p
             .render(p.version(1).unwrap(), &vars(json!({"user": {"id": 1}})))
             .unwrap_err();
-        assert!(matches!(&e, PromptError::Render { reason, .. } if reason.contains("user.name")), "{e:?}");
+        assert!(
+            matches!(&e, PromptError::Render { reason, .. } if reason.contains("user.name")),
+            "{e:?}"
+        );
     }
 }

@@ -423,7 +423,9 @@ impl Prompts {
                     description: p.and_then(|p| p.description.clone()),
                     file: p.map(|p| p.path.display().to_string()),
                     sha256: p.map(|p| p.sha256.clone()),
-                    versions: p.map(|p| p.versions().map(|v| v.version).collect()).unwrap_or_default(),
+                    versions: p
+                        .map(|p| p.versions().map(|v| v.version).collect())
+                        .unwrap_or_default(),
                     active: active.map(|a| a.0),
                     active_source: active.map(|a| a.1),
                     activation,

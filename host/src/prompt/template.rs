@@ -193,7 +193,12 @@ fn param(p: &Parameter, scope: Scope, used: &mut BTreeSet<String>, problems: &mu
         }
         Parameter::Path(path) => variable(path, scope, used),
         Parameter::Subexpression(sub) => {
-            walk(std::slice::from_ref(sub.as_element()), scope, used, problems);
+            walk(
+                std::slice::from_ref(sub.as_element()),
+                scope,
+                used,
+                problems,
+            );
         }
         Parameter::Name(_) | Parameter::Literal(_) => {}
         _ => {}

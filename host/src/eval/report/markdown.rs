@@ -27,7 +27,10 @@ pub fn run(r: &Run) -> String {
         "Run `{}` against {} ({} case(s) x {} repeat(s)).\n",
         r.id, r.gateway, s.cases, r.repeat
     );
-    let _ = writeln!(out, "| pass rate | mean score | spread (sd) | errors | latency p50 / p95 | tokens in / out | cost |");
+    let _ = writeln!(
+        out,
+        "| pass rate | mean score | spread (sd) | errors | latency p50 / p95 | tokens in / out | cost |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     let _ = writeln!(
         out,
@@ -66,7 +69,10 @@ pub fn run(r: &Run) -> String {
         failing_case(&mut out, c);
     }
     let _ = writeln!(out, "\n## Every case\n");
-    let _ = writeln!(out, "| case | category | status | score (mean ± sd) | passed | latency |");
+    let _ = writeln!(
+        out,
+        "| case | category | status | score (mean ± sd) | passed | latency |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     for c in &r.cases {
         let lat: Vec<f64> = c.attempts.iter().map(|a| a.latency_ms).collect();
@@ -151,7 +157,10 @@ pub fn comparison(c: &Comparison) -> String {
     );
     let _ = writeln!(out, "{}\n", c.significance);
     if c.suite_changed {
-        let _ = writeln!(out, "Note: the suite file changed between the runs; only common cases are compared.\n");
+        let _ = writeln!(
+            out,
+            "Note: the suite file changed between the runs; only common cases are compared.\n"
+        );
     }
     for r in &c.gate.reasons {
         let _ = writeln!(out, "- gate: {r}");
@@ -160,7 +169,10 @@ pub fn comparison(c: &Comparison) -> String {
         let _ = writeln!(out);
     }
     let _ = writeln!(out, "## By category\n");
-    let _ = writeln!(out, "| category | cases | pass rate A -> B | mean score A -> B |");
+    let _ = writeln!(
+        out,
+        "| category | cases | pass rate A -> B | mean score A -> B |"
+    );
     let _ = writeln!(out, "|---|---|---|---|");
     for d in &c.categories {
         let _ = writeln!(
@@ -177,7 +189,10 @@ pub fn comparison(c: &Comparison) -> String {
         );
     }
     let _ = writeln!(out, "\n## By case (largest drop first)\n");
-    let _ = writeln!(out, "| case | category | score A -> B | delta | status A -> B |");
+    let _ = writeln!(
+        out,
+        "| case | category | score A -> B | delta | status A -> B |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|");
     for d in &c.cases {
         let _ = writeln!(
@@ -199,4 +214,3 @@ pub fn comparison(c: &Comparison) -> String {
     }
     out
 }
-

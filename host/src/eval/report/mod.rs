@@ -20,8 +20,7 @@ pub struct Written {
 
 /// Write the three reports of `run` into `dir` (created if missing).
 pub fn write(run: &Run, dir: &Path) -> anyhow::Result<Written> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     let out = Written {
         json: dir.join(format!("{}.json", run.id)),
         markdown: dir.join(format!("{}.md", run.id)),
@@ -41,7 +40,12 @@ pub fn utc(ms: u64) -> String {
     let secs = ms / 1000;
     let (y, m, d) = crate::state::period::civil_from_days((secs / 86_400) as i64);
     let t = secs % 86_400;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", t / 3600, t / 60 % 60, t % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
 }
 
 /// A 0..=1 score as 0-100 with one decimal.
