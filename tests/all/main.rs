@@ -16,6 +16,7 @@ mod http_api;
 mod languages;
 mod logging;
 mod openai_sdk;
+mod prompts;
 mod routing;
 mod sandbox;
 mod secrets;

@@ -60,6 +60,26 @@ pub async fn start(config_toml: &str) -> TestGateway {
         .await
         .unwrap()
         .unwrap();
+    listen(gateway).await
+}
+
+/// As [`start`], with the state layer (`[state]`), the prompt registry
+/// (`[prompts]`) and eval results attached, as `sluice serve` does.
+pub async fn start_with_state(config_toml: &str) -> TestGateway {
+    let config = Config::parse("test.toml", config_toml, &|k| std::env::var(k).ok())
+        .unwrap_or_else(|e| panic!("{e}\n{config_toml}"));
+    let gateway = tokio::task::spawn_blocking(move || Gateway::start(config))
+        .await
+        .unwrap()
+        .unwrap();
+    let state = sluice::state::State::open(&gateway.config.state)
+        .await
+        .unwrap();
+    let gateway = sluice::cli::prompt::attach(gateway, &state).await.unwrap();
+    listen(gateway).await
+}
+
+async fn listen(gateway: Gateway) -> TestGateway {
     let gateway = Arc::new(gateway);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -6,6 +6,7 @@
 //! - [`gateway`]: the mock upstream and the gateway, in-process on real sockets.
 //! - [`upstream`]: `Providers` against the mock with per-provider faults.
 //! - [`http`]: reading answers: OpenAI-shaped errors, SSE events, streamed text.
+//! - [`judge`]: a judge upstream whose answers the test scripts (eval runs).
 //! - [`process`]: the real `sluice` binary as a child process (signals,
 //!   file limits, exit codes, its JSON log lines).
 //! - [`raw`]: hand-rolled peers over raw TCP: misbehaving upstreams and
@@ -13,6 +14,7 @@
 
 pub mod gateway;
 pub mod http;
+pub mod judge;
 pub mod plugins;
 pub mod process;
 pub mod raw;
