@@ -9,6 +9,7 @@ mod config_check;
 mod contract;
 mod deadlines;
 mod error_shapes;
+mod evals;
 mod faults;
 mod first_party;
 mod hot_reload;

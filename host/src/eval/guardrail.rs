@@ -91,6 +91,12 @@ impl Guardrails {
                 ScoreResult::error("guardrail", label, format!("plugin `{plugin}` failed: {f}"))
             }
             Ok(v) => {
+                // A rewrite to the same text changes nothing: the gateway
+                // would serve the output as is.
+                let v = match v {
+                    Verdict::Transform(t) if t == output => Verdict::Pass,
+                    v => v,
+                };
                 let (said, detail) = match &v {
                     Verdict::Pass => ("pass", None),
                     Verdict::Transform(t) => {

@@ -76,22 +76,23 @@ impl RunRecord {
     }
 }
 
-/// The subjects a run speaks for (see the module doc).
+/// The subjects a run speaks for (see the module doc). A run mixing
+/// prompt cases with plain `messages` cases still speaks for its prompt
+/// version, as long as one version rendered every prompt case.
 pub fn subjects(run: &Run) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(m) = &run.target.model {
         out.push(format!("model:{m}"));
     }
-    let mut served = run
+    let served: std::collections::BTreeSet<&str> = run
         .cases
         .iter()
         .flat_map(|c| &c.attempts)
         .filter(|a| a.output.is_some())
-        .map(|a| a.prompt.as_deref());
-    if let Some(Some(first)) = served.next()
-        && served.all(|p| p == Some(first))
-    {
-        out.push(format!("prompt:{first}"));
+        .filter_map(|a| a.prompt.as_deref())
+        .collect();
+    if let [only] = served.into_iter().collect::<Vec<_>>()[..] {
+        out.push(format!("prompt:{only}"));
     }
     out
 }
