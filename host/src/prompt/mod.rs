@@ -14,7 +14,7 @@
 //!   version serving and says why.
 //! - [`activation`]: who pinned which version when, in the state layer.
 //! - [`apply`]: the `prompt` extension of `/v1/chat/completions`.
-//! - [`admin`]: `/admin/prompts`.
+//! - [`admin`]: the `/admin/prompts` endpoints.
 //!
 //! A request rendered from the registry carries its [`PromptRef`] to the
 //! response (`x-sluice-prompt: id@version`), the log line and the ledger,
