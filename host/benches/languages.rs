@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sluice::plugin::{Message, OutputContext, Plugin, PluginRuntime, PluginsConfig, RequestInfo};
+use sluice::plugin::{
+    Message, OutputContext, OutputPart, Plugin, PluginRuntime, PluginsConfig, RequestInfo,
+};
 
 const LANGUAGES: [&str; 5] = ["rust", "c", "js-quickjs", "python", "js-starlingmonkey"];
 
@@ -84,22 +86,20 @@ fn load(
     Some((dir, rt, p))
 }
 
-fn request() -> RequestInfo {
-    RequestInfo {
+fn request() -> Arc<RequestInfo> {
+    Arc::new(RequestInfo {
         id: "bench".into(),
-        user: None,
-        api_key_id: None,
-        feature: None,
-        tags: vec![],
         model: "m".into(),
         messages: vec![Message {
             role: "user".into(),
             content: "Summarise the quarterly report.".into(),
+            name: None,
+            tool_calls: vec![],
+            tool_call_id: None,
         }],
         max_tokens: Some(256),
-        temperature: None,
-        stream: false,
-    }
+        ..RequestInfo::default()
+    })
 }
 
 /// Time `iters` awaits of `call()` in a row on `rt`.
@@ -125,6 +125,8 @@ fn bench(c: &mut Criterion) {
         emitted: String::new(),
         window_index: 0,
         is_final: true,
+        choice: 0,
+        part: OutputPart::Content,
     };
     let mut group = c.benchmark_group("ssn_redact_1kb");
     group

@@ -376,8 +376,8 @@ async fn audit_shows_every_import_with_its_verdict() {
         Some("sluice:plugin/guardrail-plugin@0.2.0")
     );
     assert_eq!(report.contract, Some(sluice::plugin::Contract::V0_2));
-    // Refused before the trial load, so no phases were asked.
-    assert_eq!(report.phases, None);
+    // Inert filesystem: accepted, so the trial load asked for its phases.
+    assert_eq!(report.phases, Some(vec!["input", "output"]));
     assert_eq!(report.sha256.len(), 64);
     let verdict = |report: &AuditReport, prefix: &str| {
         report
@@ -419,6 +419,8 @@ async fn audit_shows_every_import_with_its_verdict() {
     let report = audit(&wasm, None, &strict()).unwrap();
     assert!(!report.accepted);
     assert!(verdict(&report, "wasi:filesystem/types").is_refused());
+    // Refused before the trial load, so no phases were asked.
+    assert_eq!(report.phases, None);
     let text = report.to_text();
     assert!(
         text.contains("REFUSED") && text.contains("verdict:   REFUSED"),
@@ -446,7 +448,7 @@ async fn plugin_list_shows_the_chain_and_refusals() {
     assert_eq!(failed, 1);
     assert!(text.contains("guardrails     test-tagger (5)"), "{text}");
     assert!(
-        text.contains("FAILED") && text.contains("sluice:plugin/guardrail@0.2.0"),
+        text.contains("FAILED") && text.contains("sluice:plugin/guardrail@0.3.0"),
         "{text}"
     );
     let (json, _) = sluice::cli::plugin::list(dir.path().to_path_buf(), true).unwrap();

@@ -79,6 +79,8 @@ pub enum Expect {
     Transform(String),
     /// Guardrail: rejected with this code (and a reason containing a text).
     Reject(ExpectReject),
+    /// Guardrail: flagged for review with this code.
+    Flag(String),
     /// Router: exactly these routes, `provider/model`, in order.
     Routes(Vec<String>),
     /// Cost policy: allowed.
@@ -143,6 +145,11 @@ pub struct CaseRequest {
 pub struct CaseMessage {
     pub role: String,
     pub content: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// For `tool` messages: the call this is the result of.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -154,6 +161,9 @@ pub struct CaseContext {
     pub window_index: u32,
     #[serde(default = "yes")]
     pub is_final: bool,
+    /// The choice (`n > 1`) the output belongs to.
+    #[serde(default)]
+    pub choice: u32,
 }
 
 fn yes() -> bool {
@@ -199,8 +209,13 @@ pub struct CaseSpend {
     pub spent_usd: f64,
     #[serde(default)]
     pub budget_usd: Option<f64>,
-    #[serde(default = "default_period")]
-    pub period: String,
+    #[serde(default)]
+    pub period: CasePeriod,
+    /// The period's UTC label (`2026-01`, `2026-01-31`).
+    #[serde(default = "default_label")]
+    pub label: String,
+    #[serde(default)]
+    pub reserved_usd: f64,
 }
 
 impl Default for CaseSpend {
@@ -209,7 +224,9 @@ impl Default for CaseSpend {
             scope: default_scope(),
             spent_usd: 0.0,
             budget_usd: None,
-            period: default_period(),
+            period: CasePeriod::Month,
+            label: default_label(),
+            reserved_usd: 0.0,
         }
     }
 }
@@ -218,7 +235,16 @@ fn default_scope() -> String {
     "user:test".into()
 }
 
-fn default_period() -> String {
+/// `day` or `month` (the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CasePeriod {
+    Day,
+    #[default]
+    Month,
+}
+
+fn default_label() -> String {
     "2026-01".into()
 }
 
@@ -349,7 +375,7 @@ impl Case {
             }
         };
         let fits = match &self.expect {
-            Expect::Pass | Expect::Transform(_) | Expect::Reject(_) => {
+            Expect::Pass | Expect::Transform(_) | Expect::Reject(_) | Expect::Flag(_) => {
                 call.kind() == PluginKind::Guardrail
             }
             Expect::Routes(_) => call == Call::Route,
@@ -381,9 +407,9 @@ impl Case {
                 .map(|m| Message {
                     role: m.role.clone(),
                     content: m.content.clone(),
-                    name: None,
+                    name: m.name.clone(),
                     tool_calls: Vec::new(),
-                    tool_call_id: None,
+                    tool_call_id: m.tool_call_id.clone(),
                 })
                 .collect(),
             None => vec![Message {
@@ -450,7 +476,7 @@ pub async fn run(plugin: &Plugin, case: &Case) -> Outcome {
                     emitted: ctx.emitted,
                     window_index: ctx.window_index,
                     is_final: ctx.is_final,
-                    choice: 0,
+                    choice: ctx.choice,
                     part: OutputPart::Content,
                 };
                 plugin
@@ -499,25 +525,19 @@ pub async fn run(plugin: &Plugin, case: &Case) -> Outcome {
                 max_completion_tokens: e.max_completion_tokens,
                 cost_usd: e.cost_usd,
             };
-            // The 0.2 contract's period is a kind (day or month) with a
-            // label; a case names the label (`2026-01` or `2026-01-15`).
-            let period = if s.period.len() > 7 {
-                BudgetPeriod::Day
-            } else {
-                BudgetPeriod::Month
+            let period = match s.period {
+                CasePeriod::Day => BudgetPeriod::Day,
+                CasePeriod::Month => BudgetPeriod::Month,
             };
             let spend = Spend {
                 scope: s.scope,
                 period,
-                label: s.period,
+                label: s.label,
                 spent_usd: s.spent_usd,
-                reserved_usd: 0.0,
+                reserved_usd: s.reserved_usd,
                 budget_usd: s.budget_usd,
             };
-            match plugin
-                .decide(&req, &est, std::slice::from_ref(&spend))
-                .await
-            {
+            match plugin.decide(&req, &est, &[spend]).await {
                 Ok(d) => (decision_matches(&case.expect, &d), describe_decision(&d)),
                 Err(f) => (false, format!("plugin failed: {f}")),
             }
@@ -538,6 +558,7 @@ pub fn verdict_matches(want: &Expect, got: &Verdict) -> bool {
         (Expect::Reject(w), Verdict::Reject(r)) => {
             w.code() == r.code && w.reason_contains().is_none_or(|t| r.reason.contains(t))
         }
+        (Expect::Flag(w), Verdict::Flag(f)) => *w == f.code,
         _ => false,
     }
 }
@@ -558,7 +579,7 @@ pub fn describe_verdict(v: &Verdict) -> String {
         Verdict::Pass => "pass".into(),
         Verdict::Transform(t) => format!("transform {t:?}"),
         Verdict::Reject(r) => format!("reject {} ({})", r.code, r.reason),
-        Verdict::Flag(f) => format!("flag {} ({}, score {})", f.code, f.reason, f.score),
+        Verdict::Flag(f) => format!("flag {} ({}, score {:.2})", f.code, f.reason, f.score),
     }
 }
 
@@ -580,6 +601,7 @@ pub fn describe_expect(e: &Expect) -> String {
             Some(t) => format!("reject {} (reason containing {t:?})", r.code()),
             None => format!("reject {}", r.code()),
         },
+        Expect::Flag(c) => format!("flag {c}"),
         Expect::Routes(r) => format!("routes [{}]", r.join(", ")),
         Expect::Allow => "allow".into(),
         Expect::Deny(t) => format!("deny (reason containing {t:?})"),
