@@ -20,6 +20,7 @@ use tempfile::TempDir;
 use crate::support::gateway::{self, Mock, TestGateway};
 use crate::support::judge::Judge;
 use crate::support::plugins::plugin_dir_named;
+use crate::support::raw::{self, RawUpstream};
 
 const ADMIN: &str = "admin-secret";
 const CITIES: &[&str] = &["Paris", "Tokyo", "Lima"];
@@ -90,6 +91,9 @@ cases:
 struct Setup {
     gw: TestGateway,
     judge: Judge,
+    /// Quality alerts POSTed to `[state] alert-webhook`.
+    hooks: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    _hook: RawUpstream,
     dir: TempDir,
     plugins: TempDir,
     _mock: Mock,
@@ -149,6 +153,16 @@ async fn setup(rule: impl Fn(&str, usize) -> String + Send + Sync + 'static) -> 
     std::fs::write(prompts.join("capital.toml"), CAPITAL).unwrap();
     std::fs::write(dir.path().join("capitals.yaml"), SUITE).unwrap();
     let judge = Judge::start(rule).await;
+    let (tx, hooks) = tokio::sync::mpsc::unbounded_channel();
+    let hook = raw::upstream(move |mut tcp, req| {
+        let tx = tx.clone();
+        async move {
+            let body = req.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            let _ = tx.send(serde_json::from_str::<Value>(body).unwrap_or(Value::Null));
+            raw::answer_json(&mut tcp, 200, "{}").await;
+        }
+    })
+    .await;
     let mock = gateway::mock().await;
     let rest = format!(
         r#"
@@ -168,6 +182,7 @@ routes = [{{ provider = "judge", model = "judge-1" }}]
 
 [state]
 dir = '{state}'
+alert-webhook = "http://{hook}/hook"
 
 [prompts]
 dir = '{prompts}'
@@ -175,12 +190,15 @@ watch = false
 "#,
         judge = judge.upstream.base,
         state = dir.path().join("state").display(),
+        hook = hook.addr,
         prompts = prompts.display(),
     );
     let gw = gateway::start_with_state(&gateway::config(&mock, plugins.path(), &rest)).await;
     Setup {
         gw,
         judge,
+        hooks,
+        _hook: hook,
         dir,
         plugins,
         _mock: mock,
@@ -189,6 +207,17 @@ watch = false
 
 fn case<'a>(run: &'a sluice::eval::Run, id: &str) -> &'a sluice::eval::run::CaseResult {
     run.cases.iter().find(|c| c.id == id).unwrap()
+}
+
+async fn admin_evals(gw: &TestGateway, query: &str) -> Value {
+    let res = reqwest::Client::new()
+        .get(format!("{}/admin/evals{query}", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
 }
 
 /// `sluice eval compare A B` as CI runs it: the exit code and stdout.
@@ -206,10 +235,41 @@ fn compare(a: &Path, b: &Path) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gate_fails_a_worse_prompt_version_and_passes_an_equal_one() {
-    let s = setup(capital_rule).await;
+    let mut s = setup(capital_rule).await;
     let base = s.run("capital@1").await;
     let worse = s.run("capital@2").await;
+    // The model's latest run got worse: a quality alert, in the answer,
+    // the admin API and on the webhook.
+    let subjects: Vec<&str> = worse.alerts.iter().map(|a| a.subject.as_str()).collect();
+    assert_eq!(subjects, ["model:chat"], "{}", worse.text);
+    assert!(
+        worse.text.contains("QUALITY ALERT for model:chat"),
+        "{}",
+        worse.text
+    );
+    let hooked = tokio::time::timeout(std::time::Duration::from_secs(60), s.hooks.recv())
+        .await
+        .expect("the webhook was never called")
+        .unwrap();
+    assert_eq!(
+        (
+            hooked["kind"].clone(),
+            hooked["run"].clone(),
+            hooked["previous_run"].clone()
+        ),
+        (json!("quality"), json!(worse.run.id), json!(base.run.id))
+    );
+    assert_eq!(
+        admin_evals(&s.gw, "").await["alerts"][0]["subject"],
+        "model:chat"
+    );
     let equal = s.run("capital@3").await;
+    assert!(equal.alerts.is_empty());
+    assert_eq!(
+        admin_evals(&s.gw, "").await["alerts"],
+        json!([]),
+        "a good run ends the alert"
+    );
 
     // The baseline: everything passes, every scorer ran.
     let sum = &base.run.summary;
@@ -273,14 +333,7 @@ async fn the_gate_fails_a_worse_prompt_version_and_passes_an_equal_one() {
             run.stored.as_deref(),
             Some(&["model:chat".to_string(), subject.to_string()][..])
         );
-        let res = reqwest::Client::new()
-            .get(format!("{}/admin/evals?subject={subject}", s.gw.url))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        let v: Value = res.json().await.unwrap();
+        let v = admin_evals(&s.gw, &format!("?subject={subject}")).await;
         assert_eq!(v["latest"]["id"], json!(run.run.id), "{v}");
     }
 

@@ -19,6 +19,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::Config;
 use crate::eval::guardrail::Guardrails;
+use crate::eval::quality::QualityAlert;
 use crate::eval::report::{self, Written};
 use crate::eval::{Client, Comparison, EvalsConfig, Options, Run, RunRecord, Suite, Thresholds};
 use crate::prompt::PromptRef;
@@ -148,6 +149,8 @@ pub struct RunDone {
     pub written: Written,
     /// The subjects the gateway stored the results under, when it did.
     pub stored: Option<Vec<String>>,
+    /// Quality alerts the gateway raised on storing the run.
+    pub alerts: Vec<QualityAlert>,
     /// What the command prints.
     pub text: String,
 }
@@ -230,24 +233,36 @@ pub async fn execute_run(args: &RunArgs, progress: bool) -> anyhow::Result<RunDo
     let run = crate::eval::runner::run(&suite, &opts, &client, guardrails.as_ref(), &bar).await?;
     let dir = args.out.clone().unwrap_or(defaults.results_dir);
     let written = report::write(&run, &dir)?;
+    let mut alerts: Vec<QualityAlert> = Vec::new();
     let stored = if args.no_store || !client.has_admin_key() {
         None
     } else {
         let rec = RunRecord::of(&run);
         let body = serde_json::to_value(&rec)?;
         match client.admin_post("/admin/evals", &body).await {
-            Ok(_) => Some(rec.subjects),
+            Ok(mut answer) => {
+                alerts = serde_json::from_value(answer["alerts"].take()).unwrap_or_default();
+                Some(rec.subjects)
+            }
             Err(e) => {
                 eprintln!("warning: the results were not stored in the gateway: {e:#}");
                 None
             }
         }
     };
-    let text = summary_text(&run, &written, stored.as_deref());
+    let mut text = summary_text(&run, &written, stored.as_deref());
+    for a in &alerts {
+        text.push_str(&format!(
+            "QUALITY ALERT for {}: {}\n",
+            a.subject,
+            a.reasons.join("; ")
+        ));
+    }
     Ok(RunDone {
         run,
         written,
         stored,
+        alerts,
         text,
     })
 }

@@ -4,7 +4,7 @@
 //! | route                          | what                                               |
 //! |--------------------------------|----------------------------------------------------|
 //! | `POST /admin/evals`            | keep a run's [`RunRecord`] (what `sluice eval run` sends) |
-//! | `GET /admin/evals`             | the latest run of every subject and the 50 most recent runs |
+//! | `GET /admin/evals`             | the latest run of every subject, the 50 most recent runs, open quality alerts |
 //! | `GET /admin/evals?subject=S`   | the latest run of one subject (`model:NAME`, `prompt:ID@V`) |
 
 use std::sync::Arc;
@@ -51,7 +51,7 @@ async fn record(
             Some("subjects".into()),
         ));
     }
-    store.record(&rec).await.map_err(internal)?;
+    let alerts = store.record(&rec).await.map_err(internal)?;
     tracing::info!(
         run = %rec.id,
         suite = %rec.suite,
@@ -60,7 +60,9 @@ async fn record(
         mean_score = rec.summary.mean_score,
         "eval run recorded"
     );
-    Ok(Json(json!({"recorded": rec.id, "subjects": rec.subjects})))
+    Ok(Json(
+        json!({"recorded": rec.id, "subjects": rec.subjects, "alerts": alerts}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -79,7 +81,10 @@ async fn list(
     }
     let latest = store.latest_all().await.map_err(internal)?;
     let runs = store.recent(RECENT).await.map_err(internal)?;
-    Ok(Json(json!({"latest": latest, "runs": runs})))
+    let alerts = store.alerts().await.map_err(internal)?;
+    Ok(Json(
+        json!({"latest": latest, "runs": runs, "alerts": alerts}),
+    ))
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {

@@ -35,6 +35,12 @@ pub struct EvalsConfig {
     /// `sluice eval compare` fails when the mean score (0-100) drops by
     /// more than this many points. Default 5.
     pub max_score_drop: f64,
+    /// The quality alert fires when a stored run's pass rate (0-100) is
+    /// under this, besides when it drops against the subject's previous
+    /// run by more than `max-pass-rate-drop` or `max-score-drop`. Default
+    /// unset (drops only). Costs nothing per request: checked once per
+    /// stored run.
+    pub alert_min_pass_rate: Option<f64>,
     /// How long the gateway keeps eval results it is sent
     /// (`POST /admin/evals`), in days. Default 90. One record of a few KB
     /// per run, plus the latest per model and per prompt version (kept
@@ -53,6 +59,7 @@ impl Default for EvalsConfig {
             results_dir: PathBuf::from("eval-results"),
             max_pass_rate_drop: 5.0,
             max_score_drop: 5.0,
+            alert_min_pass_rate: None,
             keep_days: 90,
         }
     }
@@ -81,6 +88,11 @@ impl EvalsConfig {
             if !(0.0..=100.0).contains(&v) {
                 out.push((key, "must be between 0 and 100".into()));
             }
+        }
+        if let Some(v) = self.alert_min_pass_rate
+            && !(0.0..=100.0).contains(&v)
+        {
+            out.push(("alert-min-pass-rate", "must be between 0 and 100".into()));
         }
         if self.keep_days == 0 {
             out.push(("keep-days", "must be at least 1".into()));

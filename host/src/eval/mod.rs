@@ -15,6 +15,8 @@
 //! - [`report`]: JSON, Markdown and a self-contained HTML page.
 //! - [`store`], [`admin`]: results kept in the state layer, per model and
 //!   prompt version (`/admin/evals`).
+//! - [`quality`]: the quality alert when a stored run is worse than the
+//!   subject's previous one.
 
 pub mod admin;
 pub mod client;
@@ -22,6 +24,7 @@ pub mod compare;
 pub mod config;
 pub mod guardrail;
 pub mod judge;
+pub mod quality;
 pub mod report;
 pub mod run;
 pub mod runner;

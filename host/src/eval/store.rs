@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::config::EvalsConfig;
+use super::quality::{self, QualityAlert, Thresholds};
 use super::run::{CaseStatus, Run, Summary, Target};
 use crate::state::{State, StateError};
 
@@ -111,6 +112,7 @@ pub fn valid_subject(s: &str) -> bool {
 pub struct EvalStore {
     state: State,
     keep: Duration,
+    alerts: Thresholds,
 }
 
 impl std::fmt::Debug for EvalStore {
@@ -126,12 +128,14 @@ impl EvalStore {
         EvalStore {
             state,
             keep: Duration::from_secs(cfg.keep_days.saturating_mul(86_400)),
+            alerts: Thresholds::from(cfg),
         }
     }
 
     /// Keep `rec`, and make it the latest of each of its subjects unless a
-    /// newer run already is.
-    pub async fn record(&self, rec: &RunRecord) -> Result<(), StateError> {
+    /// newer run already is. Returns the quality alerts it raised (see
+    /// [`super::quality`]), already logged and sent to the webhook.
+    pub async fn record(&self, rec: &RunRecord) -> Result<Vec<QualityAlert>, StateError> {
         if let Some(bad) = rec.subjects.iter().find(|s| !valid_subject(s)) {
             return Err(StateError::Corrupt(format!("invalid eval subject `{bad}`")));
         }
@@ -139,17 +143,56 @@ impl EvalStore {
         let store = self.state.store();
         let key = format!("run/{:013}/{}", rec.started_ms, rec.id);
         store.put(NS, &key, &bytes, Some(self.keep)).await?;
+        let mut raised = Vec::new();
         for s in &rec.subjects {
             let latest = format!("latest/{s}");
-            let newer = match store.get(NS, &latest).await? {
-                Some(old) => decode(&latest, &old)?.started_ms > rec.started_ms,
-                None => false,
+            let old = match store.get(NS, &latest).await? {
+                Some(old) => Some(decode(&latest, &old)?),
+                None => None,
             };
-            if !newer {
-                store.put(NS, &latest, &bytes, None).await?;
+            // A late upload of an older run changes neither the latest nor
+            // the alert.
+            if old.as_ref().is_some_and(|o| o.started_ms > rec.started_ms) {
+                continue;
+            }
+            store.put(NS, &latest, &bytes, None).await?;
+            let alert_key = format!("alert/{s}");
+            match quality::check(s, rec, old.as_ref(), self.alerts) {
+                Some(a) => {
+                    let b =
+                        serde_json::to_vec(&a).map_err(|e| StateError::Corrupt(e.to_string()))?;
+                    store.put(NS, &alert_key, &b, None).await?;
+                    tracing::warn!(
+                        subject = %s,
+                        run = %rec.id,
+                        suite = %rec.suite,
+                        reasons = %a.reasons.join("; "),
+                        "quality alert"
+                    );
+                    let cfg = self.state.config();
+                    if let Some(url) = &cfg.alert_webhook {
+                        quality::notify(url, cfg.webhook_timeout(), &a);
+                    }
+                    raised.push(a);
+                }
+                // The subject is fine again: its alert is over.
+                None => {
+                    store.delete(NS, &alert_key).await?;
+                }
             }
         }
-        Ok(())
+        Ok(raised)
+    }
+
+    /// Every subject whose latest run raised a quality alert.
+    pub async fn alerts(&self) -> Result<Vec<QualityAlert>, StateError> {
+        let rows = self.state.store().scan(NS, "alert/", MAX_SCAN).await?;
+        rows.into_iter()
+            .map(|(k, b)| {
+                serde_json::from_slice(&b)
+                    .map_err(|e| StateError::Corrupt(format!("quality alert {k}: {e}")))
+            })
+            .collect()
     }
 
     /// The latest run of `subject` (`model:NAME`, `prompt:ID@VERSION`).
