@@ -483,3 +483,45 @@ async fn render_and_show_work_on_the_files_alone() {
     assert_eq!(list[0]["versions"], json!([1, 2]));
     assert_eq!(list[0]["active"], 2);
 }
+
+#[tokio::test]
+async fn the_example_prompts_and_suite_load_and_render() {
+    let examples = crate::support::root().join("examples");
+    let from = Source {
+        dir: Some(examples.join("prompts")),
+        ..Source::default()
+    };
+    let out = execute(PromptCmd::List {
+        from: from.clone(),
+        json: true,
+    })
+    .await
+    .unwrap();
+    let list: Value = serde_json::from_str(&out).unwrap();
+    for p in list.as_array().unwrap() {
+        assert_eq!(p["state"], "loaded", "{p}");
+    }
+    let out = execute(PromptCmd::Render {
+        id: "classify".into(),
+        version: None,
+        vars: vec![
+            "message=the invoice is wrong".into(),
+            r#"teams=["billing","support"]"#.into(),
+        ],
+        vars_json: None,
+        from,
+    })
+    .await
+    .unwrap();
+    let r: Value = serde_json::from_str(&out).unwrap();
+    let system = r["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("- billing\n- support"), "{system}");
+    // The demo config validates with its [prompts] section, and the suite
+    // loads against it.
+    let text = std::fs::read_to_string(examples.join("sluice.toml")).unwrap();
+    let config = sluice::config::Config::parse("sluice.toml", &text, &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.prompts.dir.as_deref(), Some(Path::new("prompts")));
+    let suite = sluice::eval::Suite::load(&examples.join("evals/summarize.yaml")).unwrap();
+    assert_eq!(suite.cases.len(), 3);
+}
