@@ -425,3 +425,63 @@ async fn the_html_report_renders_its_chart_in_headless_chromium() {
     assert_eq!(failing, 3, "{dom}");
     assert!(dom.contains("Names Tokyo as the capital of Japan."));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_retries_what_the_gateway_could_not_answer_yet() {
+    // A gateway stand-in on a real socket: each case's first request gets a
+    // 503 (Retry-After 0), the second an answer; `down` never answers.
+    let seen = std::sync::Arc::new(Mutex::new(HashMap::<String, u32>::new()));
+    let counts = seen.clone();
+    let gw = raw::upstream(move |mut tcp, req| {
+        let seen = seen.clone();
+        async move {
+            let body = req.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let text = v["messages"][0]["content"].as_str().unwrap_or("").to_string();
+            let n = {
+                let mut s = seen.lock().unwrap();
+                let n = s.entry(text.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            if n == 1 || text == "down" {
+                let err = r#"{"error":{"message":"busy","type":"x","code":"busy"}}"#;
+                let reply = format!(
+                    "HTTP/1.1 503 X\r\ncontent-type: application/json\r\nretry-after: 0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{err}",
+                    err.len()
+                );
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut tcp, reply.as_bytes()).await;
+                return;
+            }
+            let answer = json!({
+                "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+            });
+            raw::answer_json(&mut tcp, 200, &answer.to_string()).await;
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("flaky.yaml");
+    std::fs::write(
+        &suite,
+        "model: m\ncases:\n  - id: up\n    messages: [{role: user, content: up}]\n    scorers: [{exact: up}]\n  - id: down\n    messages: [{role: user, content: down}]\n    scorers: [{exact: down}]\n",
+    )
+    .unwrap();
+    let args = RunArgs {
+        suite,
+        gateway: Some(format!("http://{}", gw.addr)),
+        out: Some(dir.path().join("out")),
+        retries: Some(2),
+        ..RunArgs::default()
+    };
+    let done = execute_run(&args, false).await.unwrap();
+    let up = &case(&done.run, "up").attempts[0];
+    assert!(up.passed && up.retries == 1, "{up:?}");
+    let down = &case(&done.run, "down").attempts[0];
+    assert!(down.errored && down.retries == 2, "{down:?}");
+    assert_eq!(down.error_code.as_deref(), Some("busy"));
+    assert_eq!(counts.lock().unwrap()["down"], 3, "one try and two retries");
+}

@@ -144,6 +144,11 @@ fn status<'a>(list: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no `{id}` in {list}"))
 }
 
+/// The version a request without one gets.
+async fn served(gw: &TestGateway) -> String {
+    answer(gw, &prompt_body(None, json!({"text": "x"}))).await.1
+}
+
 /// Polls `cond` until it holds (the watcher reloads on its own thread and
 /// tells no one); the bound only stops a hang.
 async fn eventually<F, Fut>(mut cond: F) -> bool
@@ -524,4 +529,78 @@ async fn the_example_prompts_and_suite_load_and_render() {
     assert_eq!(config.prompts.dir.as_deref(), Some(Path::new("prompts")));
     let suite = sluice::eval::Suite::load(&examples.join("evals/summarize.yaml")).unwrap();
     assert_eq!(suite.cases.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_on_one_redis_share_activations_made_anywhere() {
+    let redis = sluice::state::testing::RedisServer::start();
+    let plugins = plugin_dir_named(&[(
+        "tagger",
+        sluice_guests::TEST_TAGGER,
+        "kind = \"guardrail\"\norder = 1\n[config]\ntag = \"\"\n",
+    )]);
+    let prompts = tempfile::tempdir().unwrap();
+    std::fs::write(prompts.path().join("summarize.toml"), SUMMARIZE).unwrap();
+    let mock = gateway::mock().await;
+    let rest = format!(
+        r#"
+[server]
+admin-key = "{ADMIN}"
+
+[models.chat]
+routes = [{{ provider = "mock", model = "mock-small" }}]
+
+[state]
+backend = "redis"
+redis-url = "{url}"
+
+[prompts]
+dir = '{prompts}'
+watch = false
+refresh-ms = 100
+"#,
+        url = redis.url(),
+        prompts = prompts.path().display(),
+    );
+    let config = gateway::config(&mock, plugins.path(), &rest);
+    let a = gateway::start_with_state(&config).await;
+    let b = gateway::start_with_state(&config).await;
+    assert_eq!(served(&b).await, "summarize@2");
+
+    // Through gateway A's admin API: B follows within its refresh.
+    let res = reqwest::Client::new()
+        .post(format!("{}/admin/prompts/summarize/activate", a.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"version": 1, "by": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        served(&a).await,
+        "summarize@1",
+        "the gateway asked applies at once"
+    );
+    assert!(eventually(|| async { served(&b).await == "summarize@1" }).await);
+
+    // With no gateway involved: the CLI writes the record in Redis.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.toml");
+    std::fs::write(&path, &config).unwrap();
+    let out = execute(PromptCmd::Activate {
+        id: "summarize".into(),
+        version: "2".into(),
+        by: Some("carol".into()),
+        reason: None,
+        from: Source {
+            config: Some(path),
+            ..Source::default()
+        },
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("version 2 pinned, was 1 by carol"), "{out}");
+    for gw in [&a, &b] {
+        assert!(eventually(|| async { served(gw).await == "summarize@2" }).await);
+    }
 }
