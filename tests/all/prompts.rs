@@ -220,6 +220,17 @@ async fn a_prompt_renders_into_the_request_with_its_versions_settings() {
         (json!("mock-large"), json!(0.1))
     );
 
+    // Streamed: the same rendering, the header before the first event.
+    let mut body = prompt_body(None, json!({"text": "streamed"}));
+    body["stream"] = json!(true);
+    let res = gw.chat(&body).await;
+    assert_eq!(res.headers()["x-sluice-prompt"], "summarize@2");
+    let events = crate::support::http::sse_data(&res.text().await.unwrap());
+    assert_eq!(
+        crate::support::http::streamed_text(&events),
+        "v2 calm streamed"
+    );
+
     // Version 2's own output guardrail joins the chain; version 1 has none.
     let res = gw
         .chat(&prompt_body(Some(2), json!({"text": "REJECT me"})))

@@ -30,6 +30,9 @@ use crate::server::extract::OpenAiJson;
 
 /// How many activation records `GET /admin/prompts/{id}` returns.
 const HISTORY: usize = 100;
+/// Longest `by` (who) and `reason` an activation record keeps.
+const MAX_BY: usize = 200;
+const MAX_REASON: usize = 2000;
 
 pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
@@ -138,6 +141,18 @@ async fn activate(
                 .map(str::to_string)
         })
         .unwrap_or_else(|| "admin-api".into());
+    // Kept forever in the history: bounded like a commit's author line.
+    if by.chars().count() > MAX_BY
+        || body
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > MAX_REASON)
+    {
+        return Err(ApiError::invalid(
+            format!("`by` is limited to {MAX_BY} characters and `reason` to {MAX_REASON}"),
+            None,
+        ));
+    }
     match p.activate(&id, version, &by, body.reason).await {
         Ok(a) => Ok(Json(json!({"activation": a}))),
         Err(ActivateError::Prompt(e)) => {
