@@ -485,3 +485,43 @@ async fn the_runner_retries_what_the_gateway_could_not_answer_yet() {
     assert_eq!(down.error_code.as_deref(), Some("busy"));
     assert_eq!(counts.lock().unwrap()["down"], 3, "one try and two retries");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sluice_eval_run_as_a_command_gates_on_a_minimum_pass_rate() {
+    let s = setup(capital_rule).await;
+    // Async: the gateway answering it runs on this test's runtime.
+    let run = |prompt: &str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice-e2e"))
+            .args(["eval", "run"])
+            .arg(s.suite())
+            .args(["--prompt", prompt, "--gateway", &s.gw.url, "--plugins"])
+            .arg(s.plugins.path())
+            .arg("--out")
+            .arg(s.out())
+            .args(["--min-pass-rate", "90", "--no-store"])
+            .output()
+    };
+    let good = run("capital@1").await.unwrap();
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        good.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(
+        stdout.contains("pass rate 100.0% (5/5 attempts)"),
+        "{stdout}"
+    );
+    let bad = run("capital@2").await.unwrap();
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("pass rate 40.0% (2/5 attempts)"),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("below --min-pass-rate 90"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

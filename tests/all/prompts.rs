@@ -615,3 +615,76 @@ refresh-ms = 100
         assert!(eventually(|| async { served(gw).await == "summarize@2" }).await);
     }
 }
+
+#[tokio::test]
+async fn sluice_serve_loads_the_registry_and_logs_the_version_served() {
+    let prompts = tempfile::tempdir().unwrap();
+    std::fs::write(
+        prompts.path().join("summarize.toml"),
+        SUMMARIZE.replace("output-guardrails = [\"tagger\"]\n", ""),
+    )
+    .unwrap();
+    let mock = gateway::mock().await;
+    let config = format!(
+        r#"
+[[providers]]
+name = "mock"
+base-url = "{base}"
+
+[models.chat]
+routes = [{{ provider = "mock", model = "mock-small" }}]
+
+[prompts]
+dir = '{dir}'
+"#,
+        base = mock.base(),
+        dir = prompts.path().display(),
+    );
+    let sluice = crate::support::process::Sluice::start(&config, None).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", sluice.url))
+        .json(&prompt_body(None, json!({"text": "from the binary"})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-sluice-prompt"], "summarize@2");
+    let line = sluice
+        .wait_log(Duration::from_secs(30), |v| {
+            crate::support::process::message(v) == "served"
+        })
+        .await
+        .unwrap_or_else(|| panic!("{}", sluice.log_text()));
+    assert_eq!(line["fields"]["prompt"], "summarize@2", "{line}");
+    let refused = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", sluice.url))
+        .json(&prompt_body(Some(1), json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(refused.headers()["x-sluice-prompt"], "summarize@1");
+
+    // `sluice prompt render` as a command line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice-e2e"))
+        .args([
+            "prompt",
+            "render",
+            "summarize",
+            "--version",
+            "1",
+            "--var",
+            "text=hi",
+            "--dir",
+        ])
+        .arg(prompts.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["messages"][1]["content"], "REPLY: v1 hi");
+}

@@ -446,7 +446,9 @@ impl Gateway {
     /// Everything before the upstream call: prompt rendering, validation,
     /// input guardrails, cost policy, routing.
     async fn prepare(&self, ctx: &RequestCtx, req: &mut ChatRequest) -> Result<Plan, Error> {
-        let applied = crate::prompt::apply(self.prompts.as_deref(), req)?;
+        let applied = crate::prompt::apply(self.prompts.as_deref(), req).inspect_err(|e| {
+            ctx.progress.prompt(e.prompt_ref().as_ref());
+        })?;
         ctx.progress.prompt(applied.as_ref().map(|a| &a.prompt));
         validate(req, self.config.server.max_n)?;
         let model = self.model(&req.model)?;

@@ -60,6 +60,19 @@ impl PromptError {
         }
     }
 
+    /// The version that failed to render, when one was chosen (the error
+    /// answer names it in `x-sluice-prompt` too).
+    pub fn prompt_ref(&self) -> Option<super::PromptRef> {
+        match self {
+            PromptError::MissingVariables { id, version, .. }
+            | PromptError::Render { id, version, .. } => Some(super::PromptRef {
+                id: id.clone(),
+                version: *version,
+            }),
+            _ => None,
+        }
+    }
+
     /// Not found (404) rather than a malformed request (400).
     pub fn is_not_found(&self) -> bool {
         matches!(
