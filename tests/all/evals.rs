@@ -118,6 +118,7 @@ impl Setup {
             out: Some(self.out()),
             concurrency: Some(3),
             repeat: 1,
+            config: Some(self.dir.path().join("sluice.toml")),
             ..RunArgs::default()
         }
     }
@@ -174,11 +175,11 @@ name = "judge"
 base-url = "{judge}"
 
 [models.chat]
-routes = [{{ provider = "mock", model = "mock-small" }}]
+routes = [{{ provider = "mock", model = "mock-small", input-cost-per-mtok = 1.0, output-cost-per-mtok = 2.0 }}]
 output-guardrails = ["tagger"]
 
 [models.judge]
-routes = [{{ provider = "judge", model = "judge-1" }}]
+routes = [{{ provider = "judge", model = "judge-1", input-cost-per-mtok = 10.0, output-cost-per-mtok = 30.0 }}]
 
 [state]
 dir = '{state}'
@@ -193,7 +194,10 @@ watch = false
         hook = hook.addr,
         prompts = prompts.display(),
     );
-    let gw = gateway::start_with_state(&gateway::config(&mock, plugins.path(), &rest)).await;
+    let config = gateway::config(&mock, plugins.path(), &rest);
+    // The runner reads the gateway's config for prices.
+    std::fs::write(dir.path().join("sluice.toml"), &config).unwrap();
+    let gw = gateway::start_with_state(&config).await;
     Setup {
         gw,
         judge,
@@ -299,6 +303,14 @@ async fn the_gate_fails_a_worse_prompt_version_and_passes_an_equal_one() {
     );
     assert!(oslo.passed, "{:?}", oslo.scores);
     assert!(case(&base.run, "refused").attempts[0].passed);
+    // Cost from the gateway's prices: the answers, and the judge apart
+    // (3 judgements of 50 + 10 tokens at $10 / $30 per million).
+    assert!(france.cost_usd.unwrap() > 0.0, "{france:?}");
+    let judged_cost = base.run.summary.judge_cost_usd.unwrap();
+    assert!(
+        (judged_cost - 3.0 * (50.0 * 10.0 + 10.0 * 30.0) / 1e6).abs() < 1e-12,
+        "{judged_cost}"
+    );
 
     // The judge was asked at temperature 0 with the fixed rubric.
     let asked = s.judge.requests();

@@ -196,14 +196,21 @@ impl Client {
             .or_else(|| {
                 let usage = completion.usage.as_ref()?;
                 let config = self.pricing.as_ref()?;
-                let model = body
+                // A prompt request may name no model (the prompt version's
+                // serves): then any model's route to that upstream prices it.
+                let named = body
                     .get("model")
                     .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let route = config.models.get(model)?.routes.iter().find(|r| {
+                    .filter(|m| !m.is_empty());
+                let mut routes: Vec<&crate::config::RouteConfig> = match named {
+                    Some(m) => config.models.get(m)?.routes.iter().collect(),
+                    None => config.models.values().flat_map(|m| &m.routes).collect(),
+                };
+                routes.retain(|r| {
                     Some(&r.provider) == provider.as_ref()
                         && Some(&r.model) == upstream_model.as_ref()
-                })?;
+                });
+                let route = routes.first()?;
                 Some(
                     PriceTable::builtin()
                         .route_price(route)

@@ -145,6 +145,9 @@ pub struct ScoreResult {
     /// The scorer could not score (a judge refusal, a plugin failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What scoring cost through the gateway (the judge's request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 impl ScoreResult {
@@ -156,6 +159,7 @@ impl ScoreResult {
             passed,
             detail,
             error: None,
+            cost_usd: None,
         }
     }
 
@@ -167,6 +171,7 @@ impl ScoreResult {
             passed: false,
             detail: None,
             error: Some(error),
+            cost_usd: None,
         }
     }
 }
@@ -196,9 +201,13 @@ pub struct Summary {
     pub prompt_tokens: u64,
     #[serde(default)]
     pub completion_tokens: u64,
-    /// Sum over attempts whose cost is known.
+    /// Sum over attempts whose cost is known (the answers evaluated).
     #[serde(default)]
     pub cost_usd: Option<f64>,
+    /// What judging them cost, apart: comparing two models' `cost_usd`
+    /// must not count the judge.
+    #[serde(default)]
+    pub judge_cost_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_category: BTreeMap<String, Summary>,
 }
@@ -242,6 +251,11 @@ impl Summary {
             .map(|a| a.latency_ms)
             .collect();
         let costs: Vec<f64> = attempts.iter().filter_map(|a| a.cost_usd).collect();
+        let judge_costs: Vec<f64> = attempts
+            .iter()
+            .flat_map(|a| &a.scores)
+            .filter_map(|s| s.cost_usd)
+            .collect();
         let passed = attempts.iter().filter(|a| a.passed).count();
         let mut by = BTreeMap::new();
         if by_category {
@@ -279,6 +293,7 @@ impl Summary {
                 .map(u64::from)
                 .sum(),
             cost_usd: (!costs.is_empty()).then(|| costs.iter().sum()),
+            judge_cost_usd: (!judge_costs.is_empty()).then(|| judge_costs.iter().sum()),
             by_category: by,
         }
     }

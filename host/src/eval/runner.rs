@@ -363,8 +363,12 @@ impl Ctx<'_> {
                     None => format!("{}/10", v.score),
                 }),
                 error: None,
+                cost_usd: answer.cost_usd,
             },
-            Err(e) => ScoreResult::error("judge", label, e.to_string()),
+            Err(e) => ScoreResult {
+                cost_usd: answer.cost_usd,
+                ..ScoreResult::error("judge", label, e.to_string())
+            },
         }
     }
 }

@@ -419,6 +419,7 @@ fn numeric(n: &NumericSpec, output: &str, name: &str, label: String) -> ScoreRes
         passed: ok,
         detail: Some(format!("found {x}")),
         error: None,
+        cost_usd: None,
     }
 }
 

@@ -71,7 +71,7 @@ pub fn run(r: &Run) -> String {
 <div class="card"><div class="label">errors</div><div class="value">{errors}</div><div class="label">not scored</div></div>
 <div class="card"><div class="label">latency p50 / p95</div><div class="value">{p50} / {p95}</div><div class="label">ms</div></div>
 <div class="card"><div class="label">tokens in / out</div><div class="value">{tin} / {tout}</div></div>
-<div class="card"><div class="label">cost</div><div class="value">{cost}</div></div>
+<div class="card"><div class="label">cost</div><div class="value">{cost}</div><div class="label">judge {judge_cost}</div></div>
 </section>
 <h2>Score distribution</h2>
 <svg id="score-chart" viewBox="0 0 640 240" role="img" aria-label="Attempts per score range"></svg>
@@ -97,6 +97,7 @@ pub fn run(r: &Run) -> String {
         tin = s.prompt_tokens,
         tout = s.completion_tokens,
         cost = esc(&fmt_cost(s.cost_usd)),
+        judge_cost = esc(&fmt_cost(s.judge_cost_usd)),
     );
     for (cat, c) in &s.by_category {
         let _ = writeln!(

@@ -29,12 +29,12 @@ pub fn run(r: &Run) -> String {
     );
     let _ = writeln!(
         out,
-        "| pass rate | mean score | spread (sd) | errors | latency p50 / p95 | tokens in / out | cost |"
+        "| pass rate | mean score | spread (sd) | errors | latency p50 / p95 | tokens in / out | cost | judge cost |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
     let _ = writeln!(
         out,
-        "| {:.1}% ({}/{}) | {} | {} | {} | {} / {} ms | {} / {} | {} |\n",
+        "| {:.1}% ({}/{}) | {} | {} | {} | {} / {} ms | {} / {} | {} | {} |\n",
         s.pass_rate * 100.0,
         s.passed,
         s.attempts,
@@ -46,6 +46,7 @@ pub fn run(r: &Run) -> String {
         s.prompt_tokens,
         s.completion_tokens,
         fmt_cost(s.cost_usd),
+        fmt_cost(s.judge_cost_usd),
     );
     let _ = writeln!(out, "## By category\n");
     let _ = writeln!(out, "| category | cases | pass rate | mean score |");
