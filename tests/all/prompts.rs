@@ -247,6 +247,28 @@ async fn a_prompt_renders_into_the_request_with_its_versions_settings() {
 }
 
 #[tokio::test]
+async fn plugins_see_which_prompt_version_the_request_was_rendered_from() {
+    let plugins =
+        plugin_dir_named(&[("probe", sluice_guests::TEST_PROBE, "kind = \"guardrail\"\n")]);
+    let prompts = tempfile::tempdir().unwrap();
+    std::fs::write(
+        prompts.path().join("report.yaml"),
+        "versions:\n  - version: 4\n    model: chat\n    output-guardrails: [probe]\n    template: \"REPLY: REPORT\"\n",
+    )
+    .unwrap();
+    let mock = gateway::mock().await;
+    let rest = format!(
+        "[models.chat]\nroutes = [{{ provider = \"mock\", model = \"mock-small\" }}]\n\n[state]\ndir = '{state}'\n\n[prompts]\ndir = '{dir}'\nwatch = false\n",
+        state = prompts.path().join(".state").display(),
+        dir = prompts.path().display(),
+    );
+    let gw = gateway::start_with_state(&gateway::config(&mock, plugins.path(), &rest)).await;
+    let (text, prompt) = answer(&gw, &json!({"prompt": {"id": "report"}})).await;
+    assert_eq!(prompt, "report@4");
+    assert!(text.ends_with(" prompt=report@4"), "{text}");
+}
+
+#[tokio::test]
 async fn what_a_prompt_request_lacks_is_named() {
     let s = setup(false).await;
     let gw = &s.gw;
