@@ -710,3 +710,23 @@ dir = '{dir}'
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["messages"][1]["content"], "REPLY: v1 hi");
 }
+
+#[test]
+fn config_check_names_a_missing_prompt_directory_relative_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    let path = dir.path().join("sluice.toml");
+    let text = "[plugins]\ndir = '{P}'\n\n[prompts]\ndir = \"prompts\"\n"
+        .replace("{P}", &dir.path().join("plugins").display().to_string());
+    std::fs::write(&path, &text).unwrap();
+    let err = format!("{:#}", sluice::config::Config::load(&path).unwrap_err());
+    assert!(
+        err.contains("sluice.toml:5:7: prompts.dir: prompt directory")
+            && err.contains("does not exist"),
+        "{err}"
+    );
+    // Relative to the config file, not the working directory.
+    std::fs::create_dir(dir.path().join("prompts")).unwrap();
+    let config = sluice::config::Config::load(&path).unwrap();
+    assert_eq!(config.prompts.dir, Some(dir.path().join("prompts")));
+}

@@ -89,9 +89,15 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
         let env = |k: &str| std::env::var(k).ok();
-        let mut config = Self::parse_with(&path.display().to_string(), &text, &env, Checks::Paths)?;
-        // `[state] dir` is relative to the config file, not the cwd.
+        // `[state] dir` and `[prompts] dir` are relative to the config
+        // file, not the cwd.
         let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = Self::parse_with(
+            &path.display().to_string(),
+            &text,
+            &env,
+            Checks::Paths(base),
+        )?;
         config.state.resolve_dir(base);
         config.prompts.resolve_dir(base);
         // No plugin may be granted the directory holding the config (and
@@ -124,7 +130,7 @@ impl Config {
         origin: &str,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
-        checks: Checks,
+        checks: Checks<'_>,
     ) -> Result<Self, ConfigErrors> {
         let mut src = Source::new(origin, text);
         let Some(mut root) = source::parse(&mut src) else {
@@ -182,8 +188,8 @@ impl Config {
             evals: evals.unwrap_or_default(),
         };
         validate::check(&config, &root, &mut src);
-        if checks == Checks::Paths {
-            validate::check_paths(&config, &root, &mut src);
+        if let Checks::Paths(base) = checks {
+            validate::check_paths(&config, base, &root, &mut src);
         }
         if src.problems.is_empty() {
             Ok(config)
@@ -209,10 +215,11 @@ impl Config {
 
 /// What validation looks at besides the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Checks {
+enum Checks<'a> {
     Values,
-    /// Values, and paths against the file system.
-    Paths,
+    /// Values, and paths against the file system; the config file's
+    /// directory (what its relative `dir`s are relative to).
+    Paths(&'a Path),
 }
 
 /// A table section; absent = its defaults.

@@ -58,6 +58,21 @@ impl PromptsConfig {
         Duration::from_millis(self.refresh_ms)
     }
 
+    /// What `sluice serve` would refuse about `dir` (resolved against the
+    /// config file's directory by then): it must be a directory.
+    pub fn path_problem(&self) -> Option<String> {
+        let dir = self.dir.as_ref()?;
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => None,
+            Ok(_) => Some(format!("`{}` is not a directory", dir.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+                "prompt directory `{}` does not exist",
+                dir.display()
+            )),
+            Err(e) => Some(format!("prompt directory `{}`: {e}", dir.display())),
+        }
+    }
+
     /// Problems as (key below `prompts`, message) for the config validator.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
