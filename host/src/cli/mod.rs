@@ -7,6 +7,7 @@
 //! sluice config check FILE            validate a config, report every problem
 //! sluice prompt list|show|render|activate|history   the prompt registry
 //! sluice eval run|compare ...         evaluation suites and the CI gate
+//! sluice review list|show|approve|reject   the human review queue
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
@@ -17,6 +18,7 @@ pub mod plugin;
 pub mod plugin_new;
 pub mod plugin_test;
 pub mod prompt;
+pub mod review;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,6 +78,9 @@ pub enum Command {
     /// Evaluation suites: run one through a gateway, compare two runs.
     #[command(subcommand)]
     Eval(eval::EvalCmd),
+    /// The human review queue of flagged answers.
+    #[command(subcommand)]
+    Review(review::ReviewCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,6 +106,7 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCmd::Check { file }) => check(&file),
         Command::Prompt(cmd) => prompt::run(cmd),
         Command::Eval(cmd) => eval::run(cmd),
+        Command::Review(cmd) => review::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -185,10 +191,17 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
     let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
         .await
         .context("starting the gateway")??;
-    let state = crate::state::State::open(&gw.config.state)
-        .await
-        .context("opening the state")?;
-    let gw = prompt::attach(gw, &state).await?;
+    // One state for everything that keeps records: a sled store is held
+    // by one opener at a time.
+    let state = match crate::state::State::open(&gw.config.state).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "the state store did not open: no review queue (flagged answers are only logged), no prompt activations, no eval results");
+            None
+        }
+    };
+    let gw = review::attach(gw, state.as_ref());
+    let gw = prompt::attach(gw, state.as_ref()).await?;
     let missing = gw.missing_plugins();
     if !missing.is_empty() {
         tracing::warn!(

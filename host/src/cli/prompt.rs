@@ -438,14 +438,17 @@ fn show_text(detail: &Value) -> anyhow::Result<String> {
 
 /// The prompt registry and eval results on `gw`, when `[prompts] dir` is
 /// set (the registry) and always (eval results), over `state`.
-pub async fn attach(gw: Gateway, state: &State) -> anyhow::Result<Gateway> {
+pub async fn attach(gw: Gateway, state: Option<&State>) -> anyhow::Result<Gateway> {
     let config = gw.config.clone();
-    let gw = gw.with_evals(EvalStore::new(state.clone(), &config.evals));
+    let gw = match state {
+        Some(s) => gw.with_evals(EvalStore::new(s.clone(), &config.evals)),
+        None => gw,
+    };
     if config.prompts.dir.is_none() {
         return Ok(gw);
     }
     let models = config.models.keys().cloned().collect();
-    let prompts = Prompts::start(config.prompts.clone(), Some(models), Some(state.clone()))
+    let prompts = Prompts::start(config.prompts.clone(), Some(models), state.cloned())
         .await
         .context("starting the prompt registry")?;
     let failed: Vec<String> = prompts

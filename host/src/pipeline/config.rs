@@ -31,6 +31,10 @@ pub struct ModelConfig {
     /// How a streamed answer is windowed for the output guardrails.
     #[serde(default)]
     pub stream: StreamWindowConfig,
+    /// What an answer a guardrail flagged does: served and queued for
+    /// review (default), or held. See [`super::review::ReviewConfig`].
+    #[serde(default)]
+    pub review: super::review::ReviewConfig,
 }
 
 impl ModelConfig {
@@ -116,10 +120,13 @@ pub struct StreamWindowConfig {
     /// (`.`/`!`/`?` followed by whitespace, or a newline). `chars`: close it
     /// once it holds `chars` characters.
     pub mode: WindowMode,
-    /// Window size for `chars` mode. Default 64.
+    /// Window size for `chars` mode. Default 64. The window is cut after
+    /// the last whitespace (the partial word waits for the next window),
+    /// unless that word is itself longer than half the size.
     pub chars: usize,
     /// Upper bound on held-back text in either mode: a window closes at this
-    /// many characters even without a sentence end. Default 512.
+    /// many characters even without a sentence end, cut at whitespace as in
+    /// `chars` mode. Default 512.
     pub max_hold_chars: usize,
     /// How much already-emitted text each window carries as context
     /// (`output-context.emitted`): its last `context-chars` characters.
@@ -131,6 +138,27 @@ pub struct StreamWindowConfig {
     /// at most this much of it, so keep it at least as high as such a
     /// limit); below it, the context is the whole emitted text, as before.
     pub context_chars: usize,
+    /// How many characters at the end of the text already sent are checked
+    /// again at the start of the next window (the seam overlap), so an
+    /// entity split across two windows (a card number written in groups,
+    /// a name and a phone number) is seen whole. The overlap starts at a
+    /// word boundary inside these last characters. Default 64; 0 turns it
+    /// off. Cost: each window check handles up to this many more
+    /// characters. See [`crate::pipeline::stream`] for what a transform of
+    /// the overlap does.
+    pub overlap_chars: usize,
+}
+
+impl StreamWindowConfig {
+    /// Forward every piece as it comes: for a stream with no output
+    /// guardrail (nothing to check, so no reason to hold text back).
+    pub const PASSTHROUGH: Self = Self {
+        mode: WindowMode::Chars,
+        chars: 1,
+        max_hold_chars: 1,
+        context_chars: 0,
+        overlap_chars: 0,
+    };
 }
 
 impl Default for StreamWindowConfig {
@@ -140,6 +168,7 @@ impl Default for StreamWindowConfig {
             chars: 64,
             max_hold_chars: 512,
             context_chars: 20_000,
+            overlap_chars: 64,
         }
     }
 }

@@ -46,3 +46,14 @@ pub enum Error {
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
 }
+
+impl Error {
+    /// `plugin` rejected the text with `r`.
+    pub fn rejected(plugin: String, r: crate::plugin::Rejection) -> Self {
+        Error::GuardrailRejected {
+            plugin,
+            reason: r.reason,
+            code: r.code,
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //!
 //! Chain semantics: each guardrail sees the previous one's transform; the
 //! chain stops at the first reject. A `flag` lets the text through unchanged
-//! and is recorded (the review queue comes later). A failed call answers
+//! and is recorded; what it does to the answer is [`super::review`]'s. A failed call answers
 //! with the plugin's failure mode ([`super::failure`]): `closed` rejects
 //! with code `plugin_failure`, `open` passes. On the input side a transform
 //! rewrites the last user message ([`last_user`]), for the guardrails after
@@ -21,7 +21,8 @@ use serde_json::Value;
 use crate::openai::ChatRequest;
 use crate::plugin::log::escaped;
 use crate::plugin::{
-    self, Flag, OutputContext, Phases, Plugin, PluginSet, Rejection, RequestInfo, Verdict,
+    self, Contract, Flag, OutputContext, OutputPart, Phases, Plugin, PluginSet, Rejection,
+    RequestInfo, Verdict,
 };
 
 use super::{Error, failure};
@@ -105,7 +106,7 @@ impl ChainResult {
                     code = %escaped(&f.code),
                     score = f.score,
                     reason = %escaped(&f.reason),
-                    "guardrail flagged the text for review; it passes unchanged"
+                    "guardrail flagged the text for review"
                 );
                 self.flagged.push((p.name().to_owned(), f));
                 false
@@ -220,6 +221,16 @@ pub async fn check_input(
     info: &mut Arc<RequestInfo>,
     report: &mut GuardReport,
 ) -> Result<Option<String>, Error> {
+    check_input_flagged(plugins, info, report, &mut Vec::new()).await
+}
+
+/// [`check_input`], adding the chain's flags (plugin, flag) to `flagged`.
+pub async fn check_input_flagged(
+    plugins: &[Arc<Plugin>],
+    info: &mut Arc<RequestInfo>,
+    report: &mut GuardReport,
+    flagged: &mut Vec<(String, Flag)>,
+) -> Result<Option<String>, Error> {
     if plugins.is_empty() {
         return Ok(None);
     }
@@ -249,6 +260,7 @@ pub async fn check_input(
     if let Some(err) = chain.rejection() {
         return Err(err);
     }
+    flagged.append(&mut chain.flagged);
     Ok((!chain.transformed.is_empty()).then_some(chain.text))
 }
 
@@ -261,8 +273,8 @@ pub fn apply_input(req: &mut ChatRequest, text: String) {
     }
 }
 
-/// Run `check-output` on `text` (a whole answer or one stream window);
-/// each plugin sees the previous one's transform.
+/// Run `check-output` on `text` (a whole part of an answer or one stream
+/// window); each plugin sees the previous one's transform.
 pub async fn check_output(
     plugins: &[Arc<Plugin>],
     info: &Arc<RequestInfo>,
@@ -274,12 +286,36 @@ pub async fn check_output(
         ..Default::default()
     };
     for p in plugins {
+        // A `0.1` guest predates output parts: it is asked about the
+        // answer's `content` only (what `0.1` promised it), never about a
+        // refusal or a tool call it could not tell apart from content.
+        if ctx.part != OutputPart::Content && p.contract() == Contract::V0_1 {
+            continue;
+        }
+        // Tool-call arguments are JSON the client's code parses: a
+        // transform that breaks them is refused as that plugin's reject.
+        let json_args = matches!(ctx.part, OutputPart::ToolArguments(_)) && is_json(&res.text);
+        let transformed = res.transformed.len();
         let answer = p.check_output(info, &res.text, ctx).await;
         if res.step(p, answer, &info.id) {
             break;
         }
+        if json_args && res.transformed.len() > transformed && !is_json(&res.text) {
+            res.rejected = Some((
+                p.name().to_owned(),
+                Rejection {
+                    reason: "its transform of tool-call arguments is not valid JSON".into(),
+                    code: "invalid_tool_arguments".into(),
+                },
+            ));
+            break;
+        }
     }
     res
+}
+
+fn is_json(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 #[cfg(test)]

@@ -19,9 +19,12 @@ pub mod cost;
 mod error;
 mod failure;
 pub mod guard;
+pub mod output;
 mod request;
+pub mod review;
 mod route;
 pub mod stream;
+mod stream_choice;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,18 +32,20 @@ use std::time::Duration;
 use futures_util::stream::BoxStream;
 use serde_json::Value;
 
-use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
+use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig};
 use crate::eval::EvalStore;
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
-use crate::plugin::{
-    OutputContext, OutputPart, Phases, Plugin, PluginRuntime, Rejection, RequestInfo,
-};
+use crate::plugin::{OutputContext, Phases, Plugin, PluginRuntime, Rejection, RequestInfo};
 use crate::prompt::{PromptRef, Prompts};
 use crate::provider::{Failure, Outcome, Providers};
+use crate::state::ReviewQueue;
+use crate::state::review::FlagEntry;
 
 pub use cost::{InMemorySpend, SpendSource};
 pub use error::Error;
 pub use guard::GuardReport;
+use review::StreamReview;
+pub use review::{ReviewConfig, Reviewed};
 pub use stream::StreamEvent;
 
 /// Who is calling, as established by the auth layer.
@@ -185,6 +190,8 @@ impl Served {
 pub struct ChatResponse {
     pub completion: ChatCompletion,
     pub served: Served,
+    /// Set when a guardrail flagged the answer (`x-sluice-review`).
+    pub review: Option<Reviewed>,
 }
 
 pub struct StreamResponse {
@@ -212,6 +219,7 @@ pub struct Gateway {
     pub plugins: Arc<PluginRuntime>,
     spend: Arc<dyn SpendSource>,
     cache: Option<Arc<dyn ResponseCache>>,
+    review: Option<ReviewQueue>,
     /// The prompt registry (`[prompts]`); None: the `prompt` extension is refused.
     pub prompts: Option<Arc<Prompts>>,
     /// Where eval results sent to `/admin/evals` are kept.
@@ -227,6 +235,9 @@ struct Plan {
     window: StreamWindowConfig,
     report: GuardReport,
     scope: String,
+    review: ReviewConfig,
+    /// Flags the input chain raised.
+    flags: Vec<FlagEntry>,
     prompt: Option<PromptRef>,
 }
 
@@ -257,6 +268,7 @@ impl Gateway {
             plugins,
             spend,
             cache: None,
+            review: None,
             prompts: None,
             evals: None,
         }
@@ -272,6 +284,18 @@ impl Gateway {
     pub fn with_evals(mut self, store: EvalStore) -> Self {
         self.evals = Some(store);
         self
+    }
+
+    /// Queue flagged answers in `queue` (see [`review`]); without one a
+    /// flag is only logged.
+    pub fn with_review(mut self, queue: ReviewQueue) -> Self {
+        self.review = Some(queue);
+        self
+    }
+
+    /// The review queue, when one is installed.
+    pub fn review_queue(&self) -> Option<&ReviewQueue> {
+        self.review.as_ref()
     }
 
     /// Install a response cache (see [`ResponseCache`]).
@@ -316,7 +340,11 @@ impl Gateway {
                 guardrails: plan.report,
                 prompt: plan.prompt,
             };
-            return Ok(ChatResponse { completion, served });
+            return Ok(ChatResponse {
+                completion,
+                served,
+                review: None,
+            });
         }
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
@@ -326,31 +354,28 @@ impl Gateway {
         let served = Served::new(&outcome, GuardReport::default());
         let mut completion = outcome.value;
         let mut report = plan.report;
-        let progress = &ctx.progress;
-        // Every choice (`n` > 1) passes the chain on its own.
-        for choice in &mut completion.choices {
-            if let Value::String(text) = &choice.message.content {
-                // Only `content` is checked so far (tool calls and refusals
-                // are parts of their own, not yet sent to the chain).
-                let ctx = OutputContext {
-                    emitted: String::new(),
-                    window_index: 0,
-                    is_final: true,
-                    choice: choice.index,
-                    part: OutputPart::Content,
-                };
-                let chain = guard::check_output(&plan.output, &plan.info, text, &ctx).await;
-                report.record(&chain);
-                if let Some(err) = chain.rejection() {
-                    progress.guardrails(&report);
-                    return Err(err);
-                }
-                if !chain.transformed.is_empty() {
-                    choice.message.content = Value::String(chain.text);
-                }
-            }
+        let mut flags = plan.flags;
+        // Every text of every choice (`n` > 1) passes the chain on its own.
+        let checked = output::check_completion(
+            &plan.output,
+            &plan.info,
+            &mut completion,
+            &mut report,
+            &mut flags,
+        )
+        .await;
+        if let Err(err) = checked {
+            ctx.progress.guardrails(&report);
+            return Err(err);
         }
-        if let Some(cache) = &self.cache {
+        let review = if flags.is_empty() {
+            None
+        } else {
+            let queue = self.review.as_ref();
+            Some(review::settle(queue, &plan.review, ctx, &req, &mut completion, flags).await)
+        };
+        // A flagged answer is not cached: a reviewer has yet to pass it.
+        if let Some(cache) = self.cache.as_ref().filter(|_| review.is_none()) {
             cache.store(&req.model, &req, &completion);
         }
         if let (Some(usage), Some(route)) = (
@@ -365,7 +390,11 @@ impl Gateway {
             prompt: plan.prompt,
             ..served
         };
-        Ok(ChatResponse { completion, served })
+        Ok(ChatResponse {
+            completion,
+            served,
+            review,
+        })
     }
 
     /// Streaming chat: the upstream stream wrapped in guardrail windows
@@ -400,24 +429,27 @@ impl Gateway {
         // Nothing to check: forward each token as it comes instead of
         // paying the window's latency for nothing.
         let window = if plan.output.is_empty() {
-            StreamWindowConfig {
-                mode: WindowMode::Chars,
-                chars: 1,
-                max_hold_chars: 1,
-                context_chars: 0,
-            }
+            StreamWindowConfig::PASSTHROUGH
         } else {
             plan.window
         };
+        // Nothing can flag an answer no guardrail sees: such a stream is
+        // not watched (the watch keeps a copy of the text sent).
+        let can_flag = !plan.output.is_empty() || !plan.flags.is_empty();
+        let review = StreamReview::new(plan.review, plan.flags);
         let checker = ChainChecker {
             plugins: plan.output,
             info: plan.info,
+            review: review.clone(),
         };
         let served = Served {
             prompt: plan.prompt,
             ..Served::new(&outcome, plan.report)
         };
-        let events = stream::guarded(outcome.value, checker, window, include_usage, on_usage);
+        let mut events = stream::guarded(outcome.value, checker, window, include_usage, on_usage);
+        if can_flag {
+            events = review::watch(events, review, self.review.clone(), ctx.clone(), req);
+        }
         Ok(StreamResponse { served, events })
     }
 
@@ -462,6 +494,9 @@ impl Gateway {
             )?,
             None => guard::resolve(&set, model.output_guardrails(), Phases::OUTPUT)?,
         };
+        if !output.is_empty() {
+            output::drop_logprobs_request(req);
+        }
         let mut info = request::request_info(ctx, req);
         info.prompt = applied.as_ref().map(|a| crate::plugin::PromptRef {
             id: a.prompt.id.clone(),
@@ -469,7 +504,9 @@ impl Gateway {
         });
         let mut info = Arc::new(info);
         let mut report = GuardReport::default();
-        let checked = guard::check_input(&input, &mut info, &mut report).await;
+        let mut flagged = Vec::new();
+        let checked =
+            guard::check_input_flagged(&input, &mut info, &mut report, &mut flagged).await;
         ctx.progress.guardrails(&report);
         if let Some(text) = checked? {
             guard::apply_input(req, text);
@@ -499,6 +536,8 @@ impl Gateway {
             window: model.stream,
             report,
             scope,
+            review: model.review.clone(),
+            flags: review::entries(&flagged, 0, "input"),
             prompt: applied.map(|a| a.prompt),
         })
     }
@@ -508,6 +547,7 @@ impl Gateway {
 struct ChainChecker {
     plugins: Vec<Arc<Plugin>>,
     info: Arc<RequestInfo>,
+    review: Arc<StreamReview>,
 }
 
 impl stream::WindowChecker for ChainChecker {
@@ -517,11 +557,27 @@ impl stream::WindowChecker for ChainChecker {
         ctx: &OutputContext,
     ) -> Result<String, (String, Rejection)> {
         let chain = guard::check_output(&self.plugins, &self.info, text, ctx).await;
-        match chain.rejected {
-            Some(rejected) => Err(rejected),
-            None if chain.transformed.is_empty() => Ok(text.to_string()),
-            None => Ok(chain.text),
+        if let Some(rejected) = chain.rejected {
+            return Err(rejected);
         }
+        let part = review::part_name(&ctx.part);
+        // When this holds the answer, the stream withholds the text
+        // (`stream::run_check`).
+        self.review
+            .flagged(review::entries(&chain.flagged, ctx.choice, &part));
+        Ok(if chain.transformed.is_empty() {
+            text.to_string()
+        } else {
+            chain.text
+        })
+    }
+
+    fn held(&self) -> Option<String> {
+        self.review.held()
+    }
+
+    fn withhold(&mut self, choice: u32, text: &str) {
+        self.review.withhold(choice, text);
     }
 }
 

@@ -10,6 +10,14 @@
 //! of the emitted text (`context-chars`), so each window costs the same
 //! however long the answer already is.
 //!
+//! **Seams**: a window closed by size is cut after its last whitespace
+//! (a word never straddles two windows), and each check after the first
+//! starts with the seam overlap: the last `overlap-chars` (default 64)
+//! characters already sent, from a word start. An entity written across a
+//! seam (`4111 1111` | `1111 1111`) is seen whole: a reject ends the stream;
+//! a transform that rewrites the overlap is handled by [`after_overlap`]
+//! (the client keeps what it has, the rest arrives rewritten).
+//!
 //! **Latency trade-off**: the client receives each window only once it is
 //! complete and checked, so time-to-first-token grows by roughly one window
 //! (a sentence, or `chars` characters) and the stream arrives in bursts.
@@ -33,6 +41,7 @@ use crate::plugin::{OutputContext, OutputPart, Rejection};
 use crate::provider::UpstreamError;
 
 use super::Error;
+use super::stream_choice::{self, Held};
 
 /// One SSE event for the client.
 #[derive(Debug)]
@@ -47,12 +56,24 @@ pub enum StreamEvent {
 /// Runs the output chain on one window. The pipeline's implementation calls
 /// the sandboxed plugins; tests substitute their own.
 pub trait WindowChecker: Send + 'static {
+    /// `text` is the window after the seam overlap (see [`Window::check`]).
     /// Returns the text to forward, or the rejecting plugin and its reason.
     fn check(
         &mut self,
         text: &str,
         ctx: &OutputContext,
     ) -> impl Future<Output = Result<String, (String, Rejection)>> + Send;
+
+    /// Once a flag holds the answer for review (see
+    /// [`super::review`]): the message the client gets instead of the
+    /// rest. Default: never.
+    fn held(&self) -> Option<String> {
+        None
+    }
+
+    /// Upstream text of `choice` that arrived after the answer was held:
+    /// never checked, never sent, kept for the reviewer.
+    fn withhold(&mut self, _choice: u32, _text: &str) {}
 }
 
 /// Held-back text of one choice.
@@ -60,15 +81,26 @@ pub trait WindowChecker: Send + 'static {
 pub struct Window {
     cfg: StreamWindowConfig,
     pending: String,
-    /// The end of the text sent so far: at least its last `context_chars`
-    /// characters, at most twice as many (trimmed in batches).
+    /// The end of the text sent so far: at least its last
+    /// `context_chars + overlap_chars` characters, at most twice as many
+    /// (trimmed in batches).
     emitted: String,
     /// Characters in `emitted`.
     emitted_chars: usize,
     index: u32,
-    finished: bool,
-    /// The choice (`n > 1`) whose content this is.
+    /// The choice (`n > 1`) whose text this is.
     choice: u32,
+    /// `content` or `refusal`.
+    part: OutputPart,
+}
+
+/// What one window's check is given: the text to check (the seam overlap
+/// followed by the new text) and its context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// The end of the text already sent, checked again (see [`Window::check`]).
+    pub overlap: String,
+    pub ctx: OutputContext,
 }
 
 impl Window {
@@ -79,27 +111,50 @@ impl Window {
             emitted: String::new(),
             emitted_chars: 0,
             index: 0,
-            finished: false,
             choice: 0,
+            part: OutputPart::Content,
         }
     }
 
-    /// The window of choice `index`'s content (default: choice 0).
+    /// The window of choice `index` (default: choice 0).
     pub fn for_choice(mut self, index: u32) -> Self {
         self.choice = index;
         self
     }
 
+    /// The window of `part` (default: `content`).
+    pub fn for_part(mut self, part: OutputPart) -> Self {
+        self.part = part;
+        self
+    }
+
+    pub fn choice(&self) -> u32 {
+        self.choice
+    }
+
+    pub fn part(&self) -> OutputPart {
+        self.part
+    }
+
     /// Add upstream text; returns the text of a window that just closed.
+    /// A window closed by size (`chars` mode or `max-hold-chars`) is cut
+    /// after its last whitespace, so a word (an email address, a key, a
+    /// card number written without spaces) is never split between two
+    /// windows; the partial word waits for the next one.
     pub fn push(&mut self, text: &str) -> Option<String> {
         self.pending.push_str(text);
         let held = self.pending.chars().count();
         let cut = match self.cfg.mode {
-            WindowMode::Chars if held >= self.cfg.chars => Some(self.pending.len()),
+            WindowMode::Chars if held >= self.cfg.chars => {
+                Some(word_cut(&self.pending, self.cfg.chars))
+            }
             WindowMode::Sentence => last_sentence_end(&self.pending),
             WindowMode::Chars => None,
         };
-        let cut = cut.or((held >= self.cfg.max_hold_chars).then_some(self.pending.len()))?;
+        let cut = cut.or_else(|| {
+            (held >= self.cfg.max_hold_chars)
+                .then(|| word_cut(&self.pending, self.cfg.max_hold_chars))
+        })?;
         let rest = self.pending.split_off(cut);
         Some(std::mem::replace(&mut self.pending, rest))
     }
@@ -109,44 +164,125 @@ impl Window {
         std::mem::take(&mut self.pending)
     }
 
-    /// The context of the next window: the last `context_chars` characters
-    /// of what was sent.
+    /// What the next window's check is given besides its own text.
+    ///
+    /// The overlap is the last `overlap_chars` characters sent, from the
+    /// first word start among them: the checked text is `overlap + window`,
+    /// so an entity split by the seam is seen whole. The context is the
+    /// text sent before the overlap (its last `context_chars` characters),
+    /// so `emitted + output` is always the answer so far without a repeat,
+    /// which is what length and JSON checks measure.
+    pub fn check(&self, is_final: bool) -> Check {
+        let overlap_at = self.overlap_start();
+        let before = &self.emitted[..overlap_at];
+        let before_chars = self.emitted_chars - self.emitted[overlap_at..].chars().count();
+        let start = nth_char(before, before_chars.saturating_sub(self.cfg.context_chars));
+        Check {
+            overlap: self.emitted[overlap_at..].to_string(),
+            ctx: OutputContext {
+                emitted: before[start..].to_string(),
+                window_index: self.index,
+                is_final,
+                choice: self.choice,
+                part: self.part,
+            },
+        }
+    }
+
+    /// The context of the next window (see [`Window::check`]).
     pub fn context(&self, is_final: bool) -> OutputContext {
-        let skip = self.emitted_chars.saturating_sub(self.cfg.context_chars);
-        let start = match skip {
-            0 => 0,
-            n => self
-                .emitted
-                .char_indices()
-                .nth(n)
-                .map_or(self.emitted.len(), |(i, _)| i),
-        };
-        OutputContext {
-            emitted: self.emitted[start..].to_string(),
-            window_index: self.index,
-            is_final,
-            choice: self.choice,
-            part: OutputPart::Content,
+        self.check(is_final).ctx
+    }
+
+    /// Byte offset in `emitted` where the overlap starts.
+    fn overlap_start(&self) -> usize {
+        if self.cfg.overlap_chars == 0 {
+            return self.emitted.len();
+        }
+        let at = nth_char(
+            &self.emitted,
+            self.emitted_chars.saturating_sub(self.cfg.overlap_chars),
+        );
+        let at_word_start = at == 0
+            || at == self.emitted.len()
+            || self.emitted[..at].ends_with(char::is_whitespace);
+        if at_word_start {
+            return at;
+        }
+        // Start after the partial word: its whole was checked before, and a
+        // fragment of it could look like something else (a card number's
+        // last digits, a shorter key).
+        match self.emitted[at..].find(char::is_whitespace) {
+            Some(ws) => {
+                let ws = at + ws;
+                ws + self.emitted[ws..].chars().next().map_or(0, char::len_utf8)
+            }
+            None => at,
         }
     }
 
     /// `text` was sent to the client.
     pub fn passed(&mut self, text: &str) {
         self.index += 1;
-        let keep = self.cfg.context_chars;
+        let keep = self.cfg.context_chars + self.cfg.overlap_chars;
         self.emitted.push_str(text);
         self.emitted_chars += text.chars().count();
         // Trimmed only once twice the tail is held: amortised O(1) per char.
         if self.emitted_chars > keep.saturating_mul(2) {
-            let cut = self
-                .emitted
-                .char_indices()
-                .nth(self.emitted_chars - keep)
-                .map_or(self.emitted.len(), |(i, _)| i);
+            let cut = nth_char(&self.emitted, self.emitted_chars - keep);
             self.emitted.drain(..cut);
             self.emitted_chars = keep;
         }
     }
+}
+
+/// What of a checked window (`overlap + window`, possibly rewritten) goes
+/// to the client, which already has `overlap`.
+///
+/// - The overlap is in the output unchanged (the usual case: a pass, a
+///   transform elsewhere in the window, or a transform that adds text
+///   around it): everything but the overlap is sent.
+/// - The chain rewrote the overlap (an entity straddling the seam was
+///   redacted): the client keeps what it was sent, and the output is sent
+///   from its first character that differs from the overlap, so the rest
+///   of the entity arrives rewritten. The part before the seam was already
+///   sent when it was checked, which the whitespace cut makes rare: only an
+///   entity with spaces inside it can straddle a seam.
+pub fn after_overlap(output: &str, overlap: &str) -> String {
+    if let Some(at) = output.find(overlap) {
+        return [&output[..at], &output[at + overlap.len()..]].concat();
+    }
+    let same = output
+        .char_indices()
+        .zip(overlap.chars())
+        .find(|((_, a), b)| a != b)
+        .map_or(output.len().min(overlap.len()), |((i, _), _)| i);
+    output[same..].to_string()
+}
+
+/// Byte offset of char number `n` of `s` (`s.len()` past the end).
+fn nth_char(s: &str, n: usize) -> usize {
+    match n {
+        0 => 0,
+        n => s.char_indices().nth(n).map_or(s.len(), |(i, _)| i),
+    }
+}
+
+/// Where a window that reached its size `limit` is cut: just after its last
+/// whitespace, when the word after it is shorter than half the limit (a
+/// longer "word" is cut where it is: held text stays bounded); else at
+/// the end.
+fn word_cut(s: &str, limit: usize) -> usize {
+    let longest_word = limit / 2;
+    for (chars, (i, c)) in s.char_indices().rev().enumerate() {
+        if chars > longest_word {
+            break;
+        }
+        if c.is_whitespace() {
+            return i + c.len_utf8();
+        }
+    }
+    s.len()
 }
 
 /// Byte offset just past the last sentence end: `.`, `!` or `?` followed by
@@ -174,7 +310,9 @@ pub fn guarded(
     on_usage: impl FnOnce(Usage) + Send + 'static,
 ) -> BoxStream<'static, StreamEvent> {
     let stream = async_stream::stream! {
-        let mut windows: BTreeMap<u32, Window> = BTreeMap::new();
+        let mut held: BTreeMap<u32, Held> = BTreeMap::new();
+        // Choices whose finish_reason the client has.
+        let mut finished = std::collections::BTreeSet::new();
         let mut template: Option<ChatChunk> = None;
         let mut usage: Option<Usage> = None;
         while let Some(item) = upstream.next().await {
@@ -190,44 +328,37 @@ pub fn guarded(
             }
             let choices = std::mem::take(&mut chunk.choices);
             template = Some(chunk.clone());
-            let mut texts = Vec::new();
+            let mut passed = Vec::new();
             let mut finishes = Vec::new();
             for mut choice in choices {
-                let w = windows
+                let h = held
                     .entry(choice.index)
-                    .or_insert_with(|| Window::new(cfg).for_choice(choice.index));
-                let mut checked = Vec::new();
-                match choice.delta.content.take() {
-                    Some(t) if t.is_empty() => choice.delta.content = Some(t),
-                    Some(t) => checked.extend(w.push(&t).map(|text| (text, false))),
-                    None => {}
-                }
-                if choice.finish_reason.is_some() {
-                    checked.push((w.take_rest(), true));
-                    w.finished = true;
-                }
-                for (text, is_final) in checked {
-                    match run_check(&mut checker, w, &text, is_final).await {
-                        Ok(out) if out.is_empty() => {}
-                        Ok(out) => texts.push(text_chunk(&chunk, choice.index, out)),
-                        Err(e) => {
-                            yield StreamEvent::Error(e);
-                            return;
-                        }
+                    .or_insert_with(|| Held::new(cfg, choice.index));
+                match h.absorb(&mut checker, &mut choice, &chunk).await {
+                    Ok(chunks) => passed.extend(chunks),
+                    Err(e) => {
+                        yield StreamEvent::Error(e);
+                        return;
                     }
                 }
-                if let Some(reason) = choice.finish_reason.take() {
+                let holding = checker.held().is_some();
+                if let Some(reason) = choice.finish_reason.take()
+                    && !holding
+                {
+                    finished.insert(choice.index);
                     finishes.push(ChunkChoice { delta: Delta::default(), finish_reason: Some(reason), ..choice.clone() });
                 }
+                // What is left of the delta (the role, fields nobody
+                // checks) goes on at once, unless the answer is held.
                 let d = &choice.delta;
-                if d.role.is_some() || d.content.is_some() || !d.extra.is_empty() {
+                if !holding && (d.role.is_some() || d.content.is_some() || !d.extra.is_empty()) {
                     let mut head = chunk.clone();
                     head.choices.push(choice);
                     yield StreamEvent::Chunk(head);
                 }
             }
-            for t in texts {
-                yield StreamEvent::Chunk(t);
+            for c in passed {
+                yield StreamEvent::Chunk(c);
             }
             if !finishes.is_empty() {
                 yield StreamEvent::Chunk(ChatChunk { choices: finishes, ..chunk });
@@ -237,19 +368,36 @@ pub fn guarded(
         // Upstream ended: choices without a finish_reason still get their
         // final window; an answer with no text at all still gets checked.
         let template = template.unwrap_or_else(empty_template);
-        if windows.is_empty() {
-            windows.insert(0, Window::new(cfg));
+        if held.is_empty() {
+            held.insert(0, Held::new(cfg, 0));
         }
-        for (index, w) in windows.iter_mut().filter(|(_, w)| !w.finished) {
-            let rest = w.take_rest();
-            match run_check(&mut checker, w, &rest, true).await {
-                Ok(out) if out.is_empty() => {}
-                Ok(out) => yield StreamEvent::Chunk(text_chunk(&template, *index, out)),
+        for h in held.values_mut().filter(|h| !h.finished) {
+            match h.finish(&mut checker, &template).await {
+                Ok(chunks) => {
+                    for c in chunks {
+                        yield StreamEvent::Chunk(c);
+                    }
+                }
                 Err(e) => {
                     yield StreamEvent::Error(e);
                     return;
                 }
             }
+        }
+        // Held for review: every choice still open gets the held message
+        // as the rest of its answer.
+        if let Some(message) = checker.held() {
+            let open: Vec<u32> = held.keys().copied().filter(|i| !finished.contains(i)).collect();
+            for &i in &open {
+                yield StreamEvent::Chunk(stream_choice::chunk(&template, i, Some(message.clone()), Default::default()));
+            }
+            let stops = open.iter().map(|&index| ChunkChoice {
+                index,
+                delta: Delta::default(),
+                finish_reason: Some("stop".into()),
+                extra: Default::default(),
+            });
+            yield StreamEvent::Chunk(ChatChunk { choices: stops.collect(), usage: None, ..template.clone() });
         }
         if let Some(u) = usage {
             on_usage(u);
@@ -262,38 +410,38 @@ pub fn guarded(
     stream.boxed()
 }
 
-async fn run_check(
+/// Check one closed window of `w` (with its seam overlap); the text to
+/// send, after [`after_overlap`].
+pub(super) async fn run_check(
     checker: &mut impl WindowChecker,
     w: &mut Window,
     text: &str,
     is_final: bool,
 ) -> Result<String, Error> {
-    match checker.check(text, &w.context(is_final)).await {
+    if checker.held().is_some() {
+        checker.withhold(w.choice(), text);
+        w.passed("");
+        return Ok(String::new());
+    }
+    let Check { overlap, ctx } = w.check(is_final);
+    let checked = if overlap.is_empty() {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned([overlap.as_str(), text].concat())
+    };
+    match checker.check(&checked, &ctx).await {
         Ok(out) => {
+            let out = after_overlap(&out, &overlap);
+            // This window's flag holds the answer: it is withheld too.
+            if checker.held().is_some() {
+                checker.withhold(w.choice(), &out);
+                w.passed("");
+                return Ok(String::new());
+            }
             w.passed(&out);
             Ok(out)
         }
-        Err((plugin, r)) => Err(Error::GuardrailRejected {
-            plugin,
-            reason: r.reason,
-            code: r.code,
-        }),
-    }
-}
-
-fn text_chunk(template: &ChatChunk, index: u32, text: String) -> ChatChunk {
-    ChatChunk {
-        choices: vec![ChunkChoice {
-            index,
-            delta: Delta {
-                content: Some(text),
-                ..Delta::default()
-            },
-            finish_reason: None,
-            extra: Default::default(),
-        }],
-        usage: None,
-        ..template.clone()
+        Err((plugin, r)) => Err(Error::rejected(plugin, r)),
     }
 }
 

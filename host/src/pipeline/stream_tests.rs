@@ -44,6 +44,7 @@ fn chars_and_max_hold_bound_the_window() {
 fn the_context_is_the_tail_of_the_emitted_text() {
     let mut w = Window::new(StreamWindowConfig {
         context_chars: 5,
+        overlap_chars: 0,
         ..sentence()
     });
     assert_eq!(w.context(false).emitted, "");
@@ -61,6 +62,7 @@ fn the_context_is_the_tail_of_the_emitted_text() {
     assert!(w.emitted.chars().count() <= 10, "trimmed as it goes");
     let mut none = Window::new(StreamWindowConfig {
         context_chars: 0,
+        overlap_chars: 0,
         ..sentence()
     });
     none.passed("text");
@@ -189,8 +191,10 @@ async fn windows_are_checked_with_context_and_the_final_window_runs() {
         calls,
         [
             ("One. ".into(), "".into(), 0, false),
-            ("Two. ".into(), "ONE. ".into(), 1, false),
-            ("Three".into(), "ONE. TWO. ".into(), 2, true),
+            // Each later window starts with the seam overlap (what was
+            // sent), and the context is what came before it.
+            ("ONE. Two. ".into(), "".into(), 1, false),
+            ("ONE. TWO. Three".into(), "".into(), 2, true),
         ]
     );
     let finish = events.iter().rev().find_map(|e| match e {
@@ -229,4 +233,283 @@ async fn an_empty_answer_still_gets_a_final_check_and_usage_when_asked() {
         matches!(&events[0], StreamEvent::Chunk(c) if c.usage.is_some() && c.choices.is_empty())
     );
     assert!(matches!(events[1], StreamEvent::Done));
+}
+
+#[test]
+fn a_size_cut_falls_after_the_last_whitespace() {
+    let cfg = StreamWindowConfig {
+        max_hold_chars: 10,
+        ..sentence()
+    };
+    let mut w = Window::new(cfg);
+    assert_eq!(
+        w.push("hello wonderful world"),
+        Some("hello wonderful ".to_string())
+    );
+    assert_eq!(w.take_rest(), "world");
+    // A "word" longer than half the limit is cut where the limit fell.
+    let mut w = Window::new(cfg);
+    assert_eq!(w.push("a bcdefghijk"), Some("a bcdefghijk".to_string()));
+    // Chars mode cuts at whitespace too; multibyte text stays whole.
+    let mut w = Window::new(StreamWindowConfig {
+        mode: WindowMode::Chars,
+        chars: 8,
+        ..sentence()
+    });
+    assert_eq!(w.push("héé wé"), None);
+    assert_eq!(w.push("rl"), Some("héé ".to_string()));
+    assert_eq!(w.take_rest(), "wérl");
+    // The passthrough window forwards every piece at once.
+    let mut w = Window::new(StreamWindowConfig::PASSTHROUGH);
+    assert_eq!(w.push("a b"), Some("a b".to_string()));
+    assert_eq!(w.push(" c"), Some(" c".to_string()));
+}
+
+#[test]
+fn the_overlap_starts_at_a_word_and_the_context_ends_before_it() {
+    let mut w = Window::new(StreamWindowConfig {
+        overlap_chars: 8,
+        context_chars: 6,
+        ..sentence()
+    });
+    assert_eq!(w.check(false).overlap, "");
+    w.passed("alpha beta gamma ");
+    let c = w.check(false);
+    // The last 8 characters are "a gamma ": the partial word is skipped.
+    assert_eq!(c.overlap, "gamma ");
+    assert_eq!(c.ctx.emitted, " beta ");
+    // A tail that begins at a word start is kept whole; é is two bytes.
+    let mut w = Window::new(StreamWindowConfig {
+        overlap_chars: 4,
+        ..sentence()
+    });
+    w.passed("ab é xé");
+    assert_eq!(w.check(true).overlap, "é xé");
+    assert_eq!(w.check(true).ctx.emitted, "ab ");
+    // One long word: the overlap is its tail as is.
+    let mut w = Window::new(StreamWindowConfig {
+        overlap_chars: 3,
+        ..sentence()
+    });
+    w.passed("ééééé");
+    assert_eq!(w.check(false).overlap, "ééé");
+    // Trimming keeps enough for both the overlap and the context.
+    let mut w = Window::new(StreamWindowConfig {
+        overlap_chars: 4,
+        context_chars: 4,
+        ..sentence()
+    });
+    for i in 0..50 {
+        w.passed(&format!("w{} ", i % 10));
+    }
+    let c = w.check(false);
+    assert_eq!(
+        (c.ctx.emitted.as_str(), c.overlap.as_str()),
+        (" w8 ", "w9 ")
+    );
+}
+
+#[test]
+fn what_of_a_checked_window_is_sent_after_the_overlap() {
+    // Unchanged overlap: everything else.
+    assert_eq!(after_overlap("seen. NEW", "seen. "), "NEW");
+    // Text added around it (a tag) stays.
+    assert_eq!(after_overlap("tag:seen. new", "seen. "), "tag:new");
+    // Rewritten overlap: from the first difference on.
+    assert_eq!(
+        after_overlap("Card [CARD] ok", "Card 4111 1111 "),
+        "[CARD] ok"
+    );
+    assert_eq!(after_overlap("é[X]", "éé "), "[X]");
+    assert_eq!(after_overlap("anything", ""), "anything");
+    // The rewrite dropped text: nothing new to send.
+    assert_eq!(after_overlap("Card", "Card 4111 "), "");
+}
+
+/// Redacts a spaced card number (`4111 1111 1111 1111`) and rejects
+/// `secret@mail.com`, as a PII guardrail would, recording what it saw.
+#[derive(Clone, Default)]
+struct Needles(Arc<Mutex<Vec<String>>>);
+
+const CARD: &str = "4111 1111 1111 1111";
+const EMAIL: &str = "secret@mail.com";
+
+impl WindowChecker for Needles {
+    async fn check(
+        &mut self,
+        text: &str,
+        _ctx: &OutputContext,
+    ) -> Result<String, (String, Rejection)> {
+        self.0.lock().unwrap().push(text.into());
+        if text.contains(EMAIL) {
+            return Err((
+                "needles".into(),
+                Rejection {
+                    reason: "email".into(),
+                    code: "pii".into(),
+                },
+            ));
+        }
+        Ok(text.replace(CARD, "[CARD]"))
+    }
+}
+
+/// ASCII `text` streamed in `size`-byte pieces through
+/// `Needles` with a 40-character max hold and no sentence end.
+async fn seam_run(text: &str, size: usize) -> (Vec<StreamEvent>, Vec<String>) {
+    let mut chunks = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (piece, tail) = rest.split_at(size.min(rest.len()));
+        chunks.push(chunk(Some(piece), None));
+        rest = tail;
+    }
+    chunks.push(chunk(None, Some("stop")));
+    let checker = Needles::default();
+    let cfg = StreamWindowConfig {
+        max_hold_chars: 40,
+        ..sentence()
+    };
+    let up = stream::iter(chunks.into_iter().map(Ok)).boxed();
+    let events = guarded(up, checker.clone(), cfg, false, |_| {})
+        .collect()
+        .await;
+    let seen = checker.0.lock().unwrap().clone();
+    (events, seen)
+}
+
+#[tokio::test]
+async fn a_needle_across_every_cut_is_seen_whatever_the_chunking() {
+    let filler = "word ".repeat(12);
+    for shift in 0..12 {
+        // The 40-character cut falls at every position around the needle.
+        let lead = &filler[..20 + shift];
+        let card = format!("{lead}{CARD} tail words here");
+        let email = format!("{lead}x {EMAIL} tail words here");
+        for size in 1..=9 {
+            let (events, seen) = seam_run(&card, size).await;
+            let sent = texts(&events).concat();
+            assert!(
+                seen.iter().any(|t| t.contains(CARD)),
+                "shift {shift} size {size}: card never seen whole: {seen:?}"
+            );
+            assert!(!sent.contains(CARD), "{sent:?}");
+            assert!(sent.contains("[CARD]"), "{sent:?}");
+            assert!(sent.ends_with(" tail words here"), "{sent:?}");
+            assert!(matches!(events.last(), Some(StreamEvent::Done)));
+
+            let (events, seen) = seam_run(&email, size).await;
+            assert!(seen.iter().any(|t| t.contains(EMAIL)), "{seen:?}");
+            assert!(
+                seen.iter()
+                    .all(|t| !t.contains(&EMAIL[..6]) || t.contains(EMAIL)),
+                "shift {shift} size {size}: the address was split: {seen:?}"
+            );
+            assert!(!texts(&events).concat().contains("secret"));
+            assert!(matches!(
+                events.last(),
+                Some(StreamEvent::Error(Error::GuardrailRejected { .. }))
+            ));
+        }
+    }
+}
+
+fn delta_chunk(index: u32, delta: serde_json::Value, finish: Option<&str>) -> ChatChunk {
+    let mut c = chunk(None, finish);
+    c.choices[0].index = index;
+    c.choices[0].delta = serde_json::from_value(delta).unwrap();
+    c
+}
+
+#[tokio::test]
+async fn tool_calls_and_refusals_are_held_and_checked_before_they_are_sent() {
+    use serde_json::json;
+    let checker = Shouty::default();
+    let chunks = vec![
+        delta_chunk(0, json!({"role": "assistant", "content": null}), None),
+        delta_chunk(
+            0,
+            json!({"tool_calls": [{"index": 0, "id": "c1", "type": "function",
+            "function": {"name": "send", "arguments": ""}}]}),
+            None,
+        ),
+        delta_chunk(
+            0,
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"to\":"}}]}),
+            None,
+        ),
+        delta_chunk(1, json!({"refusal": "I can"}), None),
+        delta_chunk(
+            0,
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"bob\"}"}}]}),
+            None,
+        ),
+        delta_chunk(1, json!({"refusal": "not."}), Some("stop")),
+        delta_chunk(0, json!({}), Some("tool_calls")),
+    ];
+    let (events, _) = run(chunks, checker.clone(), false).await;
+    let sent: Vec<serde_json::Value> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Chunk(c) => Some(serde_json::to_value(c).unwrap()),
+            _ => None,
+        })
+        .collect();
+    let calls: Vec<_> = sent
+        .iter()
+        .filter(|c| !c["choices"][0]["delta"]["tool_calls"].is_null())
+        .collect();
+    assert_eq!(calls.len(), 1, "one delta, after the check: {sent:#?}");
+    assert_eq!(
+        calls[0]["choices"][0]["delta"]["tool_calls"],
+        json!([{"index": 0, "id": "c1", "type": "function",
+            "function": {"name": "SEND", "arguments": "{\"TO\":\"BOB\"}"}}])
+    );
+    let refusal: String = sent
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["refusal"].as_str())
+        .collect();
+    assert_eq!(refusal, "I CANNOT.");
+    let seen = checker.0.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|(t, ..)| t == "{\"to\":\"bob\"}"),
+        "{seen:?}"
+    );
+    // The tool call goes out before its choice's finish chunk.
+    let at = |pred: &dyn Fn(&serde_json::Value) -> bool| sent.iter().position(pred);
+    let call_at = at(&|c| !c["choices"][0]["delta"]["tool_calls"].is_null()).unwrap();
+    let finish_at = at(&|c| {
+        c["choices"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|ch| ch["finish_reason"] == "tool_calls"))
+    })
+    .unwrap();
+    assert!(call_at < finish_at);
+
+    // A reject in a tool call's arguments ends the stream: nothing of the
+    // call was sent.
+    let chunks = vec![
+        delta_chunk(
+            0,
+            json!({"tool_calls": [{"index": 0, "id": "c1", "type": "function",
+            "function": {"name": "send", "arguments": "{\"x\":\"BO"}}]}),
+            None,
+        ),
+        delta_chunk(
+            0,
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "OM\"}"}}]}),
+            Some("tool_calls"),
+        ),
+    ];
+    let (events, _) = run(chunks, Shouty::default(), false).await;
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, StreamEvent::Chunk(c) if serde_json::to_string(c).unwrap().contains("tool_calls"))),
+        "{events:?}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(StreamEvent::Error(Error::GuardrailRejected { .. }))
+    ));
 }

@@ -108,9 +108,15 @@ pub async fn chat(
             (res, s.served)
         })
     } else {
-        gw.chat(&ctx, req)
-            .await
-            .map(|c| (axum::Json(c.completion).into_response(), c.served))
+        gw.chat(&ctx, req).await.map(|c| {
+            let mut res = axum::Json(c.completion).into_response();
+            if let Some(r) = c.review
+                && let Ok(v) = HeaderValue::from_str(&r.header_value())
+            {
+                res.headers_mut().insert(super::review::HEADER, v);
+            }
+            (res, c.served)
+        })
     };
     waiting.done();
     finish(result, &ctx, &model, arrived)

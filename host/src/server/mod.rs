@@ -11,6 +11,7 @@
 //! | `POST /admin/reload`        | admin| rescan the plugin directory now        |
 //! | `/admin/prompts...`         | admin| the prompt registry ([`crate::prompt::admin`]) |
 //! | `/admin/evals`              | admin| eval results ([`crate::eval::admin`])  |
+//! | `/admin/review…`            | admin| the human review queue ([`review`])    |
 //!
 //! Layers, outermost first: [`layers::stamp`] (request id, head size,
 //! `x-sluice-*` on every answer, OpenAI-shaped errors), the drain deadline
@@ -26,6 +27,7 @@ pub mod error;
 pub mod extract;
 pub mod layers;
 pub mod limits;
+pub mod review;
 pub mod shutdown;
 
 use std::future::Future;
@@ -65,6 +67,7 @@ pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
             .route("/admin/reload", post(admin_reload))
             .merge(crate::prompt::admin::routes())
             .merge(crate::eval::admin::routes())
+            .merge(review::routes())
             .route_layer(middleware::from_fn_with_state(auth, auth::admin));
         app = app.merge(admin);
     }

@@ -83,6 +83,7 @@ pub mod period;
 pub mod pricing;
 pub mod ratelimit;
 mod redis_store;
+pub mod review;
 mod sled_book;
 mod sled_store;
 pub mod store;
@@ -102,6 +103,7 @@ pub use ledger::{
 };
 pub use pricing::{Price, PriceTable, TokenUsage};
 pub use ratelimit::{LimitKind, RateDecision, RateDenied, RateStatus};
+pub use review::ReviewQueue;
 pub use store::{Store, StoreError};
 
 use alerts::Alerts;

@@ -20,7 +20,9 @@ mod schema;
 
 pub use schema::{Schema, validate};
 use serde_json::Value;
-use sluice_sdk::{ConfigError, Guardrail, OutputContext, Request, Verdict, config, config_or};
+use sluice_sdk::{
+    ConfigError, Guardrail, OutputContext, OutputPart, Request, Verdict, config, config_or,
+};
 
 /// The `[config]` keys this plugin reads.
 const KEYS: &[&str] = &["schema", "extract-fenced"];
@@ -148,6 +150,11 @@ impl Guardrail for JsonFormat {
     }
 
     fn check_output(_req: &Request, output: String, ctx: OutputContext) -> Verdict {
+        // The schema is the answer's: a refusal or a tool call's name and
+        // arguments (the tool's own schema) are not held to it.
+        if ctx.part != OutputPart::Content {
+            return Verdict::Pass;
+        }
         let extract = config_or("extract-fenced", true);
         let streamed = ctx.window_index > 0 || !ctx.emitted.is_empty();
         if !ctx.is_final {

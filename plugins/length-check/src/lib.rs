@@ -13,7 +13,8 @@
 //! that.
 
 use sluice_sdk::{
-    ConfigError, Guardrail, OutputContext, Phases, Request, Verdict, check_keys, config_parsed,
+    ConfigError, Guardrail, OutputContext, OutputPart, Phases, Request, Verdict, check_keys,
+    config_parsed,
 };
 
 /// The `[config]` keys this plugin reads.
@@ -130,6 +131,11 @@ impl Guardrail for LengthCheck {
     }
 
     fn check_output(_req: &Request, output: String, ctx: OutputContext) -> Verdict {
+        // The bounds are on the answer's text: a refusal or a tool call is
+        // not measured (a tool-call-only answer has no text to be short).
+        if ctx.part != OutputPart::Content {
+            return Verdict::Pass;
+        }
         // Validated at load: an error here cannot happen, and would trap.
         let bounds = Bounds::from_config().unwrap_or_else(|e| e.trap());
         bounds.judge(&ctx.emitted, &output, ctx.is_final)

@@ -75,7 +75,10 @@ pub async fn start_with_state(config_toml: &str) -> TestGateway {
     let state = sluice::state::State::open(&gateway.config.state)
         .await
         .unwrap();
-    let gateway = sluice::cli::prompt::attach(gateway, &state).await.unwrap();
+    let gateway = sluice::cli::review::attach(gateway, Some(&state));
+    let gateway = sluice::cli::prompt::attach(gateway, Some(&state))
+        .await
+        .unwrap();
     listen(gateway).await
 }
 

@@ -9,9 +9,11 @@
 //! - [`judge`]: a judge upstream whose answers the test scripts (eval runs).
 //! - [`process`]: the real `sluice` binary as a child process (signals,
 //!   file limits, exit codes, its JSON log lines).
+//! - [`canned`]: an upstream answering with scripted completions and chunks.
 //! - [`raw`]: hand-rolled peers over raw TCP: misbehaving upstreams and
 //!   clients.
 
+pub mod canned;
 pub mod gateway;
 pub mod http;
 pub mod judge;

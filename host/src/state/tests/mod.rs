@@ -7,6 +7,7 @@ mod budget;
 mod crash;
 mod keys;
 mod limits;
+mod review;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! `[config] phrase` (ASCII case-insensitive); see
 //! `examples/guardrails/cases.yaml`.
 
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 
 /// The configured phrase, lower-cased; `None` (and a warning) when unset.
 fn phrase() -> Option<String> {
@@ -22,18 +22,18 @@ fn contains(text: &str, phrase: &str) -> bool {
 struct BannedPhrase;
 
 impl Guardrail for BannedPhrase {
-    fn check_input(req: RequestInfo) -> Verdict {
-        let (Some(phrase), Some(text)) = (phrase(), req.last_user_message()) else {
+    fn check_input(req: &Request) -> Verdict {
+        let (Some(phrase), Some(text)) = (phrase(), req.last_user_text()) else {
             return Verdict::Pass;
         };
-        if contains(text, &phrase) {
+        if contains(&text, &phrase) {
             sluice_sdk::log::info("banned phrase in the request");
             return Verdict::reject("banned_phrase", "the request contains a banned phrase");
         }
         Verdict::Pass
     }
 
-    fn check_output(_req: RequestInfo, output: String, ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, ctx: OutputContext) -> Verdict {
         let Some(phrase) = phrase() else {
             return Verdict::Pass;
         };

@@ -1,7 +1,7 @@
 //! Rewrites every US social security number in model output to `[SSN]`
 //! (see `examples/guardrails/cases.yaml` for the exact rule).
 
-use sluice_sdk::{Guardrail, OutputContext, RequestInfo, Verdict};
+use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
 
 /// Byte ranges of the SSNs in `text`: `ddd-dd-dddd` with no ASCII digit
 /// right before or after.
@@ -31,11 +31,11 @@ fn find_ssns(text: &str) -> Vec<(usize, usize)> {
 struct SsnRedact;
 
 impl Guardrail for SsnRedact {
-    fn check_input(_req: RequestInfo) -> Verdict {
+    fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
 
-    fn check_output(_req: RequestInfo, output: String, _ctx: OutputContext) -> Verdict {
+    fn check_output(_req: &Request, output: String, _ctx: OutputContext) -> Verdict {
         let found = find_ssns(&output);
         if found.is_empty() {
             return Verdict::Pass;
