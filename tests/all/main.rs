@@ -17,6 +17,7 @@ mod http_api;
 mod languages;
 mod logging;
 mod openai_sdk;
+mod prompt_ops;
 mod prompts;
 mod review;
 mod routing;

@@ -7,6 +7,7 @@
 //! - [`upstream`]: `Providers` against the mock with per-provider faults.
 //! - [`http`]: reading answers: OpenAI-shaped errors, SSE events, streamed text.
 //! - [`judge`]: a judge upstream whose answers the test scripts (eval runs).
+//! - [`prompts`]: a two-version prompt file, `prompt` request bodies.
 //! - [`process`]: the real `sluice` binary as a child process (signals,
 //!   file limits, exit codes, its JSON log lines).
 //! - [`canned`]: an upstream answering with scripted completions and chunks.
@@ -19,6 +20,7 @@ pub mod http;
 pub mod judge;
 pub mod plugins;
 pub mod process;
+pub mod prompts;
 pub mod raw;
 pub mod upstream;
 
