@@ -21,7 +21,7 @@ pub enum Lang {
     Rust,
     /// Python with componentize-py (PyPI).
     Python,
-    /// JavaScript with jco (npm); QuickJS by default.
+    /// JavaScript with jco (npm); StarlingMonkey by default (templates/js/build says why).
     Js,
     /// C with wit-bindgen c, Debian clang and wasi-libc.
     C,
@@ -119,6 +119,7 @@ const WIT: &[(&str, &str)] = &[
     ("worlds.wit", include_str!("../../../wit/worlds.wit")),
     ("types.wit", include_str!("../../../wit/types.wit")),
     ("host.wit", include_str!("../../../wit/host.wit")),
+    ("lifecycle.wit", include_str!("../../../wit/lifecycle.wit")),
     ("guardrail.wit", include_str!("../../../wit/guardrail.wit")),
     ("router.wit", include_str!("../../../wit/router.wit")),
     (
@@ -219,7 +220,7 @@ fn readme(p: &NewPlugin) -> String {
         Lang::Rust => "rustup and cargo (it adds the wasm32-wasip2 target)",
         Lang::Python => "python3 (it installs componentize-py from PyPI into target/toolchains)",
         Lang::Js => {
-            "node and npm (it installs jco into target/toolchains); JCO_BACKEND=starlingmonkey for SpiderMonkey instead of QuickJS"
+            "node and npm (it installs jco into target/toolchains); JCO_BACKEND=quickjs for QuickJS instead of SpiderMonkey (see build: not usable with this contract yet)"
         }
         Lang::C => {
             "apt-get (clang, wasi-libc; needs root), cargo (wit-bindgen-cli into target/toolchains) and rustc's wasm-component-ld"
@@ -267,7 +268,18 @@ mod tests {
                 };
                 let files = create(&p).unwrap();
                 assert!(files.contains(&PathBuf::from("my-plugin.toml")));
-                assert!(files.contains(&PathBuf::from("wit/worlds.wit")));
+                // Every file of the contract, so the project's `wit/` resolves.
+                for f in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit")).unwrap()
+                {
+                    let f = f.unwrap();
+                    if f.file_type().unwrap().is_file() {
+                        assert!(
+                            files.contains(&Path::new("wit").join(f.file_name())),
+                            "{:?}",
+                            f.file_name()
+                        );
+                    }
+                }
                 let manifest = std::fs::read_to_string(dir.join("my-plugin.toml")).unwrap();
                 let m = crate::plugin::Manifest::parse(&manifest, &dir).unwrap();
                 assert_eq!(m.kind, kind);

@@ -1,10 +1,12 @@
 // Rewrites every US social security number in model output to "[SSN]".
 // The rule (examples/guardrails/cases.yaml): three, two and four ASCII
-// digits joined by '-', with no ASCII digit right before or after.
+// digits joined by '-', with no ASCII digit right before or after. An
+// output-only guardrail that takes no settings.
 //
 // Bindings: `wit-bindgen c` generates guardrail_plugin.{h,c} (build).
-// Ownership follows them: arguments are ours to free, the returned verdict
-// is freed by the generated post-return code.
+// Ownership follows them: owned arguments (strings, records) are ours to
+// free, a borrowed request handle must be dropped before returning, and
+// what we return is freed by the generated post-return code.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,15 +32,36 @@ static void log_info(const char *text) {
   sluice_plugin_host_log(SLUICE_PLUGIN_TYPES_LOG_LEVEL_INFO, &msg);
 }
 
+// Any [config] key is a mistake: this guardrail reads none.
+bool exports_sluice_plugin_lifecycle_validate_config(guardrail_plugin_string_t *err) {
+  guardrail_plugin_list_string_t keys;
+  sluice_plugin_host_config_keys(&keys);
+  const bool ok = keys.len == 0;
+  if (!ok) {
+    char why[256];
+    const guardrail_plugin_string_t *k = &keys.ptr[0];
+    snprintf(why, sizeof why, "config `%.*s`: unknown key: this plugin takes no settings",
+             (int)(k->len > 128 ? 128 : k->len), (const char *)k->ptr);
+    guardrail_plugin_string_dup(err, why);
+  }
+  guardrail_plugin_list_string_free(&keys);
+  return ok;
+}
+
+// Only answers are checked: the host never calls check-input.
+exports_sluice_plugin_guardrail_wanted_phases_t exports_sluice_plugin_guardrail_phases(void) {
+  return SLUICE_PLUGIN_TYPES_PHASES_OUTPUT;
+}
+
 void exports_sluice_plugin_guardrail_check_input(
-    exports_sluice_plugin_guardrail_request_info_t *request,
+    exports_sluice_plugin_guardrail_borrow_request_t request,
     exports_sluice_plugin_guardrail_verdict_t *ret) {
-  exports_sluice_plugin_guardrail_request_info_free(request);
+  sluice_plugin_types_request_drop_borrow(request);
   ret->tag = SLUICE_PLUGIN_TYPES_VERDICT_PASS;
 }
 
 void exports_sluice_plugin_guardrail_check_output(
-    exports_sluice_plugin_guardrail_request_info_t *request,
+    exports_sluice_plugin_guardrail_borrow_request_t request,
     guardrail_plugin_string_t *output,
     exports_sluice_plugin_guardrail_output_context_t *context,
     exports_sluice_plugin_guardrail_verdict_t *ret) {
@@ -71,7 +94,7 @@ void exports_sluice_plugin_guardrail_check_output(
     ret->val.transform.ptr = out;
     ret->val.transform.len = o;
   }
-  exports_sluice_plugin_guardrail_request_info_free(request);
+  sluice_plugin_types_request_drop_borrow(request);
   exports_sluice_plugin_guardrail_output_context_free(context);
   guardrail_plugin_string_free(output);
 }

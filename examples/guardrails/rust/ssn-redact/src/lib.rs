@@ -1,7 +1,8 @@
 //! Rewrites every US social security number in model output to `[SSN]`
-//! (see `examples/guardrails/cases.yaml` for the exact rule).
+//! (see `examples/guardrails/cases.yaml` for the exact rule). An
+//! output-only guardrail that takes no settings.
 
-use sluice_sdk::{Guardrail, OutputContext, Request, Verdict};
+use sluice_sdk::{Guardrail, OutputContext, Phases, Request, Verdict};
 
 /// Byte ranges of the SSNs in `text`: `ddd-dd-dddd` with no ASCII digit
 /// right before or after.
@@ -31,6 +32,16 @@ fn find_ssns(text: &str) -> Vec<(usize, usize)> {
 struct SsnRedact;
 
 impl Guardrail for SsnRedact {
+    /// Only answers are checked: the host never calls `check_input`.
+    fn phases() -> Phases {
+        Phases::OUTPUT
+    }
+
+    /// Any `[config]` key is a mistake (this guardrail reads none).
+    fn validate_config() -> Result<(), String> {
+        sluice_sdk::check_keys(&[]).map_err(|e| e.to_string())
+    }
+
     fn check_input(_req: &Request) -> Verdict {
         Verdict::Pass
     }
@@ -68,5 +79,17 @@ mod tests {
         assert!(find_ssns("9123-45-6789").is_empty());
         assert!(find_ssns("123-45-67890").is_empty());
         assert_eq!(find_ssns("111-22-3333").len(), 1);
+    }
+
+    #[test]
+    fn takes_no_settings() {
+        sluice_sdk::testing::set_config(&[]);
+        assert_eq!(SsnRedact::validate_config(), Ok(()));
+        sluice_sdk::testing::set_config(&[("phrase", "x")]);
+        assert!(
+            SsnRedact::validate_config()
+                .unwrap_err()
+                .contains("no settings")
+        );
     }
 }

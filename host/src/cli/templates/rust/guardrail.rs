@@ -1,17 +1,35 @@
 //! {{name}}: a Sluice guardrail in Rust.
 //!
 //! Rejects a request or an answer that contains the `blocked` word of the
-//! manifest's `[config]` (case-insensitive). Every call runs on a fresh
-//! instance: nothing is kept between calls.
+//! manifest's `[config]` (case-insensitive). The config is checked once at
+//! load (`validate_config`): a missing or empty word, or an unknown key,
+//! refuses the plugin. Every call runs on a fresh instance: nothing is kept
+//! between calls.
 
 wit_bindgen::generate!({ world: "guardrail-plugin", path: "wit" });
 
-use exports::sluice::plugin::guardrail::Guest;
-use sluice::plugin::host::{config, log};
-use sluice::plugin::types::{LogLevel, OutputContext, Rejection, RequestInfo, Verdict};
+use exports::sluice::plugin::guardrail::Guest as Guardrail;
+use exports::sluice::plugin::lifecycle::Guest as Lifecycle;
+use sluice::plugin::host::{config, config_keys, log};
+use sluice::plugin::types::{LogLevel, OutputContext, Phases, Rejection, Request, Verdict};
+
+/// The `[config]` keys this plugin reads.
+const KEYS: &[&str] = &["blocked"];
+
+/// The blocked word, lower-cased; why the config is unusable otherwise.
+fn blocked_word() -> Result<String, String> {
+    match config("blocked") {
+        Some(w) if !w.trim().is_empty() => Ok(w.to_lowercase()),
+        Some(_) => Err("config `blocked`: is empty: it would match every text".into()),
+        None => Err("config `blocked`: missing".into()),
+    }
+}
 
 fn blocked_in(text: &str) -> bool {
-    config("blocked").is_some_and(|w| !w.is_empty() && text.to_lowercase().contains(&w.to_lowercase()))
+    // Validated at load; should it fail here anyway, trap: the manifest's
+    // failure mode answers and the log says why.
+    let word = blocked_word().unwrap_or_else(|why| panic!("{why}"));
+    text.to_lowercase().contains(&word)
 }
 
 fn reject(place: &str) -> Verdict {
@@ -27,16 +45,30 @@ fn reject(place: &str) -> Verdict {
 
 struct Plugin;
 
-impl Guest for Plugin {
-    fn check_input(request: RequestInfo) -> Verdict {
-        let last_user = request.messages.iter().rev().find(|m| m.role == "user");
-        match last_user {
-            Some(m) if blocked_in(&m.content) => reject("request"),
+impl Lifecycle for Plugin {
+    fn validate_config() -> Result<(), String> {
+        if let Some(key) = config_keys().into_iter().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(format!("config `{key}`: unknown key (known: {})", KEYS.join(", ")));
+        }
+        blocked_word().map(drop)
+    }
+}
+
+impl Guardrail for Plugin {
+    fn phases() -> Phases {
+        // Both checks; leave one out and the host never calls it.
+        Phases::INPUT | Phases::OUTPUT
+    }
+
+    fn check_input(request: &Request) -> Verdict {
+        // Each method on the request is one host call: ask for what you need.
+        match request.last_user_text() {
+            Some(text) if blocked_in(&text) => reject("request"),
             _ => Verdict::Pass,
         }
     }
 
-    fn check_output(_request: RequestInfo, output: String, context: OutputContext) -> Verdict {
+    fn check_output(_request: &Request, output: String, context: OutputContext) -> Verdict {
         // Streams arrive window by window; `context.emitted` is the text
         // already sent, so a word split across windows is still seen.
         if blocked_in(&(context.emitted + &output)) {
