@@ -7,6 +7,7 @@ import unittest
 
 from sluice_load import report, stats
 from sluice_load.hotswap import custom_section
+from sluice_load.state import gcra_allowed, state_section, summarize_shared
 from sluice_load.sampling import is_loopback
 from sluice_load.upstream import nginx_quote
 
@@ -115,6 +116,31 @@ class Helpers(unittest.TestCase):
     def test_is_loopback(self):
         self.assertTrue(is_loopback(["v4:0100007F", "v6:00000000000000000000000001000000"]))
         self.assertFalse(is_loopback(["v4:0100007F", "v4:00000000"]))
+
+
+class State(unittest.TestCase):
+    def test_gcra_lets_through_the_burst_and_the_rate(self):
+        self.assertEqual(gcra_allowed(100, 0), 100)
+        self.assertEqual(gcra_allowed(100, 120), 300)
+
+    def test_shared_limit_summary_and_line(self):
+        per = [{"ok": 149, "status": {"200": 149, "429": 451}, "errors": {}, "cpu_pct": 3.0},
+               {"ok": 152, "status": {"200": 152, "429": 448}, "errors": {}, "cpu_pct": 3.0}]
+        s = summarize_shared(100, 120, 120.4, 5, per)
+        self.assertEqual((s["accepted"], s["expected"], s["offered"]), (301, 300.0, 1200))
+        self.assertAlmostEqual(s["deviation_pct"], 0.333, places=3)
+        line = report.shared_limit_line(s)
+        self.assertIn("**301 accepted**", line)
+        self.assertIn("**+0.33 %**", line)
+
+    def test_state_sections(self):
+        sync = state_section("sluice-state-sync", "/tmp/x")
+        self.assertIn('durability = "sync"', sync)
+        self.assertIn('dir = "/tmp/x/state-sluice-state-sync"', sync)
+        redis = state_section("sluice-state-redis", "/tmp/x", "redis://127.0.0.1:1/", rpm=100)
+        self.assertIn('backend = "redis"', redis)
+        self.assertIn("interactive = { rpm = 100, tpm = 4000000000 }", redis)
+        self.assertNotIn("durability", redis)
 
 
 if __name__ == "__main__":

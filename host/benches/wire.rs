@@ -257,7 +257,7 @@ fn bench_window(c: &mut Criterion) {
             || chunks.clone(),
             |chunks| {
                 let upstream = futures_util::stream::iter(chunks.into_iter().map(Ok)).boxed();
-                let s = guarded(upstream, Pass, cfg, false, |_| {});
+                let s = guarded(upstream, Pass, cfg, false, ());
                 rt.block_on(s.fold(0usize, |n, e| async move {
                     n + matches!(black_box(e), StreamEvent::Chunk(_)) as usize
                 }))

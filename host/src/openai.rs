@@ -132,9 +132,26 @@ pub struct Usage {
     pub completion_tokens: u32,
     #[serde(default)]
     pub total_tokens: u32,
-    /// How many of `prompt_tokens` were read from the upstream's prompt cache.
+    /// How many of `prompt_tokens` were read from the upstream's prompt
+    /// cache (priced lower).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_tokens_details: Option<PromptTokensDetails>,
+    /// How many of `completion_tokens` the model spent reasoning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+impl Usage {
+    /// Prompt tokens read from the upstream's prompt cache.
+    pub fn cached_tokens(&self) -> u32 {
+        self.prompt_tokens_details.map_or(0, |d| d.cached_tokens)
+    }
+
+    /// Completion tokens spent reasoning.
+    pub fn reasoning_tokens(&self) -> u32 {
+        self.completion_tokens_details
+            .map_or(0, |d| d.reasoning_tokens)
+    }
 }
 
 /// `usage.prompt_tokens_details` (only the part the gateway reads).
@@ -142,6 +159,13 @@ pub struct Usage {
 pub struct PromptTokensDetails {
     #[serde(default)]
     pub cached_tokens: u32,
+}
+
+/// `usage.completion_tokens_details` (only the part the gateway reads).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CompletionTokensDetails {
+    #[serde(default)]
+    pub reasoning_tokens: u32,
 }
 
 /// `chat.completion.chunk`: one SSE event of a stream.

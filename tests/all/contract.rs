@@ -379,9 +379,10 @@ output-guardrails = ["test-probe"]
     assert_eq!(fields["score"], 0.75, "{output}");
 }
 
-/// The cost policy sees every spend that applies (today: the principal's
-/// monthly spend, budget included); a `0.1` policy sees the one record the
-/// host picks.
+/// The cost policy sees every spend that applies, from the state store:
+/// the key's, the user's and the feature's, each per day and month, with
+/// their budgets; a `0.1` policy sees the one record the host picks (the
+/// tightest monthly budget).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cost_policy_sees_the_spend_list() {
     let dir = plugin_dir_named(&[
@@ -400,7 +401,7 @@ async fn the_cost_policy_sees_the_spend_list() {
     let rest = r#"
 [models.new]
 cost-policy = "v02-policy"
-routes = [{ provider = "mock", model = "mock-small" }]
+routes = [{ provider = "mock", model = "mock-small", input-cost-per-mtok = 1.0, output-cost-per-mtok = 2.0 }]
 
 [models.old]
 cost-policy = "v01-policy"
@@ -410,14 +411,26 @@ routes = [{ provider = "mock", model = "mock-small" }]
 id = "k1"
 key = "sk-k1"
 budget-usd = 0.05
+
+[state.budgets]
+users = { ann = { month-usd = 2.0 } }
+features = { chat = { day-usd = 1.0 } }
 "#;
     let gw = gateway::start(&gateway::config(&mock, dir.path(), rest)).await;
-    let month = sluice::pipeline::cost::current_period();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let periods = sluice::state::period::Periods::at(now);
+    let (day, month) = (periods.day.trim_start_matches("day:"), periods.month);
     let send = |model: &str, text: &str| {
+        let mut body = reply_body(model, text);
+        body["user"] = json!("ann");
         reqwest::Client::new()
             .post(gw.v1("chat/completions"))
             .bearer_auth("sk-k1")
-            .json(&reply_body(model, text))
+            .header("x-sluice-feature", "chat")
+            .json(&body)
             .send()
     };
     let err = error_of(
@@ -426,10 +439,12 @@ budget-usd = 0.05
     )
     .await;
     let why = err["message"].as_str().unwrap();
-    assert!(
-        why.contains(&format!("spends: key:k1 month {month} 0 0 0.05")),
-        "{why}"
+    let want = format!(
+        "spends: key:k1 day {day} 0 0 none; key:k1 month {month} 0 0 0.05; \
+         user:ann day {day} 0 0 none; user:ann month {month} 0 0 2; \
+         feature:chat day {day} 0 0 1; feature:chat month {month} 0 0 none"
     );
+    assert!(why.contains(&want), "{why}\nwant {want}");
     let err = error_of(
         send("old", "legacy-spend").await.unwrap(),
         StatusCode::PAYMENT_REQUIRED,
@@ -440,8 +455,27 @@ budget-usd = 0.05
         why.contains(&format!("scope=key:k1 spent=0 budget=0.05 period={month}")),
         "{why}"
     );
+    // What an answered request cost is what the next one is shown.
     let res = send("new", "hello").await.unwrap();
     assert_eq!(res.status(), 200);
+    let cost: f64 = res.headers()["x-sluice-cost-usd"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cost > 0.0);
+    let err = error_of(
+        send("new", "show spends").await.unwrap(),
+        StatusCode::PAYMENT_REQUIRED,
+    )
+    .await;
+    let why = err["message"].as_str().unwrap();
+    let key_month = why
+        .split("; ")
+        .find(|s| s.starts_with(&format!("key:k1 month {month} ")))
+        .unwrap_or_else(|| panic!("{why}"));
+    let spent: f64 = key_month.split(' ').nth(3).unwrap().parse().unwrap();
+    assert!((spent - cost).abs() < 1e-9, "{why} vs {cost}");
 }
 
 /// A 50-message conversation with tool calls: a guest reading only the

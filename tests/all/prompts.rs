@@ -200,6 +200,38 @@ async fn plugins_see_which_prompt_version_the_request_was_rendered_from() {
 }
 
 #[tokio::test]
+async fn the_ledger_records_the_prompt_version_of_each_request() {
+    let s = setup(false).await;
+    let mut ids = Vec::new();
+    for version in [1, 2] {
+        let res =
+            s.gw.chat(&prompt_body(Some(version), json!({"text": "cost"})))
+                .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        ids.push(
+            res.headers()["x-sluice-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    for (id, version) in ids.iter().zip(["1", "2"]) {
+        let r = crate::support::state::record_of(
+            &s.gw.gateway.state,
+            id,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|| panic!("no ledger record for {id}"));
+        assert_eq!(
+            (r.prompt_id.as_deref(), r.prompt_version.as_deref()),
+            (Some("summarize"), Some(version))
+        );
+        assert!(r.cost_usd >= 0.0 && r.usage.prompt_tokens > 0, "{r:?}");
+    }
+}
+
+#[tokio::test]
 async fn what_a_prompt_request_lacks_is_named() {
     let s = setup(false).await;
     let gw = &s.gw;

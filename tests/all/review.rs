@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use sluice::config::Config;
 use sluice::pipeline::Gateway;
 use sluice::state::testing::RedisServer;
-use sluice::state::{BackendKind, ReviewQueue, State};
+use sluice::state::{BackendKind, ReviewQueue};
 use sluice_guests as guests;
 
 use crate::support::gateway::{self, Mock, reply_body};
@@ -65,13 +65,12 @@ async fn setup(backend: BackendKind) -> Setup {
     let mock = gateway::mock().await;
     let config = gateway::config(&mock, dir.path(), &format!("{MODELS}\n{state}"));
     let parsed = Config::parse("test.toml", &config, &|k| std::env::var(k).ok()).unwrap();
-    let state = State::open(&parsed.state).await.unwrap();
-    let queue = ReviewQueue::new(state.store().clone());
     let gw = tokio::task::spawn_blocking(move || Gateway::start(parsed))
         .await
         .unwrap()
-        .unwrap()
-        .with_review(queue.clone());
+        .unwrap();
+    // The gateway's queue, in its own state store.
+    let queue = gw.review_queue().unwrap().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();

@@ -10,11 +10,12 @@ import sys
 import tempfile
 
 from . import loadgen, report
-from .common import ALL_TARGETS, PLUGINS, ROOT, SLUICE, chat_body, git, log
+from .common import ALL_TARGETS, DEFAULT_TARGETS, PLUGINS, ROOT, SLUICE, STATE_TARGETS, chat_body, git, log
 from .hotswap import hot_swap
 from .measure import idle_rss_10_plugins, run_target
 from .processes import PROCS, http, install_cleanup
 from .sampling import busy_processes, listening_sockets, loadavg
+from .state import shared_limit
 from .targets import target_specs
 from .upstream import pick_upstream, start_mock, start_nginx
 
@@ -23,8 +24,15 @@ def parser(description):
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rates", default="100,500,1000,2000,4000", help="comma-separated rps (default %(default)s)")
     ap.add_argument("--duration", type=int, default=15, help="seconds per rate (default %(default)s)")
-    ap.add_argument("--targets", default=",".join(ALL_TARGETS),
-                    help="comma-separated, from: " + ", ".join(ALL_TARGETS))
+    ap.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
+                    help="comma-separated, from: " + ", ".join(ALL_TARGETS) + " (default %(default)s)")
+    ap.add_argument("--nostate-bin", help="a Sluice binary from before the state was on the request path: "
+                    "target sluice-nostate, the baseline of the sluice-state* targets")
+    ap.add_argument("--shared-limit", action="store_true",
+                    help="run the shared rate limit scenario (two gateways, one Redis) instead of the targets")
+    ap.add_argument("--shared-limit-rpm", type=int, default=100)
+    ap.add_argument("--shared-limit-s", type=int, default=120, help="seconds of load (default %(default)s)")
+    ap.add_argument("--shared-limit-rps", type=int, default=5, help="rate per gateway (default %(default)s)")
     ap.add_argument("--quick", action="store_true", help="smoke run: rates 100,500, 3 s, short probes")
     ap.add_argument("--hot-swap", action="store_true", help="run the hot swap scenario instead of the targets")
     ap.add_argument("--swaps", type=int, default=50)
@@ -70,7 +78,9 @@ def resolve(ap, args):
             ap.error(f"unknown target {t}")
     # baselines are measured first so overheads can be computed
     want = set(targets)
-    if want & {"sluice", "sluice-guardrails", "litellm", "portkey"}:
+    if want & set(STATE_TARGETS):
+        want.add("sluice-nostate")
+    if want & {"sluice", "sluice-nostate", "sluice-guardrails", "litellm", "portkey"}:
         want.add("direct")
     if "sluice-stream" in want:
         want.add("direct-stream")
@@ -98,6 +108,7 @@ def meta(args, ts, tmp):
         "loadavg_before": loadavg(), "busy_processes_at_start": busy_processes(),
         "connections": args.connections or "rate/4 within 50..500",
         "stream_token_delay_ms": args.stream_token_delay_ms,
+        "nostate_bin": args.nostate_bin,
         "tmp": tmp,
     }
 
@@ -122,6 +133,10 @@ def run_phases(args, tmp, doc, order):
     if args.hot_swap:
         doc["meta"]["upstream"] = "mock"
         doc["hot_swap"] = hot_swap(args, tmp, mock_port)
+        return
+    if args.shared_limit:
+        doc["meta"]["upstream"] = "mock"
+        doc["shared_limit"] = shared_limit(args, tmp, mock_port)
         return
     up, probe = pick_upstream(args, mock_port, mock_p, nginx_port, nginx_p)
     doc["upstream_probe"] = probe

@@ -6,17 +6,25 @@ import sys
 
 # bench/load/sluice_load/ -> repository root
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
-SLUICE = os.path.join(ROOT, "target", "release", "sluice")
+# cargo's output directory: CARGO_TARGET_DIR when set (as `cargo build` uses it)
+TARGET_DIR = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+SLUICE = os.path.join(TARGET_DIR, "release", "sluice")
 PLUGINS = os.path.join(ROOT, "target", "sluice-plugins")
 NGINX = "/usr/sbin/nginx"
 
 # in measurement order: baselines come before the targets compared with them
-ALL_TARGETS = ["direct", "sluice", "sluice-guardrails", "direct-stream", "sluice-stream", "litellm", "portkey"]
+ALL_TARGETS = ["direct", "sluice-nostate", "sluice", "sluice-state", "sluice-state-sync", "sluice-state-redis",
+               "sluice-guardrails", "direct-stream", "sluice-stream", "litellm", "portkey"]
+# what a run measures without --targets (the state targets are asked for by name)
+DEFAULT_TARGETS = ["direct", "sluice", "sluice-guardrails", "direct-stream", "sluice-stream", "litellm", "portkey"]
+# Sluice with ledger, budgets and rate limits on the request path; compared with sluice-nostate
+STATE_TARGETS = ["sluice-state", "sluice-state-sync", "sluice-state-redis"]
 GUARDRAILS = ["pii-redact", "length-check", "business-rules"]
 PROMPT = ("Summarise our gateway for a customer in two sentences. Mention that "
           "guardrails check every answer and that streams are checked window by window.")
 LITELLM_KEY = "sk-bench-master-key"
 ADMIN_KEY = "bench-admin-key"
+STATE_KEY = "sk-bench-state-key"
 
 
 def log(*a):

@@ -100,7 +100,18 @@ def footer(doc):
                    f"errors {h['load']['errors']}); rename → new sha serving: p50 {fmt(r['p50'], 1)} ms, "
                    f"p90 {fmt(r['p90'], 1)} ms, max {fmt(r['max'], 1)} ms; not seen within 15 s: "
                    f"{h['not_seen_within_15s']}; load p99 {fmt(h['load']['p99_ms'])} ms.\n")
+    if doc.get("shared_limit"):
+        out.append(shared_limit_line(doc["shared_limit"]))
     return out
+
+
+def shared_limit_line(s):
+    """The shared-limit scenario in one paragraph."""
+    each = ", ".join(f"{g['ok']} ({g['status']})" for g in s["gateways"])
+    return (f"Shared limit: two gateways on one Redis, one key at {s['limit_rpm']} RPM, each driven at "
+            f"{s['rps_each']} rps for {s['duration_s']} s ({s['offered']} requests offered): "
+            f"**{s['accepted']} accepted** (per gateway: {each}); GCRA allows {s['expected']} "
+            f"(the minute's burst plus {s['limit_rpm']}/min): **{s['deviation_pct']:+.2f} %**.\n")
 
 
 def write(doc, args, ts):
@@ -108,11 +119,13 @@ def write(doc, args, ts):
     os.makedirs(args.results_dir, exist_ok=True)
     suffix = "-smoke" if args.quick else ""
     suffix += "-hotswap" if args.hot_swap else ""
+    suffix += "-sharedlimit" if getattr(args, "shared_limit", False) else ""
     path = os.path.join(args.results_dir, f"{ts}{suffix}.json")
     with open(path, "w") as f:
         json.dump(doc, f, indent=2)
     md = markdown(doc)
-    latest = os.path.join(args.results_dir, "latest-hotswap.md" if args.hot_swap else "latest.md")
+    latest = os.path.join(args.results_dir, "latest-hotswap.md" if args.hot_swap
+                          else "latest-sharedlimit.md" if getattr(args, "shared_limit", False) else "latest.md")
     with open(latest, "w") as f:
         f.write(md + "\n")
     print(md)

@@ -7,6 +7,8 @@
 //! sluice config check FILE            validate a config, report every problem
 //! sluice prompt list|show|render|activate|history   the prompt registry
 //! sluice eval run|compare ...         evaluation suites and the CI gate
+//! sluice usage --by key|user|feature|model|day [--since ..] [--until ..] [--json]
+//! sluice keys create|list|revoke      virtual keys in the state store
 //! sluice review list|show|approve|reject   the human review queue
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
@@ -19,6 +21,7 @@ pub mod plugin_new;
 pub mod plugin_test;
 pub mod prompt;
 pub mod review;
+pub mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +81,11 @@ pub enum Command {
     /// Evaluation suites: run one through a gateway, compare two runs.
     #[command(subcommand)]
     Eval(eval::EvalCmd),
+    /// Usage and cost from the ledger, grouped.
+    Usage(state::UsageArgs),
+    /// Manage virtual keys (the secret is shown once, at creation).
+    #[command(subcommand)]
+    Keys(state::KeysCmd),
     /// The human review queue of flagged answers.
     #[command(subcommand)]
     Review(review::ReviewCmd),
@@ -106,6 +114,8 @@ pub fn main() -> ExitCode {
         Command::Config(ConfigCmd::Check { file }) => check(&file),
         Command::Prompt(cmd) => prompt::run(cmd),
         Command::Eval(cmd) => eval::run(cmd),
+        Command::Usage(args) => runtime().and_then(|rt| rt.block_on(state::usage(args))),
+        Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(state::keys(cmd))),
         Command::Review(cmd) => review::run(cmd),
     };
     match result {
@@ -176,7 +186,7 @@ fn check(file: &std::path::Path) -> anyhow::Result<()> {
         config.models.len(),
         config.keys.len(),
         if config.keys.is_empty() {
-            "; auth is OFF"
+            "; auth is OFF unless the state store holds keys"
         } else {
             ""
         }
@@ -191,17 +201,7 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
     let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
         .await
         .context("starting the gateway")??;
-    // One state for everything that keeps records: a sled store is held
-    // by one opener at a time.
-    let state = match crate::state::State::open(&gw.config.state).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "the state store did not open: no review queue (flagged answers are only logged), no prompt activations, no eval results");
-            None
-        }
-    };
-    let gw = review::attach(gw, state.as_ref());
-    let gw = prompt::attach(gw, state.as_ref()).await?;
+    let gw = prompt::attach(gw).await?;
     let missing = gw.missing_plugins();
     if !missing.is_empty() {
         tracing::warn!(
@@ -228,7 +228,12 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
             std::process::exit(128 + second);
         });
     };
+    let state = gw.state.clone();
     crate::server::serve(listener, Arc::new(gw), shutdown).await?;
+    // Group commit may hold the last few ms of ledger records.
+    if let Err(e) = state.flush().await {
+        tracing::error!(error = %e, "flushing the state at shutdown failed");
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -436,19 +436,17 @@ fn show_text(detail: &Value) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// The prompt registry and eval results on `gw`, when `[prompts] dir` is
-/// set (the registry) and always (eval results), over `state`.
-pub async fn attach(gw: Gateway, state: Option<&State>) -> anyhow::Result<Gateway> {
+/// The prompt registry (when `[prompts] dir` is set) and eval results on
+/// `gw`, over the gateway's own state.
+pub async fn attach(gw: Gateway) -> anyhow::Result<Gateway> {
     let config = gw.config.clone();
-    let gw = match state {
-        Some(s) => gw.with_evals(EvalStore::new(s.clone(), &config.evals)),
-        None => gw,
-    };
+    let state = gw.state.clone();
+    let gw = gw.with_evals(EvalStore::new(state.clone(), &config.evals));
     if config.prompts.dir.is_none() {
         return Ok(gw);
     }
     let models = config.models.keys().cloned().collect();
-    let prompts = Prompts::start(config.prompts.clone(), Some(models), state.cloned())
+    let prompts = Prompts::start(config.prompts.clone(), Some(models), Some(state))
         .await
         .context("starting the prompt registry")?;
     let failed: Vec<String> = prompts

@@ -11,7 +11,6 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::pipeline::Gateway;
 use crate::plugin::log::escaped;
 use crate::state::review::{ReviewEntry, ReviewQueue, Status, Verdict};
 use crate::state::{BackendKind, State};
@@ -114,16 +113,6 @@ async fn open(config: &std::path::Path) -> anyhow::Result<ReviewQueue> {
         }
     })?;
     Ok(ReviewQueue::new(state.store().clone()))
-}
-
-/// Give a starting gateway the review queue in its state store (`serve`
-/// opens the state once; without one, flags are only logged and `hold`
-/// still holds).
-pub fn attach(gw: Gateway, state: Option<&State>) -> Gateway {
-    match state {
-        Some(state) => gw.with_review(ReviewQueue::new(state.store().clone())),
-        None => gw,
-    }
 }
 
 fn status_word(s: Status) -> &'static str {

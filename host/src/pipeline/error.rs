@@ -7,15 +7,27 @@ use std::time::Duration;
 
 use crate::plugin::PluginFailure;
 use crate::provider::UpstreamError;
+use crate::state::{BudgetExceeded, LimitKind, RateDecision, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A parameter the gateway itself checks is invalid.
     #[error("{message}")]
     InvalidRequest { param: String, message: String },
-    /// `model` is not a configured gateway model.
-    #[error("The model `{0}` does not exist")]
+    /// `model` is not a configured gateway model, or the caller's key may
+    /// not use it: the two answer alike (as OpenAI's do), so a restricted
+    /// key cannot probe which models exist.
+    #[error("The model `{0}` does not exist or you do not have access to it")]
     ModelNotFound(String),
+    /// A rate limit of the key or user has no room for the request.
+    #[error("{}", rate_message(.0))]
+    RateLimited(RateDecision),
+    /// A budget has no room for the request's worst case.
+    #[error("{0}")]
+    BudgetExceeded(#[from] BudgetExceeded),
+    /// The state store (keys, budgets, limits, ledger) failed.
+    #[error("the gateway's state store failed: {0}")]
+    State(#[from] StateError),
     /// A guardrail refused the input or (part of) the output.
     #[error("Request blocked by guardrail `{plugin}`: {reason}")]
     GuardrailRejected {
@@ -45,6 +57,33 @@ pub enum Error {
     /// The providers gave up (after retries and fallbacks).
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
+}
+
+fn rate_message(d: &RateDecision) -> String {
+    let Some(denied) = &d.denied else {
+        return "Rate limit reached".into();
+    };
+    let kind = match denied.kind {
+        LimitKind::Requests => "requests per minute (RPM)",
+        LimitKind::Tokens => "tokens per minute (TPM)",
+    };
+    let mut msg = format!(
+        "Rate limit reached for {} ({} tier) on {kind}: limit {}, requested {}.",
+        denied.scope,
+        denied.tier.as_str(),
+        denied.limit,
+        denied.requested
+    );
+    match denied.retry_after {
+        Some(after) => msg.push_str(&format!(
+            " Please try again in {}.",
+            crate::state::ratelimit::format_reset(after)
+        )),
+        None => msg.push_str(
+            " The request is larger than the limit allows in a minute; it can never pass.",
+        ),
+    }
+    msg
 }
 
 impl Error {

@@ -203,6 +203,12 @@ impl GuardReport {
         }
     }
 
+    /// Each plugin and its worst outcome (`pass`, `transform`, `error`,
+    /// `reject`), in the order they first ran.
+    pub fn outcomes(&self) -> impl Iterator<Item = (&str, &'static str)> {
+        self.entries.iter().map(|(n, o)| (n.as_str(), o.as_str()))
+    }
+
     pub fn header_value(&self) -> String {
         self.entries
             .iter()

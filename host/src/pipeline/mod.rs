@@ -2,11 +2,17 @@
 //!
 //! ```text
 //! (auth: server layer) -> prompt render (`prompt` extension, [`crate::prompt`])
-//!   -> model lookup -> input guardrails -> cost policy
-//!   -> router -> [cache lookup] -> providers (retries, fallback, breakers)
+//!   -> model lookup (and the key's allowed models)
+//!   -> rate limit -> input guardrails -> cost policy -> router
+//!   -> budget reservation -> [cache lookup]
+//!   -> providers (retries, fallback, breakers)
 //!   -> output guardrails (whole answer, or windows of a stream)
-//!   -> [cache store] -> spend ledger -> response
+//!   -> [cache store] -> usage ledger (settles the reservation) -> response
 //! ```
+//!
+//! Stages with state ([`crate::state`]) live in their own modules:
+//! [`rate_limit`] (RPM / TPM per key and user), [`cost`] (estimates and the
+//! cost policy's spend), [`accounting`] (reservation, ledger record).
 //!
 //! The HTTP layer ([`crate::server`]) only parses, authenticates and renders;
 //! every decision about a request is made here, so the same rules apply to a
@@ -14,12 +20,14 @@
 //! error body) is the server's. Plugin calls are awaited in the request's
 //! task; each ends within its plugin's deadline (see [`crate::plugin`]).
 
+mod accounting;
 pub mod config;
 pub mod cost;
 mod error;
 mod failure;
 pub mod guard;
 pub mod output;
+mod rate_limit;
 mod request;
 pub mod review;
 mod route;
@@ -27,7 +35,7 @@ pub mod stream;
 mod stream_choice;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::BoxStream;
 use serde_json::Value;
@@ -38,10 +46,11 @@ use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsRe
 use crate::plugin::{OutputContext, Phases, Plugin, PluginRuntime, Rejection, RequestInfo};
 use crate::prompt::{PromptRef, Prompts};
 use crate::provider::{Failure, Outcome, Providers};
-use crate::state::ReviewQueue;
 use crate::state::review::FlagEntry;
+use crate::state::{RateDecision, RecordStatus, ReviewQueue, State, Subject, Tier, VirtualKey};
 
-pub use cost::{InMemorySpend, SpendSource};
+use accounting::{Answer, Meter, StreamMeter};
+use cost::PromptTokens;
 pub use error::Error;
 pub use guard::GuardReport;
 use review::StreamReview;
@@ -51,21 +60,31 @@ pub use stream::StreamEvent;
 /// Who is calling, as established by the auth layer.
 #[derive(Debug, Clone, Default)]
 pub struct Principal {
-    /// `[[keys]]` id; None when auth is off.
+    /// The virtual key (its budgets, limits, allowed models); None when
+    /// auth is off (no key exists anywhere).
+    pub key: Option<Arc<VirtualKey>>,
+    /// The key's id (plugins' `api-key-id`, logs, the ledger).
     pub key_id: Option<String>,
+    /// The key's owner: the request's user when the client names none.
     pub user: Option<String>,
-    pub budget_usd: Option<f64>,
+    /// The request's service tier (rate limits are per tier): the key's,
+    /// or the one `x-sluice-tier` picks if the key allows it.
+    pub tier: Tier,
 }
 
 impl Principal {
-    /// The budget scope spend is recorded under: the virtual key when there
-    /// is one (budgets belong to keys), else the request's end user.
-    pub fn scope(&self, request_user: Option<&str>) -> String {
-        match (&self.key_id, request_user.or(self.user.as_deref())) {
-            (Some(k), _) => format!("key:{k}"),
-            (None, Some(u)) => format!("user:{u}"),
-            (None, None) => "anonymous".into(),
+    pub fn new(key: VirtualKey, tier: Tier) -> Self {
+        Self {
+            key_id: Some(key.id.clone()),
+            user: key.user.clone(),
+            key: Some(Arc::new(key)),
+            tier,
         }
+    }
+
+    /// Whether the caller may use gateway model `model`.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.key.as_ref().is_none_or(|k| k.allows_model(model))
     }
 }
 
@@ -73,6 +92,9 @@ impl Principal {
 #[derive(Debug, Clone)]
 pub struct RequestCtx {
     pub id: String,
+    /// When the request arrived (overhead and the ledger's time count from
+    /// here).
+    pub arrived: Instant,
     pub principal: Principal,
     /// `x-sluice-feature`.
     pub feature: Option<String>,
@@ -172,6 +194,12 @@ pub struct Served {
     pub guardrails: GuardReport,
     /// The registry prompt version the request was rendered from.
     pub prompt: Option<PromptRef>,
+    /// The rate limits checked (`x-ratelimit-*`).
+    pub rate: RateDecision,
+    /// What the request cost (`x-sluice-cost-usd`); None for streams,
+    /// whose cost is known only after the headers are sent (the ledger
+    /// has it).
+    pub cost_usd: Option<f64>,
 }
 
 impl Served {
@@ -183,6 +211,8 @@ impl Served {
             upstream: outcome.elapsed,
             guardrails,
             prompt: None,
+            rate: RateDecision::default(),
+            cost_usd: None,
         }
     }
 }
@@ -217,7 +247,8 @@ pub struct Gateway {
     pub config: Arc<Config>,
     pub providers: Providers,
     pub plugins: Arc<PluginRuntime>,
-    spend: Arc<dyn SpendSource>,
+    /// Keys, budgets, rate limits and the usage ledger.
+    pub state: State,
     cache: Option<Arc<dyn ResponseCache>>,
     review: Option<ReviewQueue>,
     /// The prompt registry (`[prompts]`); None: the `prompt` extension is refused.
@@ -234,41 +265,48 @@ struct Plan {
     output: Vec<Arc<Plugin>>,
     window: StreamWindowConfig,
     report: GuardReport,
-    scope: String,
+    rate: RateDecision,
+    prompt: PromptTokens,
+    /// Holds the budget reservation; settled after the call.
+    meter: Meter,
     review: ReviewConfig,
     /// Flags the input chain raised.
     flags: Vec<FlagEntry>,
-    prompt: Option<PromptRef>,
+    /// The registry prompt version the request was rendered from.
+    prompt_ref: Option<PromptRef>,
 }
 
 impl Gateway {
-    /// Start the plugin runtime (initial load compiles every plugin, so call
-    /// it off the async workers) and the provider clients.
+    /// Open the state (`[state]`; config keys seeded into it), start the
+    /// plugin runtime and the provider clients. Call it on a blocking
+    /// thread of a tokio runtime (`spawn_blocking`): the initial plugin
+    /// load compiles every plugin, and the state is opened on the runtime.
     pub fn start(config: Config) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|_| anyhow::anyhow!("the gateway starts inside a tokio runtime"))?;
+        let state = rt.block_on(open_state(&config))?;
         let plugins = PluginRuntime::start(config.plugins.clone())
             .map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e}"))?;
         let providers = Providers::new(&config.providers, &config.retry, &config.breaker)?;
-        Ok(Self::new(
-            config,
-            providers,
-            plugins,
-            Arc::new(InMemorySpend::default()),
-        ))
+        Ok(Self::new(config, providers, plugins, state))
     }
 
     pub fn new(
         config: Config,
         providers: Providers,
         plugins: Arc<PluginRuntime>,
-        spend: Arc<dyn SpendSource>,
+        state: State,
     ) -> Self {
+        // The queue lives in the gateway's own store (a sled directory has
+        // one owner, so it cannot be opened a second time).
+        let review = Some(ReviewQueue::new(state.store().clone()));
         Self {
             config: Arc::new(config),
             providers,
             plugins,
-            spend,
+            state,
             cache: None,
-            review: None,
+            review,
             prompts: None,
             evals: None,
         }
@@ -286,8 +324,8 @@ impl Gateway {
         self
     }
 
-    /// Queue flagged answers in `queue` (see [`review`]); without one a
-    /// flag is only logged.
+    /// Queue flagged answers in `queue` instead of the state store's (see
+    /// [`review`]).
     pub fn with_review(mut self, queue: ReviewQueue) -> Self {
         self.review = Some(queue);
         self
@@ -314,10 +352,13 @@ impl Gateway {
             .collect()
     }
 
-    fn model(&self, name: &str) -> Result<&ModelConfig, Error> {
+    /// The gateway model `name`, if it exists and the caller may use it
+    /// (both failures answer alike: [`Error::ModelNotFound`]).
+    fn model(&self, ctx: &RequestCtx, name: &str) -> Result<&ModelConfig, Error> {
         self.config
             .models
             .get(name)
+            .filter(|_| ctx.principal.allows_model(name))
             .ok_or_else(|| Error::ModelNotFound(name.to_string()))
     }
 
@@ -328,17 +369,20 @@ impl Gateway {
         ctx: &RequestCtx,
         mut req: ChatRequest,
     ) -> Result<ChatResponse, Error> {
-        let plan = self.prepare(ctx, &mut req).await?;
+        let mut plan = self.prepare(ctx, &mut req).await?;
         if let Some(cache) = &self.cache
             && let Some(completion) = cache.lookup(&req.model, &req)
         {
+            plan.meter.release().await;
             let served = Served {
                 provider: "cache".into(),
                 model: completion.model.clone(),
                 attempts: 0,
                 upstream: Duration::ZERO,
                 guardrails: plan.report,
-                prompt: plan.prompt,
+                prompt: plan.prompt_ref,
+                rate: plan.rate,
+                cost_usd: None,
             };
             return Ok(ChatResponse {
                 completion,
@@ -349,7 +393,13 @@ impl Gateway {
         let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
         let walked = self.providers.chat(&targets, &req).within(limit).await;
-        let outcome = ctx.progress.walked(walked, limit)?;
+        let outcome = match ctx.progress.walked(walked, limit) {
+            Ok(o) => o,
+            Err(e) => {
+                plan.meter.release().await;
+                return Err(e);
+            }
+        };
 
         let served = Served::new(&outcome, GuardReport::default());
         let mut completion = outcome.value;
@@ -364,10 +414,35 @@ impl Gateway {
             &mut flags,
         )
         .await;
-        if let Err(err) = checked {
+        if checked.is_err() {
             ctx.progress.guardrails(&report);
-            return Err(err);
         }
+        // The answer was paid for whether or not the client gets it.
+        let answer = Answer {
+            route: find_route(&plan.routes, &outcome.provider, &outcome.model),
+            provider: &outcome.provider,
+            model: &outcome.model,
+            attempts: outcome.attempts,
+            usage: completion.usage,
+            status: if checked.is_err() {
+                RecordStatus::Rejected
+            } else {
+                RecordStatus::Ok
+            },
+            guardrails: &report,
+        };
+        let prompt = &mut plan.prompt;
+        let cost = plan
+            .meter
+            .settle(answer, || {
+                let text = accounting::completion_text(&completion);
+                (
+                    prompt.get(&req),
+                    crate::state::tokenizer::count(&outcome.model, &text),
+                )
+            })
+            .await?;
+        checked?;
         let review = if flags.is_empty() {
             None
         } else {
@@ -378,16 +453,11 @@ impl Gateway {
         if let Some(cache) = self.cache.as_ref().filter(|_| review.is_none()) {
             cache.store(&req.model, &req, &completion);
         }
-        if let (Some(usage), Some(route)) = (
-            &completion.usage,
-            find_route(&plan.routes, &outcome.provider, &outcome.model),
-        ) {
-            self.spend
-                .record(&plan.scope, cost::usage_cost(route, usage));
-        }
         let served = Served {
             guardrails: report,
-            prompt: plan.prompt,
+            prompt: plan.prompt_ref,
+            rate: plan.rate,
+            cost_usd: Some(cost),
             ..served
         };
         Ok(ChatResponse {
@@ -417,15 +487,26 @@ impl Gateway {
             .chat_stream(&targets, &req)
             .within(limit)
             .await;
-        let outcome = ctx.progress.walked(walked, limit)?;
-
-        let price = find_route(&plan.routes, &outcome.provider, &outcome.model).cloned();
-        let (spend, scope) = (self.spend.clone(), plan.scope);
-        let on_usage = move |u| {
-            if let Some(route) = price {
-                spend.record(&scope, cost::usage_cost(&route, &u));
+        let outcome = match ctx.progress.walked(walked, limit) {
+            Ok(o) => o,
+            Err(e) => {
+                plan.meter.release().await;
+                return Err(e);
             }
         };
+
+        // Input verdicts, then each window's: what the ledger records.
+        let verdicts = Arc::new(parking_lot::Mutex::new(plan.report.clone()));
+        let ledger = StreamMeter::new(
+            plan.meter,
+            find_route(&plan.routes, &outcome.provider, &outcome.model).cloned(),
+            &outcome.provider,
+            &outcome.model,
+            outcome.attempts,
+            plan.prompt,
+            &req,
+            verdicts.clone(),
+        );
         // Nothing to check: forward each token as it comes instead of
         // paying the window's latency for nothing.
         let window = if plan.output.is_empty() {
@@ -440,13 +521,13 @@ impl Gateway {
         let checker = ChainChecker {
             plugins: plan.output,
             info: plan.info,
+            verdicts,
             review: review.clone(),
         };
-        let served = Served {
-            prompt: plan.prompt,
-            ..Served::new(&outcome, plan.report)
-        };
-        let mut events = stream::guarded(outcome.value, checker, window, include_usage, on_usage);
+        let mut served = Served::new(&outcome, plan.report);
+        served.rate = plan.rate;
+        served.prompt = plan.prompt_ref;
+        let mut events = stream::guarded(outcome.value, checker, window, include_usage, ledger);
         if can_flag {
             events = review::watch(events, review, self.review.clone(), ctx.clone(), req);
         }
@@ -454,13 +535,27 @@ impl Gateway {
     }
 
     /// Embeddings along the model's configured routes (no guardrails: the
-    /// answer is vectors, not text).
+    /// answer is vectors, not text). Rate limits, budgets and the ledger
+    /// apply as for chat.
     pub async fn embeddings(
         &self,
         ctx: &RequestCtx,
         req: EmbeddingsRequest,
     ) -> Result<EmbeddingsServed, Error> {
-        let model = self.model(&req.model)?;
+        let model = self.model(ctx, &req.model)?;
+        let user = req.user.as_deref().or(ctx.principal.user.as_deref());
+        let who = subject(ctx, user);
+        let counted = model.routes.first().map_or("", |r| r.model.as_str());
+        let mut tokens = None;
+        let mut count = || *tokens.get_or_insert_with(|| cost::count_input(counted, &req.input));
+        let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, &mut count).await?;
+        let mut meter = Meter::new(&self.state, ctx, &req.model, user, false);
+        let worst = if self.state.budgeted(&who) {
+            cost::worst_case(&model.routes, count(), 0)
+        } else {
+            0.0
+        };
+        meter.reserve(&who, worst).await?;
         let targets: Vec<_> = model.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
         let walked = self
@@ -468,22 +563,52 @@ impl Gateway {
             .embeddings(&targets, &req)
             .within(limit)
             .await;
-        let outcome = ctx.progress.walked(walked, limit)?;
+        let outcome = match ctx.progress.walked(walked, limit) {
+            Ok(o) => o,
+            Err(e) => {
+                meter.release().await;
+                return Err(e);
+            }
+        };
+        let guardrails = GuardReport::default();
+        let answer = Answer {
+            route: find_route(&model.routes, &outcome.provider, &outcome.model),
+            provider: &outcome.provider,
+            model: &outcome.model,
+            attempts: outcome.attempts,
+            usage: outcome.value.usage,
+            status: RecordStatus::Ok,
+            guardrails: &guardrails,
+        };
+        let cost = meter.settle(answer, || (count(), 0)).await?;
+        let mut served = Served::new(&outcome, guardrails);
+        served.rate = rate;
+        served.cost_usd = Some(cost);
         Ok(EmbeddingsServed {
-            served: Served::new(&outcome, GuardReport::default()),
+            served,
             response: outcome.value,
         })
     }
 
     /// Everything before the upstream call: prompt rendering, validation,
-    /// input guardrails, cost policy, routing.
+    /// the model (and whether the key may use it), rate limits, input
+    /// guardrails, cost policy, routing, and the budget reservation for the
+    /// worst case.
     async fn prepare(&self, ctx: &RequestCtx, req: &mut ChatRequest) -> Result<Plan, Error> {
         let applied = crate::prompt::apply(self.prompts.as_deref(), req).inspect_err(|e| {
             ctx.progress.prompt(e.prompt_ref().as_ref());
         })?;
         ctx.progress.prompt(applied.as_ref().map(|a| &a.prompt));
         validate(req, self.config.server.max_n)?;
-        let model = self.model(&req.model)?;
+        let model = self.model(ctx, &req.model)?;
+        let user = req.user.clone().or_else(|| ctx.principal.user.clone());
+        let who = subject(ctx, user.as_deref());
+        let mut prompt = PromptTokens::new(model.routes.first().map_or("", |r| r.model.as_str()));
+        let completion = cost::max_completion(req);
+        let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, || {
+            prompt.get(req).saturating_add(completion)
+        })
+        .await?;
         let set = self.plugins.current();
         let input = guard::resolve(&set, model.input_guardrails(), Phases::INPUT)?;
         let output = match &applied {
@@ -494,6 +619,9 @@ impl Gateway {
             )?,
             None => guard::resolve(&set, model.output_guardrails(), Phases::OUTPUT)?,
         };
+        let mut meter = Meter::new(&self.state, ctx, &req.model, user.as_deref(), req.stream);
+        meter.plugins(input.iter().chain(&output));
+        meter.prompt(applied.as_ref().map(|a| &a.prompt));
         if !output.is_empty() {
             output::drop_logprobs_request(req);
         }
@@ -512,14 +640,16 @@ impl Gateway {
             guard::apply_input(req, text);
         }
         let mut routed = model;
-        if let Some(policy) = &model.cost_policy {
+        if let (Some(policy), Some(first)) = (&model.cost_policy, model.routes.first()) {
+            let spends = cost::policy_spends(&self.state, &who).await?;
+            let estimate = cost::estimate(first, prompt.get(req), completion);
             routed = route::apply_cost_policy(
                 &set,
                 policy,
                 &self.config,
                 model,
-                &self.spend,
-                &ctx.principal,
+                &estimate,
+                &spends,
                 &info,
                 req,
             )
@@ -528,18 +658,55 @@ impl Gateway {
             Arc::make_mut(&mut info).max_tokens = req.max_output_tokens();
         }
         let routes = route::order(&set, routed, &info).await?;
-        let scope = ctx.principal.scope(info.user.as_deref());
+        let worst = if self.state.budgeted(&who) {
+            cost::worst_case(&routes, prompt.get(req), cost::max_completion(req))
+        } else {
+            0.0
+        };
+        meter.reserve(&who, worst).await?;
         Ok(Plan {
             info,
             routes,
             output,
             window: model.stream,
             report,
-            scope,
+            rate,
+            prompt,
+            meter,
             review: model.review.clone(),
             flags: review::entries(&flagged, 0, "input"),
-            prompt: applied.map(|a| a.prompt),
+            prompt_ref: applied.map(|a| a.prompt),
         })
+    }
+}
+
+/// Open `[state]` and seed the config's `[[keys]]` into it.
+async fn open_state(config: &Config) -> anyhow::Result<State> {
+    let state = State::open(&config.state)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the state: {e}"))?;
+    state
+        .seed_keys(&config.keys)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding [[keys]] into the state: {e}"))?;
+    let keys = state
+        .has_keys()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading keys from the state: {e}"))?;
+    if !keys {
+        tracing::warn!(
+            "no virtual key in [[keys]] or the state store: authentication is OFF (every caller is anonymous) until one is created"
+        );
+    }
+    Ok(state)
+}
+
+/// Who a request is accounted to: its key, its end user, its feature.
+fn subject<'a>(ctx: &'a RequestCtx, user: Option<&'a str>) -> Subject<'a> {
+    Subject {
+        key: ctx.principal.key.as_deref(),
+        user,
+        feature: ctx.feature.as_deref(),
     }
 }
 
@@ -547,6 +714,8 @@ impl Gateway {
 struct ChainChecker {
     plugins: Vec<Arc<Plugin>>,
     info: Arc<RequestInfo>,
+    /// Every window's verdicts, for the ledger.
+    verdicts: Arc<parking_lot::Mutex<GuardReport>>,
     review: Arc<StreamReview>,
 }
 
@@ -557,6 +726,7 @@ impl stream::WindowChecker for ChainChecker {
         ctx: &OutputContext,
     ) -> Result<String, (String, Rejection)> {
         let chain = guard::check_output(&self.plugins, &self.info, text, ctx).await;
+        self.verdicts.lock().record(&chain);
         if let Some(rejected) = chain.rejected {
             return Err(rejected);
         }

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use crate::config::{Config, ModelConfig, RouteConfig};
 use crate::openai::ChatRequest;
 use crate::plugin::log::escaped;
-use crate::plugin::{Candidate, Decision, Plugin, PluginSet, RequestInfo};
+use crate::plugin::{Candidate, Decision, Estimate, Plugin, PluginSet, RequestInfo, Spend};
 
-use super::cost::{self, SpendSource};
-use super::{Error, Principal, failure};
+use super::{Error, failure};
 
 fn find<'a>(list: &'a [Arc<Plugin>], name: &str) -> Result<&'a Arc<Plugin>, Error> {
     list.iter()
@@ -82,9 +81,10 @@ pub(super) async fn order(
     })
 }
 
-/// Ask the model's cost policy about this request, estimated on its first
-/// route. Returns the model whose routes to use (itself, or a downgrade);
-/// a token cap lowers the request's completion limit in place.
+/// Ask the model's cost policy about this request (`estimate`: on the
+/// model's first route; `spends`: every budget that applies, from
+/// [`super::cost::policy_spends`]). Returns the model whose routes to use
+/// (itself, or a downgrade); a token cap lowers the request's completion limit in place.
 ///
 /// Edge values: `cap-tokens(0)` is a deny (no completion is possible; the
 /// client would otherwise get an empty answer it could not have asked
@@ -100,23 +100,18 @@ pub(super) async fn apply_cost_policy<'a>(
     name: &str,
     config: &'a Config,
     model: &'a ModelConfig,
-    spend: &Arc<dyn SpendSource>,
-    principal: &Principal,
+    estimate: &Estimate,
+    spends: &[Spend],
     info: &Arc<RequestInfo>,
     req: &mut ChatRequest,
 ) -> Result<&'a ModelConfig, Error> {
     let policy = find(set.cost_policies(), name)?;
-    let Some(first) = model.routes.first() else {
-        return Ok(model);
-    };
-    let estimate = cost::estimate(req, first);
-    let spends = spend.spends(principal, info.user.as_deref());
     let failed = |failure| Error::PluginFailed {
         plugin: name.to_string(),
         failure,
     };
     let decision = policy
-        .decide(info, &estimate, &spends)
+        .decide(info, estimate, spends)
         .await
         .or_else(|f| failure::answer(policy, f, &info.id, Decision::Allow))
         .map_err(failed)?;

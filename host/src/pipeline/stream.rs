@@ -76,6 +76,36 @@ pub trait WindowChecker: Send + 'static {
     fn withhold(&mut self, _choice: u32, _text: &str) {}
 }
 
+/// How a stream ended, for its ledger record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The upstream finished and every window passed.
+    Complete,
+    /// An output guardrail rejected a window.
+    Rejected,
+    /// The upstream failed after the first chunk.
+    UpstreamFailed,
+}
+
+/// A stream's accounting: sees every upstream chunk (text and usage) and
+/// settles once, before the client gets the usage chunk and `[DONE]` (or
+/// the error event). A ledger dropped before [`StreamLedger::end`] (the
+/// client left) settles on its own.
+pub trait StreamLedger: Send + 'static {
+    fn observe(&mut self, chunk: &ChatChunk);
+    /// An error (a `sync` ledger write that failed) ends the stream with
+    /// that error instead of `[DONE]`.
+    fn end(&mut self, end: StreamEnd) -> impl Future<Output = Option<Error>> + Send;
+}
+
+/// No accounting.
+impl StreamLedger for () {
+    fn observe(&mut self, _: &ChatChunk) {}
+    async fn end(&mut self, _: StreamEnd) -> Option<Error> {
+        None
+    }
+}
+
 /// Held-back text of one choice.
 #[derive(Debug)]
 pub struct Window {
@@ -300,14 +330,14 @@ fn last_sentence_end(s: &str) -> Option<usize> {
 }
 
 /// Wrap an upstream chunk stream so every piece of text passes `checker`.
-/// `include_usage`: forward the usage chunk to the client (it is always
-/// handed to `on_usage` for the ledger when the upstream sends one).
+/// `include_usage`: forward the usage chunk to the client (the ledger sees
+/// it either way).
 pub fn guarded(
     mut upstream: BoxStream<'static, Result<ChatChunk, UpstreamError>>,
     mut checker: impl WindowChecker,
     cfg: StreamWindowConfig,
     include_usage: bool,
-    on_usage: impl FnOnce(Usage) + Send + 'static,
+    mut ledger: impl StreamLedger,
 ) -> BoxStream<'static, StreamEvent> {
     let stream = async_stream::stream! {
         let mut held: BTreeMap<u32, Held> = BTreeMap::new();
@@ -319,10 +349,12 @@ pub fn guarded(
             let mut chunk = match item {
                 Ok(chunk) => chunk,
                 Err(e) => {
+                    ledger.end(StreamEnd::UpstreamFailed).await;
                     yield StreamEvent::Error(Error::Upstream(e));
                     return;
                 }
             };
+            ledger.observe(&chunk);
             if let Some(u) = chunk.usage.take() {
                 usage = Some(u);
             }
@@ -337,6 +369,7 @@ pub fn guarded(
                 match h.absorb(&mut checker, &mut choice, &chunk).await {
                     Ok(chunks) => passed.extend(chunks),
                     Err(e) => {
+                        ledger.end(StreamEnd::Rejected).await;
                         yield StreamEvent::Error(e);
                         return;
                     }
@@ -379,10 +412,16 @@ pub fn guarded(
                     }
                 }
                 Err(e) => {
+                    ledger.end(StreamEnd::Rejected).await;
                     yield StreamEvent::Error(e);
                     return;
                 }
             }
+        }
+        // The record is written before the client holds the whole answer.
+        if let Some(e) = ledger.end(StreamEnd::Complete).await {
+            yield StreamEvent::Error(e);
+            return;
         }
         // Held for review: every choice still open gets the held message
         // as the rest of its answer.
@@ -399,11 +438,8 @@ pub fn guarded(
             });
             yield StreamEvent::Chunk(ChatChunk { choices: stops.collect(), usage: None, ..template.clone() });
         }
-        if let Some(u) = usage {
-            on_usage(u);
-            if include_usage {
-                yield StreamEvent::Chunk(ChatChunk { usage: Some(u), choices: Vec::new(), ..template });
-            }
+        if let (Some(u), true) = (usage, include_usage) {
+            yield StreamEvent::Chunk(ChatChunk { usage: Some(u), choices: Vec::new(), ..template });
         }
         yield StreamEvent::Done;
     };

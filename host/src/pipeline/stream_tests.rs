@@ -141,15 +141,29 @@ async fn run(
     include_usage: bool,
 ) -> (Vec<StreamEvent>, Option<Usage>) {
     let seen = Arc::new(Mutex::new(None));
-    let sink = seen.clone();
+    let ledger = Seen(seen.clone(), None);
     let up = stream::iter(chunks.into_iter().map(Ok)).boxed();
-    let events = guarded(up, checker, sentence(), include_usage, move |u| {
-        *sink.lock().unwrap() = Some(u);
-    })
-    .collect()
-    .await;
+    let events = guarded(up, checker, sentence(), include_usage, ledger)
+        .collect()
+        .await;
     let usage = *seen.lock().unwrap();
     (events, usage)
+}
+
+/// A ledger that keeps the usage it saw once the stream completes.
+struct Seen(Arc<Mutex<Option<Usage>>>, Option<Usage>);
+
+impl StreamLedger for Seen {
+    fn observe(&mut self, chunk: &ChatChunk) {
+        self.1 = chunk.usage.or(self.1);
+    }
+
+    async fn end(&mut self, end: StreamEnd) -> Option<Error> {
+        if end == StreamEnd::Complete {
+            *self.0.lock().unwrap() = self.1;
+        }
+        None
+    }
 }
 
 fn texts(events: &[StreamEvent]) -> Vec<String> {
@@ -371,9 +385,7 @@ async fn seam_run(text: &str, size: usize) -> (Vec<StreamEvent>, Vec<String>) {
         ..sentence()
     };
     let up = stream::iter(chunks.into_iter().map(Ok)).boxed();
-    let events = guarded(up, checker.clone(), cfg, false, |_| {})
-        .collect()
-        .await;
+    let events = guarded(up, checker.clone(), cfg, false, ()).collect().await;
     let seen = checker.0.lock().unwrap().clone();
     (events, seen)
 }

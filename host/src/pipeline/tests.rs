@@ -1,16 +1,17 @@
 use super::*;
 
 #[test]
-fn spend_belongs_to_the_key_then_the_user() {
-    let keyed = Principal {
-        key_id: Some("k1".into()),
-        user: Some("alice".into()),
-        budget_usd: None,
-    };
-    assert_eq!(keyed.scope(Some("bob")), "key:k1");
-    let anon = Principal::default();
-    assert_eq!(anon.scope(Some("bob")), "user:bob");
-    assert_eq!(anon.scope(None), "anonymous");
+fn a_key_limits_the_models_anonymous_callers_do_not() {
+    let key: VirtualKey = serde_json::from_value(serde_json::json!({
+        "id": "k1", "user": "alice", "models": ["small"], "created-at": 0
+    }))
+    .unwrap();
+    let keyed = Principal::new(key, Tier::Batch);
+    assert_eq!(keyed.key_id.as_deref(), Some("k1"));
+    assert_eq!(keyed.user.as_deref(), Some("alice"));
+    assert!(keyed.allows_model("small"));
+    assert!(!keyed.allows_model("large"));
+    assert!(Principal::default().allows_model("large"));
 }
 
 #[test]

@@ -24,7 +24,7 @@ use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
 use crate::pipeline::{Gateway, Principal, Progress, RequestCtx, Served, StreamEvent, Tried};
 use crate::plugin::log::escaped;
 
-fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
+fn ctx(id: RequestId, arrived: Arrived, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     let text = |name: &str| {
         headers
             .get(name)
@@ -33,6 +33,7 @@ fn ctx(id: RequestId, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     };
     RequestCtx {
         id: id.0,
+        arrived: arrived.0,
         principal,
         feature: text("x-sluice-feature")
             .filter(|s| !s.is_empty())
@@ -89,7 +90,7 @@ pub async fn chat(
     headers: HeaderMap,
     OpenAiJson(req): OpenAiJson<ChatRequest>,
 ) -> Response {
-    let ctx = ctx(id, principal, &headers);
+    let ctx = ctx(id, arrived, principal, &headers);
     let waiting = Disconnect::new(&ctx.id, "before the answer");
     let model = req.model.clone();
     let result = if req.stream {
@@ -130,7 +131,7 @@ pub async fn embeddings(
     headers: HeaderMap,
     OpenAiJson(req): OpenAiJson<EmbeddingsRequest>,
 ) -> Response {
-    let ctx = ctx(id, principal, &headers);
+    let ctx = ctx(id, arrived, principal, &headers);
     let waiting = Disconnect::new(&ctx.id, "before the answer");
     let model = req.model.clone();
     let result = gw
@@ -151,7 +152,7 @@ fn finish(
 ) -> Response {
     let total = arrived.0.elapsed();
     let id = ctx.id.as_str();
-    let (mut res, tried) = match result {
+    let (mut res, tried, extra) = match result {
         Ok((res, served)) => {
             let overhead = total.saturating_sub(served.upstream);
             let prompt = served.prompt.as_ref().map(ToString::to_string);
@@ -174,7 +175,11 @@ fn finish(
                 guardrails: served.guardrails,
                 prompt: served.prompt,
             };
-            (res, tried)
+            let mut extra = served.rate.headers();
+            if let Some(cost) = served.cost_usd {
+                extra.push(("x-sluice-cost-usd", format!("{cost:.9}")));
+            }
+            (res, tried, extra)
         }
         Err(e) => {
             let api = ApiError::from(&e);
@@ -190,7 +195,12 @@ fn finish(
                 error = %escaped(&e),
                 "refused"
             );
-            (api.into_response(), tried)
+            // A rate-limit refusal says which limit and when, as answers do.
+            let extra = match &e {
+                crate::pipeline::Error::RateLimited(d) => d.headers(),
+                _ => Vec::new(),
+            };
+            (api.into_response(), tried, extra)
         }
     };
     let overhead = total.saturating_sub(tried.upstream);
@@ -213,6 +223,9 @@ fn finish(
     set(GUARDRAILS, &tried.guardrails.header_value());
     if let Some(p) = &tried.prompt {
         set(PROMPT, &p.to_string());
+    }
+    for (name, value) in extra {
+        set(name, &value);
     }
     res
 }

@@ -113,7 +113,11 @@ impl ServerConfig {
     }
 }
 
-/// `[[keys]]`: one virtual API key clients send as `Authorization: Bearer KEY`.
+/// `[[keys]]`: one virtual API key clients send as `Authorization: Bearer
+/// KEY`, seeded into the state store at every start (only its SHA-256 is
+/// stored). Config keys may pick the `batch` tier with `x-sluice-tier`;
+/// keys with models, limits, tiers and expiry are made with `sluice keys
+/// create` or `POST /admin/keys`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct KeyConfig {
@@ -123,7 +127,9 @@ pub struct KeyConfig {
     pub key: String,
     /// Owner; the request's `user` when the client sends none.
     pub user: Option<String>,
-    /// Spend budget in USD per calendar month for this key, handed to the
-    /// model's cost policy. Default unset: no budget.
+    /// Budget in USD per UTC calendar month for this key: each request's
+    /// worst case is reserved against it before the upstream call (one
+    /// that does not fit gets 429 `budget_exceeded`), and the model's cost
+    /// policy sees it. Default unset: `[state.budgets] default-key`.
     pub budget_usd: Option<f64>,
 }

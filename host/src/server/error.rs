@@ -16,6 +16,7 @@ use crate::provider::UpstreamError;
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// `Retry-After`, in whole seconds rounded up.
     pub retry_after: Option<Duration>,
 }
 
@@ -56,6 +57,30 @@ impl ApiError {
             message,
             None,
             Some("invalid_api_key"),
+        )
+    }
+
+    /// A key that exists but may no longer be used (revoked, expired).
+    pub fn key_refused(message: String, code: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            message,
+            None,
+            Some(code),
+        )
+    }
+
+    /// The state store failed: nothing about keys, budgets or limits can
+    /// be decided, so the request is refused (fail closed).
+    pub fn state(e: &crate::state::StateError) -> Self {
+        tracing::error!(error = %e, "state store failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "The gateway's state store is unavailable",
+            None,
+            Some("state_unavailable"),
         )
     }
 
@@ -156,6 +181,19 @@ impl From<&pipeline::Error> for ApiError {
                 Some(p.param().to_string()),
                 Some(p.code()),
             ),
+            E::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                None,
+                Some("rate_limit_exceeded"),
+            ),
+            E::BudgetExceeded(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                None,
+                Some("budget_exceeded"),
+            ),
+            E::State(s) => return Self::state(s),
             E::ModelNotFound(_) => (
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
@@ -204,8 +242,24 @@ impl From<&pipeline::Error> for ApiError {
             }
         };
         let mut err = Self::new(status, kind, e.to_string(), param, code);
-        if let E::Upstream(u) = e {
-            err.retry_after = u.retry_after();
+        match e {
+            // A 429 from upstream says when to come back (1 s when the
+            // upstream did not).
+            E::Upstream(u) => {
+                err.retry_after = u
+                    .retry_after()
+                    .or((status == StatusCode::TOO_MANY_REQUESTS).then_some(Duration::from_secs(1)))
+            }
+            // None when the request can never fit. (The `x-ratelimit-*`
+            // headers are the server's, as on answers.)
+            E::RateLimited(d) => err.retry_after = d.denied.as_ref().and_then(|x| x.retry_after),
+            // Held by requests in flight: their unused worst case comes
+            // back when they settle. Spent (or too little left for this
+            // request): no point retrying this period, so no Retry-After.
+            E::BudgetExceeded(b) if b.waiting_helps() => {
+                err.retry_after = Some(Duration::from_secs(1))
+            }
+            _ => {}
         }
         err
     }
@@ -239,11 +293,7 @@ pub fn upstream_status(e: &UpstreamError) -> (StatusCode, &str) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = (self.status, Json(ErrorEnvelope { error: self.body })).into_response();
-        // A 429 always says when to come back (1 s when the upstream did not).
-        let retry_after = self
-            .retry_after
-            .or((self.status == StatusCode::TOO_MANY_REQUESTS).then_some(Duration::from_secs(1)));
-        if let Some(after) = retry_after {
+        if let Some(after) = self.retry_after {
             // Whole seconds, rounded up: `Retry-After: 0` would invite a hot loop.
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             res.headers_mut()

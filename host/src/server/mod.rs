@@ -11,14 +11,22 @@
 //! | `POST /admin/reload`        | admin| rescan the plugin directory now        |
 //! | `/admin/prompts...`         | admin| the prompt registry ([`crate::prompt::admin`]) |
 //! | `/admin/evals`              | admin| eval results ([`crate::eval::admin`])  |
+//! | `GET /admin/usage`          | admin| ledger report (`by`, `since`, `until`) |
+//! | `GET /admin/keys`           | admin| every virtual key (no secrets)         |
+//! | `POST /admin/keys`          | admin| create a key; its secret is shown once |
+//! | `DELETE /admin/keys/{id}`   | admin| revoke a key (at once, every gateway)  |
 //! | `/admin/review…`            | admin| the human review queue ([`review`])    |
 //!
 //! Layers, outermost first: [`layers::stamp`] (request id, head size,
 //! `x-sluice-*` on every answer, OpenAI-shaped errors), the drain deadline
-//! ([`shutdown`]), body limit, auth ([`auth`]: virtual keys on `/v1/*`; the
-//! admin key on `/admin/*`, which exists only when `server.admin-key` is
-//! set). Connections (timeouts, cap, drain) are [`conn`]'s.
+//! ([`shutdown`]), body limit, auth ([`auth`]: virtual keys from the state
+//! store on `/v1/*`; the admin key on `/admin/*`, which exists only when
+//! `server.admin-key` is set). Connections (timeouts, cap, drain) are
+//! [`conn`]'s. Rate limits, budgets and the ledger are pipeline stages
+//! ([`crate::pipeline`]); answers carry their `x-ratelimit-*` and
+//! `x-sluice-cost-usd` headers.
 
+mod admin;
 pub mod auth;
 mod chat;
 pub mod config;
@@ -38,7 +46,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -51,10 +59,12 @@ use shutdown::{Drain, Phase};
 /// The full router for `gw`; `drain` tells requests about a shutdown
 /// deadline ([`Drain::default`] never fires).
 pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
-    let auth = Arc::new(auth::Auth::from_config(&gw.config));
-    if !auth.enabled() {
-        tracing::warn!("no [[keys]] configured: authentication is OFF");
-    }
+    // Whether keys exist is asked of the store on the first request.
+    let auth = Arc::new(auth::Auth::new(
+        gw.state.clone(),
+        gw.config.server.admin_key.as_deref(),
+        false,
+    ));
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::chat))
         .route("/v1/embeddings", post(chat::embeddings))
@@ -67,7 +77,11 @@ pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
             .route("/admin/reload", post(admin_reload))
             .merge(crate::prompt::admin::routes())
             .merge(crate::eval::admin::routes())
+            .route("/admin/usage", get(admin::usage))
+            .route("/admin/keys", get(admin::list_keys).post(admin::create_key))
+            .route("/admin/keys/{id}", delete(admin::revoke_key))
             .merge(review::routes())
+            .layer(axum::Extension(auth.clone()))
             .route_layer(middleware::from_fn_with_state(auth, auth::admin));
         app = app.merge(admin);
     }
@@ -115,11 +129,16 @@ pub async fn serve(
     conn::run(listener, app, settings, phase, shutdown).await
 }
 
-async fn models(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
+/// The gateway models the caller's key may use.
+async fn models(
+    State(gw): State<Arc<Gateway>>,
+    axum::Extension(principal): axum::Extension<crate::pipeline::Principal>,
+) -> Json<serde_json::Value> {
     let data: Vec<ModelObject> = gw
         .config
         .models
         .keys()
+        .filter(|id| principal.allows_model(id))
         .map(|id| ModelObject {
             id: id.clone(),
             object: "model".into(),

@@ -1,4 +1,5 @@
-//! Budgets per key, user and feature, per UTC day and month, in USD.
+//! Budgets per key, user and feature (and optionally the whole gateway),
+//! per UTC day and month, in USD.
 //!
 //! Before the call the worst-case cost is reserved against every budget
 //! that applies, all or nothing ([`State::reserve`]); after it the
@@ -31,7 +32,7 @@ pub struct Subject<'a> {
 /// One scope's spend in one period, for the cost policy and reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SpendSnapshot {
-    /// `key:ID`, `user:NAME` or `feature:NAME`.
+    /// `key:ID`, `user:NAME`, `feature:NAME` or `global`.
     pub scope: String,
     /// `YYYY-MM` or `day:YYYY-MM-DD`.
     pub period: String,
@@ -81,6 +82,12 @@ impl BudgetExceeded {
     /// in-flight requests will not help (answer 429 without `Retry-After`).
     pub fn period_spent(&self) -> bool {
         self.spent_usd >= self.budget_usd
+    }
+
+    /// Whether the request would fit once the requests in flight settle
+    /// (at best they cost nothing): only then is retrying later any use.
+    pub fn waiting_helps(&self) -> bool {
+        !self.period_spent() && self.spent_usd + self.requested_usd <= self.budget_usd
     }
 }
 
@@ -162,7 +169,7 @@ impl State {
     fn lines(&self, who: &Subject<'_>, at_ms: u64) -> Vec<Line> {
         let p = Periods::at(at_ms);
         let budgets = &self.config.budgets;
-        let mut scopes = Vec::with_capacity(3);
+        let mut scopes = Vec::with_capacity(4);
         if let Some(k) = who.key {
             let b = if k.budget.is_empty() {
                 budgets.default_key
@@ -177,6 +184,11 @@ impl State {
         if let Some(f) = who.feature {
             let b = budgets.features.get(f).copied().unwrap_or_default();
             scopes.push((format!("feature:{f}"), b));
+        }
+        // Only when budgeted: an unbudgeted global counter would be one hot
+        // key written by every request for nothing the ledger lacks.
+        if !budgets.global.is_empty() {
+            scopes.push(("global".to_owned(), budgets.global));
         }
         let mut lines = Vec::with_capacity(scopes.len() * 2);
         for (scope, b) in scopes {
@@ -198,6 +210,23 @@ impl State {
             });
         }
         lines
+    }
+
+    /// Whether any budget applies to `who` (config and key only, no store
+    /// call): without one a reservation costs nothing, so callers can skip
+    /// computing a worst case.
+    pub fn budgeted(&self, who: &Subject<'_>) -> bool {
+        let b = &self.config.budgets;
+        let key = who
+            .key
+            .is_some_and(|k| !k.budget.is_empty() || !b.default_key.is_empty());
+        let user = who
+            .user
+            .is_some_and(|u| !self.config.user_budget(u).is_empty());
+        let feature = who
+            .feature
+            .is_some_and(|f| b.features.get(f).is_some_and(|x| !x.is_empty()));
+        key || user || feature || !b.global.is_empty()
     }
 
     /// Spend of every scope `who` has, day and month (for the cost policy).

@@ -26,6 +26,12 @@ pub struct StateConfig {
     /// Prefix of every Redis key, so several deployments (or tests) can
     /// share one server. Default `sluice:`.
     pub key_prefix: String,
+    /// How long one Redis command (or connecting) may take, in ms, before
+    /// the request that needed it fails with 503 `state_unavailable`.
+    /// Default 2000: above a loaded server's queueing under bursts (the
+    /// client library's own 500 ms failed requests in the 1000-request
+    /// budget race on a 2-core machine), below a client's patience.
+    pub redis_timeout_ms: u64,
     /// When a usage record (and the spend it adds) is durable.
     /// `group` (default): sled fsyncs every `group-commit-ms`; a crash loses
     /// at most that window, and the request path never waits for a disk.
@@ -58,6 +64,14 @@ pub struct StateConfig {
     /// prints it) on a background thread at start instead of on the first
     /// request that needs an estimate. Default true.
     pub warm_tokenizer: bool,
+    /// Keep usage ledger records this many days, then drop them (hourly, on
+    /// every gateway; a range delete on sled, `XTRIM MINID` on Redis).
+    /// Default unset: keep every record. The ledger grows by one JSON
+    /// record per answered request, in the sled directory or in Redis's
+    /// memory, so a busy gateway on Redis wants this set (and reports
+    /// exported before records age out). Budget counters expire on their
+    /// own and are not affected.
+    pub ledger_retention_days: Option<u32>,
     /// `[state.budgets]`.
     pub budgets: BudgetsConfig,
     /// `[state.rate-limits]`.
@@ -71,6 +85,7 @@ impl Default for StateConfig {
             dir: PathBuf::from("data"),
             redis_url: None,
             key_prefix: "sluice:".into(),
+            redis_timeout_ms: 2000,
             durability: Durability::Group,
             group_commit_ms: 10,
             sled_cache_mb: 64,
@@ -79,6 +94,7 @@ impl Default for StateConfig {
             alert_webhook: None,
             alert_webhook_timeout_ms: 5000,
             warm_tokenizer: true,
+            ledger_retention_days: None,
             budgets: BudgetsConfig::default(),
             rate_limits: RateLimitsConfig::default(),
         }
@@ -130,6 +146,11 @@ pub struct BudgetsConfig {
     pub default_user: Budget,
     /// For keys without a budget of their own. Default none.
     pub default_key: Budget,
+    /// The whole gateway's spend (every request, scope `global`): a last
+    /// line against a runaway bill. Default none. Costs one more counter in
+    /// each request's reservation and settlement; on Redis every gateway
+    /// updates that one key.
+    pub global: Budget,
 }
 
 /// `[state.rate-limits]`: defaults per tier for keys (a key may carry its
@@ -225,6 +246,10 @@ impl StateConfig {
         Duration::from_millis(self.reservation_ttl_ms)
     }
 
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
     pub fn webhook_timeout(&self) -> Duration {
         Duration::from_millis(self.alert_webhook_timeout_ms)
     }
@@ -256,6 +281,9 @@ impl StateConfig {
             }
             _ => {}
         }
+        if self.redis_timeout_ms == 0 {
+            bad(&["redis-timeout-ms"], "must be at least 1".into());
+        }
         if !(1..=10_000).contains(&self.group_commit_ms) {
             bad(&["group-commit-ms"], "must be between 1 and 10000".into());
         }
@@ -267,6 +295,12 @@ impl StateConfig {
         }
         if self.alert_webhook_timeout_ms == 0 {
             bad(&["alert-webhook-timeout-ms"], "must be at least 1".into());
+        }
+        if self.ledger_retention_days == Some(0) {
+            bad(
+                &["ledger-retention-days"],
+                "must be at least 1 (leave it unset to keep every record)".into(),
+            );
         }
         for (i, t) in self.alert_thresholds.iter().enumerate() {
             if !(t.is_finite() && *t > 0.0 && *t <= 1000.0) {
@@ -305,6 +339,7 @@ impl StateConfig {
             &["budgets", "default-key"],
             &mut out,
         );
+        budget_problems(&self.budgets.global, &["budgets", "global"], &mut out);
         for (who, t) in [
             ("key", &self.rate_limits.key),
             ("user", &self.rate_limits.user),

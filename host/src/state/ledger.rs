@@ -12,10 +12,17 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::pricing::TokenUsage;
-use super::{LEDGER_LOG, State, StateError, period};
+use super::store::Store;
+use super::{LEDGER_LOG, State, StateError, now_ms, period};
+
+/// How often `ledger-retention-days` is applied (and once at start).
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// Records per store read while scanning a range.
 const PAGE: usize = 1000;
@@ -138,6 +145,44 @@ pub struct UsageQuery {
     pub until_ms: u64,
 }
 
+impl UsageQuery {
+    /// From the CLI's and admin API's arguments: `by` (default `key`),
+    /// `since` (default: the start of this UTC month) and `until` (default:
+    /// now), each as [`period::parse_bound`] reads them.
+    pub fn parse(
+        by: Option<&str>,
+        since: Option<&str>,
+        until: Option<&str>,
+        now_ms: u64,
+    ) -> Result<UsageQuery, String> {
+        let by = match by {
+            None => GroupBy::Key,
+            Some(b) => GroupBy::parse(b).ok_or_else(|| {
+                format!("unknown grouping `{b}`: expected key, user, feature, model or day")
+            })?,
+        };
+        let bound = |v: Option<&str>, end: bool, default: u64| {
+            match v {
+            None => Ok(default),
+            Some(s) => period::parse_bound(s, end, now_ms).ok_or_else(|| {
+                format!("cannot read `{s}` as a time: use YYYY-MM-DD, YYYY-MM, now, 7d / 12h / 30m ago, or unix ms")
+            }),
+        }
+        };
+        let month_start = period::parse_date(&period::Periods::at(now_ms).month).unwrap_or(0);
+        let since_ms = bound(since, false, month_start)?;
+        let until_ms = bound(until, true, now_ms + 1)?;
+        if until_ms <= since_ms {
+            return Err("`until` must be after `since`".into());
+        }
+        Ok(UsageQuery {
+            by,
+            since_ms,
+            until_ms,
+        })
+    }
+}
+
 /// Sums over a group of records.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageRow {
@@ -197,7 +242,47 @@ impl UsageReport {
     }
 }
 
+/// Drop ledger records older than `days` before `now_ms`; how many went.
+async fn trim(store: &dyn Store, days: u32, now_ms: u64) -> Result<u64, StateError> {
+    let before = now_ms.saturating_sub(u64::from(days) * 86_400_000);
+    Ok(store.trim_log(LEDGER_LOG, before).await?)
+}
+
+/// Apply `[state] ledger-retention-days` now and every
+/// [`RETENTION_EVERY`] while the store is open (no-op outside a runtime).
+pub(super) fn spawn_retention(store: Weak<dyn Store>, days: u32) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval(RETENTION_EVERY);
+        loop {
+            tick.tick().await;
+            let Some(store): Option<Arc<dyn Store>> = store.upgrade() else {
+                return;
+            };
+            match trim(store.as_ref(), days, now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(records = n, days, "ledger: dropped records past retention")
+                }
+                Err(e) => tracing::warn!(error = %e, "ledger: applying retention failed"),
+            }
+        }
+    });
+}
+
 impl State {
+    /// Drop ledger records older than `[state] ledger-retention-days`
+    /// before `now_ms` (none when unset); how many went. The gateway does
+    /// it hourly on its own.
+    pub async fn trim_ledger(&self, now_ms: u64) -> Result<u64, StateError> {
+        match self.config.ledger_retention_days {
+            Some(days) => trim(self.store.as_ref(), days, now_ms).await,
+            None => Ok(0),
+        }
+    }
+
     /// Every record in `[since_ms, until_ms)`, oldest first, handed to `f`
     /// one page at a time (memory stays bounded over long ranges).
     pub async fn scan_records(

@@ -49,6 +49,9 @@
 //! On Redis durability is the server's `appendfsync` (`always` for the
 //! `sync` guarantee; the gateway warns at start when it is not).
 //!
+//! Ledger records are kept until `ledger-retention-days` (default: all),
+//! applied at start and hourly ([`ledger::RETENTION_EVERY`]).
+//!
 //! # Cost on the request path
 //!
 //! `benches/state.rs`, one request = 4 GCRA checks + a reservation over 6
@@ -187,12 +190,17 @@ impl State {
                     reason: "no `redis-url` configured".into(),
                 })?;
                 Arc::new(
-                    redis_store::RedisStore::open(url, &config.key_prefix, sync)
-                        .await
-                        .map_err(|e| StateError::Open {
-                            backend: "redis",
-                            reason: e.to_string(),
-                        })?,
+                    redis_store::RedisStore::open(
+                        url,
+                        &config.key_prefix,
+                        sync,
+                        config.redis_timeout(),
+                    )
+                    .await
+                    .map_err(|e| StateError::Open {
+                        backend: "redis",
+                        reason: e.to_string(),
+                    })?,
                 )
             }
         };
@@ -206,6 +214,9 @@ impl State {
             config.alert_webhook.as_deref(),
             config.webhook_timeout(),
         );
+        if let Some(days) = config.ledger_retention_days {
+            ledger::spawn_retention(Arc::downgrade(&store), days);
+        }
         State {
             store,
             config: Arc::new(config.clone()),

@@ -58,6 +58,47 @@ pub fn parse_date(s: &str) -> Option<u64> {
     Some(days as u64 * 86_400_000)
 }
 
+/// A report bound given as `YYYY-MM-DD`, `YYYY-MM`, `now`, a relative
+/// `Nd` / `Nh` / `Nm` (that long before `now_ms`) or unix ms. As an `end`
+/// bound a date or month includes itself (its end is the next day or
+/// month's start), so `--since 2026-11-01 --until 2026-11-30` is all of
+/// November.
+pub fn parse_bound(s: &str, end: bool, now_ms: u64) -> Option<u64> {
+    let s = s.trim();
+    if s == "now" {
+        return Some(now_ms + u64::from(end));
+    }
+    if let Some((n, unit)) = s.strip_suffix(['d', 'h', 'm']).and_then(|n| {
+        n.parse::<u64>()
+            .ok()
+            .map(|n| (n, s.as_bytes()[s.len() - 1]))
+    }) {
+        let ms = match unit {
+            b'd' => 86_400_000,
+            b'h' => 3_600_000,
+            _ => 60_000,
+        };
+        return Some(now_ms.saturating_sub(n.saturating_mul(ms)));
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok();
+    }
+    let start = parse_date(s)?;
+    if !end {
+        return Some(start);
+    }
+    let is_month = s.matches('-').count() == 1;
+    let days = (start / 86_400_000) as i64;
+    let next = if is_month {
+        let (y, m, _) = civil_from_days(days);
+        let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        days_from_civil(ny, nm, 1)
+    } else {
+        days + 1
+    };
+    Some(next as u64 * 86_400_000)
+}
+
 /// Civil date of a day count since 1970-01-01 (H. Hinnant's algorithm).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -107,6 +148,28 @@ mod tests {
         assert_eq!(p.day_expires, jan1 + GRACE_SECS);
         assert_eq!(p.month_expires, jan1 + GRACE_SECS);
         assert_eq!(Periods::at(ms + 1000).month, "2027-01");
+    }
+
+    #[test]
+    fn report_bounds() {
+        let now = parse_date("2026-11-27").unwrap() + 3_600_000;
+        let nov = parse_date("2026-11").unwrap();
+        assert_eq!(parse_bound("2026-11", false, now), Some(nov));
+        assert_eq!(parse_bound("2026-11", true, now), parse_date("2026-12-01"));
+        assert_eq!(
+            parse_bound("2026-11-30", true, now),
+            parse_date("2026-12-01")
+        );
+        assert_eq!(parse_bound("2026-12", true, now), parse_date("2027-01-01"));
+        assert_eq!(parse_bound("now", true, now), Some(now + 1));
+        assert_eq!(parse_bound("7d", false, now), Some(now - 7 * 86_400_000));
+        assert_eq!(parse_bound("90m", false, now), Some(now - 90 * 60_000));
+        assert_eq!(
+            parse_bound("1764201600000", false, now),
+            Some(1_764_201_600_000)
+        );
+        assert_eq!(parse_bound("0", false, now), Some(0));
+        assert_eq!(parse_bound("last week", false, now), None);
     }
 
     #[test]

@@ -41,7 +41,9 @@ impl From<&crate::openai::Usage> for TokenUsage {
         Self {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
-            ..Self::default()
+            cached_input_tokens: u.cached_tokens(),
+            cache_write_tokens: 0,
+            reasoning_tokens: u.reasoning_tokens(),
         }
     }
 }

@@ -116,6 +116,18 @@ struct Planned {
 }
 
 impl State {
+    /// Whether a tokens-per-minute limit applies to `who` in `tier` (config
+    /// and key only, no store call): without one, callers need not count
+    /// the prompt's tokens for [`State::check_rate`].
+    pub fn limits_tokens(&self, who: &Subject<'_>, tier: Tier) -> bool {
+        let defaults = &self.config.rate_limits;
+        let user = who.user.is_some() && defaults.user.get(tier).tpm.is_some();
+        let key = who
+            .key
+            .is_some_and(|k| k.limits.get(tier).or(defaults.key.get(tier)).tpm.is_some());
+        user || key
+    }
+
     /// Check and charge the rate limits that apply to `who` in `tier`: one
     /// request and `tokens` tokens. A zero `tokens` skips token limits.
     pub async fn check_rate(

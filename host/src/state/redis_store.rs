@@ -40,9 +40,17 @@ pub(crate) struct RedisStore {
 impl RedisStore {
     /// Connect (the manager reconnects on its own later) and check the
     /// server's persistence against the requested durability.
-    pub(crate) async fn open(url: &str, prefix: &str, want_sync: bool) -> Result<Self> {
+    pub(crate) async fn open(
+        url: &str,
+        prefix: &str,
+        want_sync: bool,
+        timeout: Duration,
+    ) -> Result<Self> {
         let client = redis::Client::open(url)?;
-        let mut conn = client.get_connection_manager().await?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(timeout));
+        let mut conn = client.get_connection_manager_with_config(config).await?;
         if want_sync {
             let fsync: redis::RedisResult<Vec<String>> = redis::cmd("CONFIG")
                 .arg("GET")
@@ -208,6 +216,18 @@ impl Store for RedisStore {
             .query_async(&mut self.conn())
             .await?;
         Ok(())
+    }
+
+    async fn trim_log(&self, log: &str, before_ms: u64) -> Result<u64> {
+        // Stream ids are the server's ms clock (`XADD *`): MINID drops
+        // every entry older than `before_ms`.
+        let trimmed: u64 = redis::cmd("XTRIM")
+            .arg(self.log(log))
+            .arg("MINID")
+            .arg(before_ms)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(trimmed)
     }
 
     async fn read_log(

@@ -263,6 +263,39 @@ impl Store for SledStore {
         Ok(page)
     }
 
+    async fn trim_log(&self, log: &str, before_ms: u64) -> Result<u64> {
+        if log == LEDGER_LOG {
+            // Records still queued in the writer are counted too.
+            self.book.barrier().await?;
+        }
+        let (tree, start, end) = (
+            self.budget.clone(),
+            log_key(log, 0, 0),
+            log_key(log, before_ms, 0),
+        );
+        let trimmed = tokio::task::spawn_blocking(move || -> Result<u64> {
+            let mut total = 0;
+            // Batches bound the memory a large first trim takes.
+            loop {
+                let mut batch = sled::Batch::default();
+                let mut n = 0u64;
+                for item in tree.range(start.clone()..end.clone()).take(10_000) {
+                    batch.remove(item?.0);
+                    n += 1;
+                }
+                if n == 0 {
+                    return Ok(total);
+                }
+                tree.apply_batch(batch)?;
+                total += n;
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("trimming the log: {e}")))??;
+        self.durable().await?;
+        Ok(trimmed)
+    }
+
     async fn flush(&self) -> Result<()> {
         self.book.barrier().await?;
         self.db.flush_async().await?;

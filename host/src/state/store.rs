@@ -187,6 +187,8 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<LogPage>;
+    /// Drop the log's records with `time < before_ms`; how many went.
+    async fn trim_log(&self, log: &str, before_ms: u64) -> Result<u64>;
     /// Make every write so far durable (fsync on sled; Redis persists by
     /// its own `appendfsync` setting, so this is a no-op there).
     async fn flush(&self) -> Result<()>;

@@ -47,44 +47,27 @@ impl RedisServer {
                 SEQ.fetch_add(1, Ordering::Relaxed)
             ));
             std::fs::create_dir_all(&dir).expect("creating the redis temp dir");
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .arg("--dir")
-                .arg(&dir)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawning redis-server");
-            let stdout = child.stdout.take().expect("piped stdout");
-            let (tx, rx) = mpsc::channel();
-            // Reads the log until ready, then keeps draining it so the
-            // server never blocks on a full pipe.
-            std::thread::spawn(move || {
-                let mut tx = Some(tx);
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if line.contains("Ready to accept connections")
-                        && let Some(tx) = tx.take()
-                    {
-                        let _ = tx.send(Ok(()));
-                    } else if let Some(tx) = &tx {
-                        let _ = tx.send(Err(line));
-                    }
-                }
-            });
-            loop {
-                match rx.recv_timeout(START_GUARD) {
-                    Ok(Ok(())) => return RedisServer { child, port, dir },
-                    Ok(Err(line)) => last_error = line,
-                    Err(_) => break, // exited (channel closed) or hung
-                }
+            match spawn(port, &dir) {
+                Ok(child) => return RedisServer { child, port, dir },
+                Err(line) => last_error = line,
             }
-            let _ = child.kill();
-            let _ = child.wait();
             let _ = std::fs::remove_dir_all(&dir);
         }
         panic!("redis-server did not start; last log line: {last_error}");
+    }
+
+    /// Kill the server (SIGKILL to its PID), as an outage would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kill the server if it runs and start a fresh one on the same port:
+    /// empty, as a server without persistence comes back.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(self.port, &self.dir)
+            .unwrap_or_else(|e| panic!("redis-server did not restart: {e}"));
     }
 
     pub fn url(&self) -> String {
@@ -103,6 +86,48 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Start `redis-server` on `port` and wait until it accepts connections;
+/// on failure, its last log line.
+fn spawn(port: u16, dir: &std::path::Path) -> Result<Child, String> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning redis-server");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    // Reads the log until ready, then keeps draining it so the server never
+    // blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("Ready to accept connections")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(Ok(()));
+            } else if let Some(tx) = &tx {
+                let _ = tx.send(Err(line));
+            }
+        }
+    });
+    let mut last_error = String::new();
+    loop {
+        match rx.recv_timeout(START_GUARD) {
+            Ok(Ok(())) => return Ok(child),
+            Ok(Err(line)) => last_error = line,
+            Err(_) => break, // exited (channel closed) or hung
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(last_error)
 }
 
 fn free_port() -> u16 {

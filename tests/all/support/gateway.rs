@@ -26,6 +26,8 @@ pub struct TestGateway {
     pub url: String,
     pub gateway: Arc<Gateway>,
     stop: Option<oneshot::Sender<()>>,
+    /// The sled directory when the config names none of its own.
+    _state_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for TestGateway {
@@ -52,37 +54,38 @@ impl TestGateway {
     }
 }
 
-/// Validate `config_toml`, start the gateway on `127.0.0.1:0`.
+/// Validate `config_toml`, start the gateway on `127.0.0.1:0`. A relative
+/// `[state] dir` (the default `data`) becomes a fresh temporary directory,
+/// so gateways never share one by accident.
 pub async fn start(config_toml: &str) -> TestGateway {
-    let config = Config::parse("test.toml", config_toml, &|k| std::env::var(k).ok())
-        .unwrap_or_else(|e| panic!("{e}\n{config_toml}"));
-    let gateway = tokio::task::spawn_blocking(move || Gateway::start(config))
-        .await
-        .unwrap()
-        .unwrap();
-    listen(gateway).await
+    open(config_toml, false).await
 }
 
-/// As [`start`], with the state layer (`[state]`), the prompt registry
-/// (`[prompts]`) and eval results attached, as `sluice serve` does.
+/// As [`start`], with the prompt registry (`[prompts]`) and eval results
+/// attached, as `sluice serve` does.
 pub async fn start_with_state(config_toml: &str) -> TestGateway {
-    let config = Config::parse("test.toml", config_toml, &|k| std::env::var(k).ok())
+    open(config_toml, true).await
+}
+
+async fn open(config_toml: &str, prompts: bool) -> TestGateway {
+    let mut config = Config::parse("test.toml", config_toml, &|k| std::env::var(k).ok())
         .unwrap_or_else(|e| panic!("{e}\n{config_toml}"));
-    let gateway = tokio::task::spawn_blocking(move || Gateway::start(config))
+    let state_dir = config.state.dir.is_relative().then(|| {
+        let dir = tempfile::tempdir().unwrap();
+        config.state.dir = dir.path().to_path_buf();
+        dir
+    });
+    let mut gateway = tokio::task::spawn_blocking(move || Gateway::start(config))
         .await
         .unwrap()
         .unwrap();
-    let state = sluice::state::State::open(&gateway.config.state)
-        .await
-        .unwrap();
-    let gateway = sluice::cli::review::attach(gateway, Some(&state));
-    let gateway = sluice::cli::prompt::attach(gateway, Some(&state))
-        .await
-        .unwrap();
-    listen(gateway).await
+    if prompts {
+        gateway = sluice::cli::prompt::attach(gateway).await.unwrap();
+    }
+    listen(gateway, state_dir).await
 }
 
-async fn listen(gateway: Gateway) -> TestGateway {
+async fn listen(gateway: Gateway, state_dir: Option<tempfile::TempDir>) -> TestGateway {
     let gateway = Arc::new(gateway);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -99,6 +102,7 @@ async fn listen(gateway: Gateway) -> TestGateway {
         url,
         gateway,
         stop: Some(tx),
+        _state_dir: state_dir,
     }
 }
 

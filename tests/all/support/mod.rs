@@ -9,12 +9,16 @@
 //! - [`judge`]: a judge upstream whose answers the test scripts (eval runs).
 //! - [`prompts`]: a two-version prompt file, `prompt` request bodies.
 //! - [`process`]: the real `sluice` binary as a child process (signals,
-//!   file limits, exit codes, its JSON log lines).
+//!   file limits, exit codes, its JSON log lines, kill -9 and restarts).
 //! - [`canned`]: an upstream answering with scripted completions and chunks.
 //! - [`raw`]: hand-rolled peers over raw TCP: misbehaving upstreams and
 //!   clients.
+//! - [`fixed`]: a server answering with fixed bodies (exact usage figures,
+//!   webhook receivers) and recording what it got.
+//! - [`state`]: requests whose accounting a test checks, and their ledger.
 
 pub mod canned;
+pub mod fixed;
 pub mod gateway;
 pub mod http;
 pub mod judge;
@@ -22,6 +26,7 @@ pub mod plugins;
 pub mod process;
 pub mod prompts;
 pub mod raw;
+pub mod state;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};

@@ -1,10 +1,14 @@
 //! The real `sluice` binary as a child process, for what only a process
-//! shows: signals, the open-file limit, exit codes, stderr logs. Logs are
-//! JSON lines (`SLUICE_LOG_FORMAT=json`), collected as they come.
+//! shows: signals, the open-file limit, exit codes, stderr logs, `kill -9`
+//! and restarts on one data directory, several gateways sharing one Redis,
+//! the `usage` and `keys` commands. Logs are JSON lines
+//! (`SLUICE_LOG_FORMAT=json`), collected as they come.
 
 #![allow(dead_code, reason = "each test module uses a different subset")]
 
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,10 +18,15 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::Notify;
 
-/// Log lines so far, and a wake-up for each new one.
+/// The binary cargo built for these tests (`tests/bin/sluice.rs`).
+pub const BIN: &str = env!("CARGO_BIN_EXE_sluice-e2e");
+
+/// Log lines so far, whether stderr closed (the process is gone), and a
+/// wake-up for each change.
 #[derive(Default)]
 struct Logs {
     lines: Mutex<Vec<Value>>,
+    closed: AtomicBool,
     more: Notify,
 }
 
@@ -28,7 +37,7 @@ pub struct Sluice {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     logs: Arc<Logs>,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 impl Sluice {
@@ -53,7 +62,16 @@ impl Sluice {
         };
         let path = dir.path().join("sluice.toml");
         std::fs::write(&path, &config).unwrap();
-        let bin = env!("CARGO_BIN_EXE_sluice-e2e");
+        Self::spawn(&path, nofile, Some(dir)).await
+    }
+
+    /// `sluice serve --config PATH` on a config file the caller keeps (to
+    /// restart on the same data directory); see [`config_file`].
+    pub async fn serve(path: &Path) -> Sluice {
+        Self::spawn(path, None, None).await
+    }
+
+    async fn spawn(path: &Path, nofile: Option<u32>, dir: Option<TempDir>) -> Sluice {
         let mut cmd = match nofile {
             // `ulimit -n` sets the soft and the hard limit.
             Some(n) => {
@@ -62,13 +80,13 @@ impl Sluice {
                     .arg(format!(
                         "ulimit -n {n} && exec \"$0\" serve --config \"$1\""
                     ))
-                    .arg(bin)
-                    .arg(&path);
+                    .arg(BIN)
+                    .arg(path);
                 c
             }
             None => {
-                let mut c = Command::new(bin);
-                c.arg("serve").arg("--config").arg(&path);
+                let mut c = Command::new(BIN);
+                c.arg("serve").arg("--config").arg(path);
                 c
             }
         };
@@ -91,6 +109,8 @@ impl Sluice {
                 sink.lines.lock().unwrap().push(v);
                 sink.more.notify_waiters();
             }
+            sink.closed.store(true, Ordering::Release);
+            sink.more.notify_waiters();
         });
         let mut s = Sluice {
             child,
@@ -109,7 +129,16 @@ impl Sluice {
         s
     }
 
-    /// The first log line (JSON) matching `pred`, waiting up to `timeout`.
+    pub fn v1(&self, path: &str) -> String {
+        format!("{}/v1/{path}", self.url)
+    }
+
+    pub fn admin(&self, path: &str) -> String {
+        format!("{}/admin/{path}", self.url)
+    }
+
+    /// The first log line (JSON) matching `pred`, waiting up to `timeout`
+    /// (None at once when the process is gone without it).
     pub async fn wait_log(
         &self,
         timeout: Duration,
@@ -119,12 +148,15 @@ impl Sluice {
             loop {
                 let more = self.logs.more.notified();
                 if let Some(v) = self.logs.lines.lock().unwrap().iter().find(|v| pred(v)) {
-                    return v.clone();
+                    return Some(v.clone());
+                }
+                if self.logs.closed.load(Ordering::Acquire) {
+                    return None;
                 }
                 more.await;
             }
         };
-        tokio::time::timeout(timeout, wait).await.ok()
+        tokio::time::timeout(timeout, wait).await.ok().flatten()
     }
 
     /// Every log line so far.
@@ -158,9 +190,62 @@ impl Sluice {
             .ok()
             .map(Result::unwrap)
     }
+
+    /// SIGKILL: no flush, no shutdown, as a crash.
+    pub async fn kill9(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    /// SIGTERM, then the graceful exit; true if it exited 0.
+    pub async fn stop(&mut self) -> bool {
+        self.signal("TERM");
+        let status = self
+            .exit_within(Duration::from_secs(120))
+            .await
+            .expect("sluice did not exit after SIGTERM");
+        status.success()
+    }
 }
 
 /// A JSON log line's message.
 pub fn message(v: &Value) -> &str {
     v["fields"]["message"].as_str().unwrap_or("")
+}
+
+/// `sluice ARGS...` to completion: (success, stdout, stderr).
+pub async fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("running the sluice binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Write `toml` to `dir/sluice.toml`, with an empty plugin directory and a
+/// listener on an ephemeral port unless it sets its own, for
+/// [`Sluice::serve`].
+pub fn config_file(dir: &Path, toml: &str) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let mut text = String::new();
+    if !toml.contains("[server]") {
+        text.push_str("[server]\nlisten = \"127.0.0.1:0\"\n\n");
+    }
+    if !toml.contains("[plugins]") {
+        text.push_str(&format!(
+            "[plugins]\ndir = '{}'\nwatch = false\n\n",
+            plugins.display()
+        ));
+    }
+    text.push_str(toml);
+    let path = dir.join("sluice.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }

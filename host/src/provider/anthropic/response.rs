@@ -71,6 +71,8 @@ impl AnthropicUsage {
             prompt_tokens_details: self
                 .cache_read_input_tokens
                 .map(|cached_tokens| PromptTokensDetails { cached_tokens }),
+            // Anthropic reports thinking tokens inside `output_tokens` only.
+            completion_tokens_details: None,
         }
     }
 }

@@ -137,6 +137,7 @@ fn response_becomes_a_chat_completion() {
             completion_tokens: 5,
             total_tokens: 17,
             prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: 2 }),
+            completion_tokens_details: None,
         })
     );
     assert_eq!(finish_reason("max_tokens"), "length");
@@ -313,6 +314,7 @@ fn streamed_usage_keeps_cached_prompt_tokens_from_the_running_totals() {
             prompt_tokens_details: Some(PromptTokensDetails {
                 cached_tokens: 2000
             }),
+            completion_tokens_details: None,
         })
     );
 }

@@ -140,6 +140,65 @@ async fn reservations_expire_and_dropped_ones_are_released(b: BackendKind) {
     f.state.release(r).await.unwrap();
 }
 
+on_both!(the_global_budget_spans_every_key_and_user);
+
+/// `[state.budgets] global` counts every request, whoever sends it; it is
+/// shown to the policy only when set.
+async fn the_global_budget_spans_every_key_and_user(b: BackendKind) {
+    let mut cfg = config();
+    let f = Fixture::new(b, cfg.clone()).await;
+    let alice = Subject {
+        user: Some("alice"),
+        ..Subject::default()
+    };
+    assert!(!f.state.budgeted(&alice));
+    assert!(
+        f.state
+            .spend(&alice)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.scope != "global")
+    );
+    drop(f);
+    cfg.budgets.global = Budget {
+        day_usd: None,
+        month_usd: Some(0.25),
+    };
+    let f = Fixture::new(b, cfg).await;
+    let bob = Subject {
+        user: Some("bob"),
+        feature: Some("chat"),
+        ..Subject::default()
+    };
+    assert!(f.state.budgeted(&alice) && f.state.budgeted(&bob));
+    let a = f.state.reserve(&alice, "r1", 0.1).await.unwrap();
+    let mut r = record("r1", now_ms());
+    r.cost_usd = 0.1;
+    f.state.finish(a, &r).await.unwrap();
+    let held = f.state.reserve(&bob, "r2", 0.1).await.unwrap();
+    // 0.1 settled by alice, 0.1 held by bob: no room for another 0.1.
+    match f.state.reserve(&alice, "r3", 0.1).await {
+        Err(ReserveError::Exceeded(e)) => {
+            assert_eq!(e.scope, "global");
+            assert!((e.spent_usd - 0.1).abs() < 1e-9 && (e.reserved_usd - 0.1).abs() < 1e-9);
+        }
+        other => panic!("{other:?}"),
+    }
+    let seen = f.state.spend(&bob).await.unwrap();
+    let global: Vec<&SpendSnapshot> = seen.iter().filter(|s| s.scope == "global").collect();
+    assert_eq!(global.len(), 2, "{seen:?}");
+    let month = global
+        .iter()
+        .find(|s| !s.period.starts_with("day:"))
+        .unwrap();
+    assert_eq!(month.budget_usd, Some(0.25));
+    assert!((month.spent_usd - 0.1).abs() < 1e-9);
+    f.state.release(held).await.unwrap();
+    let room = f.state.reserve(&alice, "r4", 0.1).await.unwrap();
+    f.state.release(room).await.unwrap();
+}
+
 on_both!(spend_covers_every_scope_and_period);
 
 async fn spend_covers_every_scope_and_period(b: BackendKind) {

@@ -134,7 +134,73 @@ fn record(id: &str, time_ms: u64) -> UsageRecord {
     }
 }
 
-on_both!(kv_with_ttl_claims_and_prefix_scan, log_pages_in_time_order);
+on_both!(
+    kv_with_ttl_claims_and_prefix_scan,
+    log_pages_in_time_order,
+    retention_drops_only_records_past_it
+);
+
+async fn append_at(state: &State, id: &str, time_ms: u64) {
+    let r = record(id, time_ms);
+    state
+        .store()
+        .append(LEDGER_LOG, time_ms, &serde_json::to_vec(&r).unwrap())
+        .await
+        .unwrap();
+}
+
+/// `ledger-retention-days`: records older than it go, newer ones stay;
+/// unset keeps everything.
+async fn retention_drops_only_records_past_it(b: BackendKind) {
+    const DAY: u64 = 86_400_000;
+    let f = Fixture::new(b, config()).await;
+    let t0 = now_ms();
+    for i in 0..5 {
+        append_at(&f.state, &format!("r{i}"), t0).await;
+    }
+    assert_eq!(
+        f.state.trim_ledger(t0 + 30 * DAY).await.unwrap(),
+        0,
+        "unset"
+    );
+    let mut cfg = f.config.clone();
+    cfg.ledger_retention_days = Some(1);
+    let kept = State::with_store(f.state.store().clone(), &cfg);
+    // A day before the records were written plus a minute: all are younger.
+    assert_eq!(kept.trim_ledger(t0 + DAY - 60_000).await.unwrap(), 0);
+    assert_eq!(kept.records(0, u64::MAX / 2).await.unwrap().len(), 5);
+    // A day after they were written (Redis stamps them with its own clock,
+    // so leave a margin past now).
+    let later = now_ms() + DAY + 60_000;
+    assert_eq!(kept.trim_ledger(later).await.unwrap(), 5);
+    assert!(kept.records(0, u64::MAX / 2).await.unwrap().is_empty());
+}
+
+/// On sled the record's own time orders the log, so a trim cuts between
+/// old and new records; the background task applies it at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_runs_on_its_own_and_keeps_newer_records() {
+    const DAY: u64 = 86_400_000;
+    let f = Fixture::sled(config()).await;
+    let now = now_ms();
+    for (i, age) in [5 * DAY, 3 * DAY, DAY / 2, 0].into_iter().enumerate() {
+        append_at(&f.state, &format!("r{i}"), now - age).await;
+    }
+    super::ledger::spawn_retention(Arc::downgrade(f.state.store()), 2);
+    eventually("records past two days are dropped", || async {
+        f.state.records(0, u64::MAX / 2).await.unwrap().len() == 2
+    })
+    .await;
+    let left: Vec<String> = f
+        .state
+        .records(0, u64::MAX / 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(left, ["r2", "r3"]);
+}
 
 async fn kv_with_ttl_claims_and_prefix_scan(b: BackendKind) {
     let f = Fixture::new(b, config()).await;
