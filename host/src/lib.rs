@@ -13,15 +13,19 @@
 //! - [`mock`]: `sluice mock-upstream`, a deterministic upstream with fault injection.
 //! - [`state`]: usage ledger, budgets, virtual keys and rate limits on sled
 //!   or Redis, and the price table.
+//! - [`prompt`]: the versioned prompt registry and the `prompt` request extension.
+//! - [`eval`]: the evaluation runner: suites, scorers, judge, reports, gates.
 //! - [`config`]: the TOML config file, its defaults and validation.
 //! - [`cli`]: the `sluice` command line.
 
 pub mod cli;
 pub mod config;
+pub mod eval;
 pub mod mock;
 pub mod openai;
 pub mod pipeline;
 pub mod plugin;
+pub mod prompt;
 pub mod provider;
 pub mod server;
 pub mod state;

@@ -11,7 +11,12 @@ use serde_json::{Map, Value};
 /// `POST /v1/chat/completions` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChatRequest {
+    /// Empty when absent: a request rendered from the prompt registry takes
+    /// the prompt version's model (the pipeline rejects an empty one after).
+    #[serde(default)]
     pub model: String,
+    /// Empty when absent (a `prompt` extension renders them).
+    #[serde(default)]
     pub messages: Vec<ChatMessage>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub stream: bool,

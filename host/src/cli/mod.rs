@@ -5,6 +5,8 @@
 //! sluice mock-upstream [--listen ..]  a deterministic OpenAI-compatible upstream
 //! sluice plugin audit|list|new|test   inspect, scaffold and test plugins
 //! sluice config check FILE            validate a config, report every problem
+//! sluice prompt list|show|render|activate|history   the prompt registry
+//! sluice eval run|compare ...         evaluation suites and the CI gate
 //! sluice usage --by key|user|feature|model|day [--since ..] [--until ..] [--json]
 //! sluice keys create|list|revoke      virtual keys in the state store
 //! sluice review list|show|approve|reject   the human review queue
@@ -13,9 +15,11 @@
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
 
 pub mod cases;
+pub mod eval;
 pub mod plugin;
 pub mod plugin_new;
 pub mod plugin_test;
+pub mod prompt;
 pub mod review;
 pub mod state;
 
@@ -71,6 +75,12 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The prompt registry: list, show, render, activate (roll back), history.
+    #[command(subcommand)]
+    Prompt(prompt::PromptCmd),
+    /// Evaluation suites: run one through a gateway, compare two runs.
+    #[command(subcommand)]
+    Eval(eval::EvalCmd),
     /// Usage and cost from the ledger, grouped.
     Usage(state::UsageArgs),
     /// Manage virtual keys (the secret is shown once, at creation).
@@ -102,6 +112,8 @@ pub fn main() -> ExitCode {
         Command::MockUpstream(args) => runtime().and_then(|rt| rt.block_on(mock(args))),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Config(ConfigCmd::Check { file }) => check(&file),
+        Command::Prompt(cmd) => prompt::run(cmd),
+        Command::Eval(cmd) => eval::run(cmd),
         Command::Usage(args) => runtime().and_then(|rt| rt.block_on(state::usage(args))),
         Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(state::keys(cmd))),
         Command::Review(cmd) => review::run(cmd),
@@ -190,7 +202,7 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
     let gw = tokio::task::spawn_blocking(move || Gateway::starting(config))
         .await
         .context("starting the gateway")??;
-    let gw = Arc::new(gw);
+    let gw = Arc::new(prompt::attach(gw).await?);
     let mut signals = Signals::new().context("listening for SIGINT / SIGTERM")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

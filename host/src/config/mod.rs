@@ -28,8 +28,10 @@ mod validate;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use crate::eval::EvalsConfig;
 pub use crate::pipeline::config::{ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
 use crate::plugin::PluginsConfig;
+pub use crate::prompt::PromptsConfig;
 use crate::provider::{BreakerConfig, ProviderConfig, RetryConfig};
 pub use crate::server::config::{KeyConfig, ServerConfig};
 pub use crate::state::StateConfig;
@@ -59,6 +61,11 @@ pub struct Config {
     /// `[state]`: ledger, budgets, virtual keys and rate limits; keys
     /// documented on [`StateConfig`].
     pub state: StateConfig,
+    /// `[prompts]`: the prompt registry; keys documented on [`PromptsConfig`].
+    pub prompts: PromptsConfig,
+    /// `[evals]`: eval runner defaults and result retention; keys
+    /// documented on [`EvalsConfig`].
+    pub evals: EvalsConfig,
 }
 
 /// Top-level keys, each deserialized on its own.
@@ -71,6 +78,8 @@ const SECTIONS: &[&str] = &[
     "models",
     "keys",
     "state",
+    "prompts",
+    "evals",
 ];
 
 impl Config {
@@ -80,10 +89,17 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
         let env = |k: &str| std::env::var(k).ok();
-        let mut config = Self::parse_with(&path.display().to_string(), &text, &env, Checks::Paths)?;
-        // `[state] dir` is relative to the config file, not the cwd.
+        // `[state] dir` and `[prompts] dir` are relative to the config
+        // file, not the cwd.
         let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = Self::parse_with(
+            &path.display().to_string(),
+            &text,
+            &env,
+            Checks::Paths(base),
+        )?;
         config.state.resolve_dir(base);
+        config.prompts.resolve_dir(base);
         // The compile cache lives with the rest of the gateway's data.
         config.plugins.resolve_cache_dir(&config.state.dir);
         // No plugin may be granted the directory holding the config (and
@@ -95,6 +111,10 @@ impl Config {
             .gateway_dirs
             .extend(file.parent().map(Path::to_path_buf));
         config.plugins.gateway_dirs.push(config.state.dir.clone());
+        config
+            .plugins
+            .gateway_dirs
+            .extend(config.prompts.dir.clone());
         Ok(config)
     }
 
@@ -112,7 +132,7 @@ impl Config {
         origin: &str,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
-        checks: Checks,
+        checks: Checks<'_>,
     ) -> Result<Self, ConfigErrors> {
         let mut src = Source::new(origin, text);
         let Some(mut root) = source::parse(&mut src) else {
@@ -135,6 +155,8 @@ impl Config {
         let retry = section(&mut src, table.get("retry"), "retry");
         let breaker = section(&mut src, table.get("breaker"), "breaker");
         let state = section(&mut src, table.get("state"), "state");
+        let prompts = section(&mut src, table.get("prompts"), "prompts");
+        let evals = section(&mut src, table.get("evals"), "evals");
         let providers = array(&mut src, table.get("providers"), "providers");
         let keys = array(&mut src, table.get("keys"), "keys");
         let mut models = BTreeMap::new();
@@ -164,10 +186,12 @@ impl Config {
             models,
             keys,
             state: state.unwrap_or_default(),
+            prompts: prompts.unwrap_or_default(),
+            evals: evals.unwrap_or_default(),
         };
         validate::check(&config, &root, &mut src);
-        if checks == Checks::Paths {
-            validate::check_paths(&config, &root, &mut src);
+        if let Checks::Paths(base) = checks {
+            validate::check_paths(&config, base, &root, &mut src);
         }
         if src.problems.is_empty() {
             Ok(config)
@@ -193,10 +217,11 @@ impl Config {
 
 /// What validation looks at besides the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Checks {
+enum Checks<'a> {
     Values,
-    /// Values, and paths against the file system.
-    Paths,
+    /// Values, and paths against the file system; the config file's
+    /// directory (what its relative `dir`s are relative to).
+    Paths(&'a Path),
 }
 
 /// A table section; absent = its defaults.

@@ -133,6 +133,21 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
         report(&segs, msg);
     }
 
+    for (key, msg) in config.prompts.problems() {
+        report(&[Seg::Key("prompts"), Seg::Key(key)], msg);
+    }
+    for (key, msg) in config.evals.problems() {
+        report(&[Seg::Key("evals"), Seg::Key(key)], msg);
+    }
+    if let Some(judge) = &config.evals.judge_model
+        && !config.models.contains_key(judge)
+    {
+        report(
+            &[Seg::Key("evals"), Seg::Key("judge-model")],
+            format!("unknown model `{judge}` (not a [models.NAME] of this file)"),
+        );
+    }
+
     let mut ids = HashSet::new();
     let mut secrets = HashSet::new();
     for (i, k) in config.keys.iter().enumerate() {
@@ -156,9 +171,21 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
 
 /// What only the file system can tell (see `Config::load`). A problem with a
 /// key left at its default is placed at its section, or the file.
-pub(super) fn check_paths(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Source<'_>) {
+pub(super) fn check_paths(
+    config: &Config,
+    base: &std::path::Path,
+    root: &Spanned<DeTable<'_>>,
+    src: &mut Source<'_>,
+) {
     for (key, problem) in config.plugins.path_problems() {
         let path = [Seg::Key("plugins"), Seg::Key(key)];
+        let span = span_at(root, &path).or_else(|| span_at(root, &path[..1]));
+        src.report(span, path_string(&path), problem);
+    }
+    let mut prompts = config.prompts.clone();
+    prompts.resolve_dir(base);
+    if let Some(problem) = prompts.path_problem() {
+        let path = [Seg::Key("prompts"), Seg::Key("dir")];
         let span = span_at(root, &path).or_else(|| span_at(root, &path[..1]));
         src.report(span, path_string(&path), problem);
     }

@@ -106,6 +106,13 @@ impl Meter {
         }
     }
 
+    /// The registry prompt version the request was rendered from, so cost
+    /// is visible per version.
+    pub(crate) fn prompt(&mut self, prompt: Option<&crate::prompt::PromptRef>) {
+        self.record.prompt_id = prompt.map(|p| p.id.clone());
+        self.record.prompt_version = prompt.map(|p| p.version.to_string());
+    }
+
     /// Reserve `worst_case_usd` against every budget of `who` (no store
     /// call when none applies). Call it once, right before the upstream.
     pub(crate) async fn reserve(

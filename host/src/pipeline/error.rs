@@ -51,6 +51,9 @@ pub enum Error {
     /// The whole upstream phase exceeded `server.request-timeout-ms`.
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),
+    /// The request's `prompt` extension could not be rendered.
+    #[error("{0}")]
+    Prompt(#[from] crate::prompt::PromptError),
     /// The providers gave up (after retries and fallbacks).
     #[error("{0}")]
     Upstream(#[from] UpstreamError),

@@ -1,7 +1,8 @@
 //! One request's way through the gateway:
 //!
 //! ```text
-//! (auth: server layer) -> model lookup (and the key's allowed models)
+//! (auth: server layer) -> prompt render (`prompt` extension, [`crate::prompt`])
+//!   -> model lookup (and the key's allowed models)
 //!   -> rate limit -> input guardrails -> cost policy -> router
 //!   -> budget reservation -> [cache lookup]
 //!   -> providers (retries, fallback, breakers)
@@ -40,8 +41,10 @@ use futures_util::stream::BoxStream;
 use serde_json::Value;
 
 use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig};
+use crate::eval::EvalStore;
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
 use crate::plugin::{OutputContext, Phases, Plugin, PluginRuntime, Rejection, RequestInfo};
+use crate::prompt::{PromptRef, Prompts};
 use crate::provider::{Failure, Outcome, Providers};
 use crate::state::review::FlagEntry;
 use crate::state::{RateDecision, RecordStatus, ReviewQueue, State, Subject, Tier, VirtualKey};
@@ -117,6 +120,8 @@ pub struct Tried {
     /// Time spent in the providers layer.
     pub upstream: Duration,
     pub guardrails: GuardReport,
+    /// The registry prompt version the request was rendered from.
+    pub prompt: Option<PromptRef>,
 }
 
 impl Clone for Progress {
@@ -128,6 +133,10 @@ impl Clone for Progress {
 impl Progress {
     pub fn get(&self) -> Tried {
         self.0.lock().clone()
+    }
+
+    fn prompt(&self, prompt: Option<&PromptRef>) {
+        self.0.lock().prompt = prompt.cloned();
     }
 
     fn guardrails(&self, report: &GuardReport) {
@@ -183,6 +192,8 @@ pub struct Served {
     /// For streams, the input side only: output windows are checked after
     /// the headers are sent.
     pub guardrails: GuardReport,
+    /// The registry prompt version the request was rendered from.
+    pub prompt: Option<PromptRef>,
     /// The rate limits checked (`x-ratelimit-*`).
     pub rate: RateDecision,
     /// What the request cost (`x-sluice-cost-usd`); None for streams,
@@ -199,6 +210,7 @@ impl Served {
             attempts: outcome.attempts,
             upstream: outcome.elapsed,
             guardrails,
+            prompt: None,
             rate: RateDecision::default(),
             cost_usd: None,
         }
@@ -239,6 +251,10 @@ pub struct Gateway {
     pub state: State,
     cache: Option<Arc<dyn ResponseCache>>,
     review: Option<ReviewQueue>,
+    /// The prompt registry (`[prompts]`); None: the `prompt` extension is refused.
+    pub prompts: Option<Arc<Prompts>>,
+    /// Where eval results sent to `/admin/evals` are kept.
+    pub evals: Option<EvalStore>,
 }
 
 /// What `prepare` decided for one chat request.
@@ -256,6 +272,8 @@ struct Plan {
     review: ReviewConfig,
     /// Flags the input chain raised.
     flags: Vec<FlagEntry>,
+    /// The registry prompt version the request was rendered from.
+    prompt_ref: Option<PromptRef>,
 }
 
 impl Gateway {
@@ -302,7 +320,21 @@ impl Gateway {
             state,
             cache: None,
             review,
+            prompts: None,
+            evals: None,
         }
+    }
+
+    /// Install the prompt registry (see [`crate::prompt`]).
+    pub fn with_prompts(mut self, prompts: Arc<Prompts>) -> Self {
+        self.prompts = Some(prompts);
+        self
+    }
+
+    /// Keep eval results sent to `/admin/evals` in `store`.
+    pub fn with_evals(mut self, store: EvalStore) -> Self {
+        self.evals = Some(store);
+        self
     }
 
     /// Queue flagged answers in `queue` instead of the state store's (see
@@ -362,6 +394,7 @@ impl Gateway {
                 attempts: 0,
                 upstream: Duration::ZERO,
                 guardrails: plan.report,
+                prompt: plan.prompt_ref,
                 rate: plan.rate,
                 cost_usd: None,
             };
@@ -436,6 +469,7 @@ impl Gateway {
         }
         let served = Served {
             guardrails: report,
+            prompt: plan.prompt_ref,
             rate: plan.rate,
             cost_usd: Some(cost),
             ..served
@@ -506,6 +540,7 @@ impl Gateway {
         };
         let mut served = Served::new(&outcome, plan.report);
         served.rate = plan.rate;
+        served.prompt = plan.prompt_ref;
         let mut events = stream::guarded(outcome.value, checker, window, include_usage, ledger);
         if can_flag {
             events = review::watch(events, review, self.review.clone(), ctx.clone(), req);
@@ -569,10 +604,15 @@ impl Gateway {
         })
     }
 
-    /// Everything before the upstream call: validation, the model (and
-    /// whether the key may use it), rate limits, input guardrails, cost
-    /// policy, routing, and the budget reservation for the worst case.
+    /// Everything before the upstream call: prompt rendering, validation,
+    /// the model (and whether the key may use it), rate limits, input
+    /// guardrails, cost policy, routing, and the budget reservation for the
+    /// worst case.
     async fn prepare(&self, ctx: &RequestCtx, req: &mut ChatRequest) -> Result<Plan, Error> {
+        let applied = crate::prompt::apply(self.prompts.as_deref(), req).inspect_err(|e| {
+            ctx.progress.prompt(e.prompt_ref().as_ref());
+        })?;
+        ctx.progress.prompt(applied.as_ref().map(|a| &a.prompt));
         validate(req, self.config.server.max_n)?;
         let model = self.model(ctx, &req.model)?;
         let user = req.user.clone().or_else(|| ctx.principal.user.clone());
@@ -585,13 +625,26 @@ impl Gateway {
         .await?;
         let set = self.plugins.current();
         let input = guard::resolve(&set, model.input_guardrails(), Phases::INPUT)?;
-        let output = guard::resolve(&set, model.output_guardrails(), Phases::OUTPUT)?;
+        let output = match &applied {
+            Some(a) => guard::resolve(
+                &set,
+                &a.output_guardrails(model.output_guardrails()),
+                Phases::OUTPUT,
+            )?,
+            None => guard::resolve(&set, model.output_guardrails(), Phases::OUTPUT)?,
+        };
         let mut meter = Meter::new(&self.state, ctx, &req.model, user.as_deref(), req.stream);
         meter.plugins(input.iter().chain(&output));
+        meter.prompt(applied.as_ref().map(|a| &a.prompt));
         if !output.is_empty() {
             output::drop_logprobs_request(req);
         }
-        let mut info = Arc::new(request::request_info(ctx, req));
+        let mut info = request::request_info(ctx, req);
+        info.prompt = applied.as_ref().map(|a| crate::plugin::PromptRef {
+            id: a.prompt.id.clone(),
+            version: a.prompt.version,
+        });
+        let mut info = Arc::new(info);
         let mut report = GuardReport::default();
         let mut flagged = Vec::new();
         let checked =
@@ -636,6 +689,7 @@ impl Gateway {
             meter,
             review: model.review.clone(),
             flags: review::entries(&flagged, 0, "input"),
+            prompt_ref: applied.map(|a| a.prompt),
         })
     }
 }

@@ -21,7 +21,7 @@ pub(super) fn request_info(ctx: &RequestCtx, req: &ChatRequest) -> RequestInfo {
         max_tokens: req.max_output_tokens(),
         temperature: req.temperature.map(|t| t as f32),
         stream: req.stream,
-        // No prompt registry renders requests yet.
+        // `prepare` sets it when the prompt registry rendered the request.
         prompt: None,
     }
 }

@@ -78,6 +78,8 @@ pub use config::PluginsConfig;
 pub use engine::EPOCH_TICK;
 pub use error::{PluginError, PluginFailure};
 pub use instance::Plugin;
+/// Also reads prompt files (`crate::prompt`), with the same guarantees.
+pub(crate) use loader::read_regular;
 pub use loader::{ComponentInfo, inspect};
 pub use manifest::{FailureMode, Manifest, ManifestError, PluginKind};
 pub use registry::{PluginRuntime, PluginSet, PluginState, PluginStatus, ReloadReport};

@@ -16,7 +16,9 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::OpenAiJson;
-use super::layers::{ATTEMPTS, Arrived, GUARDRAILS, MODEL, OVERHEAD_MS, PROVIDER, RequestId};
+use super::layers::{
+    ATTEMPTS, Arrived, GUARDRAILS, MODEL, OVERHEAD_MS, PROMPT, PROVIDER, RequestId,
+};
 use super::shutdown::Drain;
 use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
 use crate::pipeline::{Gateway, Principal, Progress, RequestCtx, Served, StreamEvent, Tried};
@@ -153,9 +155,11 @@ fn finish(
     let (mut res, tried, extra) = match result {
         Ok((res, served)) => {
             let overhead = total.saturating_sub(served.upstream);
+            let prompt = served.prompt.as_ref().map(ToString::to_string);
             tracing::info!(
                 request_id = id,
                 model,
+                prompt = prompt.as_deref(),
                 provider = served.provider,
                 upstream_model = served.model,
                 attempts = served.attempts,
@@ -169,6 +173,7 @@ fn finish(
                 attempts: served.attempts,
                 upstream: served.upstream,
                 guardrails: served.guardrails,
+                prompt: served.prompt,
             };
             let mut extra = served.rate.headers();
             if let Some(cost) = served.cost_usd {
@@ -179,9 +184,11 @@ fn finish(
         Err(e) => {
             let api = ApiError::from(&e);
             let tried = ctx.progress.get();
+            let prompt = tried.prompt.as_ref().map(ToString::to_string);
             tracing::info!(
                 request_id = id,
                 model,
+                prompt = prompt.as_deref(),
                 status = api.status.as_u16(),
                 provider = tried.provider.as_deref(),
                 attempts = tried.attempts,
@@ -214,6 +221,9 @@ fn finish(
     set(ATTEMPTS, &tried.attempts.to_string());
     set(OVERHEAD_MS, &format!("{:.3}", overhead.as_secs_f64() * 1e3));
     set(GUARDRAILS, &tried.guardrails.header_value());
+    if let Some(p) = &tried.prompt {
+        set(PROMPT, &p.to_string());
+    }
     for (name, value) in extra {
         set(name, &value);
     }

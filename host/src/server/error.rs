@@ -171,6 +171,16 @@ impl From<&pipeline::Error> for ApiError {
                 Some(param.clone()),
                 None,
             ),
+            E::Prompt(p) => (
+                if p.is_not_found() {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::BAD_REQUEST
+                },
+                "invalid_request_error",
+                Some(p.param().to_string()),
+                Some(p.code()),
+            ),
             E::RateLimited(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",

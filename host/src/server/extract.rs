@@ -75,7 +75,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.body.param.as_deref(), Some("max_tokens"), "{e:?}");
-        let e = parse::<ChatRequest>(br#"{"messages":[]}"#).unwrap_err();
+        let e = parse::<ChatRequest>(br#"{"model":7,"messages":[]}"#).unwrap_err();
         assert_eq!(e.body.param.as_deref(), Some("model"), "{e:?}");
         let e = parse::<ChatRequest>(br#"{"model": "#).unwrap_err();
         assert!(e.body.message.contains("parse the JSON"), "{e:?}");

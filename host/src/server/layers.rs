@@ -20,6 +20,8 @@ pub const MODEL: &str = "x-sluice-model";
 pub const ATTEMPTS: &str = "x-sluice-attempts";
 pub const GUARDRAILS: &str = "x-sluice-guardrails";
 pub const OVERHEAD_MS: &str = "x-sluice-overhead-ms";
+/// `ID@VERSION` of the registry prompt a request was rendered from.
+pub const PROMPT: &str = "x-sluice-prompt";
 
 /// The gateway's id for this request (also the plugins' `request-info.id`).
 #[derive(Debug, Clone)]

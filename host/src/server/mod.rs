@@ -9,6 +9,8 @@
 //! | `GET /readyz`               | none | plugins loaded (503 while compiling)   |
 //! | `GET /admin/plugins`        | admin| every plugin's state, grants, counters |
 //! | `POST /admin/reload`        | admin| rescan the plugin directory now        |
+//! | `/admin/prompts...`         | admin| the prompt registry ([`crate::prompt::admin`]) |
+//! | `/admin/evals`              | admin| eval results ([`crate::eval::admin`])  |
 //! | `GET /admin/usage`          | admin| ledger report (`by`, `since`, `until`) |
 //! | `GET /admin/keys`           | admin| every virtual key (no secrets)         |
 //! | `POST /admin/keys`          | admin| create a key; its secret is shown once |
@@ -73,6 +75,8 @@ pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
         let admin = Router::new()
             .route("/admin/plugins", get(admin_plugins))
             .route("/admin/reload", post(admin_reload))
+            .merge(crate::prompt::admin::routes())
+            .merge(crate::eval::admin::routes())
             .route("/admin/usage", get(admin::usage))
             .route("/admin/keys", get(admin::list_keys).post(admin::create_key))
             .route("/admin/keys/{id}", delete(admin::revoke_key))

@@ -58,28 +58,22 @@ impl TestGateway {
 /// `[state] dir` (the default `data`) becomes a fresh temporary directory,
 /// so gateways never share one by accident.
 pub async fn start(config_toml: &str) -> TestGateway {
-    let (config, state_dir) = parsed(config_toml);
-    let gateway = tokio::task::spawn_blocking(move || Gateway::start(config))
-        .await
-        .unwrap()
-        .unwrap();
-    serve(gateway, state_dir).await
+    open(config_toml, false, true).await
+}
+
+/// As [`start`], with the prompt registry (`[prompts]`) and eval results
+/// attached, as `sluice serve` does.
+pub async fn start_with_state(config_toml: &str) -> TestGateway {
+    open(config_toml, true, true).await
 }
 
 /// Like [`start`], but serving before any plugin is loaded (what `sluice
 /// serve` does): the test runs `gateway.plugins.initial_load()` itself.
 pub async fn start_unloaded(config_toml: &str) -> TestGateway {
-    let (config, state_dir) = parsed(config_toml);
-    let gateway = tokio::task::spawn_blocking(move || Gateway::starting(config))
-        .await
-        .unwrap()
-        .unwrap();
-    serve(gateway, state_dir).await
+    open(config_toml, false, false).await
 }
 
-/// The parsed config, its relative state dir moved into a fresh temporary
-/// directory (returned, to live as long as the gateway).
-fn parsed(config_toml: &str) -> (Config, Option<tempfile::TempDir>) {
+async fn open(config_toml: &str, prompts: bool, load_plugins: bool) -> TestGateway {
     let mut config = Config::parse("test.toml", config_toml, &|k| std::env::var(k).ok())
         .unwrap_or_else(|e| panic!("{e}\n{config_toml}"));
     let state_dir = config.state.dir.is_relative().then(|| {
@@ -87,10 +81,23 @@ fn parsed(config_toml: &str) -> (Config, Option<tempfile::TempDir>) {
         config.state.dir = dir.path().to_path_buf();
         dir
     });
-    (config, state_dir)
+    let mut gateway = tokio::task::spawn_blocking(move || {
+        if load_plugins {
+            Gateway::start(config)
+        } else {
+            Gateway::starting(config)
+        }
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    if prompts {
+        gateway = sluice::cli::prompt::attach(gateway).await.unwrap();
+    }
+    listen(gateway, state_dir).await
 }
 
-async fn serve(gateway: Gateway, state_dir: Option<tempfile::TempDir>) -> TestGateway {
+async fn listen(gateway: Gateway, state_dir: Option<tempfile::TempDir>) -> TestGateway {
     let gateway = Arc::new(gateway);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -6,6 +6,8 @@
 //! - [`gateway`]: the mock upstream and the gateway, in-process on real sockets.
 //! - [`upstream`]: `Providers` against the mock with per-provider faults.
 //! - [`http`]: reading answers: OpenAI-shaped errors, SSE events, streamed text.
+//! - [`judge`]: a judge upstream whose answers the test scripts (eval runs).
+//! - [`prompts`]: a two-version prompt file, `prompt` request bodies.
 //! - [`process`]: the real `sluice` binary as a child process (signals,
 //!   file limits, exit codes, its JSON log lines, kill -9 and restarts).
 //! - [`canned`]: an upstream answering with scripted completions and chunks.
@@ -19,8 +21,10 @@ pub mod canned;
 pub mod fixed;
 pub mod gateway;
 pub mod http;
+pub mod judge;
 pub mod plugins;
 pub mod process;
+pub mod prompts;
 pub mod raw;
 pub mod state;
 pub mod upstream;

@@ -9,7 +9,8 @@
 //!   message containing `FLAG`; passes otherwise.
 //! - `check-output`: an output containing `REPORT` is replaced by a report
 //!   of the request as read (`last=…`, or `messages=N chars=C tool-calls=T
-//!   ids=… names=… last=…`) and the context (`choice=… part=…`); one
+//!   ids=… names=… last=…`), the context (`choice=… part=…`) and the
+//!   registry prompt when there is one (`prompt=ID@VERSION`); one
 //!   containing `FLAG` is flagged (code `probe_output`, score 0.75) and
 //!   passes unchanged; anything else passes.
 use sluice_sdk::{
@@ -101,8 +102,13 @@ impl Guardrail for Probe {
                 OutputPart::Content => "content".to_string(),
                 other => format!("{other:?}"),
             };
+            // The registry prompt, when the request was rendered from one.
+            let prompt = req
+                .prompt()
+                .map(|p| format!(" prompt={}@{}", p.id, p.version))
+                .unwrap_or_default();
             return Verdict::transform(format!(
-                "{} choice={} part={part}",
+                "{} choice={} part={part}{prompt}",
                 report(req),
                 ctx.choice
             ));
