@@ -146,6 +146,30 @@ fn script(body: &Value) -> Canned {
             c["choices"][0]["logprobs"] = json!({"content": [{"token": CARD, "logprob": -0.1}]});
             Canned::Events(vec![c, chunk(0, json!({}), Some("stop"))])
         }
+        ("reasoning", false) => Canned::Json(completion(json!([{
+            "index": 0, "finish_reason": "stop",
+            "message": {
+                "role": "assistant", "content": format!("card {CARD}"),
+                "reasoning_content": format!("the card is {CARD}"),
+                "reasoning": format!("the card is {CARD}"),
+                "audio": {"id": "a1", "data": "AAAA", "transcript": format!("card {CARD}")}
+            }
+        }]))),
+        ("reasoning", true) => Canned::Events(vec![
+            chunk(
+                0,
+                json!({"role": "assistant", "reasoning_content": format!("the card is {CARD}")}),
+                None,
+            ),
+            chunk(0, json!({"reasoning": format!("the card is {CARD}")}), None),
+            chunk(
+                0,
+                json!({"audio": {"transcript": format!("card {CARD}")}}),
+                None,
+            ),
+            chunk(0, json!({"content": format!("card {CARD}")}), None),
+            chunk(0, json!({}), Some("stop")),
+        ]),
         _ => Canned::Json(completion(json!([{
             "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "fine"}
         }]))),
@@ -427,5 +451,22 @@ async fn logprobs_do_not_carry_unchecked_text() {
             !text.contains("4111") && !text.contains("logprobs"),
             "{text}"
         );
+    }
+}
+
+/// A reasoning model's thoughts and an audio transcript are answer text the
+/// contract has no part for: with output guardrails they are dropped, so a
+/// card number redacted from `content` does not arrive through them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reasoning_and_audio_text_do_not_bypass_the_guardrails() {
+    let s = setup().await;
+    for stream in [false, true] {
+        let res = s.gw.chat(&ask("pii", "reasoning", stream)).await;
+        assert_eq!(res.status(), 200);
+        let text = res.text().await.unwrap();
+        assert!(text.contains("card "), "{text}");
+        for leak in ["4111", "reasoning", "transcript", "audio"] {
+            assert!(!text.contains(leak), "stream={stream}: {leak} in {text}");
+        }
     }
 }

@@ -49,6 +49,7 @@ pub async fn check_completion(
     }
     for choice in &mut completion.choices {
         choice.extra.remove("logprobs");
+        drop_unchecked(&mut choice.message.extra);
         let index = choice.index;
         for (part, value) in texts_mut(&mut choice.message) {
             let text = match &*value {
@@ -81,6 +82,27 @@ pub async fn check_completion(
 pub fn drop_logprobs_request(req: &mut ChatRequest) {
     req.extra.remove("logprobs");
     req.extra.remove("top_logprobs");
+}
+
+/// Message and delta fields that carry answer text the contract has no
+/// part for: a reasoning model's thoughts (`reasoning_content` from
+/// DeepSeek-style upstreams, `reasoning` / `reasoning_details` from
+/// OpenRouter-style ones) and `audio` (its `transcript` is the answer
+/// spoken, its `data` the same as sound). No guardrail checks them, and
+/// they can spell out what a guardrail redacted from `content`, so with
+/// output guardrails they are dropped, not forwarded unchecked.
+pub const UNCHECKED_TEXT: [&str; 4] = [
+    "reasoning_content",
+    "reasoning",
+    "reasoning_details",
+    "audio",
+];
+
+/// Remove the [`UNCHECKED_TEXT`] fields from a message or a delta.
+pub fn drop_unchecked(fields: &mut Map<String, Value>) {
+    for key in UNCHECKED_TEXT {
+        fields.remove(key);
+    }
 }
 
 /// A transform's text in place of `old`: a string stays a string; a value

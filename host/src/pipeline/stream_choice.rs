@@ -49,6 +49,7 @@ impl Held {
         // Token text no guardrail sees (see `output::drop_logprobs_request`).
         if self.cfg != StreamWindowConfig::PASSTHROUGH {
             choice.extra.remove("logprobs");
+            super::output::drop_unchecked(&mut choice.delta.extra);
         }
         match choice.delta.content.take() {
             Some(t) if t.is_empty() => choice.delta.content = Some(t),
