@@ -28,9 +28,17 @@ pub const MAX_VALUE_BYTES: usize = 64;
 /// ambiguous, so it is replaced (HTTP header values cannot hold it).
 const SEP: char = '\u{1f}';
 
+/// One labelled series.
+#[derive(Debug)]
+pub struct Series<V> {
+    /// In the family's label order.
+    pub labels: Vec<String>,
+    pub value: V,
+}
+
 /// Series by label values (always in the family's label order).
 pub struct Family<V> {
-    series: ArcSwap<HashMap<String, Arc<(Vec<String>, V)>>>,
+    series: ArcSwap<HashMap<String, Arc<Series<V>>>>,
     insert: Mutex<()>,
 }
 
@@ -45,7 +53,7 @@ impl<V> Default for Family<V> {
 
 impl<V> Family<V> {
     /// The series for `labels`, made by `make` if it is the first.
-    pub fn get(&self, labels: &[&str], make: impl FnOnce() -> V) -> Arc<(Vec<String>, V)> {
+    pub fn get(&self, labels: &[&str], make: impl FnOnce() -> V) -> Arc<Series<V>> {
         let mut key = String::with_capacity(labels.iter().map(|l| l.len() + 1).sum());
         for l in labels {
             key.extend(l.chars().map(|c| if c == SEP { '_' } else { c }));
@@ -59,8 +67,10 @@ impl<V> Family<V> {
         if let Some(s) = current.get(&key) {
             return s.clone();
         }
-        let values = labels.iter().map(|l| l.to_string()).collect();
-        let s = Arc::new((values, make()));
+        let s = Arc::new(Series {
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            value: make(),
+        });
         let mut next = HashMap::clone(&current);
         next.insert(key, s.clone());
         self.series.store(Arc::new(next));
@@ -68,9 +78,9 @@ impl<V> Family<V> {
     }
 
     /// Every series, sorted by label values (stable scrapes).
-    pub fn all(&self) -> Vec<Arc<(Vec<String>, V)>> {
+    pub fn all(&self) -> Vec<Arc<Series<V>>> {
         let mut v: Vec<_> = self.series.load().values().cloned().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by(|a, b| a.labels.cmp(&b.labels));
         v
     }
 }
@@ -131,7 +141,7 @@ mod tests {
         let f: Family<std::sync::atomic::AtomicU64> = Family::default();
         let inc = |l: &[&str]| {
             f.get(l, Default::default)
-                .1
+                .value
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         };
         inc(&["a", "b"]);
@@ -139,9 +149,9 @@ mod tests {
         inc(&["ab", ""]);
         let all = f.all();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[0].0, vec!["a", "b"]);
-        assert_eq!(all[0].1.load(std::sync::atomic::Ordering::Relaxed), 2);
-        assert_eq!(all[1].0, vec!["ab", ""]);
+        assert_eq!(all[0].labels, vec!["a", "b"]);
+        assert_eq!(all[0].value.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert_eq!(all[1].labels, vec!["ab", ""]);
     }
 
     #[test]

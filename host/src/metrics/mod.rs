@@ -118,17 +118,17 @@ impl Metrics {
             .get(&[r.model, provider, upstream_model, status], || {
                 Histogram::new(COARSE)
             })
-            .1
+            .value
             .observe(r.total);
         if r.provider.is_some() {
             self.upstream
                 .get(&[provider, upstream_model], || Histogram::new(COARSE))
-                .1
+                .value
                 .observe(r.upstream);
         }
         self.overhead
             .get(&[r.model], || Histogram::new(FINE))
-            .1
+            .value
             .observe(r.total.saturating_sub(r.upstream));
     }
 
@@ -137,7 +137,7 @@ impl Metrics {
         if self.enabled {
             self.ttft
                 .get(&[model], || Histogram::new(COARSE))
-                .1
+                .value
                 .observe(after);
         }
     }
@@ -158,11 +158,15 @@ impl Metrics {
         let key = key.map_or(NONE, |k| self.keys.admit(k));
         let feature = feature.map_or(NONE, |f| self.features.admit(f));
         let s = self.usage.get(&[model, key, feature], Usage::default);
-        s.1.input.fetch_add(u64::from(tokens.0), Ordering::Relaxed);
-        s.1.output.fetch_add(u64::from(tokens.1), Ordering::Relaxed);
+        s.value
+            .input
+            .fetch_add(u64::from(tokens.0), Ordering::Relaxed);
+        s.value
+            .output
+            .fetch_add(u64::from(tokens.1), Ordering::Relaxed);
         // Negative or NaN costs do not exist; `as` saturates anyway.
         let nusd = (cost_usd.max(0.0) * 1e9).round() as u64;
-        s.1.cost_nusd.fetch_add(nusd, Ordering::Relaxed);
+        s.value.cost_nusd.fetch_add(nusd, Ordering::Relaxed);
     }
 
     pub fn denied(&self, why: Denial) {
@@ -213,9 +217,9 @@ mod tests {
             total: Duration::from_micros(1040),
             upstream: Duration::from_micros(1000),
         });
-        let o = m.overhead.all()[0].1.snapshot();
+        let o = m.overhead.all()[0].value.snapshot();
         assert_eq!(o.count, 1);
         assert!((o.sum - 40e-6).abs() < 1e-12);
-        assert_eq!(m.upstream.all()[0].0, vec!["p", "u"]);
+        assert_eq!(m.upstream.all()[0].labels, vec!["p", "u"]);
     }
 }

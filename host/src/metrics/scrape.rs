@@ -72,7 +72,7 @@ impl Collector for Scrape {
             MetricType::Counter,
         )?;
         for s in &requests {
-            counter(&mut e, &labels(REQUEST, &s.0), s.1.count())?;
+            counter(&mut e, &labels(REQUEST, &s.labels), s.value.count())?;
         }
         let mut e = enc.encode_descriptor(
             "sluice_request_duration_seconds",
@@ -81,7 +81,7 @@ impl Collector for Scrape {
             MetricType::Histogram,
         )?;
         for s in &requests {
-            histogram(&mut e, &labels(REQUEST, &s.0), &s.1.snapshot())?;
+            histogram(&mut e, &labels(REQUEST, &s.labels), &s.value.snapshot())?;
         }
         for (name, help, family, names) in [
             (
@@ -105,7 +105,7 @@ impl Collector for Scrape {
         ] {
             let mut e = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
             for s in family.all() {
-                histogram(&mut e, &labels(names, &s.0), &s.1.snapshot())?;
+                histogram(&mut e, &labels(names, &s.labels), &s.value.snapshot())?;
             }
         }
         self.usage(&mut enc)?;
@@ -136,8 +136,8 @@ impl Scrape {
             MetricType::Counter,
         )?;
         for s in &usage {
-            for (dir, n) in [("in", &s.1.input), ("out", &s.1.output)] {
-                let mut l = labels(NAMES, &s.0);
+            for (dir, n) in [("in", &s.value.input), ("out", &s.value.output)] {
+                let mut l = labels(NAMES, &s.labels);
                 l.push(("direction", dir));
                 counter(&mut e, &l, n.load(Relaxed))?;
             }
@@ -149,8 +149,8 @@ impl Scrape {
             MetricType::Counter,
         )?;
         for s in &usage {
-            let usd = s.1.cost_nusd.load(Relaxed) as f64 / 1e9;
-            e.encode_family(&labels(NAMES, &s.0))?
+            let usd = s.value.cost_nusd.load(Relaxed) as f64 / 1e9;
+            e.encode_family(&labels(NAMES, &s.labels))?
                 .encode_counter::<NoLabelSet, _, u64>(&usd, None)?;
         }
         Ok(())

@@ -8,17 +8,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// Label pairs, sorted by name.
+pub type Labels = Vec<(String, String)>;
+
 /// One scrape: sample name and sorted labels to value.
 #[derive(Debug)]
 pub struct Scrape {
-    pub samples: BTreeMap<(String, Vec<(String, String)>), f64>,
+    pub samples: BTreeMap<(String, Labels), f64>,
     pub types: HashMap<String, String>,
 }
 
 impl Scrape {
     /// The sample named `name` whose labels are exactly `labels`.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let mut l: Vec<(String, String)> = labels
+        let mut l: Labels = labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
@@ -33,7 +36,7 @@ impl Scrape {
     }
 
     /// Samples named `name`, with their labels.
-    pub fn names(&self, name: &str) -> Vec<(&Vec<(String, String)>, f64)> {
+    pub fn names(&self, name: &str) -> Vec<(&Labels, f64)> {
         self.samples
             .iter()
             .filter(|((n, _), _)| n == name)
@@ -115,14 +118,14 @@ fn is_name(s: &str, first: fn(char) -> bool) -> bool {
 }
 
 /// `name{k="v",...} value` (labels optional).
-fn sample(line: &str) -> (String, Vec<(String, String)>, &str) {
+fn sample(line: &str) -> (String, Labels, &str) {
     let end = line.find(['{', ' ']).expect(line);
     let name = &line[..end];
     assert!(
         is_name(name, |c| c.is_ascii_alphabetic() || c == '_' || c == ':'),
         "name: {line}"
     );
-    let mut labels: Vec<(String, String)> = Vec::new();
+    let mut labels: Labels = Vec::new();
     let mut i = end;
     let b = line.as_bytes();
     if b[i] == b'{' {
@@ -173,7 +176,7 @@ fn check_histograms(s: &Scrape) {
         if ty != "histogram" {
             continue;
         }
-        let mut series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut series: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
         for ((name, labels), v) in &s.samples {
             if name != &format!("{base}_bucket") {
                 continue;
