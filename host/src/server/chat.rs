@@ -146,9 +146,12 @@ struct FirstToken {
 
 impl FirstToken {
     fn saw(&mut self, e: &StreamEvent) {
-        if !self.seen
-            && matches!(e, StreamEvent::Chunk(c) if c.choices.iter().any(|ch| ch.delta.content.as_deref().is_some_and(|t| !t.is_empty())))
-        {
+        let text = |c: &crate::openai::ChatChunk| {
+            c.choices
+                .iter()
+                .any(|ch| ch.delta.content.as_deref().is_some_and(|t| !t.is_empty()))
+        };
+        if !self.seen && matches!(e, StreamEvent::Chunk(c) if text(c)) {
             self.seen = true;
             self.metrics
                 .first_token(&self.model, self.arrived.elapsed());
