@@ -62,8 +62,10 @@ fn guest() -> PathBuf {
     wasm
 }
 
-/// The mock and a gateway in front of it; returns the gateway's URL.
-async fn start(plugins: &Path, guarded: bool, server: &str) -> String {
+/// The mock and a gateway in front of it; returns the gateway's URL and
+/// its state directory (its own, so two gateways can run side by side).
+async fn start(plugins: &Path, guarded: bool, server: &str) -> (String, tempfile::TempDir) {
+    let state = tempfile::tempdir().unwrap();
     let mock = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", mock.local_addr().unwrap());
     tokio::spawn(sluice::mock::serve(
@@ -82,8 +84,10 @@ async fn start(plugins: &Path, guarded: bool, server: &str) -> String {
     };
     let toml = format!(
         "{server}\n[plugins]\ndir = '{}'\nwatch = false\n\n[[providers]]\nname = \"mock\"\nbase-url = \"{base}\"\n\n\
-         [models.chat]\nroutes = [{{ provider = \"mock\", model = \"mock-small\" }}]\n{guardrails}\n",
-        plugins.display()
+         [models.chat]\nroutes = [{{ provider = \"mock\", model = \"mock-small\" }}]\n{guardrails}\n\
+         [state]\ndir = '{}'\n",
+        plugins.display(),
+        state.path().display(),
     );
     let config = Config::parse("bench.toml", &toml, &|_| None).unwrap();
     let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
@@ -97,7 +101,7 @@ async fn start(plugins: &Path, guarded: bool, server: &str) -> String {
         Arc::new(gw),
         std::future::pending(),
     ));
-    url
+    (url, state)
 }
 
 fn bench_round_trip(c: &mut Criterion) {
@@ -111,7 +115,7 @@ fn bench_round_trip(c: &mut Criterion) {
         ("chat_small", ""),
         ("chat_small_metrics_off", "[server]\nmetrics = \"off\"\n"),
     ] {
-        let url = rt.block_on(start(dir.path(), false, server));
+        let (url, _state) = rt.block_on(start(dir.path(), false, server));
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
@@ -145,7 +149,7 @@ fn bench_guarded_stream(c: &mut Criterion) {
         )
         .unwrap();
     }
-    let url = rt.block_on(start(dir.path(), true, ""));
+    let (url, _state) = rt.block_on(start(dir.path(), true, ""));
     let client = reqwest::Client::new();
     let sizes: Vec<f64> = std::env::var("SLUICE_BENCH_STREAM_MB")
         .ok()
