@@ -3,7 +3,9 @@
 //!
 //! - `http_round_trip`: one small chat request at a time, no plugins: what
 //!   accepting and serving a connection adds per request (the connection
-//!   loop, its timers and limits, the `x-sluice-*` stamping).
+//!   loop, its timers and limits, the `x-sluice-*` stamping); `chat_small`
+//!   with metrics recorded (the default), `chat_small_metrics_off` with
+//!   `[server] metrics = "off"`, side by side.
 //! - `guarded_stream`: a 0.5 / 2 / 8 MB streamed answer through two output
 //!   guardrails in 512-character windows. Each window carries the emitted
 //!   text as context; with all of it the cost grows with the square of the
@@ -60,8 +62,10 @@ fn guest() -> PathBuf {
     wasm
 }
 
-/// The mock and a gateway in front of it; returns the gateway's URL.
-async fn start(plugins: &Path, guarded: bool) -> String {
+/// The mock and a gateway in front of it; returns the gateway's URL and
+/// its state directory (its own, so two gateways can run side by side).
+async fn start(plugins: &Path, guarded: bool, server: &str) -> (String, tempfile::TempDir) {
+    let state = tempfile::tempdir().unwrap();
     let mock = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", mock.local_addr().unwrap());
     tokio::spawn(sluice::mock::serve(
@@ -79,9 +83,11 @@ async fn start(plugins: &Path, guarded: bool) -> String {
         String::new()
     };
     let toml = format!(
-        "[plugins]\ndir = '{}'\nwatch = false\n\n[[providers]]\nname = \"mock\"\nbase-url = \"{base}\"\n\n\
-         [models.chat]\nroutes = [{{ provider = \"mock\", model = \"mock-small\" }}]\n{guardrails}\n",
-        plugins.display()
+        "{server}\n[plugins]\ndir = '{}'\nwatch = false\n\n[[providers]]\nname = \"mock\"\nbase-url = \"{base}\"\n\n\
+         [models.chat]\nroutes = [{{ provider = \"mock\", model = \"mock-small\" }}]\n{guardrails}\n\
+         [state]\ndir = '{}'\n",
+        plugins.display(),
+        state.path().display(),
     );
     let config = Config::parse("bench.toml", &toml, &|_| None).unwrap();
     let gw = tokio::task::spawn_blocking(move || Gateway::start(config))
@@ -95,35 +101,40 @@ async fn start(plugins: &Path, guarded: bool) -> String {
         Arc::new(gw),
         std::future::pending(),
     ));
-    url
+    (url, state)
 }
 
 fn bench_round_trip(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let url = rt.block_on(start(dir.path(), false));
     let client = reqwest::Client::new();
     let body = json!({"model": "chat", "messages": [{"role": "user",
         "content": "REPLY: Summarise our gateway for a customer in two sentences."}]});
     let mut g = c.benchmark_group("http_round_trip");
-    g.bench_function("chat_small", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let res = client
-                        .post(format!("{url}/v1/chat/completions"))
-                        .json(&body)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(res.status(), 200);
-                    res.bytes().await.unwrap();
-                }
-                started.elapsed()
+    for (name, server) in [
+        ("chat_small", ""),
+        ("chat_small_metrics_off", "[server]\nmetrics = \"off\"\n"),
+    ] {
+        let (url, _state) = rt.block_on(start(dir.path(), false, server));
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let started = Instant::now();
+                    for _ in 0..iters {
+                        let res = client
+                            .post(format!("{url}/v1/chat/completions"))
+                            .json(&body)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(res.status(), 200);
+                        res.bytes().await.unwrap();
+                    }
+                    started.elapsed()
+                })
             })
-        })
-    });
+        });
+    }
     g.finish();
 }
 
@@ -138,7 +149,7 @@ fn bench_guarded_stream(c: &mut Criterion) {
         )
         .unwrap();
     }
-    let url = rt.block_on(start(dir.path(), true));
+    let (url, _state) = rt.block_on(start(dir.path(), true, ""));
     let client = reqwest::Client::new();
     let sizes: Vec<f64> = std::env::var("SLUICE_BENCH_STREAM_MB")
         .ok()

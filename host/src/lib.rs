@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod config;
 pub mod eval;
+pub mod metrics;
 pub mod mock;
 pub mod openai;
 pub mod pipeline;

@@ -20,6 +20,7 @@ mod keys;
 mod languages;
 mod ledger;
 mod logging;
+mod metrics;
 mod openai_sdk;
 mod prompt_ops;
 mod prompts;

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::config::RouteConfig;
+use crate::metrics::Metrics;
 use crate::openai::{ChatChunk, ChatCompletion, Usage};
 use crate::plugin::Plugin;
 use crate::state::{
@@ -41,6 +42,7 @@ use super::{Error, RequestCtx};
 /// One request's accounting, from before the upstream call to its record.
 pub(crate) struct Meter {
     state: State,
+    metrics: Arc<Metrics>,
     /// Filled in as the request goes; written by [`Meter::settle`].
     record: UsageRecord,
     arrived: Instant,
@@ -68,6 +70,7 @@ impl Meter {
     /// end user (the client's `user`, else the key's owner).
     pub(crate) fn new(
         state: &State,
+        metrics: &Arc<Metrics>,
         ctx: &RequestCtx,
         gateway_model: &str,
         user: Option<&str>,
@@ -88,6 +91,7 @@ impl Meter {
         };
         Self {
             state: state.clone(),
+            metrics: metrics.clone(),
             record,
             arrived,
             called: None,
@@ -189,6 +193,15 @@ impl Meter {
         r.upstream_ms = upstream.as_secs_f64() * 1e3;
         r.overhead_ms = total.saturating_sub(upstream).as_secs_f64() * 1e3;
         let cost = r.cost_usd;
+        // Counted here, once per record, whether or not the write below
+        // succeeds: the tokens were spent upstream either way.
+        self.metrics.usage(
+            &r.gateway_model,
+            r.key_id.as_deref(),
+            r.feature.as_deref(),
+            (r.usage.prompt_tokens, r.usage.completion_tokens),
+            cost,
+        );
         // `reserve` runs before every upstream call, so there is always one.
         let Some(reservation) = self.reservation.take() else {
             tracing::error!(

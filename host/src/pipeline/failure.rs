@@ -3,7 +3,7 @@
 //! line about it (the runtime only counts failures).
 
 use crate::plugin::log::escaped;
-use crate::plugin::{FailureMode, Plugin, PluginFailure};
+use crate::plugin::{FailureMode, Plugin, PluginFailure, VerdictKind};
 
 /// `open`: the call is treated as if it answered `open_answer` (a guardrail
 /// passes, a router leaves the configured order, a cost policy allows);
@@ -24,7 +24,13 @@ pub(super) fn answer<T>(
         "plugin call failed; its failure mode decides"
     );
     match mode {
-        FailureMode::Open => Ok(open_answer),
-        FailureMode::Closed => Err(failure),
+        FailureMode::Open => {
+            plugin.count_verdict(VerdictKind::FailOpen);
+            Ok(open_answer)
+        }
+        FailureMode::Closed => {
+            plugin.count_verdict(VerdictKind::FailClosed);
+            Err(failure)
+        }
     }
 }

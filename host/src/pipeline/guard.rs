@@ -22,7 +22,7 @@ use crate::openai::ChatRequest;
 use crate::plugin::log::escaped;
 use crate::plugin::{
     self, Contract, Flag, OutputContext, OutputPart, Phases, Plugin, PluginSet, Rejection,
-    RequestInfo, Verdict,
+    RequestInfo, Verdict, VerdictKind,
 };
 
 use super::{Error, failure};
@@ -136,7 +136,15 @@ pub fn answered(
     request_id: &str,
 ) -> (Verdict, bool) {
     match answer {
-        Ok(v) => (v, false),
+        Ok(v) => {
+            p.count_verdict(match &v {
+                Verdict::Pass => VerdictKind::Pass,
+                Verdict::Transform(_) => VerdictKind::Transform,
+                Verdict::Reject(_) => VerdictKind::Reject,
+                Verdict::Flag(_) => VerdictKind::Flag,
+            });
+            (v, false)
+        }
         Err(f) => match failure::answer(p, f, request_id, Verdict::Pass) {
             Ok(pass) => (pass, true),
             Err(f) => (

@@ -42,10 +42,12 @@ use serde_json::Value;
 
 use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig};
 use crate::eval::EvalStore;
+use crate::metrics::Metrics;
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest, EmbeddingsResponse};
 use crate::plugin::{OutputContext, Phases, Plugin, PluginRuntime, Rejection, RequestInfo};
 use crate::prompt::{PromptRef, Prompts};
 use crate::provider::{Failure, Outcome, Providers};
+use crate::server::config::MetricsAccess;
 use crate::state::review::FlagEntry;
 use crate::state::{RateDecision, RecordStatus, ReviewQueue, State, Subject, Tier, VirtualKey};
 
@@ -255,6 +257,8 @@ pub struct Gateway {
     pub prompts: Option<Arc<Prompts>>,
     /// Where eval results sent to `/admin/evals` are kept.
     pub evals: Option<EvalStore>,
+    /// What `/metrics` reports (see [`crate::metrics`]).
+    pub metrics: Arc<Metrics>,
 }
 
 /// What `prepare` decided for one chat request.
@@ -313,7 +317,12 @@ impl Gateway {
         // The queue lives in the gateway's own store (a sled directory has
         // one owner, so it cannot be opened a second time).
         let review = Some(ReviewQueue::new(state.store().clone()));
+        let metrics = Arc::new(Metrics::new(
+            config.server.metrics != MetricsAccess::Off,
+            config.server.metrics_label_limit,
+        ));
         Self {
+            metrics,
             config: Arc::new(config),
             providers,
             plugins,
@@ -563,7 +572,7 @@ impl Gateway {
         let mut tokens = None;
         let mut count = || *tokens.get_or_insert_with(|| cost::count_input(counted, &req.input));
         let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, &mut count).await?;
-        let mut meter = Meter::new(&self.state, ctx, &req.model, user, false);
+        let mut meter = Meter::new(&self.state, &self.metrics, ctx, &req.model, user, false);
         let worst = if self.state.budgeted(&who) {
             cost::worst_case(&model.routes, count(), 0)
         } else {
@@ -633,7 +642,14 @@ impl Gateway {
             )?,
             None => guard::resolve(&set, model.output_guardrails(), Phases::OUTPUT)?,
         };
-        let mut meter = Meter::new(&self.state, ctx, &req.model, user.as_deref(), req.stream);
+        let mut meter = Meter::new(
+            &self.state,
+            &self.metrics,
+            ctx,
+            &req.model,
+            user.as_deref(),
+            req.stream,
+        );
         meter.plugins(input.iter().chain(&output));
         meter.prompt(applied.as_ref().map(|a| &a.prompt));
         if !output.is_empty() {

@@ -169,6 +169,17 @@ impl Plugin {
         self.counters.snapshot()
     }
 
+    /// Count what a call came to (the pipeline decides: a verdict, or the
+    /// failure mode's answer).
+    pub fn count_verdict(&self, v: super::stats::VerdictKind) {
+        self.counters.verdict(v);
+    }
+
+    /// Call wall times since this version was loaded.
+    pub fn call_durations(&self) -> crate::metrics::histogram::Snapshot {
+        self.counters.durations()
+    }
+
     /// Run the guardrail's `check-input`. A guardrail whose `phases` leave
     /// out input is not called: it passes.
     pub async fn check_input(&self, req: &Arc<RequestInfo>) -> Result<Verdict, PluginFailure> {

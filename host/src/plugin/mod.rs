@@ -84,4 +84,4 @@ pub use loader::{ComponentInfo, inspect};
 pub use manifest::{FailureMode, Manifest, ManifestError, PluginKind};
 pub use registry::{PluginRuntime, PluginSet, PluginState, PluginStatus, ReloadReport};
 pub use request::RequestInfo;
-pub use stats::CallStats;
+pub use stats::{CallStats, VerdictKind};

@@ -9,6 +9,7 @@
 //! plugins that changed in parallel, one per core ([`load_all`]).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -71,6 +72,10 @@ impl PluginSet {
     }
     pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
         self.by_name.get(name)
+    }
+    /// Every plugin, by name.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.by_name.values()
     }
     pub fn len(&self) -> usize {
         self.by_name.len()
@@ -161,6 +166,8 @@ pub struct PluginRuntime {
     disk: Option<DiskCache>,
     /// Whether the initial load has finished.
     ready: watch::Sender<bool>,
+    /// Plugin versions loaded and plugin loads failed, over every rescan.
+    reloads: [AtomicU64; 2],
 }
 
 impl std::fmt::Debug for PluginRuntime {
@@ -228,6 +235,7 @@ impl PluginRuntime {
             failed: ArcSwap::from_pointee(BTreeMap::new()),
             disk,
             ready: watch::Sender::new(false),
+            reloads: Default::default(),
         }))
     }
 
@@ -292,6 +300,7 @@ impl PluginRuntime {
             Err(e) => {
                 tracing::error!(dir = %self.cfg.dir.display(), "plugin directory unreadable, keeping the current set: {e}");
                 report.failed.push(("*".into(), e.to_string()));
+                self.reloads[1].fetch_add(1, Ordering::Relaxed);
                 return report;
             }
         };
@@ -372,8 +381,19 @@ impl PluginRuntime {
         reg.loaded = next;
         self.failed.store(Arc::new(failed));
         report.took_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.reloads[0].fetch_add(report.loaded.len() as u64, Ordering::Relaxed);
+        self.reloads[1].fetch_add(report.failed.len() as u64, Ordering::Relaxed);
         *self.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = report.clone();
         report
+    }
+
+    /// `(loaded, failed)`: plugin versions swapped in and plugin loads that
+    /// failed, over every rescan since start (the initial load included).
+    pub fn reload_counts(&self) -> (u64, u64) {
+        (
+            self.reloads[0].load(Ordering::Relaxed),
+            self.reloads[1].load(Ordering::Relaxed),
+        )
     }
 
     /// What the most recent reload (initial load, watcher, or [`Self::reload`]) did.

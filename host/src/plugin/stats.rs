@@ -8,6 +8,21 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::error::PluginFailure;
+use crate::metrics::histogram::{FINE, Histogram, Snapshot};
+
+/// What a guardrail's call came to, for the verdict counters: its own
+/// verdict, or (on a failure) its failure mode's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictKind {
+    Pass,
+    Transform,
+    Reject,
+    Flag,
+    /// The call failed and `failure-mode = "open"` let it pass.
+    FailOpen,
+    /// The call failed and `failure-mode = "closed"` failed the request.
+    FailClosed,
+}
 
 /// A snapshot of [`CallCounters`] (a reload starts from zero).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -26,11 +41,22 @@ pub struct CallStats {
     pub invalid_answer: u64,
     /// Sum of call wall times, in microseconds.
     pub total_time_us: u64,
+    /// Guardrail verdicts, and failures by the failure mode's answer (any
+    /// plugin kind).
+    pub pass: u64,
+    pub transform: u64,
+    pub reject: u64,
+    pub flag: u64,
+    pub fail_open: u64,
+    pub fail_closed: u64,
 }
 
-/// Live counters, one field per failure kind.
-#[derive(Debug, Default)]
+/// Live counters, one field per failure kind and verdict.
+#[derive(Debug)]
 pub(crate) struct CallCounters {
+    /// Wall time per call (`sluice_plugin_call_duration_seconds`).
+    durations: Histogram,
+    verdicts: [AtomicU64; 6],
     calls: AtomicU64,
     total_ns: AtomicU64,
     traps: AtomicU64,
@@ -42,10 +68,29 @@ pub(crate) struct CallCounters {
     invalid_answer: AtomicU64,
 }
 
+impl Default for CallCounters {
+    fn default() -> Self {
+        Self {
+            durations: Histogram::new(FINE),
+            verdicts: Default::default(),
+            calls: AtomicU64::default(),
+            total_ns: AtomicU64::default(),
+            traps: AtomicU64::default(),
+            deadlines: AtomicU64::default(),
+            memory: AtomicU64::default(),
+            fuel: AtomicU64::default(),
+            output_too_large: AtomicU64::default(),
+            instantiate: AtomicU64::default(),
+            invalid_answer: AtomicU64::default(),
+        }
+    }
+}
+
 impl CallCounters {
     /// Count one finished call.
     pub fn record(&self, elapsed: Duration, failure: Option<&PluginFailure>) {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        self.durations.observe(elapsed);
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.total_ns.fetch_add(ns, Ordering::Relaxed);
         if let Some(f) = failure {
@@ -70,7 +115,17 @@ impl CallCounters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Count what a call came to (see [`VerdictKind`]).
+    pub fn verdict(&self, v: VerdictKind) {
+        self.verdicts[v as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn durations(&self) -> Snapshot {
+        self.durations.snapshot()
+    }
+
     pub fn snapshot(&self) -> CallStats {
+        let verdict = |v: VerdictKind| self.verdicts[v as usize].load(Ordering::Relaxed);
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let traps = get(&self.traps);
         let deadlines = get(&self.deadlines);
@@ -96,6 +151,12 @@ impl CallCounters {
             instantiate,
             invalid_answer,
             total_time_us: get(&self.total_ns) / 1000,
+            pass: verdict(VerdictKind::Pass),
+            transform: verdict(VerdictKind::Transform),
+            reject: verdict(VerdictKind::Reject),
+            flag: verdict(VerdictKind::Flag),
+            fail_open: verdict(VerdictKind::FailOpen),
+            fail_closed: verdict(VerdictKind::FailClosed),
         }
     }
 }
@@ -127,5 +188,10 @@ mod tests {
         );
         assert_eq!((s.traps, s.fuel, s.instantiate), (0, 0, 0));
         assert_eq!(s.total_time_us, 100);
+        assert_eq!(c.durations().count, 4);
+        c.verdict(VerdictKind::FailClosed);
+        c.verdict(VerdictKind::Transform);
+        let s = c.snapshot();
+        assert_eq!((s.transform, s.fail_closed, s.pass), (1, 1, 0));
     }
 }

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
@@ -69,6 +70,8 @@ impl Providers {
         let mut last_err: Option<UpstreamError> = None;
         let mut tried: Option<&RouteTarget> = None;
         let mut skipped: Vec<String> = Vec::new();
+        // The route just left, counted as a fallback once the next is tried.
+        let mut left: Option<&Upstream> = None;
         let failure = |error, attempts, tried: Option<&RouteTarget>, deadline_exceeded| Failure {
             error,
             attempts,
@@ -91,6 +94,9 @@ impl Providers {
             if embeddings && up.kind == ProviderKind::Anthropic {
                 skipped.push(format!("{} (no embeddings API)", route.provider));
                 continue;
+            }
+            if let Some(prev) = left.take() {
+                prev.fallbacks.fetch_add(1, Ordering::Relaxed);
             }
             up.budget.deposit();
             let mut tries = 0u32;
@@ -138,7 +144,9 @@ impl Providers {
                 if bounded(deadline, tokio::time::sleep(delay)).await.is_none() {
                     return Err(failure(expired(route), attempts, tried, true));
                 }
+                up.retries.fetch_add(1, Ordering::Relaxed);
             }
+            left = Some(up.as_ref());
         }
         let error = last_err.unwrap_or_else(|| UpstreamError::Unavailable {
             message: if skipped.is_empty() {

@@ -27,6 +27,7 @@ pub mod sse;
 use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -169,6 +170,10 @@ pub(crate) struct Upstream {
     /// Retries allowed as a share of recent requests (tower's `TpsBudget`).
     pub(crate) budget: TpsBudget,
     pub(crate) breaker: Breaker,
+    /// Attempts on this route after its first, per walk.
+    pub(crate) retries: AtomicU64,
+    /// Walks that left this route for the next one (failed or open).
+    pub(crate) fallbacks: AtomicU64,
 }
 
 impl Upstream {
@@ -246,6 +251,8 @@ impl Providers {
                 budget: retry.budget(),
                 retry,
                 breaker: Breaker::new(cfg.name.clone(), breaker_cfg, now),
+                retries: AtomicU64::new(0),
+                fallbacks: AtomicU64::new(0),
             };
             order.push(cfg.name.clone());
             upstreams.insert(cfg.name.clone(), Arc::new(up));
@@ -335,6 +342,19 @@ impl Providers {
         self.order
             .iter()
             .map(|n| (n.clone(), self.upstreams[n].breaker.state(now)))
+            .collect()
+    }
+
+    /// Each provider's `(retries, fallbacks away from it)`, in config order
+    /// (for metrics export).
+    pub fn walk_counts(&self) -> Vec<(String, u64, u64)> {
+        self.order
+            .iter()
+            .map(|n| {
+                let up = &self.upstreams[n];
+                let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                (n.clone(), get(&up.retries), get(&up.fallbacks))
+            })
             .collect()
     }
 

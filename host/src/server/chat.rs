@@ -20,6 +20,7 @@ use super::layers::{
     ATTEMPTS, Arrived, GUARDRAILS, MODEL, OVERHEAD_MS, PROMPT, PROVIDER, RequestId,
 };
 use super::shutdown::Drain;
+use crate::metrics::{Denial, RequestSample};
 use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
 use crate::pipeline::{Gateway, Principal, Progress, RequestCtx, Served, StreamEvent, Tried};
 use crate::plugin::log::escaped;
@@ -96,7 +97,19 @@ pub async fn chat(
     let result = if req.stream {
         gw.chat_stream(&ctx, req).await.map(|s| {
             let id = ctx.id.clone();
-            let frames = s.events.map(move |e| sse_bytes(e, &id)).boxed();
+            let first = FirstToken {
+                metrics: gw.metrics.clone(),
+                model: model_label(&gw, &model).to_string(),
+                arrived: arrived.0,
+                seen: false,
+            };
+            let frames = s
+                .events
+                .scan(first, move |first, e| {
+                    first.saw(&e);
+                    std::future::ready(Some(sse_bytes(e, &id)))
+                })
+                .boxed();
             let drain = drain.map(|d| d.0).unwrap_or_default();
             let body = relay(frames, drain, ctx.id.clone()).map(Ok::<_, Infallible>);
             let mut res = Response::new(Body::from_stream(body));
@@ -120,7 +133,35 @@ pub async fn chat(
         })
     };
     waiting.done();
-    finish(result, &ctx, &model, arrived)
+    finish(&gw, result, &ctx, &model, arrived)
+}
+
+/// Times a stream's first content chunk (`sluice_time_to_first_token_seconds`).
+struct FirstToken {
+    metrics: Arc<crate::metrics::Metrics>,
+    model: String,
+    arrived: std::time::Instant,
+    seen: bool,
+}
+
+impl FirstToken {
+    fn saw(&mut self, e: &StreamEvent) {
+        let text = |c: &crate::openai::ChatChunk| {
+            c.choices
+                .iter()
+                .any(|ch| ch.delta.content.as_deref().is_some_and(|t| !t.is_empty()))
+        };
+        if !self.seen && matches!(e, StreamEvent::Chunk(c) if text(c)) {
+            self.seen = true;
+            self.metrics
+                .first_token(&self.model, self.arrived.elapsed());
+        }
+    }
+}
+
+/// The `model` label: a configured gateway model, else `unknown`.
+fn model_label<'a>(gw: &Gateway, model: &'a str) -> &'a str {
+    crate::metrics::Metrics::model_label(model, gw.config.models.contains_key(model))
 }
 
 pub async fn embeddings(
@@ -139,12 +180,14 @@ pub async fn embeddings(
         .await
         .map(|e| (axum::Json(e.response).into_response(), e.served));
     waiting.done();
-    finish(result, &ctx, &model, arrived)
+    finish(&gw, result, &ctx, &model, arrived)
 }
 
 /// Log the outcome and add the `x-sluice-*` headers, to an answer or to
-/// the error (then from what the request went through so far).
+/// the error (then from what the request went through so far), and count
+/// it in the metrics.
 fn finish(
+    gw: &Gateway,
     result: Result<(Response, Served), crate::pipeline::Error>,
     ctx: &RequestCtx,
     model: &str,
@@ -152,6 +195,7 @@ fn finish(
 ) -> Response {
     let total = arrived.0.elapsed();
     let id = ctx.id.as_str();
+    let metrics = &gw.metrics;
     let (mut res, tried, extra) = match result {
         Ok((res, served)) => {
             let overhead = total.saturating_sub(served.upstream);
@@ -197,13 +241,28 @@ fn finish(
             );
             // A rate-limit refusal says which limit and when, as answers do.
             let extra = match &e {
-                crate::pipeline::Error::RateLimited(d) => d.headers(),
+                crate::pipeline::Error::RateLimited(d) => {
+                    metrics.denied(Denial::RateLimit);
+                    d.headers()
+                }
+                crate::pipeline::Error::BudgetExceeded(_) => {
+                    metrics.denied(Denial::Budget);
+                    Vec::new()
+                }
                 _ => Vec::new(),
             };
             (api.into_response(), tried, extra)
         }
     };
     let overhead = total.saturating_sub(tried.upstream);
+    metrics.request(RequestSample {
+        model: model_label(gw, model),
+        provider: tried.provider.as_deref(),
+        upstream_model: tried.model.as_deref(),
+        status: res.status().as_u16(),
+        total,
+        upstream: tried.upstream,
+    });
     let h = res.headers_mut();
     let mut set = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {

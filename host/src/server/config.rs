@@ -51,6 +51,29 @@ pub struct ServerConfig {
     /// Largest `n` (choices per request) accepted; each choice is paid
     /// upstream and passes the output guardrails on its own. Default 8.
     pub max_n: u32,
+    /// Who may read `GET /metrics` (Prometheus text format). Default
+    /// `admin`: the admin key, like `/admin/*` (none set = 404), because
+    /// its labels name virtual keys, features, models and providers and
+    /// its counters show spend and traffic. `public`: anyone who reaches
+    /// the listener (put it behind a network boundary). `off`: no route
+    /// and nothing recorded. Cost when on: a few atomic adds and one map
+    /// lookup per request (host/benches/serve.rs, README "Metrics").
+    pub metrics: MetricsAccess,
+    /// Distinct values kept for each of the `key` and `feature` labels;
+    /// later ones are reported as `other`. Default 100. Each value adds a
+    /// series per model to the token and cost counters, held in memory
+    /// and sent on every scrape; features come from a client header.
+    pub metrics_label_limit: usize,
+}
+
+/// `[server] metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricsAccess {
+    #[default]
+    Admin,
+    Public,
+    Off,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +88,8 @@ impl Default for ServerConfig {
             max_connections: 0,
             shutdown_grace_ms: 30_000,
             max_n: 8,
+            metrics: MetricsAccess::Admin,
+            metrics_label_limit: 100,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | `GET /v1/models`            | key  | the configured gateway model names     |
 //! | `GET /healthz`              | none | the process is up                      |
 //! | `GET /readyz`               | none | plugins loaded (503 while compiling)   |
+//! | `GET /metrics`              | admin (or none, `server.metrics`) | Prometheus text ([`crate::metrics`]) |
 //! | `GET /admin/plugins`        | admin| every plugin's state, grants, counters |
 //! | `POST /admin/reload`        | admin| rescan the plugin directory now        |
 //! | `/admin/prompts...`         | admin| the prompt registry ([`crate::prompt::admin`]) |
@@ -53,6 +54,7 @@ use tokio::sync::watch;
 
 use crate::openai::ModelObject;
 use crate::pipeline::Gateway;
+use config::MetricsAccess;
 use error::ApiError;
 use shutdown::{Drain, Phase};
 
@@ -71,6 +73,17 @@ pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
         .route("/v1/models", get(models))
         .route_layer(middleware::from_fn_with_state(auth.clone(), auth::keys));
     let mut app = Router::new().merge(api);
+    match gw.config.server.metrics {
+        MetricsAccess::Public => app = app.route("/metrics", get(metrics)),
+        MetricsAccess::Admin if gw.config.server.admin_key.is_some() => {
+            app = app.merge(
+                Router::new()
+                    .route("/metrics", get(metrics))
+                    .route_layer(middleware::from_fn_with_state(auth.clone(), auth::admin)),
+            );
+        }
+        MetricsAccess::Admin | MetricsAccess::Off => {}
+    }
     if gw.config.server.admin_key.is_some() {
         let admin = Router::new()
             .route("/admin/plugins", get(admin_plugins))
@@ -163,6 +176,17 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
         let body = json!({"status": "not ready", "loading": loading, "missing_plugins": missing});
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::scrape::CONTENT_TYPE,
+        )],
+        crate::metrics::scrape::render(&gw),
+    )
+        .into_response()
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -10,6 +10,7 @@
 //! - [`prompts`]: a two-version prompt file, `prompt` request bodies.
 //! - [`process`]: the real `sluice` binary as a child process (signals,
 //!   file limits, exit codes, its JSON log lines, kill -9 and restarts).
+//! - [`prom`]: a strict reader of `/metrics` pages.
 //! - [`canned`]: an upstream answering with scripted completions and chunks.
 //! - [`raw`]: hand-rolled peers over raw TCP: misbehaving upstreams and
 //!   clients.
@@ -24,6 +25,7 @@ pub mod http;
 pub mod judge;
 pub mod plugins;
 pub mod process;
+pub mod prom;
 pub mod prompts;
 pub mod raw;
 pub mod state;
