@@ -18,6 +18,7 @@
 //! - [`config`]: the TOML config file, its defaults and validation.
 //! - [`cli`]: the `sluice` command line.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod eval;

@@ -28,6 +28,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use crate::cache::CacheConfig;
 pub use crate::eval::EvalsConfig;
 pub use crate::pipeline::config::{ModelConfig, RouteConfig, StreamWindowConfig, WindowMode};
 use crate::plugin::PluginsConfig;
@@ -66,6 +67,10 @@ pub struct Config {
     /// `[evals]`: eval runner defaults and result retention; keys
     /// documented on [`EvalsConfig`].
     pub evals: EvalsConfig,
+    /// `[cache]`: the response cache's bound, tenancy and semantic index;
+    /// keys documented on [`CacheConfig`] (models opt in with
+    /// `[models.NAME.cache]`).
+    pub cache: CacheConfig,
 }
 
 /// Top-level keys, each deserialized on its own.
@@ -80,6 +85,7 @@ const SECTIONS: &[&str] = &[
     "state",
     "prompts",
     "evals",
+    "cache",
 ];
 
 impl Config {
@@ -157,6 +163,7 @@ impl Config {
         let state = section(&mut src, table.get("state"), "state");
         let prompts = section(&mut src, table.get("prompts"), "prompts");
         let evals = section(&mut src, table.get("evals"), "evals");
+        let cache = section(&mut src, table.get("cache"), "cache");
         let providers = array(&mut src, table.get("providers"), "providers");
         let keys = array(&mut src, table.get("keys"), "keys");
         let mut models = BTreeMap::new();
@@ -188,6 +195,7 @@ impl Config {
             state: state.unwrap_or_default(),
             prompts: prompts.unwrap_or_default(),
             evals: evals.unwrap_or_default(),
+            cache: cache.unwrap_or_default(),
         };
         validate::check(&config, &root, &mut src);
         if let Checks::Paths(base) = checks {

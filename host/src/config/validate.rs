@@ -125,6 +125,32 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
             let msg = format!("must be at least 1 and at least `chars` ({})", w.chars);
             report(&at(&[Seg::Key("stream"), Seg::Key("max-hold-chars")]), msg);
         }
+        let c = &model.cache;
+        if !(0.0..=1.0).contains(&c.similarity) {
+            let msg = format!("must be between 0 and 1, got {}", c.similarity);
+            report(&at(&[Seg::Key("cache"), Seg::Key("similarity")]), msg);
+        }
+        if c.ttl_secs == 0 {
+            report(
+                &at(&[Seg::Key("cache"), Seg::Key("ttl-secs")]),
+                "must be at least 1".into(),
+            );
+        }
+        if c.mode == crate::cache::Mode::Semantic && config.cache.embeddings_model.is_none() {
+            report(
+                &at(&[Seg::Key("cache"), Seg::Key("mode")]),
+                "semantic caching needs `[cache] embeddings-model`".into(),
+            );
+        }
+    }
+
+    if let Some(m) = &config.cache.embeddings_model
+        && !config.models.contains_key(m)
+    {
+        report(
+            &[Seg::Key("cache"), Seg::Key("embeddings-model")],
+            format!("unknown model `{m}` (not a [models.NAME] of this file)"),
+        );
     }
 
     for (path, msg) in config.state.problems() {

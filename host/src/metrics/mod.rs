@@ -74,6 +74,8 @@ pub struct Metrics {
     ttft: Family<Histogram>,
     usage: Family<Usage>,
     denials: [AtomicU64; 2],
+    /// `sluice_cache_lookups_total{model, result}`.
+    cache: Family<AtomicU64>,
     keys: Bound,
     features: Bound,
 }
@@ -90,6 +92,7 @@ impl Metrics {
             ttft: Family::default(),
             usage: Family::default(),
             denials: Default::default(),
+            cache: Family::default(),
             keys: Bound::new(label_limit),
             features: Bound::new(label_limit),
         }
@@ -167,6 +170,17 @@ impl Metrics {
         // Negative or NaN costs do not exist; `as` saturates anyway.
         let nusd = (cost_usd.max(0.0) * 1e9).round() as u64;
         s.value.cost_nusd.fetch_add(nusd, Ordering::Relaxed);
+    }
+
+    /// One response-cache decision for a configured gateway model:
+    /// `result` is `hit_exact`, `hit_semantic`, `miss` or `bypass`.
+    pub fn cache(&self, model: &str, result: &'static str) {
+        if self.enabled {
+            self.cache
+                .get(&[model, result], AtomicU64::default)
+                .value
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn denied(&self, why: Denial) {

@@ -119,6 +119,16 @@ impl Collector for Scrape {
             let n = m.denials[i].load(std::sync::atomic::Ordering::Relaxed);
             counter(&mut e, &vec![("reason", reason)], n)?;
         }
+        let mut e = enc.encode_descriptor(
+            "sluice_cache_lookups",
+            "Response-cache decisions by gateway model: hit_exact, hit_semantic, miss, bypass.",
+            None,
+            MetricType::Counter,
+        )?;
+        for s in &m.cache.all() {
+            let n = s.value.load(std::sync::atomic::Ordering::Relaxed);
+            counter(&mut e, &labels(&["model", "result"], &s.labels), n)?;
+        }
         self.providers(&mut enc)?;
         self.plugins(&mut enc)
     }

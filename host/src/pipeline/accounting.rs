@@ -110,6 +110,19 @@ impl Meter {
         }
     }
 
+    /// What the response cache did; `saved_usd` on a hit.
+    pub(crate) fn cache(&mut self, status: Option<crate::cache::Status>, saved_usd: f64) {
+        use crate::cache::Status;
+        use crate::state::CacheStatus;
+        self.record.cache = match status {
+            None => CacheStatus::None,
+            Some(Status::Hit) => CacheStatus::Hit,
+            Some(Status::Miss) => CacheStatus::Miss,
+            Some(Status::Bypass) => CacheStatus::Bypass,
+        };
+        self.record.saved_usd = saved_usd;
+    }
+
     /// The registry prompt version the request was rendered from, so cost
     /// is visible per version.
     pub(crate) fn prompt(&mut self, prompt: Option<&crate::prompt::PromptRef>) {

@@ -35,6 +35,10 @@ pub struct ModelConfig {
     /// review (default), or held. See [`super::review::ReviewConfig`].
     #[serde(default)]
     pub review: super::review::ReviewConfig,
+    /// `[models.NAME.cache]`: whether and how answers are cached (default
+    /// off); keys documented on [`crate::cache::ModelCacheConfig`].
+    #[serde(default)]
+    pub cache: crate::cache::ModelCacheConfig,
 }
 
 impl ModelConfig {

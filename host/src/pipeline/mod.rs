@@ -21,6 +21,7 @@
 //! task; each ends within its plugin's deadline (see [`crate::plugin`]).
 
 mod accounting;
+mod cache;
 pub mod config;
 pub mod cost;
 mod error;
@@ -40,6 +41,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::BoxStream;
 use serde_json::Value;
 
+use crate::cache::ResponseCache;
 use crate::config::{Config, ModelConfig, RouteConfig, StreamWindowConfig};
 use crate::eval::EvalStore;
 use crate::metrics::Metrics;
@@ -104,6 +106,8 @@ pub struct RequestCtx {
     pub tags: Vec<String>,
     /// Filled in as the request goes; what the server reports when it fails.
     pub progress: Progress,
+    /// `Cache-Control` / `x-sluice-cache` (see [`crate::cache`]).
+    pub cache: crate::cache::Directive,
 }
 
 /// How far a request got: which route it last tried, how many attempts,
@@ -202,6 +206,9 @@ pub struct Served {
     /// whose cost is known only after the headers are sent (the ledger
     /// has it).
     pub cost_usd: Option<f64>,
+    /// What the response cache did (`x-sluice-cache`) and a semantic hit's
+    /// similarity; None when the model does not cache.
+    pub cache: Option<(crate::cache::Status, Option<f32>)>,
 }
 
 impl Served {
@@ -215,6 +222,7 @@ impl Served {
             prompt: None,
             rate: RateDecision::default(),
             cost_usd: None,
+            cache: None,
         }
     }
 }
@@ -236,14 +244,6 @@ pub struct EmbeddingsServed {
     pub served: Served,
 }
 
-/// Seam for a response cache: looked up after the cost policy and the
-/// router, stored after the output guardrails, so only checked answers are
-/// ever cached. No implementation ships yet, so none is configured.
-pub trait ResponseCache: Send + Sync {
-    fn lookup(&self, model: &str, req: &ChatRequest) -> Option<ChatCompletion>;
-    fn store(&self, model: &str, req: &ChatRequest, completion: &ChatCompletion);
-}
-
 /// Everything a request needs, built once at startup.
 pub struct Gateway {
     pub config: Arc<Config>,
@@ -251,7 +251,8 @@ pub struct Gateway {
     pub plugins: Arc<PluginRuntime>,
     /// Keys, budgets, rate limits and the usage ledger.
     pub state: State,
-    cache: Option<Arc<dyn ResponseCache>>,
+    /// The response cache ([`crate::cache`]); models opt in.
+    pub cache: Arc<ResponseCache>,
     review: Option<ReviewQueue>,
     /// The prompt registry (`[prompts]`); None: the `prompt` extension is refused.
     pub prompts: Option<Arc<Prompts>>,
@@ -321,13 +322,17 @@ impl Gateway {
             config.server.metrics != MetricsAccess::Off,
             config.server.metrics_label_limit,
         ));
+        let cache = Arc::new(ResponseCache::new(
+            state.store().clone(),
+            config.cache.clone(),
+        ));
         Self {
             metrics,
             config: Arc::new(config),
             providers,
             plugins,
             state,
-            cache: None,
+            cache,
             review,
             prompts: None,
             evals: None,
@@ -356,12 +361,6 @@ impl Gateway {
     /// The review queue, when one is installed.
     pub fn review_queue(&self) -> Option<&ReviewQueue> {
         self.review.as_ref()
-    }
-
-    /// Install a response cache (see [`ResponseCache`]).
-    pub fn with_cache(mut self, cache: Arc<dyn ResponseCache>) -> Self {
-        self.cache = Some(cache);
-        self
     }
 
     /// Plugin names the config references that are not loaded (empty and
@@ -393,38 +392,27 @@ impl Gateway {
         mut req: ChatRequest,
     ) -> Result<ChatResponse, Error> {
         let mut plan = self.prepare(ctx, &mut req).await?;
-        if let Some(cache) = &self.cache
-            && let Some(completion) = cache.lookup(&req.model, &req)
-        {
-            plan.meter.release().await;
-            let served = Served {
-                provider: "cache".into(),
-                model: completion.model.clone(),
-                attempts: 0,
-                upstream: Duration::ZERO,
-                guardrails: plan.report,
-                prompt: plan.prompt_ref,
-                rate: plan.rate,
-                cost_usd: None,
-            };
-            return Ok(ChatResponse {
-                completion,
-                served,
-                review: None,
-            });
-        }
-        let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
-        let limit = self.config.server.request_timeout();
-        let walked = self.providers.chat(&targets, &req).within(limit).await;
-        let outcome = match ctx.progress.walked(walked, limit) {
-            Ok(o) => o,
-            Err(e) => {
-                plan.meter.release().await;
-                return Err(e);
+        let (mut cached, hit) = self.cache_lookup(ctx, &req, &mut plan.meter).await;
+        let outcome = match hit {
+            // From here on a hit takes the upstream answer's way: the
+            // current output guardrails, review, the ledger (at $0).
+            Some(completion) => cache_outcome(completion),
+            None => {
+                let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
+                let limit = self.config.server.request_timeout();
+                let walked = self.providers.chat(&targets, &req).within(limit).await;
+                match ctx.progress.walked(walked, limit) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        plan.meter.release().await;
+                        return Err(e);
+                    }
+                }
             }
         };
 
-        let served = Served::new(&outcome, GuardReport::default());
+        let mut served = Served::new(&outcome, GuardReport::default());
+        served.cache = cached.as_ref().map(|p| (p.status, p.similarity));
         let mut completion = outcome.value;
         let mut report = plan.report;
         let mut flags = plan.flags;
@@ -473,8 +461,8 @@ impl Gateway {
             Some(review::settle(queue, &plan.review, ctx, &req, &mut completion, flags).await)
         };
         // A flagged answer is not cached: a reviewer has yet to pass it.
-        if let Some(cache) = self.cache.as_ref().filter(|_| review.is_none()) {
-            cache.store(&req.model, &req, &completion);
+        if let Some(p) = cached.as_mut().filter(|_| review.is_none()) {
+            self.cache.store(p, &completion, cost).await;
         }
         let served = Served {
             guardrails: report,
@@ -498,23 +486,39 @@ impl Gateway {
         ctx: &RequestCtx,
         mut req: ChatRequest,
     ) -> Result<StreamResponse, Error> {
-        let plan = self.prepare(ctx, &mut req).await?;
+        let mut plan = self.prepare(ctx, &mut req).await?;
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
         req.stream_options
             .get_or_insert_with(Default::default)
             .include_usage = true;
-        let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
-        let limit = self.config.server.request_timeout();
-        let walked = self
-            .providers
-            .chat_stream(&targets, &req)
-            .within(limit)
-            .await;
-        let outcome = match ctx.progress.walked(walked, limit) {
-            Ok(o) => o,
-            Err(e) => {
-                plan.meter.release().await;
-                return Err(e);
+        let (cached, hit) = self.cache_lookup(ctx, &req, &mut plan.meter).await;
+        let outcome = match hit {
+            // Replayed through the same windows as a live stream.
+            Some(completion) => {
+                let o = cache_outcome(completion);
+                Outcome {
+                    value: crate::cache::replay::stream(&o.value),
+                    provider: o.provider,
+                    model: o.model,
+                    attempts: 0,
+                    elapsed: Duration::ZERO,
+                }
+            }
+            None => {
+                let targets: Vec<_> = plan.routes.iter().map(RouteConfig::target).collect();
+                let limit = self.config.server.request_timeout();
+                let walked = self
+                    .providers
+                    .chat_stream(&targets, &req)
+                    .within(limit)
+                    .await;
+                match ctx.progress.walked(walked, limit) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        plan.meter.release().await;
+                        return Err(e);
+                    }
+                }
             }
         };
 
@@ -550,6 +554,7 @@ impl Gateway {
         let mut served = Served::new(&outcome, plan.report);
         served.rate = plan.rate;
         served.prompt = plan.prompt_ref;
+        served.cache = cached.as_ref().map(|p| (p.status, p.similarity));
         let mut events = stream::guarded(outcome.value, checker, window, include_usage, ledger);
         if can_flag {
             events = review::watch(events, review, self.review.clone(), ctx.clone(), req);
@@ -709,6 +714,20 @@ impl Gateway {
         })
     }
 }
+
+/// A cached answer as the providers layer's outcome.
+fn cache_outcome(completion: ChatCompletion) -> Outcome<ChatCompletion> {
+    Outcome {
+        provider: CACHE_PROVIDER.into(),
+        model: completion.model.clone(),
+        value: completion,
+        attempts: 0,
+        elapsed: Duration::ZERO,
+    }
+}
+
+/// The provider name a cache hit reports (`x-sluice-provider`, ledger).
+pub const CACHE_PROVIDER: &str = "cache";
 
 /// Open `[state]` and seed the config's `[[keys]]` into it.
 async fn open_state(config: &Config) -> anyhow::Result<State> {

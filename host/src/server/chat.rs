@@ -49,6 +49,10 @@ fn ctx(id: RequestId, arrived: Arrived, principal: Principal, headers: &HeaderMa
             })
             .unwrap_or_default(),
         progress: Progress::default(),
+        cache: crate::cache::Directive::from_headers(
+            text("cache-control"),
+            text(crate::cache::HEADER),
+        ),
     }
 }
 
@@ -222,6 +226,12 @@ fn finish(
             let mut extra = served.rate.headers();
             if let Some(cost) = served.cost_usd {
                 extra.push(("x-sluice-cost-usd", format!("{cost:.9}")));
+            }
+            if let Some((status, similarity)) = served.cache {
+                extra.push((crate::cache::HEADER, status.as_str().to_string()));
+                if let Some(s) = similarity {
+                    extra.push((crate::cache::SIMILARITY_HEADER, format!("{s:.4}")));
+                }
             }
             (res, tried, extra)
         }

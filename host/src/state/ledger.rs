@@ -46,6 +46,9 @@ pub enum CacheStatus {
     None,
     Hit,
     Miss,
+    /// The model caches, but this request neither looked up nor was
+    /// answered from the cache (a directive, not deterministic).
+    Bypass,
 }
 
 /// How the request ended.
@@ -87,6 +90,8 @@ pub struct UsageRecord {
     pub overhead_ms: f64,
     pub attempts: u32,
     pub cache: CacheStatus,
+    /// On a cache hit: what the stored answer cost upstream, not spent again.
+    pub saved_usd: f64,
     pub status: RecordStatus,
     pub stream: bool,
     pub guardrails: Vec<GuardrailOutcome>,
@@ -195,6 +200,12 @@ pub struct UsageRow {
     pub cost_usd: f64,
     /// Requests whose tokens were estimated.
     pub estimated: u64,
+    /// Requests answered from the response cache.
+    pub cache_hits: u64,
+    /// Requests the cache looked up (hits and misses; bypasses excluded).
+    pub cache_lookups: u64,
+    /// Upstream cost the cache hits did not spend again.
+    pub saved_usd: f64,
 }
 
 impl UsageRow {
@@ -206,6 +217,15 @@ impl UsageRow {
         self.reasoning_tokens += u64::from(r.usage.reasoning_tokens);
         self.cost_usd += r.cost_usd;
         self.estimated += u64::from(r.estimated);
+        let hit = r.cache == CacheStatus::Hit;
+        self.cache_hits += u64::from(hit);
+        self.cache_lookups += u64::from(hit || r.cache == CacheStatus::Miss);
+        self.saved_usd += r.saved_usd;
+    }
+
+    /// Hits per lookup, when the cache looked any up.
+    pub fn cache_hit_rate(&self) -> Option<f64> {
+        (self.cache_lookups > 0).then(|| self.cache_hits as f64 / self.cache_lookups as f64)
     }
 }
 
@@ -224,18 +244,30 @@ impl UsageReport {
     /// Plain-text table for the CLI.
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "{:<28} {:>9} {:>12} {:>12} {:>10} {:>12}\n",
-            "group", "requests", "prompt", "completion", "cached", "cost USD"
+            "{:<28} {:>9} {:>12} {:>12} {:>10} {:>12} {:>10} {:>12}\n",
+            "group",
+            "requests",
+            "prompt",
+            "completion",
+            "cached",
+            "cost USD",
+            "cache hit",
+            "saved USD"
         );
         for r in self.rows.iter().chain(std::iter::once(&self.total)) {
+            let rate = r
+                .cache_hit_rate()
+                .map_or_else(|| "-".to_string(), |h| format!("{:.1} %", h * 100.0));
             out.push_str(&format!(
-                "{:<28} {:>9} {:>12} {:>12} {:>10} {:>12.6}\n",
+                "{:<28} {:>9} {:>12} {:>12} {:>10} {:>12.6} {:>10} {:>12.6}\n",
                 r.group,
                 r.requests,
                 r.prompt_tokens,
                 r.completion_tokens,
                 r.cached_input_tokens,
-                r.cost_usd
+                r.cost_usd,
+                rate,
+                r.saved_usd
             ));
         }
         out
