@@ -3,6 +3,7 @@ mod support;
 mod anthropic;
 mod audit;
 mod budgets;
+mod cache;
 mod capabilities;
 mod choices;
 mod client_faults;

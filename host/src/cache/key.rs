@@ -126,8 +126,10 @@ mod tests {
     fn field_order_user_and_stream_do_not_change_the_key() {
         let a = req(json!({"model": "m", "temperature": 0, "seed": 1,
             "messages": [{"role": "user", "content": "hi"}]}));
-        let b = req(json!({"seed": 1, "stream": true, "user": "bob", "metadata": {"x": 1},
-            "messages": [{"content": "hi", "role": "user"}], "model": "m", "temperature": 0.0}));
+        let b = req(
+            json!({"seed": 1, "stream": true, "user": "bob", "metadata": {"x": 1},
+            "messages": [{"content": "hi", "role": "user"}], "model": "m", "temperature": 0.0}),
+        );
         assert_eq!(exact("m", &a), exact("m", &b));
         let parts = req(json!({"model": "m", "temperature": 0, "seed": 1,
             "messages": [{"role": "user", "content": [{"type": "text", "text": "h"}, {"type": "text", "text": "i"}]}]}));
@@ -146,7 +148,10 @@ mod tests {
             ("max_tokens", json!(10)),
             ("stop", json!(["x"])),
             ("n", json!(2)),
-            ("tools", json!([{"type": "function", "function": {"name": "f"}}])),
+            (
+                "tools",
+                json!([{"type": "function", "function": {"name": "f"}}]),
+            ),
             ("tool_choice", json!("required")),
             ("response_format", json!({"type": "json_object"})),
         ] {
@@ -190,7 +195,9 @@ mod tests {
         assert!(deterministic(&req(
             json!({"model": "m", "seed": 3, "messages": msgs})
         )));
-        assert!(!deterministic(&req(json!({"model": "m", "messages": msgs}))));
+        assert!(!deterministic(&req(
+            json!({"model": "m", "messages": msgs})
+        )));
         assert!(!deterministic(&req(
             json!({"model": "m", "temperature": 0.7, "messages": msgs})
         )));

@@ -508,11 +508,17 @@ mod tests {
         assert!(cache.lookup(&mut p, no_embedding).await.is_some());
         cache.store(&plan("c"), &answer("C"), 0.0).await;
         assert_eq!(cache.stats().await.unwrap().entries, 2);
-        assert!(cache.lookup(&mut plan("b"), no_embedding).await.is_none(), "evicted");
+        assert!(
+            cache.lookup(&mut plan("b"), no_embedding).await.is_none(),
+            "evicted"
+        );
         assert!(cache.lookup(&mut plan("a"), no_embedding).await.is_some());
 
         cache.clock().advance(Duration::from_secs(60));
-        assert!(cache.lookup(&mut plan("a"), no_embedding).await.is_none(), "expired");
+        assert!(
+            cache.lookup(&mut plan("a"), no_embedding).await.is_none(),
+            "expired"
+        );
         let s = cache.stats().await.unwrap();
         assert_eq!((s.exact_hits, s.misses, s.stores), (3, 3, 3));
     }

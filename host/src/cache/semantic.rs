@@ -186,7 +186,12 @@ impl Index {
 
     /// The nearest live vector of partition `log` to the unit vector `q`,
     /// after reading what was appended since the last search.
-    pub async fn nearest(&self, log: &str, q: &[f32], now_ms: u64) -> Result<Option<(String, f32)>> {
+    pub async fn nearest(
+        &self,
+        log: &str,
+        q: &[f32],
+        now_ms: u64,
+    ) -> Result<Option<(String, f32)>> {
         let part = self.part(log);
         let mut p = part.lock().await;
         let since = p.read_until_ms.saturating_sub(REREAD_MS);
@@ -207,15 +212,28 @@ impl Index {
             }
         }
         p.read_until_ms = now_ms;
-        Ok(p.vectors.nearest(q, now_ms).map(|(k, s)| (k.to_string(), s)))
+        Ok(p.vectors
+            .nearest(q, now_ms)
+            .map(|(k, s)| (k.to_string(), s)))
     }
 
     /// Append a vector (seen by this and every other gateway's next search).
-    pub async fn add(&self, log: &str, key: &str, expires_ms: u64, v: &[f32], now_ms: u64) -> Result<()> {
+    pub async fn add(
+        &self,
+        log: &str,
+        key: &str,
+        expires_ms: u64,
+        v: &[f32],
+        now_ms: u64,
+    ) -> Result<()> {
         self.store
             .append(log, now_ms, &encode(key, expires_ms, v))
             .await?;
-        self.part(log).lock().await.vectors.push(key.to_string(), expires_ms, v);
+        self.part(log)
+            .lock()
+            .await
+            .vectors
+            .push(key.to_string(), expires_ms, v);
         Ok(())
     }
 
@@ -259,7 +277,10 @@ mod tests {
             let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 3.0).collect();
             let b: Vec<f32> = (0..n).map(|i| 1.0 - i as f32 * 0.25).collect();
             let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!((dot(&a, &b) - naive).abs() < 1e-3 * naive.abs().max(1.0), "{n}");
+            assert!(
+                (dot(&a, &b) - naive).abs() < 1e-3 * naive.abs().max(1.0),
+                "{n}"
+            );
         }
     }
 

@@ -126,21 +126,43 @@ pub fn count_tokens(text: &str) -> u32 {
     text.split_whitespace().count().max(1) as u32
 }
 
-/// A unit vector of `dim` dimensions from hashed character trigrams
-/// (signed feature hashing): texts sharing many trigrams get a high
-/// cosine similarity, unrelated texts a low one.
+/// Words that carry no topic: a question's phrasing ("could you tell me
+/// what ... is, please") differs in these between paraphrases.
+const STOPWORDS: &[&str] = &[
+    "a", "about", "an", "and", "any", "are", "as", "at", "be", "by", "can", "could", "define",
+    "describe", "did", "do", "does", "explain", "for", "give", "how", "i", "in", "is", "it", "its",
+    "kindly", "know", "let", "like", "me", "mean", "means", "my", "of", "on", "or", "please",
+    "quick", "quickly", "say", "show", "some", "tell", "that", "the", "there", "this", "to", "us",
+    "want", "was", "we", "were", "what", "whats", "which", "who", "will", "with", "would", "you",
+    "your",
+];
+
+/// A crude stem: plural and verb endings off, so "cats" and "cat",
+/// "boiling" and "boil" land on one dimension.
+fn stem(w: &str) -> &str {
+    for (suffix, min) in [("ing", 6), ("ies", 5), ("es", 5), ("ed", 5), ("s", 4)] {
+        if w.len() >= min && w.ends_with(suffix) && !w.ends_with("ss") {
+            return &w[..w.len() - suffix.len()];
+        }
+    }
+    w
+}
+
+/// A unit vector of `dim` dimensions: a bag of words (lowercased,
+/// stop words dropped, crudely stemmed), each word hashed to one signed
+/// dimension. Paraphrases that keep the content words ("What is the
+/// capital of France?" / "Tell me the capital of France, please")
+/// embed identically; questions about other things share few dimensions.
+/// Text with no content word falls back to one fixed dimension.
 pub fn embed(text: &str, dim: usize) -> Vec<f32> {
     let dim = dim.max(1);
     let mut v = vec![0f32; dim];
-    let lower = text.to_lowercase();
-    let padded: Vec<char> = format!("  {lower} ").chars().collect();
-    for w in padded.windows(3) {
-        let mut buf = [0u8; 12];
-        let mut n = 0;
-        for c in w {
-            n += c.encode_utf8(&mut buf[n..]).len();
+    let lower = text.to_lowercase().replace(['\'', '\u{2019}'], "");
+    for word in lower.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() || STOPWORDS.contains(&word) {
+            continue;
         }
-        let h = fnv1a(&buf[..n]);
+        let h = fnv1a(stem(word).as_bytes());
         let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
         v[(h % dim as u64) as usize] += sign;
     }
@@ -188,5 +210,10 @@ mod tests {
         assert!(cosine(&a, &b) > 0.7, "{}", cosine(&a, &b));
         assert!(cosine(&a, &c) < 0.3, "{}", cosine(&a, &c));
         assert_eq!(embed("", 8).len(), 8);
+        let p = embed("What is the capital of France?", 256);
+        let q = embed("Tell me the capital of France, please.", 256);
+        let r = embed("What is the capital of Germany?", 256);
+        assert!(cosine(&p, &q) > 0.99, "{}", cosine(&p, &q));
+        assert!(cosine(&p, &r) < 0.8, "{}", cosine(&p, &r));
     }
 }

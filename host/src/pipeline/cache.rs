@@ -24,7 +24,10 @@ impl Gateway {
             return (None, None);
         };
         let key = ctx.principal.key_id.as_deref();
-        let Some(mut plan) = self.cache.plan(&model.cache, ctx.cache, &req.model, key, req) else {
+        let Some(mut plan) = self
+            .cache
+            .plan(&model.cache, ctx.cache, &req.model, key, req)
+        else {
             return (None, None);
         };
         let hit = self
@@ -55,7 +58,12 @@ impl Gateway {
             extra: Default::default(),
         };
         let limit = self.config.server.request_timeout();
-        let outcome = match self.providers.embeddings(&targets, &req).within(limit).await {
+        let outcome = match self
+            .providers
+            .embeddings(&targets, &req)
+            .within(limit)
+            .await
+        {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(error = ?e, "cache: embedding the last user turn failed; exact lookup only");
