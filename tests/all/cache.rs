@@ -460,3 +460,107 @@ async fn two_gateways_share_answers_and_vectors_through_redis() {
         Some("miss")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_cache_reports_and_purges_by_model_and_key() {
+    let mock = gateway::mock().await;
+    let (gw, _dir) = start(&mock, "").await;
+    let q = ask("chat", "Admin?");
+    post(&gw, "sk-a", &q, &[]).await;
+    post(&gw, "sk-b", &q, &[]).await;
+    post(&gw, "sk-a", &q, &[]).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/admin/cache", gw.url);
+    let stats: Value = client
+        .get(&url)
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["entries"], 2, "{stats}");
+    assert_eq!(
+        (stats["exact_hits"].as_u64(), stats["misses"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let no_admin = client.get(&url).bearer_auth("sk-a").send().await.unwrap();
+    assert_eq!(no_admin.status(), 401);
+    let purged: Value = client
+        .delete(format!("{url}?key=b"))
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(purged["purged"], 1);
+    assert_eq!(
+        post(&gw, "sk-a", &q, &[]).await.header("x-sluice-cache"),
+        Some("hit")
+    );
+    assert_eq!(
+        post(&gw, "sk-b", &q, &[]).await.header("x-sluice-cache"),
+        Some("miss")
+    );
+    let purged: Value = client
+        .post(format!("{url}/purge?model=chat"))
+        .bearer_auth("adm")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(purged["purged"], 2);
+    assert_eq!(
+        post(&gw, "sk-a", &q, &[]).await.header("x-sluice-cache"),
+        Some("miss")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sluice_cache_stats_and_purge_beside_a_gateway_on_redis() {
+    use crate::support::process::run;
+    let redis = RedisServer::start();
+    let mock = gateway::mock().await;
+    let dir = plugin_dir_named(&[("length-check", guests::LENGTH_CHECK, &manifest(100_000))]);
+    let text = gateway::config(
+        &mock,
+        dir.path(),
+        &models(&redis_section(&redis.url(), "cli:")),
+    );
+    let gw = gateway::start(&text).await;
+    let q = ask("chat", "CLI?");
+    post(&gw, "sk-a", &q, &[]).await;
+    post(&gw, "sk-a", &q, &[]).await;
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("sluice.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let (ok, out, err) = run(&["cache", "stats", "--json", "--config", cfg]).await;
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["cache"]["entries"], 1, "{v}");
+    let chat = v["usage"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == "chat")
+        .unwrap();
+    assert_eq!(
+        (chat["cache_hits"].as_u64(), chat["cache_lookups"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let (ok, out, _) = run(&["cache", "stats", "--config", cfg]).await;
+    assert!(ok && out.contains("50.0 %"), "{out}");
+    let (ok, out, err) = run(&["cache", "purge", "--model", "chat", "--config", cfg]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("purged 1"), "{out}");
+    assert_eq!(
+        post(&gw, "sk-a", &q, &[]).await.header("x-sluice-cache"),
+        Some("miss")
+    );
+}

@@ -10,10 +10,12 @@
 //! sluice usage --by key|user|feature|model|day [--since ..] [--until ..] [--json]
 //! sluice keys create|list|revoke      virtual keys in the state store
 //! sluice review list|show|approve|reject   the human review queue
+//! sluice cache stats|purge [--model M] [--key K]   the response cache
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
 
+pub mod cache;
 pub mod cases;
 pub mod eval;
 pub mod plugin;
@@ -89,6 +91,9 @@ pub enum Command {
     /// The human review queue of flagged answers.
     #[command(subcommand)]
     Review(review::ReviewCmd),
+    /// The response cache: stats and hit rates, purge.
+    #[command(subcommand)]
+    Cache(cache::CacheCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -117,6 +122,7 @@ pub fn main() -> ExitCode {
         Command::Usage(args) => runtime().and_then(|rt| rt.block_on(state::usage(args))),
         Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(state::keys(cmd))),
         Command::Review(cmd) => review::run(cmd),
+        Command::Cache(cmd) => runtime().and_then(|rt| rt.block_on(cache::run(cmd))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,7 @@
 //! | `POST /admin/keys`          | admin| create a key; its secret is shown once |
 //! | `DELETE /admin/keys/{id}`   | admin| revoke a key (at once, every gateway)  |
 //! | `/admin/review…`            | admin| the human review queue ([`review`])    |
+//! | `/admin/cache`              | admin| response cache stats, `DELETE` purges ([`crate::cache`]) |
 //!
 //! Layers, outermost first: [`layers::stamp`] (request id, head size,
 //! `x-sluice-*` on every answer, OpenAI-shaped errors), the drain deadline
@@ -29,6 +30,7 @@
 
 mod admin;
 pub mod auth;
+mod cache_admin;
 mod chat;
 pub mod config;
 mod conn;
@@ -94,6 +96,7 @@ pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
             .route("/admin/keys", get(admin::list_keys).post(admin::create_key))
             .route("/admin/keys/{id}", delete(admin::revoke_key))
             .merge(review::routes())
+            .merge(cache_admin::routes())
             .layer(axum::Extension(auth.clone()))
             .route_layer(middleware::from_fn_with_state(auth, auth::admin));
         app = app.merge(admin);
