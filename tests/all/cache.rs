@@ -564,3 +564,46 @@ async fn sluice_cache_stats_and_purge_beside_a_gateway_on_redis() {
         Some("miss")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_stream_is_stored_and_a_broken_one_is_not() {
+    let mock = gateway::mock().await;
+    let (gw, _dir) = start(&mock, "").await;
+    let mut s = ask("chat", "Stream first, then ask again.");
+    s["stream"] = json!(true);
+    let streamed = post(&gw, "sk-a", &s, &[]).await;
+    assert!(streamed.complete(), "{:?}", streamed.events);
+    assert_eq!(streamed.header("x-sluice-cache"), Some("miss"));
+    let miss = record_of(&gw.gateway.state, &streamed.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let q = ask("chat", "Stream first, then ask again.");
+    let hit = post(&gw, "sk-a", &q, &[]).await;
+    assert_eq!(hit.header("x-sluice-cache"), Some("hit"));
+    assert_eq!(text(&hit), text(&streamed));
+    let usage = &hit.json["usage"];
+    assert_eq!(
+        (
+            usage["prompt_tokens"].as_u64(),
+            usage["completion_tokens"].as_u64()
+        ),
+        (
+            Some(u64::from(miss.usage.prompt_tokens)),
+            Some(u64::from(miss.usage.completion_tokens))
+        ),
+        "the upstream's usage, kept from the stream"
+    );
+    let r = record_of(&gw.gateway.state, &hit.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!((r.saved_usd - miss.cost_usd).abs() < 1e-12 && miss.cost_usd > 0.0);
+
+    // An upstream that breaks mid-stream: nothing stored.
+    let mut b = ask("chat", "This stream breaks.");
+    b["stream"] = json!(true);
+    b["mock_fault"] = json!("midstream-error");
+    let broken = post(&gw, "sk-a", &b, &[]).await;
+    assert!(!broken.complete(), "{:?}", broken.events);
+    let stores = gw.gateway.cache.stats().await.unwrap().stores;
+    assert_eq!(stores, 1, "only the complete stream");
+}

@@ -268,7 +268,13 @@ pub(crate) struct StreamMeter {
     messages: Vec<(String, String)>,
     /// Input verdicts, then every window's; shared with the window checker.
     guardrails: Arc<Mutex<GuardReport>>,
+    /// Where a complete stream's usage and cost go (the response cache
+    /// stores the answer with them).
+    settled: Option<Arc<Mutex<Option<SettledStream>>>>,
 }
+
+/// A complete stream's upstream usage and cost.
+pub(crate) type SettledStream = (Option<Usage>, f64);
 
 impl StreamMeter {
     #[allow(clippy::too_many_arguments)]
@@ -301,7 +307,13 @@ impl StreamMeter {
             prompt,
             messages,
             guardrails,
+            settled: None,
         }
+    }
+
+    /// Report a complete stream's usage and cost to `slot`.
+    pub(crate) fn report_to(&mut self, slot: Arc<Mutex<Option<SettledStream>>>) {
+        self.settled = Some(slot);
     }
 
     /// Take what settling needs, leaving `self` settled.
@@ -385,8 +397,18 @@ impl StreamLedger for StreamMeter {
             StreamEnd::Rejected => RecordStatus::Rejected,
             StreamEnd::UpstreamFailed => RecordStatus::UpstreamError,
         };
+        let usage = self.usage;
+        let slot = self.settled.take();
         let (meter, estimate, settled) = self.take(status)?;
-        settled.write(meter, estimate).await.err()
+        match settled.write(meter, estimate).await {
+            Ok(cost) => {
+                if let Some(slot) = slot.filter(|_| status == RecordStatus::Ok) {
+                    *slot.lock() = Some((usage, cost));
+                }
+                None
+            }
+            Err(e) => Some(e),
+        }
     }
 }
 

@@ -74,3 +74,97 @@ impl Gateway {
         serde_json::from_value::<Vec<f32>>(first.embedding).ok()
     }
 }
+
+/// A streamed answer as the client received it, assembled to be stored.
+#[derive(Default)]
+struct Assembled {
+    head: Option<(String, u64, String)>,
+    /// Per choice index: role, text, finish reason.
+    choices: std::collections::BTreeMap<u32, (String, String, Option<String>)>,
+    /// A delta the cache does not rebuild (tool calls, refusals, audio):
+    /// such an answer is not stored.
+    other: bool,
+}
+
+impl Assembled {
+    fn add(&mut self, c: &crate::openai::ChatChunk) {
+        self.head
+            .get_or_insert_with(|| (c.id.clone(), c.created, c.model.clone()));
+        for ch in &c.choices {
+            let e = self.choices.entry(ch.index).or_default();
+            if let Some(r) = &ch.delta.role {
+                e.0.clone_from(r);
+            }
+            if let Some(t) = &ch.delta.content {
+                e.1.push_str(t);
+            }
+            if ch.finish_reason.is_some() {
+                e.2.clone_from(&ch.finish_reason);
+            }
+            self.other |= !ch.delta.extra.is_empty();
+        }
+    }
+
+    fn completion(self, usage: Option<crate::openai::Usage>) -> Option<ChatCompletion> {
+        let (id, created, model) = self.head?;
+        if self.other || self.choices.is_empty() {
+            return None;
+        }
+        let choices = self
+            .choices
+            .into_iter()
+            .map(|(index, (role, text, finish))| crate::openai::Choice {
+                index,
+                message: crate::openai::ChatMessage::text(
+                    if role.is_empty() { "assistant" } else { &role },
+                    text,
+                ),
+                finish_reason: finish,
+                extra: Default::default(),
+            })
+            .collect();
+        Some(ChatCompletion {
+            id,
+            object: "chat.completion".into(),
+            created,
+            model,
+            choices,
+            usage,
+            extra: Default::default(),
+        })
+    }
+}
+
+/// Store a streamed miss once it completed: the text the client received
+/// (what passed the windows), with the upstream usage and cost the ledger
+/// settled. Stored before `[DONE]` is sent, so a client that saw the end
+/// of the stream finds the entry. Not stored: a stream that ended with an
+/// error (a rejection, an upstream failure), one a guardrail flagged, one
+/// the client left, and answers with tool calls or other non-text parts.
+pub(super) fn store_stream(
+    mut events: futures_util::stream::BoxStream<'static, super::StreamEvent>,
+    cache: std::sync::Arc<crate::cache::ResponseCache>,
+    plan: Plan,
+    review: std::sync::Arc<super::review::StreamReview>,
+    settled: std::sync::Arc<parking_lot::Mutex<Option<super::accounting::SettledStream>>>,
+) -> futures_util::stream::BoxStream<'static, super::StreamEvent> {
+    use futures_util::StreamExt;
+    Box::pin(async_stream::stream! {
+        let mut answer = Assembled::default();
+        while let Some(e) = events.next().await {
+            match &e {
+                super::StreamEvent::Chunk(c) => answer.add(c),
+                super::StreamEvent::Done => {
+                    let done = settled.lock().take();
+                    if let Some((usage, cost)) = done.filter(|_| !review.any_flag())
+                        && let Some(c) = std::mem::take(&mut answer).completion(usage)
+                    {
+                        cache.store(&plan, &c, cost).await;
+                    }
+                }
+                super::StreamEvent::Error(_) => {}
+            }
+            yield e;
+        }
+    })
+}

@@ -492,6 +492,7 @@ impl Gateway {
             .get_or_insert_with(Default::default)
             .include_usage = true;
         let (cached, hit) = self.cache_lookup(ctx, &req, &mut plan.meter).await;
+        let hit_header = cached.as_ref().map(|p| (p.status, p.similarity));
         let outcome = match hit {
             // Replayed through the same windows as a live stream.
             Some(completion) => {
@@ -524,7 +525,7 @@ impl Gateway {
 
         // Input verdicts, then each window's: what the ledger records.
         let verdicts = Arc::new(parking_lot::Mutex::new(plan.report.clone()));
-        let ledger = StreamMeter::new(
+        let mut ledger = StreamMeter::new(
             plan.meter,
             find_route(&plan.routes, &outcome.provider, &outcome.model).cloned(),
             &outcome.provider,
@@ -534,6 +535,14 @@ impl Gateway {
             &req,
             verdicts.clone(),
         );
+        // A miss to store: the meter hands over usage and cost at the end.
+        let to_store = cached
+            .filter(|p| p.status != crate::cache::Status::Hit)
+            .map(|p| {
+                let slot = Arc::new(parking_lot::Mutex::new(None));
+                ledger.report_to(slot.clone());
+                (p, slot)
+            });
         // Nothing to check: forward each token as it comes instead of
         // paying the window's latency for nothing.
         let window = if plan.output.is_empty() {
@@ -554,8 +563,11 @@ impl Gateway {
         let mut served = Served::new(&outcome, plan.report);
         served.rate = plan.rate;
         served.prompt = plan.prompt_ref;
-        served.cache = cached.as_ref().map(|p| (p.status, p.similarity));
+        served.cache = hit_header;
         let mut events = stream::guarded(outcome.value, checker, window, include_usage, ledger);
+        if let Some((p, slot)) = to_store {
+            events = cache::store_stream(events, self.cache.clone(), p, review.clone(), slot);
+        }
         if can_flag {
             events = review::watch(events, review, self.review.clone(), ctx.clone(), req);
         }

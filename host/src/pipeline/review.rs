@@ -194,6 +194,11 @@ impl StreamReview {
         })
     }
 
+    /// Whether anything (input or a window) was flagged.
+    pub fn any_flag(&self) -> bool {
+        !self.flags.lock().is_empty()
+    }
+
     /// Record flags.
     pub fn flagged(&self, flags: Vec<FlagEntry>) {
         self.flags.lock().extend(flags);
