@@ -80,7 +80,8 @@ def resolve(ap, args):
     want = set(targets)
     if want & set(STATE_TARGETS):
         want.add("sluice-nostate")
-    if want & {"sluice", "sluice-nostate", "sluice-guardrails", "litellm", "portkey"}:
+    if want & {"sluice", "sluice-nostate", "sluice-guardrails", "sluice-cache-hit", "sluice-cache-miss",
+               "litellm", "portkey"}:
         want.add("direct")
     if "sluice-stream" in want:
         want.add("direct-stream")

@@ -11,7 +11,8 @@ import os
 import shutil
 import subprocess
 
-from .common import ADMIN_KEY, GUARDRAILS, LITELLM_KEY, PLUGINS, SLUICE, STATE_KEY, STATE_TARGETS, chat_body
+from .common import (ADMIN_KEY, CACHE_TARGETS, GUARDRAILS, LITELLM_KEY, PLUGINS, SLUICE, STATE_KEY,
+                     STATE_TARGETS, chat_body)
 from .processes import PROCS, free_port, wait_http
 from .state import start_redis, state_section
 
@@ -42,6 +43,10 @@ def target_specs(args, up_port, stream_port):
     for name in STATE_TARGETS:
         t[name] = dict(path="/v1/chat/completions", body=chat_body("bench"),
                        headers={"authorization": f"Bearer {STATE_KEY}"}, baseline="sluice-nostate")
+    deterministic = dict(chat_body("bench"), temperature=0)
+    t["sluice-cache-hit"] = dict(path="/v1/chat/completions", body=deterministic, headers={}, baseline="direct")
+    t["sluice-cache-miss"] = dict(path="/v1/chat/completions", body=deterministic,
+                                  headers={"cache-control": "no-cache"}, baseline="direct")
     return t
 
 
@@ -63,6 +68,10 @@ def start_target(name, args, tmp, up_port, stream_port):
     if name in STATE_TARGETS:
         redis_url = start_redis(tmp, f"redis-{name}")[0] if name.endswith("-redis") else None
         extra = state_section(name, tmp, redis_url)
+        port, cfg = sluice_config(tmp, name, up_port, [], plugin_dir(tmp, name, []), extra=extra)
+        return port, start_sluice(tmp, name, cfg, port)
+    if name in CACHE_TARGETS:
+        extra = '\n[models.bench.cache]\nmode = "exact"\n'
         port, cfg = sluice_config(tmp, name, up_port, [], plugin_dir(tmp, name, []), extra=extra)
         return port, start_sluice(tmp, name, cfg, port)
     if name == "sluice-guardrails":

@@ -208,7 +208,7 @@ impl ResponseCache {
     pub fn new(store: Arc<dyn Store>, config: CacheConfig) -> Self {
         Self {
             answers: Answers::new(store.clone(), config.max_entries),
-            index: Index::new(store.clone()),
+            index: Index::new(store.clone(), config.exact_search_below),
             store,
             config,
             clock: Clock::default(),

@@ -13,9 +13,15 @@
 //! ([`super::exact`]); a vector whose answer expired or was purged is
 //! dropped at the first search that finds it.
 //!
-//! Search is exact: a dot product of the unit query with every live
-//! vector, in chunks of 8 lanes so LLVM vectorises it (`cache` bench:
-//! see bench/README.md for the cost at 10k and 100k entries).
+//! Search: below `[cache] exact-search-below` vectors per partition, an
+//! exact scan (a dot product of the unit query with every live vector, in
+//! 8 independent lanes so LLVM vectorises it); from that size on an HNSW
+//! graph (`hnsw_rs`: 16 links per node, ef 200 to build, 64 to search),
+//! built in one go (rayon) by the insert that crosses the threshold and
+//! added to incrementally after. A graph cannot delete: gone entries are
+//! marked and skipped, and a partition whose vectors are mostly dead or
+//! expired is compacted (rebuilt) at its next search. `host/benches/cache.rs`
+//! measures both at 10k and 100k entries (bench/README.md).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -89,23 +95,77 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// The vectors of one partition, flat (`dim` floats each).
-#[derive(Debug, Default)]
+/// Cosine distance over unit vectors, for the HNSW graph (hnsw_rs's own
+/// `DistDot` asserts `dot <= 1`, which rounding can break).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Cosine;
+
+impl hnsw_rs::anndists::dist::Distance<f32> for Cosine {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - dot(a, b)).max(0.0)
+    }
+}
+
+type Graph = hnsw_rs::hnsw::Hnsw<'static, f32, Cosine>;
+
+/// Neighbours the graph returns per search; the first live one answers.
+const ANN_K: usize = 16;
+/// Candidates explored per search (recall against cost).
+const ANN_EF: usize = 64;
+
+/// The vectors of one partition, flat (`dim` floats each), searched by an
+/// exact scan, or by an HNSW graph once there are `ann_from` of them.
 pub struct Vectors {
     dim: usize,
     data: Vec<f32>,
     keys: Vec<String>,
     expires: Vec<u64>,
+    /// False once the answer is known gone (a graph cannot delete).
+    alive: Vec<bool>,
     seen: HashSet<String>,
+    dead: usize,
+    ann_from: usize,
+    graph: Option<Graph>,
+}
+
+impl std::fmt::Debug for Vectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vectors")
+            .field("dim", &self.dim)
+            .field("len", &self.keys.len())
+            .field("graph", &self.graph.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Vectors {
+    /// `ann_from`: size from which the graph answers.
+    pub fn new(ann_from: usize) -> Self {
+        Self {
+            dim: 0,
+            data: Vec::new(),
+            keys: Vec::new(),
+            expires: Vec::new(),
+            alive: Vec::new(),
+            seen: HashSet::new(),
+            dead: 0,
+            ann_from: ann_from.max(1),
+            graph: None,
+        }
+    }
+
+    /// Live and dead vectors held.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Whether searches go through the graph.
+    pub fn approximate(&self) -> bool {
+        self.graph.is_some()
     }
 
     /// Add a unit vector (a different dimension than the partition's is
@@ -117,33 +177,83 @@ impl Vectors {
         if v.len() != self.dim || !self.seen.insert(key.clone()) {
             return;
         }
+        let i = self.keys.len();
         self.data.extend_from_slice(v);
         self.keys.push(key);
         self.expires.push(expires_ms);
-    }
-
-    /// Drop `key` (its answer is gone).
-    pub fn remove(&mut self, key: &str) {
-        if let Some(i) = self.keys.iter().position(|k| k == key) {
-            self.keys.swap_remove(i);
-            self.expires.swap_remove(i);
-            let d = self.dim;
-            let last = self.data.len() - d;
-            if i * d != last {
-                self.data.copy_within(last.., i * d);
-            }
-            self.data.truncate(last);
+        self.alive.push(true);
+        match &self.graph {
+            Some(g) => g.insert_slice((v, i)),
+            None if self.keys.len() >= self.ann_from => self.build(),
+            None => {}
         }
     }
 
-    /// The best live match: (key, similarity), by exact scan.
+    /// Index every vector in a new graph (the push that crosses `ann_from`
+    /// pays for it; see bench/README.md for the time).
+    fn build(&mut self) {
+        let g = Graph::new(16, self.keys.len() * 2, 16, 200, Cosine);
+        let items: Vec<(&[f32], usize)> = self
+            .data
+            .chunks_exact(self.dim)
+            .enumerate()
+            .filter(|(i, _)| self.alive[*i])
+            .map(|(i, v)| (v, i))
+            .collect();
+        g.parallel_insert_slice(&items);
+        self.graph = Some(g);
+    }
+
+    /// Mark `key` gone (its answer expired or was purged).
+    pub fn remove(&mut self, key: &str) {
+        if let Some(i) = self.keys.iter().position(|k| k == key)
+            && self.alive[i]
+        {
+            self.alive[i] = false;
+            self.dead += 1;
+        }
+    }
+
+    /// Drop dead and expired vectors once they are most of the partition
+    /// (rebuilding the graph if there is one).
+    pub fn compact(&mut self, now_ms: u64) {
+        let expired = self.expires.iter().filter(|e| **e <= now_ms).count();
+        if self.keys.len() < 64 || (self.dead + expired) * 2 < self.keys.len() {
+            return;
+        }
+        let mut next = Vectors::new(self.ann_from);
+        for i in 0..self.keys.len() {
+            if self.alive[i] && self.expires[i] > now_ms {
+                let v = &self.data[i * self.dim..(i + 1) * self.dim];
+                next.push(std::mem::take(&mut self.keys[i]), self.expires[i], v);
+            }
+        }
+        *self = next;
+    }
+
+    fn live(&self, i: usize, now_ms: u64) -> bool {
+        self.alive[i] && self.expires[i] > now_ms
+    }
+
+    /// The best live match: (key, similarity).
     pub fn nearest(&self, q: &[f32], now_ms: u64) -> Option<(&str, f32)> {
         if q.len() != self.dim || self.dim == 0 {
             return None;
         }
+        if let Some(g) = &self.graph {
+            let found = g
+                .search(q, ANN_K, ANN_EF)
+                .into_iter()
+                .find(|n| self.live(n.d_id, now_ms));
+            if let Some(n) = found {
+                let v = &self.data[n.d_id * self.dim..(n.d_id + 1) * self.dim];
+                return Some((self.keys[n.d_id].as_str(), dot(q, v)));
+            }
+            // Every neighbour found is gone: the scan below decides.
+        }
         let mut best: Option<(usize, f32)> = None;
         for (i, v) in self.data.chunks_exact(self.dim).enumerate() {
-            if self.expires[i] <= now_ms {
+            if !self.live(i, now_ms) {
                 continue;
             }
             let s = dot(q, v);
@@ -156,7 +266,6 @@ impl Vectors {
 }
 
 /// One partition in memory, and how far its log was read.
-#[derive(Default)]
 struct Part {
     vectors: Vectors,
     read_until_ms: u64,
@@ -165,13 +274,16 @@ struct Part {
 /// The partitions this gateway has searched.
 pub struct Index {
     store: Arc<dyn Store>,
+    ann_from: usize,
     parts: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Part>>>>,
 }
 
 impl Index {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// `ann_from`: `[cache] exact-search-below`.
+    pub fn new(store: Arc<dyn Store>, ann_from: usize) -> Self {
         Self {
             store,
+            ann_from,
             parts: Default::default(),
         }
     }
@@ -180,7 +292,12 @@ impl Index {
         self.parts
             .lock()
             .entry(log.to_string())
-            .or_default()
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(Part {
+                    vectors: Vectors::new(self.ann_from),
+                    read_until_ms: 0,
+                }))
+            })
             .clone()
     }
 
@@ -295,7 +412,7 @@ mod tests {
 
     #[test]
     fn nearest_skips_expired_and_removed_vectors() {
-        let mut vs = Vectors::default();
+        let mut vs = Vectors::new(1000);
         vs.push("a".into(), 100, &unit(&[1.0, 0.0, 0.0]));
         vs.push("b".into(), 10, &unit(&[1.0, 0.1, 0.0]));
         vs.push("c".into(), 100, &unit(&[0.0, 1.0, 0.0]));
@@ -309,7 +426,68 @@ mod tests {
         vs.remove("a");
         assert_eq!(vs.nearest(&q, 50).unwrap().0, "c");
         vs.push("x".into(), 100, &[1.0, 0.0]);
-        assert_eq!(vs.len(), 2, "another dimension is ignored");
+        assert_eq!(vs.len(), 3, "another dimension is ignored");
         assert!(vs.nearest(&[1.0, 0.0], 50).is_none());
+    }
+
+    /// Deterministic pseudo-random unit vectors.
+    fn random(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                let v: Vec<f32> = (0..dim)
+                    .map(|_| {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+                    })
+                    .collect();
+                unit(&v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_graph_finds_what_the_scan_finds_past_the_threshold() {
+        let points = random(600, 32, 7);
+        let mut exact = Vectors::new(usize::MAX);
+        let mut ann = Vectors::new(200);
+        for (i, p) in points.iter().enumerate() {
+            exact.push(format!("k{i}"), 100, p);
+            ann.push(format!("k{i}"), 100, p);
+        }
+        assert!(ann.approximate() && !exact.approximate());
+        // A slightly moved copy of a stored point: both find that point.
+        let mut agree = 0;
+        for (i, p) in points.iter().enumerate().step_by(20) {
+            let mut q = p.clone();
+            q[0] += 0.05;
+            let q = unit(&q);
+            let (ke, se) = exact.nearest(&q, 0).unwrap();
+            assert_eq!(ke, format!("k{i}"));
+            let (ka, sa) = ann.nearest(&q, 0).unwrap();
+            if ka == ke {
+                assert!((sa - se).abs() < 1e-5);
+                agree += 1;
+            }
+        }
+        assert!(agree >= 29, "recall {agree}/30");
+        // A removed point is never answered, by the graph or the scan.
+        ann.remove("k0");
+        assert_ne!(ann.nearest(&points[0], 0).unwrap().0, "k0");
+    }
+
+    #[test]
+    fn compaction_drops_the_dead_and_expired_and_keeps_the_rest() {
+        let points = random(100, 8, 3);
+        let mut vs = Vectors::new(50);
+        for (i, p) in points.iter().enumerate() {
+            vs.push(format!("k{i}"), if i < 60 { 10 } else { 100 }, p);
+        }
+        vs.compact(20);
+        assert_eq!(vs.len(), 40);
+        assert_eq!(vs.nearest(&points[70], 20).unwrap().0, "k70");
+        assert!(!vs.approximate(), "40 is below the threshold again");
     }
 }
