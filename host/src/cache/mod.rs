@@ -419,7 +419,7 @@ impl ResponseCache {
             backend: self.store.backend().to_string(),
             entries: self.answers.count().await?,
             max_entries: self.config.max_entries,
-            vectors: self.index.len().await as u64,
+            vectors: self.index.vectors().await as u64,
             exact_hits: get(&c.exact_hits),
             semantic_hits: get(&c.semantic_hits),
             misses: get(&c.misses),

@@ -88,8 +88,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+        for ((a, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *a += x * y;
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -221,14 +221,14 @@ impl Vectors {
         if self.keys.len() < 64 || (self.dead + expired) * 2 < self.keys.len() {
             return;
         }
-        let mut next = Vectors::new(self.ann_from);
-        for i in 0..self.keys.len() {
-            if self.alive[i] && self.expires[i] > now_ms {
-                let v = &self.data[i * self.dim..(i + 1) * self.dim];
-                next.push(std::mem::take(&mut self.keys[i]), self.expires[i], v);
+        let old = std::mem::replace(self, Vectors::new(self.ann_from));
+        let vectors = old.data.chunks_exact(old.dim.max(1));
+        let rows = old.keys.into_iter().zip(old.expires).zip(old.alive);
+        for (((key, expires), alive), v) in rows.zip(vectors) {
+            if alive && expires > now_ms {
+                self.push(key, expires, v);
             }
         }
-        *self = next;
     }
 
     fn live(&self, i: usize, now_ms: u64) -> bool {
@@ -360,7 +360,7 @@ impl Index {
     }
 
     /// Vectors held in memory.
-    pub async fn len(&self) -> usize {
+    pub async fn vectors(&self) -> usize {
         let parts: Vec<_> = self.parts.lock().values().cloned().collect();
         let mut n = 0;
         for p in parts {

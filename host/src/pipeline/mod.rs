@@ -4,15 +4,16 @@
 //! (auth: server layer) -> prompt render (`prompt` extension, [`crate::prompt`])
 //!   -> model lookup (and the key's allowed models)
 //!   -> rate limit -> input guardrails -> cost policy -> router
-//!   -> budget reservation -> [cache lookup]
+//!   -> budget reservation -> cache lookup (a hit skips the providers)
 //!   -> providers (retries, fallback, breakers)
 //!   -> output guardrails (whole answer, or windows of a stream)
-//!   -> [cache store] -> usage ledger (settles the reservation) -> response
+//!   -> usage ledger (settles the reservation) -> cache store -> response
 //! ```
 //!
 //! Stages with state ([`crate::state`]) live in their own modules:
 //! [`rate_limit`] (RPM / TPM per key and user), [`cost`] (estimates and the
-//! cost policy's spend), [`accounting`] (reservation, ledger record).
+//! cost policy's spend), [`accounting`] (reservation, ledger record),
+//! `cache` (the seam to [`crate::cache`]).
 //!
 //! The HTTP layer ([`crate::server`]) only parses, authenticates and renders;
 //! every decision about a request is made here, so the same rules apply to a
