@@ -30,7 +30,8 @@ use super::loader::{self, LoadEnv, PluginFiles, Sources};
 use super::log::escaped;
 use super::manifest::{FailureMode, PluginKind};
 use super::stats::CallStats;
-use super::watcher::Watcher;
+use super::watcher;
+use crate::watch::DirWatch;
 
 /// An immutable snapshot of the loaded plugins.
 #[derive(Debug, Default)]
@@ -157,7 +158,7 @@ pub struct PluginRuntime {
     /// Serialises reloads; never held by calls.
     registry: Mutex<Registry>,
     refill: Sender<Weak<Plugin>>,
-    watcher: Mutex<Option<Watcher>>,
+    watcher: Mutex<Option<DirWatch>>,
     last_reload: Mutex<ReloadReport>,
     /// Latest load error per plugin, published with the set so `statuses`
     /// never waits on a reload in progress.
@@ -245,7 +246,7 @@ impl PluginRuntime {
     /// is reloaded afterwards, not missed.
     pub fn initial_load(self: &Arc<Self>) -> Result<ReloadReport, PluginError> {
         if self.cfg.watch {
-            let w = Watcher::start(self)
+            let w = watcher::start(self)
                 .map_err(|e| PluginError::Runtime(format!("watching plugins: {e}")))?;
             *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
         }
