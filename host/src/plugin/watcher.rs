@@ -85,7 +85,7 @@ fn reload_loop(rt: &Weak<PluginRuntime>, rx: &mpsc::Receiver<()>, debounce: Dura
             Err(RecvTimeoutError::Disconnected) => return,
         }
         let Some(rt) = rt.upgrade() else { return };
-        let report = rt.reload();
+        let report = rt.reload_by(super::history::ReloadTrigger::Watcher).0;
         tracing::info!(
             loaded = ?report.loaded,
             failed = report.failed.len(),
