@@ -179,3 +179,19 @@ async fn guardrail_rejections_fire_the_reject_rate_alert_per_model() {
     assert_eq!(rejections[0]["reason"], "no fruit");
     assert!(!q.to_string().contains("have some"), "{q}");
 }
+
+#[test]
+fn bad_quality_alert_settings_are_refused_naming_the_key() {
+    let config = "[state.quality-alerts]\nwindow-secs = 0\nrearm-ratio = 1.5\n";
+    let err = sluice::config::Config::parse("q.toml", config, &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("q.toml:2:") && err.contains("window-secs"),
+        "{err}"
+    );
+    assert!(
+        err.contains("q.toml:3:") && err.contains("rearm-ratio"),
+        "{err}"
+    );
+}
