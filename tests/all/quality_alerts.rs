@@ -160,24 +160,65 @@ async fn guardrail_rejections_fire_the_reject_rate_alert_per_model() {
     // 3 of 4 is the first crossing of 50 % with min-requests met.
     assert_eq!(got[0]["requests"], 4);
 
-    let q = quality(&gw).await;
-    let guarded = q["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["model"] == "guarded")
-        .unwrap();
-    assert_eq!(
-        (guarded["requests"].as_u64(), guarded["rejects"].as_u64()),
-        (Some(5), Some(4))
+    // A stream refused after its first window: answered 200, then counted
+    // as a rejection (and listed as a stream's).
+    let mut body = gateway::reply_body(
+        "guarded",
+        "This part passes. Then have some forbidden fruit.",
     );
-    // The rejections are listed: plugin, code, reason; never the prompt.
+    body["stream"] = json!(true);
+    let res = gw.chat(&body).await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("This part passes.") && text.contains("guardrail_rejected"),
+        "{text}"
+    );
+
+    // An upstream that breaks off mid-stream: answered 200, then an error.
+    let mut body = gateway::reply_body("chat", "One. Two. Three. Four.");
+    body["stream"] = json!(true);
+    body["mock_fault"] = json!("midstream-error");
+    let res = gw.chat(&body).await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("\"error\""), "{text}");
+
+    let q = quality(&gw).await;
+    let model = |name: &str| {
+        let m = q["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["model"] == name)
+            .unwrap();
+        (
+            m["requests"].as_u64().unwrap(),
+            m["errors"].as_u64().unwrap(),
+            m["rejects"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(model("guarded"), (6, 0, 5), "{q}");
+    assert_eq!(model("chat"), (6, 1, 0), "{q}");
+    // The rejections are listed, newest first: plugin, code, reason; never
+    // the prompt.
     let rejections = q["rejections"].as_array().unwrap();
-    assert_eq!(rejections.len(), 4);
-    assert_eq!(rejections[0]["plugin"], "rules");
-    assert_eq!(rejections[0]["code"], "fruit");
-    assert_eq!(rejections[0]["reason"], "no fruit");
+    assert_eq!(rejections.len(), 5);
+    assert_eq!(rejections[0]["stream"], true);
+    assert!(rejections[1..].iter().all(|r| r["stream"] == false));
+    for r in rejections {
+        assert_eq!(
+            (&r["model"], &r["plugin"], &r["code"], &r["reason"]),
+            (
+                &json!("guarded"),
+                &json!("rules"),
+                &json!("fruit"),
+                &json!("no fruit")
+            )
+        );
+    }
     assert!(!q.to_string().contains("have some"), "{q}");
+    assert_eq!(alerts(&gw, &hook).await.len(), 1, "the same episode");
 }
 
 #[test]

@@ -23,12 +23,15 @@ pub(super) fn answered(gw: &Gateway, model: &str, request_id: &str, error: Optio
     gw.quality.record(model, outcome);
 }
 
-/// A stream answered 200 ended with `error`: a guardrail's refusal counts
-/// as a rejection of a request already counted as answered.
+/// A stream answered 200 ended with `error`, a request already counted as
+/// answered: a guardrail's refusal counts as a rejection, a server-side
+/// failure (upstream broke off, deadline) as an error.
 pub(super) fn stream_ended(gw: &Gateway, model: &str, request_id: &str, error: &Error) {
     if matches!(error, Error::GuardrailRejected { .. }) {
         remember(gw, model, request_id, error, true);
         gw.quality.rejected_late(model);
+    } else if ApiError::from(error).status.is_server_error() {
+        gw.quality.failed_late(model);
     }
 }
 

@@ -271,6 +271,12 @@ impl Quality {
         let _fired = self.count(model, Instant::now(), |s| s.rejects += 1);
     }
 
+    /// A stream already counted as answered failed mid-way (upstream error,
+    /// timeout, failed plugin).
+    pub fn failed_late(&self, model: &str) {
+        let _fired = self.count(model, Instant::now(), |s| s.errors += 1);
+    }
+
     fn count(
         &self,
         model: &str,
