@@ -1,5 +1,6 @@
 mod support;
 
+mod admin_api;
 mod anthropic;
 mod audit;
 mod budgets;
@@ -8,6 +9,7 @@ mod choices;
 mod client_faults;
 mod config_check;
 mod contract;
+mod dashboard;
 mod deadlines;
 mod durability;
 mod error_shapes;
@@ -24,6 +26,7 @@ mod metrics;
 mod openai_sdk;
 mod prompt_ops;
 mod prompts;
+mod quality_alerts;
 mod rate_limits;
 mod review;
 mod routing;

@@ -20,6 +20,7 @@
 pub mod family;
 pub mod histogram;
 pub mod scrape;
+pub mod summary;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -259,6 +259,9 @@ pub struct Gateway {
     pub evals: Option<EvalStore>,
     /// What `/metrics` reports (see [`crate::metrics`]).
     pub metrics: Arc<Metrics>,
+    /// Rolling error and reject rates per model, their alerts, and the
+    /// latest guardrail rejections (see [`crate::state::quality`]).
+    pub quality: Arc<crate::state::Quality>,
 }
 
 /// What `prepare` decided for one chat request.
@@ -321,8 +324,15 @@ impl Gateway {
             config.server.metrics != MetricsAccess::Off,
             config.server.metrics_label_limit,
         ));
+        let quality = Arc::new(crate::state::Quality::new(
+            &config.state.quality_alerts,
+            config.models.keys(),
+            state.alerts().clone(),
+            std::time::Instant::now(),
+        ));
         Self {
             metrics,
+            quality,
             config: Arc::new(config),
             providers,
             plugins,

@@ -28,7 +28,7 @@ pub(crate) fn start(rt: &Arc<PluginRuntime>) -> notify::Result<DirWatch> {
         relevant: |p: &Path| plugin_name(p).is_some(),
     };
     watch::start(rt, spec, |rt| {
-        let report = rt.reload();
+        let report = rt.reload_by(super::history::ReloadTrigger::Watcher).0;
         tracing::info!(
             loaded = ?report.loaded,
             failed = report.failed.len(),

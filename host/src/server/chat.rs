@@ -98,6 +98,8 @@ pub async fn chat(
         gw.chat_stream(&ctx, req).await.map(|s| {
             let id = ctx.id.clone();
             let first = FirstToken {
+                gw: gw.clone(),
+                request_id: ctx.id.clone(),
                 metrics: gw.metrics.clone(),
                 model: model_label(&gw, &model).to_string(),
                 arrived: arrived.0,
@@ -138,6 +140,9 @@ pub async fn chat(
 
 /// Times a stream's first content chunk (`sluice_time_to_first_token_seconds`).
 struct FirstToken {
+    /// For [`super::outcomes::stream_ended`].
+    gw: Arc<Gateway>,
+    request_id: String,
     metrics: Arc<crate::metrics::Metrics>,
     model: String,
     arrived: std::time::Instant,
@@ -146,6 +151,9 @@ struct FirstToken {
 
 impl FirstToken {
     fn saw(&mut self, e: &StreamEvent) {
+        if let StreamEvent::Error(err) = e {
+            super::outcomes::stream_ended(&self.gw, &self.model, &self.request_id, err);
+        }
         let text = |c: &crate::openai::ChatChunk| {
             c.choices
                 .iter()
@@ -196,6 +204,7 @@ fn finish(
     let total = arrived.0.elapsed();
     let id = ctx.id.as_str();
     let metrics = &gw.metrics;
+    super::outcomes::answered(gw, model_label(gw, model), id, result.as_ref().err());
     let (mut res, tried, extra) = match result {
         Ok((res, served)) => {
             let overhead = total.saturating_sub(served.upstream);
