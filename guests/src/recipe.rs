@@ -65,7 +65,10 @@ pub fn cargo<'a>(
     for p in packages {
         cmd.args(["-p", p]);
     }
-    let var = format!("CARGO_TARGET_{}_RUSTFLAGS", TARGET.to_uppercase().replace('-', "_"));
+    let var = format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        TARGET.to_uppercase().replace('-', "_")
+    );
     cmd.env(var, RUSTFLAGS);
     // Set by an outer cargo for the host build: its rustflags, and under
     // `cargo clippy` a wrapper that would lint the guests instead of building

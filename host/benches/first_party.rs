@@ -32,10 +32,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sluice::pipeline::guard;
-use sluice_sdk::testing::{GuardrailTest, clear_config};
 use sluice::plugin::{
     Message, OutputContext, OutputPart, PluginRuntime, PluginsConfig, RequestInfo, Verdict,
 };
+use sluice_sdk::testing::{GuardrailTest, clear_config};
 
 /// Where `package`'s component is read from.
 fn component(package: &str) -> PathBuf {
@@ -52,7 +52,11 @@ fn runtime(dir: &Path, packages: &[&str]) -> Arc<PluginRuntime> {
     for p in packages {
         let g = sluice_guests::by_package(p).expect("a workspace guest");
         std::fs::copy(component(p), dir.join(format!("{p}.wasm"))).unwrap();
-        std::fs::copy(g.manifest.expect("first-party"), dir.join(format!("{p}.toml"))).unwrap();
+        std::fs::copy(
+            g.manifest.expect("first-party"),
+            dir.join(format!("{p}.toml")),
+        )
+        .unwrap();
     }
     let rt = PluginRuntime::start(PluginsConfig {
         dir: dir.to_path_buf(),
@@ -157,7 +161,10 @@ fn local() -> tokio::runtime::Runtime {
 fn long_conversation_first_party(c: &mut Criterion) {
     let local = local();
     let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(dir.path(), &["pii-redact", "length-check", "business-rules"]);
+    let rt = runtime(
+        dir.path(),
+        &["pii-redact", "length-check", "business-rules"],
+    );
     let set = rt.current();
     let (short, long) = (one_message(), long_conversation());
     let chars: usize = long.messages.iter().map(|m| m.content.len()).sum();
@@ -198,6 +205,9 @@ fn long_conversation_first_party(c: &mut Criterion) {
     g.finish();
 }
 
+/// A plugin's `check_output` on a whole answer, natively.
+type NativeCheck = fn(&str) -> sluice_sdk::Verdict;
+
 /// The text of a native run's transform (the SDK's own `Verdict` type).
 fn native_transform(v: sluice_sdk::Verdict) -> String {
     match v {
@@ -217,7 +227,7 @@ fn guest_vs_native(c: &mut Criterion) {
     // run with their defaults, which the committed manifests spell out (the
     // equality checks below would catch a difference).
     clear_config();
-    let native: [(&str, fn(&str) -> sluice_sdk::Verdict); 2] = [
+    let native: [(&str, NativeCheck); 2] = [
         ("pii-redact", |t| pii_redact::PiiRedact::output(t)),
         ("secrets", |t| secrets::Secrets::output(t)),
     ];

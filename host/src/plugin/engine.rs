@@ -48,8 +48,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// (a first-party guardrail call lasts ~30 µs of each 1 ms tick), a gateway
 /// with a call every millisecond or more often never parks (one wake-up per
 /// tick, as before), and a lightly loaded one parks two ticks after its last
-/// call: at 100 requests a second about 4 wake-ups per request instead of the
-/// 10 a never-parking 1 ms ticker costs (bench/README.md, light load).
+/// call: at 100 requests a second 2-4 wake-ups per request instead of the 10
+/// of a ticker that parked only after 100 idle ticks (bench/README.md).
 const IDLE_TICKS_BEFORE_PARKING: u32 = 2;
 
 /// Bytes of each memory / table reset in place (only pages the guest has
