@@ -30,3 +30,4 @@ pub mod prompt;
 pub mod provider;
 pub mod server;
 pub mod state;
+pub mod telemetry;
