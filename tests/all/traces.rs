@@ -39,13 +39,38 @@ fn completion(text: &str) -> String {
     .to_string()
 }
 
-/// Providers `down` (always 503) and `backup` (answers "a safe answer")
-/// on one recording server.
+/// Two sentences in two chunks, then usage: two sentence windows.
+fn events() -> String {
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+        json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let usage = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 6, "total_tokens": 9}});
+    [
+        chunk(
+            json!({"role": "assistant", "content": "One safe line. "}),
+            None,
+        ),
+        chunk(json!({"content": "Two safe lines."}), None),
+        chunk(json!({}), Some("stop")),
+        usage,
+    ]
+    .iter()
+    .map(|e| format!("data: {e}\n\n"))
+    .chain(["data: [DONE]\n\n".to_string()])
+    .collect()
+}
+
+/// Providers `down` (always 503) and `backup` (answers "a safe answer",
+/// or two sentences as a stream) on one recording server.
 async fn upstream() -> Fixed {
     Fixed::start(|r: &Received| {
         if r.path.starts_with("/down/") {
             let err = json!({"error": {"message": "overloaded", "type": "server_error"}});
             (503, "application/json", err.to_string())
+        } else if r.body.contains("\"stream\":true") {
+            (200, "text/event-stream", events())
         } else {
             (200, "application/json", completion("a safe answer"))
         }
@@ -358,6 +383,61 @@ async fn the_request_span_names_the_prompt_version() {
     let request = *named(&spans, "request").first().unwrap();
     assert_eq!(request.attr("sluice.prompt.id"), Some("summarize"));
     assert_eq!(request.attr("sluice.prompt.version"), Some("1"));
+    drop(gw);
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn each_stream_window_is_a_span_with_its_guardrails() {
+    let receiver = Receiver::start().await;
+    let up = upstream().await;
+    let dir = guarded();
+    let rest = r#"
+[models.streamed]
+output-guardrails = ["test-tagger", "hostile-trap"]
+routes = [{ provider = "backup", model = "m-backup" }]
+"#;
+    let text = config(&up, dir.path(), &telemetry_section(&receiver), rest);
+    let (telemetry, _traced) = traced(&text);
+    let gw = gateway::start(&text).await;
+
+    let body = json!({"model": "streamed", "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let res = chat_with_context(&gw, body).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let streamed = res.text().await.unwrap();
+    assert!(streamed.contains("[DONE]"), "{streamed}");
+
+    let spans = receiver.wait_for(PATIENCE, has_request).await;
+    let request = *named(&spans, "request").first().unwrap();
+    assert_eq!(request.parent_span_id, PARENT);
+    let mut windows = named(&spans, "output_guardrails");
+    windows.sort_by_key(|w| w.attr("sluice.window").map(str::to_string));
+    let numbers: Vec<_> = windows
+        .iter()
+        .map(|w| w.attr("sluice.window").unwrap())
+        .collect();
+    assert_eq!(numbers, ["1", "2"], "one span per sentence window");
+    for w in &windows {
+        assert_eq!(w.parent_span_id, request.span_id, "{w:?}");
+        assert_eq!(w.trace_id, TRACE);
+        let checks: Vec<_> = named(&spans, "guardrail")
+            .into_iter()
+            .filter(|g| g.parent_span_id == w.span_id)
+            .map(|g| {
+                (
+                    g.attr("sluice.plugin").unwrap(),
+                    g.attr("sluice.verdict").unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            checks,
+            [("test-tagger", "transform"), ("hostile-trap", "pass")]
+        );
+    }
     drop(gw);
     tokio::task::spawn_blocking(move || telemetry.shutdown())
         .await

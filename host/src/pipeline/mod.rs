@@ -579,14 +579,19 @@ impl Gateway {
         let counted = model.routes.first().map_or("", |r| r.model.as_str());
         let mut tokens = None;
         let mut count = || *tokens.get_or_insert_with(|| cost::count_input(counted, &req.input));
-        let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, &mut count).await?;
+        let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, &mut count)
+            .instrument(telemetry::spans::limits("rate_limit"))
+            .await?;
         let mut meter = Meter::new(&self.state, &self.metrics, ctx, &req.model, user, false);
         let worst = if self.state.budgeted(&who) {
             cost::worst_case(&model.routes, count(), 0)
         } else {
             0.0
         };
-        meter.reserve(&who, worst).await?;
+        meter
+            .reserve(&who, worst)
+            .instrument(telemetry::spans::limits("budget"))
+            .await?;
         let targets: Vec<_> = model.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
         let walked = self

@@ -85,3 +85,35 @@ impl TelemetryConfig {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn problems(section: &str) -> String {
+        match Config::parse("t.toml", section, &|_| None) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_off_and_keys_are_checked() {
+        let c = Config::parse("t.toml", "", &|_| None).unwrap();
+        assert_eq!(c.telemetry, super::TelemetryConfig::default());
+        assert!(c.telemetry.endpoint.is_none());
+        let ok = "[telemetry]\nendpoint = \"http://127.0.0.1:4318/v1/traces\"\nsample-ratio = 0.25\nheaders = { x-key = \"v\" }\n";
+        assert_eq!(problems(ok), "");
+        for (bad, named) in [
+            ("sample-ratio = 1.5", "sample-ratio"),
+            ("endpoint = \"127.0.0.1:4318\"", "endpoint"),
+            ("protocol = \"grpc\"", "unknown variant `grpc`"),
+            ("headers = { \"bad header\" = \"v\" }", "headers"),
+            ("service-name = \"\"", "service-name"),
+            ("exporter = \"otlp\"", "exporter"),
+        ] {
+            let text = problems(&format!("[telemetry]\n{bad}\n"));
+            assert!(text.contains(named), "{bad}: {text}");
+        }
+    }
+}
