@@ -30,4 +30,5 @@ pub mod prompt;
 pub mod provider;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 mod watch;

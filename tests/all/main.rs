@@ -40,3 +40,4 @@ mod state_outage;
 mod stream_limits;
 mod streaming;
 mod tool_calls;
+mod traces;

@@ -100,10 +100,20 @@ pub enum ConfigCmd {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // `serve` starts its log with the trace exporter its config names.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        init_logging(cli.log_format, None);
+    }
     let result = match cli.command {
-        Command::Serve { config } => runtime().and_then(|rt| {
-            let result = rt.block_on(serve(config));
+        Command::Serve { config: path } => runtime().and_then(|rt| {
+            let config = Config::load(&path)?;
+            let telemetry = crate::telemetry::Telemetry::start(&config.telemetry)?;
+            init_logging(cli.log_format, telemetry.as_ref());
+            let result = rt.block_on(serve(path, config));
+            // What is still batched goes out before the exit.
+            if let Some(t) = &telemetry {
+                t.shutdown();
+            }
             // Requests cut at the drain deadline may leave plugin calls on
             // blocking threads; they must not hold the exit.
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -134,12 +144,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, telemetry: Option<&crate::telemetry::Telemetry>) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     // Colours only for a terminal: a log file or journald gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = log_subscriber(format, filter, ansi, std::io::stderr).try_init();
+    let _ = traced_subscriber(format, filter, ansi, std::io::stderr, telemetry).try_init();
 }
 
 /// The gateway's log lines in `format`, filtered by `filter`, written to
@@ -154,14 +164,34 @@ pub fn log_subscriber<W>(
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    traced_subscriber(format, filter, ansi, writer, None)
+}
+
+/// [`log_subscriber`], plus the trace exporter's layer when `telemetry` is
+/// set. Each layer has its own filter: the log never shows the stage spans
+/// (`telemetry::log_filter`), the exporter sees only them.
+pub fn traced_subscriber<W>(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    ansi: bool,
+    writer: W,
+    telemetry: Option<&crate::telemetry::Telemetry>,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let filter = crate::telemetry::log_filter(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);
-    match format {
-        LogFormat::Json => Box::new(builder.json().finish()),
-        LogFormat::Pretty => Box::new(builder.finish()),
-    }
+    let log = match format {
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+        LogFormat::Pretty => fmt.with_filter(filter).boxed(),
+    };
+    let spans = telemetry.map(|t| t.layer());
+    Box::new(tracing_subscriber::registry().with(log).with(spans))
 }
 
 /// The same validation `serve` runs before it compiles anything
@@ -194,8 +224,7 @@ fn check(file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(path: PathBuf) -> anyhow::Result<()> {
-    let config = Config::load(&path)?;
+async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     // Opening the state blocks on the runtime (sled, or Redis's first
     // connection): keep it off the async workers.

@@ -35,6 +35,7 @@ pub use crate::prompt::PromptsConfig;
 use crate::provider::{BreakerConfig, ProviderConfig, RetryConfig};
 pub use crate::server::config::{KeyConfig, ServerConfig};
 pub use crate::state::StateConfig;
+pub use crate::telemetry::TelemetryConfig;
 pub use source::{ConfigErrors, Problem};
 use source::{Seg, Source};
 
@@ -66,6 +67,9 @@ pub struct Config {
     /// `[evals]`: eval runner defaults and result retention; keys
     /// documented on [`EvalsConfig`].
     pub evals: EvalsConfig,
+    /// `[telemetry]`: trace export (OTLP); keys documented on
+    /// [`TelemetryConfig`]. Default: no exporter.
+    pub telemetry: TelemetryConfig,
 }
 
 /// Top-level keys, each deserialized on its own.
@@ -80,6 +84,7 @@ const SECTIONS: &[&str] = &[
     "state",
     "prompts",
     "evals",
+    "telemetry",
 ];
 
 impl Config {
@@ -157,6 +162,7 @@ impl Config {
         let state = section(&mut src, table.get("state"), "state");
         let prompts = section(&mut src, table.get("prompts"), "prompts");
         let evals = section(&mut src, table.get("evals"), "evals");
+        let telemetry = section(&mut src, table.get("telemetry"), "telemetry");
         let providers = array(&mut src, table.get("providers"), "providers");
         let keys = array(&mut src, table.get("keys"), "keys");
         let mut models = BTreeMap::new();
@@ -188,6 +194,7 @@ impl Config {
             state: state.unwrap_or_default(),
             prompts: prompts.unwrap_or_default(),
             evals: evals.unwrap_or_default(),
+            telemetry: telemetry.unwrap_or_default(),
         };
         validate::check(&config, &root, &mut src);
         if let Checks::Paths(base) = checks {

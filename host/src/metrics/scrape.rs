@@ -58,7 +58,14 @@ fn histogram(e: &mut MetricEncoder<'_>, l: &Labels<'_>, h: &Snapshot) -> fmt::Re
         .encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)
 }
 
-const REQUEST: &[&str] = &["model", "provider", "upstream_model", "status"];
+const REQUEST: &[&str] = &[
+    "model",
+    "provider",
+    "upstream_model",
+    "status",
+    "prompt_id",
+    "prompt_version",
+];
 
 impl Collector for Scrape {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {

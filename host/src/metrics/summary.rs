@@ -178,6 +178,7 @@ mod tests {
                 status,
                 total: Duration::from_micros(1000),
                 upstream: Duration::from_micros(upstream),
+                prompt: None,
             });
         }
         m.usage("chat", Some("k"), Some("search"), (10, 5), 0.25);

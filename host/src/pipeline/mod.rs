@@ -50,6 +50,8 @@ use crate::provider::{Failure, Outcome, Providers};
 use crate::server::config::MetricsAccess;
 use crate::state::review::FlagEntry;
 use crate::state::{RateDecision, RecordStatus, ReviewQueue, State, Subject, Tier, VirtualKey};
+use crate::telemetry;
+use tracing::Instrument as _;
 
 use accounting::{Answer, Meter, StreamMeter};
 use cost::PromptTokens;
@@ -404,7 +406,11 @@ impl Gateway {
     ) -> Result<ChatResponse, Error> {
         let mut plan = self.prepare(ctx, &mut req).await?;
         if let Some(cache) = &self.cache
-            && let Some(completion) = cache.lookup(&req.model, &req)
+            && let Some(completion) = telemetry::spans::cache().in_scope(|| {
+                let found = cache.lookup(&req.model, &req);
+                tracing::Span::current().record("sluice.cache.hit", found.is_some());
+                found
+            })
         {
             plan.meter.release().await;
             let served = Served {
@@ -556,6 +562,8 @@ impl Gateway {
             info: plan.info,
             verdicts,
             review: review.clone(),
+            span: tracing::Span::current(),
+            windows: 0,
         };
         let mut served = Served::new(&outcome, plan.report);
         served.rate = plan.rate;
@@ -581,14 +589,19 @@ impl Gateway {
         let counted = model.routes.first().map_or("", |r| r.model.as_str());
         let mut tokens = None;
         let mut count = || *tokens.get_or_insert_with(|| cost::count_input(counted, &req.input));
-        let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, &mut count).await?;
+        let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, &mut count)
+            .instrument(telemetry::spans::limits("rate_limit"))
+            .await?;
         let mut meter = Meter::new(&self.state, &self.metrics, ctx, &req.model, user, false);
         let worst = if self.state.budgeted(&who) {
             cost::worst_case(&model.routes, count(), 0)
         } else {
             0.0
         };
-        meter.reserve(&who, worst).await?;
+        meter
+            .reserve(&who, worst)
+            .instrument(telemetry::spans::limits("budget"))
+            .await?;
         let targets: Vec<_> = model.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
         let walked = self
@@ -641,6 +654,7 @@ impl Gateway {
         let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, || {
             prompt.get(req).saturating_add(completion)
         })
+        .instrument(telemetry::spans::limits("rate_limit"))
         .await?;
         let set = self.plugins.current();
         let input = guard::resolve(&set, model.input_guardrails(), Phases::INPUT)?;
@@ -703,7 +717,10 @@ impl Gateway {
         } else {
             0.0
         };
-        meter.reserve(&who, worst).await?;
+        meter
+            .reserve(&who, worst)
+            .instrument(telemetry::spans::limits("budget"))
+            .await?;
         Ok(Plan {
             info,
             routes,
@@ -757,6 +774,11 @@ struct ChainChecker {
     /// Every window's verdicts, for the ledger.
     verdicts: Arc<parking_lot::Mutex<GuardReport>>,
     review: Arc<StreamReview>,
+    /// The request span: windows are checked while the body streams, after
+    /// the handler (and its span scope) returned.
+    span: tracing::Span,
+    /// Windows checked so far.
+    windows: u64,
 }
 
 impl stream::WindowChecker for ChainChecker {
@@ -765,7 +787,16 @@ impl stream::WindowChecker for ChainChecker {
         text: &str,
         ctx: &OutputContext,
     ) -> Result<String, (String, Rejection)> {
-        let chain = guard::check_output(&self.plugins, &self.info, text, ctx).await;
+        self.windows += 1;
+        let chain = guard::check_output_traced(
+            &self.span,
+            self.windows,
+            &self.plugins,
+            &self.info,
+            text,
+            ctx,
+        )
+        .await;
         self.verdicts.lock().record(&chain);
         if let Some(rejected) = chain.rejected {
             return Err(rejected);

@@ -264,6 +264,7 @@ fn finish(
         }
     };
     let overhead = total.saturating_sub(tried.upstream);
+    let prompt = tried.prompt.as_ref().map(|p| (p.id.as_str(), p.version));
     metrics.request(RequestSample {
         model: model_label(gw, model),
         provider: tried.provider.as_deref(),
@@ -271,7 +272,16 @@ fn finish(
         status: res.status().as_u16(),
         total,
         upstream: tried.upstream,
+        prompt,
     });
+    crate::telemetry::spans::record_request(
+        model,
+        tried.provider.as_deref(),
+        tried.model.as_deref(),
+        tried.attempts,
+        &tried.guardrails,
+        prompt,
+    );
     let h = res.headers_mut();
     let mut set = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
