@@ -33,6 +33,7 @@ pub use crate::pipeline::config::{ModelConfig, RouteConfig, StreamWindowConfig, 
 use crate::plugin::PluginsConfig;
 pub use crate::prompt::PromptsConfig;
 use crate::provider::{BreakerConfig, ProviderConfig, RetryConfig};
+pub use crate::reqlog::RequestLogConfig;
 pub use crate::server::config::{KeyConfig, ServerConfig};
 pub use crate::state::StateConfig;
 pub use source::{ConfigErrors, Problem};
@@ -66,6 +67,9 @@ pub struct Config {
     /// `[evals]`: eval runner defaults and result retention; keys
     /// documented on [`EvalsConfig`].
     pub evals: EvalsConfig,
+    /// `[request-log]`: the per-request JSON-lines log; keys documented on
+    /// [`RequestLogConfig`].
+    pub request_log: RequestLogConfig,
 }
 
 /// Top-level keys, each deserialized on its own.
@@ -80,6 +84,7 @@ const SECTIONS: &[&str] = &[
     "state",
     "prompts",
     "evals",
+    "request-log",
 ];
 
 impl Config {
@@ -100,6 +105,7 @@ impl Config {
         )?;
         config.state.resolve_dir(base);
         config.prompts.resolve_dir(base);
+        config.request_log.resolve_dir(base, &config.state.dir);
         // The compile cache lives with the rest of the gateway's data.
         config.plugins.resolve_cache_dir(&config.state.dir);
         // No plugin may be granted the directory holding the config (and
@@ -157,6 +163,7 @@ impl Config {
         let state = section(&mut src, table.get("state"), "state");
         let prompts = section(&mut src, table.get("prompts"), "prompts");
         let evals = section(&mut src, table.get("evals"), "evals");
+        let request_log = section(&mut src, table.get("request-log"), "request-log");
         let providers = array(&mut src, table.get("providers"), "providers");
         let keys = array(&mut src, table.get("keys"), "keys");
         let mut models = BTreeMap::new();
@@ -188,6 +195,7 @@ impl Config {
             state: state.unwrap_or_default(),
             prompts: prompts.unwrap_or_default(),
             evals: evals.unwrap_or_default(),
+            request_log: request_log.unwrap_or_default(),
         };
         validate::check(&config, &root, &mut src);
         if let Checks::Paths(base) = checks {

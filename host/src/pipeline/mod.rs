@@ -259,6 +259,8 @@ pub struct Gateway {
     pub evals: Option<EvalStore>,
     /// What `/metrics` reports (see [`crate::metrics`]).
     pub metrics: Arc<Metrics>,
+    /// `[request-log]` (see [`crate::reqlog`]); off until `starting` opens it.
+    pub reqlog: crate::reqlog::RequestLog,
 }
 
 /// What `prepare` decided for one chat request.
@@ -305,7 +307,11 @@ impl Gateway {
         let plugins = PluginRuntime::new(config.plugins.clone())
             .map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e}"))?;
         let providers = Providers::new(&config.providers, &config.retry, &config.breaker)?;
-        Ok(Self::new(config, providers, plugins, state))
+        let reqlog = crate::reqlog::RequestLog::start(&config.request_log, &config.state.dir)
+            .map_err(|e| anyhow::anyhow!("opening the request log: {e}"))?;
+        let mut gw = Self::new(config, providers, plugins, state);
+        gw.reqlog = reqlog;
+        Ok(gw)
     }
 
     pub fn new(
@@ -331,6 +337,7 @@ impl Gateway {
             review,
             prompts: None,
             evals: None,
+            reqlog: crate::reqlog::RequestLog::off(),
         }
     }
 
