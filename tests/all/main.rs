@@ -25,6 +25,7 @@ mod openai_sdk;
 mod prompt_ops;
 mod prompts;
 mod rate_limits;
+mod request_log;
 mod review;
 mod routing;
 mod sandbox;

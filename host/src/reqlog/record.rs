@@ -17,7 +17,7 @@ use crate::pipeline::StreamEvent;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Record {
-    /// The request id (`x-request-id`).
+    /// The request id (`x-sluice-request-id`).
     pub id: String,
     /// Arrival, unix ms.
     pub ts: u64,
