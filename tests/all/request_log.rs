@@ -86,7 +86,10 @@ fn read_dir(dir: &Path) -> Vec<Record> {
 }
 
 fn request_id(res: &reqwest::Response) -> String {
-    res.headers()["x-sluice-request-id"].to_str().unwrap().to_string()
+    res.headers()["x-sluice-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -163,6 +166,15 @@ async fn metadata_records_whole_streamed_and_failed_requests() {
 
     // Counted for `/metrics`.
     assert_eq!(gw.gateway.reqlog.counts(), (5, 0, 0));
+    let page = sluice::metrics::scrape::render(&gw.gateway);
+    assert!(
+        page.contains("\nsluice_request_log_written_total 5\n"),
+        "{page}"
+    );
+    assert!(
+        page.contains("\nsluice_request_log_dropped_total 0\n"),
+        "{page}"
+    );
 }
 
 #[tokio::test]

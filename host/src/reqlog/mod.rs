@@ -178,6 +178,57 @@ fn write_loop(mut rx: mpsc::Receiver<Msg>, mut files: files::Files, max_text: us
     flush(&mut files, c);
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        // No writer: the queue (of 2) fills and stays full.
+        let (tx, _rx) = mpsc::channel(2);
+        let log = RequestLog(Some(Arc::new(Inner {
+            mode: Mode::Metadata,
+            dir: PathBuf::new(),
+            tx,
+            counts: Arc::default(),
+        })));
+        for _ in 0..5 {
+            log.send(Record::default());
+        }
+        assert_eq!(log.counts(), (0, 3, 0));
+        // Off: nothing is queued or counted.
+        RequestLog::off().send(Record::default());
+        assert_eq!(RequestLog::off().counts(), (0, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn records_reach_the_file_redacted_and_flush_waits_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RequestLogConfig {
+            mode: Mode::Full,
+            dir: Some(dir.path().to_path_buf()),
+            ..RequestLogConfig::default()
+        };
+        let log = RequestLog::start(&cfg, Path::new("unused")).unwrap();
+        for id in ["a", "b"] {
+            log.send(Record {
+                id: id.into(),
+                response: Some("card 4111-1111-1111-1111".into()),
+                ..Record::default()
+            });
+        }
+        log.flush().await;
+        let text = std::fs::read_to_string(dir.path().join(files::CURRENT)).unwrap();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Record>(l).unwrap().id)
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert!(!text.contains("4111") && text.contains("card [CREDIT_CARD]"));
+        assert_eq!(log.counts(), (2, 0, 0));
+    }
+}
+
 fn flush(files: &mut files::Files, c: &Counts) {
     if let Err(e) = files.flush() {
         let n = c.failed.fetch_add(1, Ordering::Relaxed) + 1;
