@@ -468,4 +468,20 @@ fn config_is_checked() {
     let ok = sluice::config::Config::parse("t.toml", "[request-log]\nmode = \"full\"\n", &|_| None)
         .unwrap();
     assert_eq!(ok.request_log.mode, sluice::reqlog::Mode::Full);
+
+    // The example's commented block, uncommented, is the defaults.
+    let example = include_str!("../../examples/sluice.toml");
+    let at = example.find("# [request-log]").expect("documented");
+    let block: String = example[at..]
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap()))
+        .collect();
+    let c = sluice::config::Config::parse("example", &block, &|_| None)
+        .unwrap_or_else(|e| panic!("{e}\n{block}"));
+    let defaults = sluice::reqlog::RequestLogConfig {
+        dir: Some("data/request-log".into()),
+        ..Default::default()
+    };
+    assert_eq!(c.request_log, defaults);
 }

@@ -178,6 +178,15 @@ fn write_loop(mut rx: mpsc::Receiver<Msg>, mut files: files::Files, max_text: us
     flush(&mut files, c);
 }
 
+fn flush(files: &mut files::Files, c: &Counts) {
+    if let Err(e) = files.flush() {
+        let n = c.failed.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::error!(error = %e, "flushing the request log failed");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,14 +235,5 @@ mod tests {
         assert_eq!(ids, ["a", "b"]);
         assert!(!text.contains("4111") && text.contains("card [CREDIT_CARD]"));
         assert_eq!(log.counts(), (2, 0, 0));
-    }
-}
-
-fn flush(files: &mut files::Files, c: &Counts) {
-    if let Err(e) = files.flush() {
-        let n = c.failed.fetch_add(1, Ordering::Relaxed) + 1;
-        if n.is_power_of_two() {
-            tracing::error!(error = %e, "flushing the request log failed");
-        }
     }
 }

@@ -249,6 +249,11 @@ impl Pending {
         })))
     }
 
+    /// False when the log is off: callers skip building an [`Outcome`].
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// A whole answer (not a stream): its usage and, in `full`, its text.
     pub fn answer(&self, c: &ChatCompletion) {
         self.update(|d, full| {

@@ -265,11 +265,13 @@ fn finish(
             if let Some(cost) = served.cost_usd {
                 extra.push(("x-sluice-cost-usd", format!("{cost:.9}")));
             }
-            log.outcome(crate::reqlog::Outcome {
-                status: res.status().as_u16(),
-                cost_usd: served.cost_usd,
-                ..crate::reqlog::Outcome::of(&tried)
-            });
+            if log.is_on() {
+                log.outcome(crate::reqlog::Outcome {
+                    status: res.status().as_u16(),
+                    cost_usd: served.cost_usd,
+                    ..crate::reqlog::Outcome::of(&tried)
+                });
+            }
             (res, tried, extra)
         }
         Err(e) => {
@@ -286,13 +288,15 @@ fn finish(
                 error = %escaped(crate::reqlog::redacted(&e)),
                 "refused"
             );
-            log.outcome(crate::reqlog::Outcome {
-                status: api.status.as_u16(),
-                error: Some(api.body.kind.clone()),
-                error_code: api.body.code.clone(),
-                error_message: Some(api.body.message.clone()),
-                ..crate::reqlog::Outcome::of(&tried)
-            });
+            if log.is_on() {
+                log.outcome(crate::reqlog::Outcome {
+                    status: api.status.as_u16(),
+                    error: Some(api.body.kind.clone()),
+                    error_code: api.body.code.clone(),
+                    error_message: Some(api.body.message.clone()),
+                    ..crate::reqlog::Outcome::of(&tried)
+                });
+            }
             // A rate-limit refusal says which limit and when, as answers do.
             let extra = match &e {
                 crate::pipeline::Error::RateLimited(d) => {
