@@ -28,6 +28,7 @@ mod prompt_ops;
 mod prompts;
 mod quality_alerts;
 mod rate_limits;
+mod request_log;
 mod review;
 mod routing;
 mod sandbox;

@@ -10,12 +10,14 @@
 //! sluice usage --by key|user|feature|model|day [--since ..] [--until ..] [--json]
 //! sluice keys create|list|revoke      virtual keys in the state store
 //! sluice review list|show|approve|reject   the human review queue
+//! sluice logs tail [-f] [-n N] | query --key .. --since ..   the request log
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
 
 pub mod cases;
 pub mod eval;
+pub mod logs;
 pub mod plugin;
 pub mod plugin_new;
 pub mod plugin_test;
@@ -89,6 +91,9 @@ pub enum Command {
     /// The human review queue of flagged answers.
     #[command(subcommand)]
     Review(review::ReviewCmd),
+    /// The request log (`[request-log]`): tail it, query it.
+    #[command(subcommand)]
+    Logs(logs::LogsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -127,6 +132,7 @@ pub fn main() -> ExitCode {
         Command::Usage(args) => runtime().and_then(|rt| rt.block_on(state::usage(args))),
         Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(state::keys(cmd))),
         Command::Review(cmd) => review::run(cmd),
+        Command::Logs(cmd) => logs::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -270,6 +276,7 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
         });
     };
     let state = gw.state.clone();
+    let reqlog = gw.reqlog.clone();
     let serving = crate::server::serve(listener, gw, shutdown);
     tokio::pin!(serving);
     tokio::select! {
@@ -285,6 +292,7 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
     if let Err(e) = state.flush().await {
         tracing::error!(error = %e, "flushing the state at shutdown failed");
     }
+    reqlog.flush().await;
     tracing::info!("shut down cleanly");
     Ok(())
 }

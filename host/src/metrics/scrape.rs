@@ -126,6 +126,27 @@ impl Collector for Scrape {
             let n = m.denials[i].load(std::sync::atomic::Ordering::Relaxed);
             counter(&mut e, &vec![("reason", reason)], n)?;
         }
+        let (written, dropped, failed) = gw.reqlog.counts();
+        for (name, help, n) in [
+            (
+                "sluice_request_log_written",
+                "Request log records written.",
+                written,
+            ),
+            (
+                "sluice_request_log_dropped",
+                "Request log records dropped at a full queue.",
+                dropped,
+            ),
+            (
+                "sluice_request_log_failed",
+                "Request log write or flush errors.",
+                failed,
+            ),
+        ] {
+            let mut e = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            e.encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
         self.providers(&mut enc)?;
         self.plugins(&mut enc)
     }

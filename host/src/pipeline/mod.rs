@@ -264,6 +264,8 @@ pub struct Gateway {
     /// Rolling error and reject rates per model, their alerts, and the
     /// latest guardrail rejections (see [`crate::state::quality`]).
     pub quality: Arc<crate::state::Quality>,
+    /// `[request-log]` (see [`crate::reqlog`]); off until `starting` opens it.
+    pub reqlog: crate::reqlog::RequestLog,
 }
 
 /// What `prepare` decided for one chat request.
@@ -310,7 +312,11 @@ impl Gateway {
         let plugins = PluginRuntime::new(config.plugins.clone())
             .map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e}"))?;
         let providers = Providers::new(&config.providers, &config.retry, &config.breaker)?;
-        Ok(Self::new(config, providers, plugins, state))
+        let reqlog = crate::reqlog::RequestLog::start(&config.request_log, &config.state.dir)
+            .map_err(|e| anyhow::anyhow!("opening the request log: {e}"))?;
+        let mut gw = Self::new(config, providers, plugins, state);
+        gw.reqlog = reqlog;
+        Ok(gw)
     }
 
     pub fn new(
@@ -343,6 +349,7 @@ impl Gateway {
             review,
             prompts: None,
             evals: None,
+            reqlog: crate::reqlog::RequestLog::off(),
         }
     }
 

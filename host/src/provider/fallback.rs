@@ -146,7 +146,8 @@ impl Providers {
                     Err(e) => up.secrets.scrub_error(e),
                 };
                 guard.finish(err.breaker_outcome());
-                tracing::debug!(provider = %up.name, attempt = tries, error = %err, "upstream attempt failed");
+                // An upstream's error text may echo the prompt back.
+                tracing::debug!(provider = %up.name, attempt = tries, error = %crate::reqlog::redacted(&err), "upstream attempt failed");
                 if !err.is_retryable() {
                     return Err(failure(err, attempts, tried, false));
                 }

@@ -24,6 +24,7 @@ use crate::metrics::{Denial, RequestSample};
 use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
 use crate::pipeline::{Gateway, Principal, Progress, RequestCtx, Served, StreamEvent, Tried};
 use crate::plugin::log::escaped;
+use crate::reqlog::{Pending, Start};
 
 fn ctx(id: RequestId, arrived: Arrived, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     let text = |name: &str| {
@@ -94,6 +95,10 @@ pub async fn chat(
     let ctx = ctx(id, arrived, principal, &headers);
     let waiting = Disconnect::new(&ctx.id, "before the answer");
     let model = req.model.clone();
+    let log = log_start(&gw, &ctx, "chat", &model, req.stream, || {
+        let m = req.messages.iter();
+        m.map(|m| (m.role.as_str(), m.content_text())).collect()
+    });
     let result = if req.stream {
         gw.chat_stream(&ctx, req).await.map(|s| {
             let id = ctx.id.clone();
@@ -105,10 +110,12 @@ pub async fn chat(
                 arrived: arrived.0,
                 seen: false,
             };
+            let tail = crate::reqlog::record::OnDrop(log.clone());
             let frames = s
                 .events
-                .scan(first, move |first, e| {
+                .scan((first, tail), move |(first, tail), e| {
                     first.saw(&e);
+                    tail.0.event(&e);
                     std::future::ready(Some(sse_bytes(e, &id)))
                 })
                 .boxed();
@@ -125,6 +132,7 @@ pub async fn chat(
         })
     } else {
         gw.chat(&ctx, req).await.map(|c| {
+            log.answer(&c.completion);
             let mut res = axum::Json(c.completion).into_response();
             if let Some(r) = c.review
                 && let Ok(v) = HeaderValue::from_str(&r.header_value())
@@ -135,7 +143,29 @@ pub async fn chat(
         })
     };
     waiting.done();
-    finish(&gw, result, &ctx, &model, arrived)
+    finish(&gw, result, &ctx, &model, arrived, &log)
+}
+
+/// The request log's record of this request (a no-op when the log is off);
+/// `texts` (role, text) are only taken in `full` mode.
+fn log_start<'m>(
+    gw: &Gateway,
+    ctx: &RequestCtx,
+    endpoint: &'static str,
+    model: &str,
+    stream: bool,
+    texts: impl FnOnce() -> Vec<(&'m str, String)>,
+) -> Pending {
+    let start = Start {
+        id: &ctx.id,
+        endpoint,
+        arrived: ctx.arrived,
+        key_id: ctx.principal.key_id.as_deref(),
+        feature: ctx.feature.as_deref(),
+        model,
+        stream,
+    };
+    Pending::start(&gw.reqlog, start, texts)
 }
 
 /// Times a stream's first content chunk (`sluice_time_to_first_token_seconds`).
@@ -183,23 +213,35 @@ pub async fn embeddings(
     let ctx = ctx(id, arrived, principal, &headers);
     let waiting = Disconnect::new(&ctx.id, "before the answer");
     let model = req.model.clone();
-    let result = gw
-        .embeddings(&ctx, req)
-        .await
-        .map(|e| (axum::Json(e.response).into_response(), e.served));
+    let log = log_start(&gw, &ctx, "embeddings", &model, false, || {
+        let texts = match &req.input {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        texts.into_iter().map(|t| ("input", t)).collect()
+    });
+    let result = gw.embeddings(&ctx, req).await.map(|e| {
+        log.embedded(e.response.usage.as_ref());
+        (axum::Json(e.response).into_response(), e.served)
+    });
     waiting.done();
-    finish(&gw, result, &ctx, &model, arrived)
+    finish(&gw, result, &ctx, &model, arrived, &log)
 }
 
 /// Log the outcome and add the `x-sluice-*` headers, to an answer or to
 /// the error (then from what the request went through so far), and count
-/// it in the metrics.
+/// it in the metrics and the request log.
 fn finish(
     gw: &Gateway,
     result: Result<(Response, Served), crate::pipeline::Error>,
     ctx: &RequestCtx,
     model: &str,
     arrived: Arrived,
+    log: &Pending,
 ) -> Response {
     let total = arrived.0.elapsed();
     let id = ctx.id.as_str();
@@ -232,6 +274,13 @@ fn finish(
             if let Some(cost) = served.cost_usd {
                 extra.push(("x-sluice-cost-usd", format!("{cost:.9}")));
             }
+            if log.is_on() {
+                log.outcome(crate::reqlog::Outcome {
+                    status: res.status().as_u16(),
+                    cost_usd: served.cost_usd,
+                    ..crate::reqlog::Outcome::of(&tried)
+                });
+            }
             (res, tried, extra)
         }
         Err(e) => {
@@ -245,9 +294,18 @@ fn finish(
                 status = api.status.as_u16(),
                 provider = tried.provider.as_deref(),
                 attempts = tried.attempts,
-                error = %escaped(&e),
+                error = %escaped(crate::reqlog::redacted(&e)),
                 "refused"
             );
+            if log.is_on() {
+                log.outcome(crate::reqlog::Outcome {
+                    status: api.status.as_u16(),
+                    error: Some(api.body.kind.clone()),
+                    error_code: api.body.code.clone(),
+                    error_message: Some(api.body.message.clone()),
+                    ..crate::reqlog::Outcome::of(&tried)
+                });
+            }
             // A rate-limit refusal says which limit and when, as answers do.
             let extra = match &e {
                 crate::pipeline::Error::RateLimited(d) => {
@@ -313,7 +371,7 @@ fn sse_bytes(event: StreamEvent, request_id: &str) -> Bytes {
     match event {
         StreamEvent::Chunk(c) => frame(&c),
         StreamEvent::Error(e) => {
-            tracing::info!(request_id, error = %escaped(&e), "stream ended by an error event");
+            tracing::info!(request_id, error = %escaped(crate::reqlog::redacted(&e)), "stream ended by an error event");
             frame(&ErrorEnvelope {
                 error: ApiError::from(&e).body,
             })
