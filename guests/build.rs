@@ -59,6 +59,8 @@ fn main() {
         recipe::FIRST_PARTY_DIR,
         recipe::TEST_GUEST_DIR,
         "sdk",
+        // Shared by the pii-redact and secrets plugins.
+        "redact",
         "wit",
         "Cargo.toml",
         "Cargo.lock",

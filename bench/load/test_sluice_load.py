@@ -5,7 +5,9 @@
 
 import unittest
 
-from sluice_load import report, stats
+import math
+
+from sluice_load import promhist, report, stats
 from sluice_load.hotswap import custom_section
 from sluice_load.state import gcra_allowed, state_section, summarize_shared
 from sluice_load.sampling import is_loopback
@@ -16,6 +18,60 @@ def oha(codes, errors=None, total=3.0, p50=0.0012):
     return {"statusCodeDistribution": codes, "errorDistribution": errors or {},
             "latencyPercentiles": {"p50": p50, "p90": 0.002, "p99": 0.0035},
             "summary": {"total": total, "slowest": 0.0123}}
+
+
+SCRAPE_BEFORE = """# HELP sluice_overhead_seconds Gateway overhead per request: total minus upstream time.
+# TYPE sluice_overhead_seconds histogram
+sluice_overhead_seconds_sum{model="bench"} 0.01
+sluice_overhead_seconds_count{model="bench"} 4
+sluice_overhead_seconds_bucket{le="0.00001",model="bench"} 1
+sluice_overhead_seconds_bucket{le="0.00002",model="bench"} 4
+sluice_overhead_seconds_bucket{le="0.00005",model="bench"} 4
+sluice_overhead_seconds_bucket{le="+Inf",model="bench"} 4
+sluice_request_duration_seconds_bucket{le="0.001",model="bench",provider="upstream",upstream_model="m",status="200"} 4
+"""
+
+# After: 100 more requests on `bench` (10 ≤ 10 µs, 80 in (10, 20], 10 in (20, 50])
+# and 100 on a model born during the run, all in (20, 50] µs, one over 50 µs.
+SCRAPE_AFTER = """sluice_overhead_seconds_bucket{le="0.00001",model="bench"} 11
+sluice_overhead_seconds_bucket{le="0.00002",model="bench"} 94
+sluice_overhead_seconds_bucket{le="0.00005",model="bench"} 104
+sluice_overhead_seconds_bucket{le="+Inf",model="bench"} 104
+sluice_overhead_seconds_bucket{le="0.00001",model="other \\"x\\""} 0
+sluice_overhead_seconds_bucket{le="0.00002",model="other \\"x\\""} 0
+sluice_overhead_seconds_bucket{le="0.00005",model="other \\"x\\""} 99
+sluice_overhead_seconds_bucket{le="+Inf",model="other \\"x\\""} 100
+"""
+
+
+class PromHist(unittest.TestCase):
+    def test_buckets_sum_series_and_ignore_other_metrics(self):
+        b = promhist.buckets(SCRAPE_AFTER)
+        self.assertEqual(b, {1e-5: 11, 2e-5: 94, 5e-5: 203, math.inf: 204})
+        self.assertEqual(promhist.buckets(SCRAPE_BEFORE)[math.inf], 4)
+
+    def test_diff_counts_only_the_run(self):
+        d = promhist.diff(promhist.buckets(SCRAPE_BEFORE), promhist.buckets(SCRAPE_AFTER))
+        self.assertEqual(d, {1e-5: 10, 2e-5: 90, 5e-5: 199, math.inf: 200})
+
+    def test_quantiles_interpolate_inside_the_bucket(self):
+        c = {1.0: 10, 2.0: 20, 4.0: 20, math.inf: 20}
+        self.assertEqual(promhist.quantile(c, 0.25), 0.5)
+        self.assertEqual(promhist.quantile(c, 0.5), 1.0)
+        self.assertEqual(promhist.quantile(c, 0.75), 1.5)
+        self.assertEqual(promhist.quantile(c, 1.0), 2.0)
+        # Ranks in +Inf read as the largest finite bound; empty is None.
+        self.assertEqual(promhist.quantile({1.0: 1, 2.0: 1, math.inf: 3}, 0.9), 2.0)
+        self.assertIsNone(promhist.quantile({1.0: 0, math.inf: 0}, 0.5))
+        self.assertIsNone(promhist.quantile({}, 0.5))
+
+    def test_overhead_ms_of_a_run(self):
+        r = promhist.overhead_ms(SCRAPE_BEFORE, SCRAPE_AFTER)
+        self.assertEqual(r["count"], 200)
+        # Ranks 91..199 are in (20, 50] µs (109 requests): rank 100 is 10/109 in.
+        self.assertAlmostEqual(r["p50"], (20 + 30 * 10 / 109) / 1000, places=4)
+        self.assertAlmostEqual(r["p99"], (20 + 30 * 108 / 109) / 1000, places=4)
+        self.assertEqual(promhist.overhead_ms(SCRAPE_AFTER, SCRAPE_AFTER)["p50"], None)
 
 
 class Stats(unittest.TestCase):
@@ -54,12 +110,14 @@ class Stats(unittest.TestCase):
         self.assertEqual(stats.conns_for(4000, 7), 7)
 
 
-def row(rate, success, p50, process, sustained=True, overhead=None):
+def row(rate, success, p50, process, sustained=True, overhead=None, gateway=None):
     r = {"rate": rate, "success": success, "ok": 300, "scheduled": 300, "p50_ms": p50, "p90_ms": 2.0,
          "p99_ms": 3.0, "max_ms": None, "achieved_rps": 100.0, "rss_mb_max": 10.0, "cpu_pct": 5.0,
          "process": process, "sustained": sustained, "loadavg_after": [1.0, 0.5, 0.25]}
     if overhead:
         r["overhead_ms"] = overhead
+    if gateway:
+        r["gateway_overhead_ms"] = gateway
     return r
 
 
@@ -71,7 +129,8 @@ class Report(unittest.TestCase):
         "targets": {
             "direct": {"baseline": None, "runs": [row(100, 1.0, 1.0, "upstream")]},
             "sluice": {"baseline": "direct", "runs": [row(100, 0.99, 1.25, "gateway", False,
-                                                          {"p50": 0.25, "p90": 0.0, "p99": None, "max": None})]},
+                                                          {"p50": 0.25, "p90": 0.0, "p99": None, "max": None},
+                                                          {"count": 300, "p50": 0.0123, "p90": 0.02, "p99": 0.0456})]},
             "portkey": {"baseline": "direct", "error": "Portkey not installed"},
             "sluice-stream": {"baseline": "direct-stream", "runs": [], "error": "preflight",
                               "ttft": {"requests": 30, "failed": 1, "ttfb_p50_ms": 0.5, "ttft_p50_ms": 1.0,
@@ -84,12 +143,12 @@ class Report(unittest.TestCase):
         self.assertTrue(lines[0].startswith("> **SMOKE RUN — not a result.**"))
         self.assertIn("Run 20260101T000000Z · sluice 0123456789ab · 2 CPUs · upstream: **mock** · 3 s per rate · "
                       "loadavg before [0.5, 0.4, 0.3] after [1.0, 0.5, 0.25]", lines)
-        self.assertIn("| direct | 100 | 100.00 % | 300 / 300 | 1.00 | 2.00 | 3.00 | – | (baseline) "
+        self.assertIn("| direct | 100 | 100.00 % | 300 / 300 | 1.00 | 2.00 | 3.00 | – | – | (baseline) "
                       "| 100 | 10.0 (upstream) | 5 (upstream) | 1.0 |", lines)
-        self.assertIn("| sluice | 100 | 99.00 % ✗ | 300 / 300 | 1.25 | 2.00 | 3.00 | – | 0.250 / 0.000 / – "
-                      "| 100 | 10.0 | 5 | 1.0 |", lines)
-        self.assertIn("| portkey | – | **failed**: Portkey not installed | | | | | | | | | | |", lines)
-        self.assertIn("| sluice-stream | – | **failed**: preflight | | | | | | | | | | |", lines)
+        self.assertIn("| sluice | 100 | 99.00 % ✗ | 300 / 300 | 1.25 | 2.00 | 3.00 | – | 0.012 / 0.046 "
+                      "| 0.250 / 0.000 / – | 100 | 10.0 | 5 | 1.0 |", lines)
+        self.assertIn("| portkey | – | **failed**: Portkey not installed | | | | | | | | | | | |", lines)
+        self.assertIn("| sluice-stream | – | **failed**: preflight | | | | | | | | | | | |", lines)
         self.assertIn("| sluice-stream | 30 | 1 | 0.500 | 1.000 | 1.500 | – |", lines)
 
     def test_fmt(self):

@@ -12,6 +12,14 @@ pub const TARGET: &str = "wasm32-wasip2";
 /// `[profile.guest]` in the workspace `Cargo.toml` (no DWARF, fat LTO).
 pub const PROFILE: &str = "guest";
 
+/// Code generation flags of every guest: wasm SIMD, so LLVM can vectorise
+/// guest loops (scans over the checked text) and crates with wasm SIMD paths
+/// use them. Wasmtime compiles SIMD by default (x86-64 hosts need SSE4.1).
+/// Passed as the target's own `CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS`, so the
+/// host build never sees them and a `RUSTFLAGS` set by hand still wins
+/// (cargo's precedence).
+pub const RUSTFLAGS: &str = "-C target-feature=+simd128";
+
 /// The folder, relative to the workspace root, whose member crates are the
 /// first-party plugins (each ships a manifest `NAME/NAME.toml`).
 pub const FIRST_PARTY_DIR: &str = "plugins";
@@ -57,6 +65,11 @@ pub fn cargo<'a>(
     for p in packages {
         cmd.args(["-p", p]);
     }
+    let var = format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        TARGET.to_uppercase().replace('-', "_")
+    );
+    cmd.env(var, RUSTFLAGS);
     // Set by an outer cargo for the host build: its rustflags, and under
     // `cargo clippy` a wrapper that would lint the guests instead of building
     // them (and, differing between `cargo clippy` and `cargo test`, rebuild

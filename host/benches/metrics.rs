@@ -21,6 +21,7 @@ fn one_request(m: &Metrics) {
         status: 200,
         total: Duration::from_micros(1_450),
         upstream: Duration::from_micros(1_100),
+        prompt: None,
     }));
     m.usage(
         black_box("chat"),

@@ -6,6 +6,12 @@
 //!   loop, its timers and limits, the `x-sluice-*` stamping); `chat_small`
 //!   with metrics recorded (the default), `chat_small_metrics_off` with
 //!   `[server] metrics = "off"`, side by side.
+//! - `observability`: the same request with metrics and traces off (no
+//!   `tracing` subscriber at all, `metrics = "off"`: `bare`), on with the
+//!   trace exporter off (`sluice serve`'s subscriber at `warn`, metrics
+//!   on: `exporter_off`, what every gateway pays), and with the exporter
+//!   on, every request sampled, to a local receiver (`exporter_on`). Each
+//!   variant has its own runtime whose threads use its subscriber.
 //! - `guarded_stream`: a 0.5 / 2 / 8 MB streamed answer through two output
 //!   guardrails in 512-character windows. Each window carries the emitted
 //!   text as context; with all of it the cost grows with the square of the
@@ -189,5 +195,98 @@ fn bench_guarded_stream(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_round_trip, bench_guarded_stream);
+/// A runtime whose threads (and the caller, while `f` runs) use `dispatch`.
+fn with_subscriber<T>(dispatch: tracing::Dispatch, f: impl FnOnce(&Runtime) -> T) -> T {
+    let on_workers = dispatch.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || {
+            // For the thread's life: the runtime owns its threads.
+            std::mem::forget(tracing::dispatcher::set_default(&on_workers));
+        })
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&dispatch, || f(&rt))
+}
+
+/// An OTLP endpoint that accepts every export (`/v1/traces`).
+async fn receiver() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/v1/traces", axum::routing::post(|| async { "" }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn bench_observability(c: &mut Criterion) {
+    use sluice::cli::{LogFormat, traced_subscriber};
+    use sluice::telemetry::{Telemetry, TelemetryConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let body = json!({"model": "chat", "messages": [{"role": "user",
+        "content": "REPLY: Summarise our gateway for a customer in two sentences."}]});
+    let mut g = c.benchmark_group("observability");
+    for name in ["bare", "exporter_off", "exporter_on"] {
+        // Pooled connections belong to the runtime that opened them.
+        let client = reqwest::Client::new();
+        let probe = Runtime::new().unwrap();
+        let endpoint = probe.block_on(receiver());
+        let telemetry = (name == "exporter_on").then(|| {
+            let cfg = TelemetryConfig {
+                endpoint: Some(endpoint),
+                ..TelemetryConfig::default()
+            };
+            Telemetry::start(&cfg).unwrap().unwrap()
+        });
+        let dispatch = if name == "bare" {
+            tracing::Dispatch::none()
+        } else {
+            let filter = tracing_subscriber::EnvFilter::new("warn");
+            let s = traced_subscriber(
+                LogFormat::Json,
+                filter,
+                false,
+                std::io::sink,
+                telemetry.as_ref(),
+            );
+            tracing::Dispatch::new(s)
+        };
+        let server = if name == "bare" {
+            "[server]\nmetrics = \"off\"\n"
+        } else {
+            ""
+        };
+        with_subscriber(dispatch, |rt| {
+            let (url, _state) = rt.block_on(start(dir.path(), false, server));
+            g.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let started = Instant::now();
+                        for _ in 0..iters {
+                            let res = client
+                                .post(format!("{url}/v1/chat/completions"))
+                                .json(&body)
+                                .send()
+                                .await
+                                .unwrap();
+                            assert_eq!(res.status(), 200);
+                            res.bytes().await.unwrap();
+                        }
+                        started.elapsed()
+                    })
+                })
+            });
+        });
+        if let Some(t) = telemetry {
+            t.shutdown();
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_round_trip,
+    bench_observability,
+    bench_guarded_stream
+);
 criterion_main!(benches);

@@ -15,6 +15,7 @@
 //!   or Redis, and the price table.
 //! - [`prompt`]: the versioned prompt registry and the `prompt` request extension.
 //! - [`eval`]: the evaluation runner: suites, scorers, judge, reports, gates.
+//! - [`reqlog`]: the request log (JSON lines, redacted, rotated).
 //! - [`config`]: the TOML config file, its defaults and validation.
 //! - [`cli`]: the `sluice` command line.
 
@@ -29,5 +30,8 @@ pub mod pipeline;
 pub mod plugin;
 pub mod prompt;
 pub mod provider;
+pub mod reqlog;
 pub mod server;
 pub mod state;
+pub mod telemetry;
+mod watch;

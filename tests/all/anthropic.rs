@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sluice::mock::MockConfig;
 use sluice::openai::ChatRequest;
-use sluice::provider::{ProviderKind, Providers, RouteTarget};
+use sluice::provider::{ProviderKind, Providers, RouteTarget, UpstreamError};
 use sluice::server::error::upstream_status as gateway_status;
 
 use crate::support::http::chunk_text;
@@ -125,28 +125,25 @@ async fn stream_events_are_translated_to_chunks() {
 async fn stream_error_event_and_truncation_are_errors() {
     let req = request(json!({"model": "a", "stream": true,
         "messages": [{"role": "user", "content": "a fairly long prompt to answer"}]}));
-    let (p, _mock) = providers(Some("midstream-error"), false).await;
-    let items: Vec<_> = p
-        .chat_stream(&route(), &req)
-        .await
-        .unwrap()
-        .value
-        .collect()
-        .await;
-    let err = items.last().unwrap().as_ref().unwrap_err();
+    let err = last_stream_error(&req, "midstream-error").await;
     assert!(err.to_string().contains("Overloaded"), "{err}");
-    assert_eq!(gateway_status(err).0.as_u16(), 502);
+    assert_eq!(gateway_status(&err).0.as_u16(), 502);
 
-    let (p, _mock) = providers(Some("truncate"), false).await;
+    let err = last_stream_error(&req, "truncate").await;
+    assert!(err.to_string().contains("ended the stream"), "{err}");
+}
+
+/// Stream `req` from a mock with `fault`; the error its stream ends with.
+async fn last_stream_error(req: &ChatRequest, fault: &str) -> UpstreamError {
+    let (p, _mock) = providers(Some(fault), false).await;
     let items: Vec<_> = p
-        .chat_stream(&route(), &req)
+        .chat_stream(&route(), req)
         .await
         .unwrap()
         .value
         .collect()
         .await;
-    let err = items.last().unwrap().as_ref().unwrap_err();
-    assert!(err.to_string().contains("ended the stream"), "{err}");
+    items.into_iter().last().unwrap().unwrap_err()
 }
 
 #[tokio::test]

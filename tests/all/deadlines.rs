@@ -192,33 +192,11 @@ async fn a_sleeping_guest_is_cut_off_at_its_deadline_without_holding_a_thread() 
 /// read ends then, far past the assertion).
 #[tokio::test]
 async fn a_socket_read_from_a_silent_peer_is_cut_off_at_its_deadline() {
-    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = peer.local_addr().unwrap();
-    let silent = std::thread::spawn(move || {
-        let (conn, _) = peer.accept().unwrap();
-        std::thread::sleep(Duration::from_secs(10));
-        drop(conn);
-    });
     // Rust std's socket layer also imports wasi:filesystem, linked inert.
-    let manifest = format!(
-        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 500\n[capabilities]\nsockets = [\"{addr}\"]\n"
-    );
-    let dir = plugin_dir(&[(guests::HOSTILE_SILENT_PEER, &manifest)]);
-    let rt = runtime(dir.path());
-    let p = rt
-        .current()
-        .get("hostile-silent-peer")
-        .unwrap_or_else(|| panic!("not loaded: {:?}", rt.statuses()))
-        .clone();
-    let _timing = timing_sensitive().await;
-    let start = Instant::now();
-    let res = p
-        .check_output(&request("q"), &addr.to_string(), &whole())
-        .await;
-    let took = start.elapsed();
-    assert_eq!(res, Err(PluginFailure::Deadline));
-    assert!(took < Duration::from_secs(3), "took {took:?}");
-    drop(silent);
+    cut_off_by_a_silent_peer(guests::HOSTILE_SILENT_PEER, "sockets", |addr| {
+        addr.to_string()
+    })
+    .await;
 }
 
 /// An outbound `wasi:http` request to a granted host that accepts and
@@ -226,6 +204,20 @@ async fn a_socket_read_from_a_silent_peer_is_cut_off_at_its_deadline() {
 /// hyper's own timeouts: the deadline is the one limit).
 #[tokio::test]
 async fn an_http_request_to_a_silent_host_is_cut_off_at_its_deadline() {
+    cut_off_by_a_silent_peer(guests::HOSTILE_HTTP, "http", |addr| {
+        format!("http://{addr}/never")
+    })
+    .await;
+}
+
+/// Load `guest` with capability `grant = [peer]` and a 500 ms deadline,
+/// point it (its output text is `target(peer)`) at a peer that accepts and
+/// stays silent for 10 s: the call must fail with `Deadline` well before.
+async fn cut_off_by_a_silent_peer(
+    guest: guests::Guest,
+    grant: &str,
+    target: impl Fn(std::net::SocketAddr) -> String,
+) {
     let peer = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = peer.local_addr().unwrap();
     let silent = std::thread::spawn(move || {
@@ -234,19 +226,18 @@ async fn an_http_request_to_a_silent_host_is_cut_off_at_its_deadline() {
         drop(conn);
     });
     let manifest = format!(
-        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 500\n[capabilities]\nhttp = [\"{addr}\"]\n"
+        "kind = \"guardrail\"\n[limits]\ndeadline-ms = 500\n[capabilities]\n{grant} = [\"{addr}\"]\n"
     );
-    let dir = plugin_dir(&[(guests::HOSTILE_HTTP, &manifest)]);
+    let dir = plugin_dir(&[(guest, &manifest)]);
     let rt = runtime(dir.path());
     let p = rt
         .current()
-        .get("hostile-http")
+        .get(guest.package)
         .unwrap_or_else(|| panic!("not loaded: {:?}", rt.statuses()))
         .clone();
     let _timing = timing_sensitive().await;
     let start = Instant::now();
-    let url = format!("http://{addr}/never");
-    let res = p.check_output(&request("q"), &url, &whole()).await;
+    let res = p.check_output(&request("q"), &target(addr), &whole()).await;
     let took = start.elapsed();
     assert_eq!(res, Err(PluginFailure::Deadline));
     assert!(took < Duration::from_secs(3), "took {took:?}");

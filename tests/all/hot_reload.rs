@@ -35,7 +35,7 @@ fn watching(dir: &Path) -> Arc<PluginRuntime> {
 
 /// The tagger component with an extra custom section: same behaviour,
 /// different bytes (so a different SHA-256 and a real recompile).
-fn tagger_v2_bytes() -> Vec<u8> {
+pub(crate) fn tagger_v2_bytes() -> Vec<u8> {
     let mut bytes = std::fs::read(guests::TEST_TAGGER.wasm).unwrap();
     let name = b"sluice-test-version";
     let payload = b"2";
@@ -48,7 +48,7 @@ fn tagger_v2_bytes() -> Vec<u8> {
 }
 
 /// Rename-into-place, the documented convention.
-fn install(dir: &Path, file: &str, bytes: &[u8]) {
+pub(crate) fn install(dir: &Path, file: &str, bytes: &[u8]) {
     let tmp = dir.join(format!(".{file}.tmp"));
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, dir.join(file)).unwrap();

@@ -106,6 +106,8 @@ async fn a_scripted_sequence_gives_exact_counts() {
                 ("provider", provider),
                 ("upstream_model", upstream),
                 ("status", status),
+                ("prompt_id", "none"),
+                ("prompt_version", "none"),
             ],
         )
     };
@@ -119,7 +121,9 @@ async fn a_scripted_sequence_gives_exact_counts() {
                 ("model", "unknown"),
                 ("provider", "none"),
                 ("upstream_model", "none"),
-                ("status", &unknown)
+                ("status", &unknown),
+                ("prompt_id", "none"),
+                ("prompt_version", "none"),
             ]
         ),
         1.0
@@ -359,7 +363,9 @@ routes = [{{ provider = "mock", model = "mock-small", input-cost-per-mtok = 1000
                 ("model", "chat"),
                 ("provider", "none"),
                 ("upstream_model", "none"),
-                ("status", "429")
+                ("status", "429"),
+                ("prompt_id", "none"),
+                ("prompt_version", "none"),
             ]
         ),
         2.0

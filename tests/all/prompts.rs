@@ -440,3 +440,38 @@ async fn rollback_without_editing_files_is_recorded_with_who_and_when() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn request_metrics_carry_the_prompt_version() {
+    let s = setup(false).await;
+    for version in [1, 2, 2] {
+        let res =
+            s.gw.chat(&prompt_body(Some(version), json!({"text": "m"})))
+                .await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let res =
+        s.gw.chat(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
+            .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = reqwest::Client::new()
+        .get(format!("{}/metrics", s.gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let p = crate::support::prom::parse(&page);
+    let count = |id: &str, version: &str| {
+        p.sum(
+            "sluice_requests_total",
+            &[("prompt_id", id), ("prompt_version", version)],
+        )
+    };
+    assert_eq!(count("summarize", "1"), 1.0);
+    assert_eq!(count("summarize", "2"), 2.0);
+    assert_eq!(count("none", "none"), 1.0);
+    assert_eq!(p.sum("sluice_requests_total", &[]), 4.0);
+}

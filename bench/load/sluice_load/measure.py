@@ -11,6 +11,7 @@ from .common import ADMIN_KEY, GUARDRAILS, PLUGINS, log
 from .loadgen import run_oha, ttft_probe
 from .processes import PROCS, http
 from .sampling import Sampler, is_loopback, listening_sockets, proc_tree, rss_kb
+from . import promhist
 from .stats import conns_for, overhead_ms, summarize
 from .targets import plugin_dir, sluice_config, start_sluice, start_target
 
@@ -57,9 +58,15 @@ def measure_target(name, spec, port, proc, args, upstream_proc, results):
     watched = proc if proc is not None else upstream_proc
     for rate in args.rates:
         url = f"http://127.0.0.1:{port}{spec['path']}"
+        # Sluice's own overhead histogram, diffed over the run (None: no /metrics).
+        scraped = proc is not None and name.startswith("sluice")
+        before = promhist.scrape(port) if scraped else None
         with Sampler(watched.pid) as s, Sampler(upstream_proc.pid) as su:
             o = run_oha(url, rate, args.duration, spec["body"], spec["headers"], conns_for(rate, args.connections))
+        after = promhist.scrape(port) if before is not None else None
         r = summarize(o, rate, args.duration)
+        if after is not None:
+            r["gateway_overhead_ms"] = promhist.overhead_ms(before, after)
         r.update({k: v for k, v in s.result.items()})
         r["process"] = "gateway" if proc is not None else "upstream"
         r["upstream_cpu_pct"] = su.result["cpu_pct"]

@@ -39,29 +39,35 @@ def markdown(doc):
 
 def load_table(targets):
     """One row per target and rate, failures, and the legend."""
-    out = ["| target | rate | success | ok / scheduled | p50 ms | p90 ms | p99 ms | max ms | overhead p50 / p90 / p99 ms "
+    out = ["| target | rate | success | ok / scheduled | p50 ms | p90 ms | p99 ms | max ms "
+           "| gateway overhead p50 / p99 ms (histogram) | Δ vs baseline p50 / p90 / p99 ms "
            "| achieved rps | RSS MB | CPU % | load 1m |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
     for name, t in targets.items():
         if t.get("error") and not t.get("runs"):
-            out.append(f"| {name} | – | **failed**: {t['error'][:80]} | | | | | | | | | | |")
+            out.append(f"| {name} | – | **failed**: {t['error'][:80]} | | | | | | | | | | | |")
             continue
         for r in t["runs"]:
             oh = r.get("overhead_ms")
             ohs = " / ".join(fmt(oh[q], 3) for q in ("p50", "p90", "p99")) if oh else "(baseline)"
+            gh = r.get("gateway_overhead_ms")
+            ghs = f"{fmt(gh['p50'], 3)} / {fmt(gh['p99'], 3)}" if gh and gh["count"] else "–"
             rss = fmt(r["rss_mb_max"], 1) + ("" if r["process"] == "gateway" else " (upstream)")
             cpu = fmt(r["cpu_pct"], 0) + ("" if r["process"] == "gateway" else " (upstream)")
             flag = "" if r["sustained"] else " ✗"
             out.append(f"| {name} | {r['rate']} | {100 * r['success']:.2f} %{flag} | {r['ok']} / {r['scheduled']} | {fmt(r['p50_ms'])} | "
-                       f"{fmt(r['p90_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} | {ohs} | "
+                       f"{fmt(r['p90_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} | {ghs} | {ohs} | "
                        f"{fmt(r['achieved_rps'], 0)} | {rss} | {cpu} | {r['loadavg_after'][0]} |")
     for name, t in targets.items():
         if t.get("error") and t.get("runs"):
             out.append(f"\n{name}: stopped by an error: {t['error'][:200]}")
     out.append("\nsuccess = 2xx / requests sent. ✗ = not sustained (success < 99.9 %, or under 95 % of the "
                "scheduled requests sent or answered: the target held every connection); "
-               "escalation stopped there. Overhead = target − baseline at the same rate "
-               "(streams against direct-stream).\n")
+               "escalation stopped there. Gateway overhead (histogram) = Sluice's "
+               "`sluice_overhead_seconds` (total − upstream time, per request) diffed over the run, "
+               "p50 / p99 interpolated in its buckets (5 µs to 1 s, at most 2x apart). "
+               "Δ vs baseline = target − baseline percentile at the same rate (streams against "
+               "direct-stream): two distributions subtracted, so it can be negative; kept for comparison.\n")
     return out
 
 

@@ -102,6 +102,7 @@ def sluice_config(tmp, name, upstream_port, guardrails, plugin_dir, watch=False,
 listen = "127.0.0.1:{port}"
 request-timeout-ms = 30000
 {f'admin-key = "{ADMIN_KEY}"' if admin else ''}
+{'metrics = "public"' if binary == SLUICE else ''}
 
 [plugins]
 dir = "{plugin_dir}"

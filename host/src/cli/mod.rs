@@ -11,6 +11,7 @@
 //! sluice keys create|list|revoke      virtual keys in the state store
 //! sluice review list|show|approve|reject   the human review queue
 //! sluice cache stats|purge [--model M] [--key K]   the response cache
+//! sluice logs tail [-f] [-n N] | query --key .. --since ..   the request log
 //! ```
 //! Logs go to stderr, `pretty` (default) or `json` (`--log-format` or
 //! `SLUICE_LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
@@ -18,6 +19,7 @@
 pub mod cache;
 pub mod cases;
 pub mod eval;
+pub mod logs;
 pub mod plugin;
 pub mod plugin_new;
 pub mod plugin_test;
@@ -94,6 +96,9 @@ pub enum Command {
     /// The response cache: stats and hit rates, purge.
     #[command(subcommand)]
     Cache(cache::CacheCmd),
+    /// The request log (`[request-log]`): tail it, query it.
+    #[command(subcommand)]
+    Logs(logs::LogsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,10 +110,20 @@ pub enum ConfigCmd {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // `serve` starts its log with the trace exporter its config names.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        init_logging(cli.log_format, None);
+    }
     let result = match cli.command {
-        Command::Serve { config } => runtime().and_then(|rt| {
-            let result = rt.block_on(serve(config));
+        Command::Serve { config: path } => runtime().and_then(|rt| {
+            let config = Config::load(&path)?;
+            let telemetry = crate::telemetry::Telemetry::start(&config.telemetry)?;
+            init_logging(cli.log_format, telemetry.as_ref());
+            let result = rt.block_on(serve(path, config));
+            // What is still batched goes out before the exit.
+            if let Some(t) = &telemetry {
+                t.shutdown();
+            }
             // Requests cut at the drain deadline may leave plugin calls on
             // blocking threads; they must not hold the exit.
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -123,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(state::keys(cmd))),
         Command::Review(cmd) => review::run(cmd),
         Command::Cache(cmd) => runtime().and_then(|rt| rt.block_on(cache::run(cmd))),
+        Command::Logs(cmd) => logs::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -140,12 +156,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, telemetry: Option<&crate::telemetry::Telemetry>) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     // Colours only for a terminal: a log file or journald gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = log_subscriber(format, filter, ansi, std::io::stderr).try_init();
+    let _ = traced_subscriber(format, filter, ansi, std::io::stderr, telemetry).try_init();
 }
 
 /// The gateway's log lines in `format`, filtered by `filter`, written to
@@ -160,14 +176,34 @@ pub fn log_subscriber<W>(
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    traced_subscriber(format, filter, ansi, writer, None)
+}
+
+/// [`log_subscriber`], plus the trace exporter's layer when `telemetry` is
+/// set. Each layer has its own filter: the log never shows the stage spans
+/// (`telemetry::log_filter`), the exporter sees only them.
+pub fn traced_subscriber<W>(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    ansi: bool,
+    writer: W,
+    telemetry: Option<&crate::telemetry::Telemetry>,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let filter = crate::telemetry::log_filter(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);
-    match format {
-        LogFormat::Json => Box::new(builder.json().finish()),
-        LogFormat::Pretty => Box::new(builder.finish()),
-    }
+    let log = match format {
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+        LogFormat::Pretty => fmt.with_filter(filter).boxed(),
+    };
+    let spans = telemetry.map(|t| t.layer());
+    Box::new(tracing_subscriber::registry().with(log).with(spans))
 }
 
 /// The same validation `serve` runs before it compiles anything
@@ -200,8 +236,7 @@ fn check(file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(path: PathBuf) -> anyhow::Result<()> {
-    let config = Config::load(&path)?;
+async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     // Opening the state blocks on the runtime (sled, or Redis's first
     // connection): keep it off the async workers.
@@ -247,6 +282,7 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
         });
     };
     let state = gw.state.clone();
+    let reqlog = gw.reqlog.clone();
     let serving = crate::server::serve(listener, gw, shutdown);
     tokio::pin!(serving);
     tokio::select! {
@@ -262,6 +298,7 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
     if let Err(e) = state.flush().await {
         tracing::error!(error = %e, "flushing the state at shutdown failed");
     }
+    reqlog.flush().await;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -34,8 +34,10 @@ pub use crate::pipeline::config::{ModelConfig, RouteConfig, StreamWindowConfig, 
 use crate::plugin::PluginsConfig;
 pub use crate::prompt::PromptsConfig;
 use crate::provider::{BreakerConfig, ProviderConfig, RetryConfig};
+pub use crate::reqlog::RequestLogConfig;
 pub use crate::server::config::{KeyConfig, ServerConfig};
 pub use crate::state::StateConfig;
+pub use crate::telemetry::TelemetryConfig;
 pub use source::{ConfigErrors, Problem};
 use source::{Seg, Source};
 
@@ -71,6 +73,12 @@ pub struct Config {
     /// keys documented on [`CacheConfig`] (models opt in with
     /// `[models.NAME.cache]`).
     pub cache: CacheConfig,
+    /// `[telemetry]`: trace export (OTLP); keys documented on
+    /// [`TelemetryConfig`]. Default: no exporter.
+    pub telemetry: TelemetryConfig,
+    /// `[request-log]`: the per-request JSON-lines log; keys documented on
+    /// [`RequestLogConfig`].
+    pub request_log: RequestLogConfig,
 }
 
 /// Top-level keys, each deserialized on its own.
@@ -86,6 +94,8 @@ const SECTIONS: &[&str] = &[
     "prompts",
     "evals",
     "cache",
+    "telemetry",
+    "request-log",
 ];
 
 impl Config {
@@ -106,6 +116,7 @@ impl Config {
         )?;
         config.state.resolve_dir(base);
         config.prompts.resolve_dir(base);
+        config.request_log.resolve_dir(base, &config.state.dir);
         // The compile cache lives with the rest of the gateway's data.
         config.plugins.resolve_cache_dir(&config.state.dir);
         // No plugin may be granted the directory holding the config (and
@@ -164,6 +175,8 @@ impl Config {
         let prompts = section(&mut src, table.get("prompts"), "prompts");
         let evals = section(&mut src, table.get("evals"), "evals");
         let cache = section(&mut src, table.get("cache"), "cache");
+        let telemetry = section(&mut src, table.get("telemetry"), "telemetry");
+        let request_log = section(&mut src, table.get("request-log"), "request-log");
         let providers = array(&mut src, table.get("providers"), "providers");
         let keys = array(&mut src, table.get("keys"), "keys");
         let mut models = BTreeMap::new();
@@ -196,6 +209,8 @@ impl Config {
             prompts: prompts.unwrap_or_default(),
             evals: evals.unwrap_or_default(),
             cache: cache.unwrap_or_default(),
+            telemetry: telemetry.unwrap_or_default(),
+            request_log: request_log.unwrap_or_default(),
         };
         validate::check(&config, &root, &mut src);
         if let Checks::Paths(base) = checks {

@@ -165,6 +165,12 @@ pub(super) fn check(config: &Config, root: &Spanned<DeTable<'_>>, src: &mut Sour
     for (key, msg) in config.evals.problems() {
         report(&[Seg::Key("evals"), Seg::Key(key)], msg);
     }
+    for (key, msg) in config.telemetry.problems() {
+        report(&[Seg::Key("telemetry"), Seg::Key(key)], msg);
+    }
+    for (key, msg) in config.request_log.problems() {
+        report(&[Seg::Key("request-log"), Seg::Key(key)], msg);
+    }
     if let Some(judge) = &config.evals.judge_model
         && !config.models.contains_key(judge)
     {

@@ -3,13 +3,11 @@
 //! pass rate is under `[evals] alert-min-pass-rate`, the gateway says so:
 //! one `warn` log line, the alert in `POST /admin/evals`'s answer and in
 //! `GET /admin/evals` (until a later run of the subject is fine again), and
-//! a JSON POST to `[state] alert-webhook` when one is set (the same hook as
-//! budget alerts; the body's `kind` is `quality`).
+//! a JSON POST to `[state] alert-webhook` when one is set (the same hook,
+//! queue and sender as budget alerts; the body's `kind` is `quality`).
 //!
 //! A drop is judged with the CI gate's thresholds (`max-pass-rate-drop`,
 //! `max-score-drop`), so what fails CI and what pages someone agree.
-
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -111,28 +109,6 @@ pub fn check(
         reasons,
         at_ms: rec.finished_ms,
     })
-}
-
-/// POST `alert` to `url` on a task of its own (the recording request does
-/// not wait for the hook); a failure is logged.
-pub fn notify(url: &str, timeout: Duration, alert: &QualityAlert) {
-    let url = url.to_string();
-    let alert = alert.clone();
-    tokio::spawn(async move {
-        let sent = async {
-            reqwest::Client::builder()
-                .timeout(timeout)
-                .build()?
-                .post(&url)
-                .json(&alert)
-                .send()
-                .await?
-                .error_for_status()
-        };
-        if let Err(e) = sent.await {
-            tracing::warn!(subject = %alert.subject, error = %e, "quality alert webhook failed");
-        }
-    });
 }
 
 #[cfg(test)]

@@ -169,9 +169,10 @@ impl EvalStore {
                         reasons = %a.reasons.join("; "),
                         "quality alert"
                     );
-                    let cfg = self.state.config();
-                    if let Some(url) = &cfg.alert_webhook {
-                        quality::notify(url, cfg.webhook_timeout(), &a);
+                    // The budget alerts' queue and sender (one webhook path).
+                    match serde_json::to_value(&a) {
+                        Ok(body) => self.state.alerts().post(body),
+                        Err(e) => tracing::error!(error = %e, "quality alert not serialisable"),
                     }
                     raised.push(a);
                 }

@@ -15,11 +15,15 @@
 //! route was tried); `status` is an HTTP status; `plugin` is a loaded
 //! plugin's file name; `key` and `feature` are bounded by
 //! `[server] metrics-label-limit` distinct values each (then `other`),
-//! since features come from a client header and keys may be many.
+//! since features come from a client header and keys may be many;
+//! `prompt_id` and `prompt_version` (registry prompts, `none` without one)
+//! keep the first `metrics-label-limit` distinct id@version pairs, then
+//! both read `other`: every new version would otherwise be a new series.
 
 pub mod family;
 pub mod histogram;
 pub mod scrape;
+pub mod summary;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -53,6 +57,8 @@ pub struct RequestSample<'a> {
     pub total: Duration,
     /// Time in the providers layer (zero when none was tried).
     pub upstream: Duration,
+    /// The registry prompt (id, version) the request was rendered from.
+    pub prompt: Option<(&'a str, u32)>,
 }
 
 /// Tokens and cost of one ledger record.
@@ -78,6 +84,8 @@ pub struct Metrics {
     cache: Family<AtomicU64>,
     keys: Bound,
     features: Bound,
+    /// `id@version` pairs of registry prompts.
+    prompts: Bound,
 }
 
 impl Metrics {
@@ -95,6 +103,7 @@ impl Metrics {
             cache: Family::default(),
             keys: Bound::new(label_limit),
             features: Bound::new(label_limit),
+            prompts: Bound::new(label_limit),
         }
     }
 
@@ -117,10 +126,28 @@ impl Metrics {
         let provider = r.provider.unwrap_or(NONE);
         let upstream_model = r.upstream_model.unwrap_or(NONE);
         let status = status_label(r.status);
+        let version;
+        let (prompt_id, prompt_version) = match r.prompt {
+            None => (NONE, NONE),
+            Some((id, v)) => {
+                version = v.to_string();
+                if self.prompts.admit(&format!("{id}@{version}")) == family::OTHER {
+                    (family::OTHER, family::OTHER)
+                } else {
+                    (id, version.as_str())
+                }
+            }
+        };
+        let labels = [
+            r.model,
+            provider,
+            upstream_model,
+            status,
+            prompt_id,
+            prompt_version,
+        ];
         self.requests
-            .get(&[r.model, provider, upstream_model, status], || {
-                Histogram::new(COARSE)
-            })
+            .get(&labels, || Histogram::new(COARSE))
             .value
             .observe(r.total);
         if r.provider.is_some() {
@@ -214,6 +241,7 @@ mod tests {
             status: 200,
             total: Duration::from_millis(1),
             upstream: Duration::ZERO,
+            prompt: None,
         });
         m.denied(Denial::Budget);
         assert!(m.requests.all().is_empty());
@@ -230,10 +258,58 @@ mod tests {
             status: 200,
             total: Duration::from_micros(1040),
             upstream: Duration::from_micros(1000),
+            prompt: None,
         });
         let o = m.overhead.all()[0].value.snapshot();
         assert_eq!(o.count, 1);
         assert!((o.sum - 40e-6).abs() < 1e-12);
         assert_eq!(m.upstream.all()[0].labels, vec!["p", "u"]);
+    }
+
+    #[test]
+    fn prompt_labels_are_bounded_by_id_and_version() {
+        let m = Metrics::new(true, 2);
+        let sample = |prompt| RequestSample {
+            model: "m",
+            provider: None,
+            upstream_model: None,
+            status: 200,
+            total: Duration::from_millis(1),
+            upstream: Duration::ZERO,
+            prompt,
+        };
+        for p in [
+            None,
+            Some(("summarize", 1)),
+            Some(("summarize", 2)),
+            Some(("summarize", 3)),
+            Some(("summarize", 1)),
+        ] {
+            m.request(sample(p));
+        }
+        let labels: Vec<Vec<String>> = m
+            .requests
+            .all()
+            .iter()
+            .map(|s| s.labels[4..].to_vec())
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ["none", "none"],
+                ["other", "other"],
+                ["summarize", "1"],
+                ["summarize", "2"]
+            ]
+        );
+        let count = |id: &str, v: &str| {
+            m.requests
+                .all()
+                .iter()
+                .find(|s| s.labels[4] == id && s.labels[5] == v)
+                .map(|s| s.value.count())
+        };
+        assert_eq!(count("summarize", "1"), Some(2));
+        assert_eq!(count("other", "other"), Some(1));
     }
 }

@@ -58,7 +58,14 @@ fn histogram(e: &mut MetricEncoder<'_>, l: &Labels<'_>, h: &Snapshot) -> fmt::Re
         .encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)
 }
 
-const REQUEST: &[&str] = &["model", "provider", "upstream_model", "status"];
+const REQUEST: &[&str] = &[
+    "model",
+    "provider",
+    "upstream_model",
+    "status",
+    "prompt_id",
+    "prompt_version",
+];
 
 impl Collector for Scrape {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
@@ -128,6 +135,27 @@ impl Collector for Scrape {
         for s in &m.cache.all() {
             let n = s.value.load(std::sync::atomic::Ordering::Relaxed);
             counter(&mut e, &labels(&["model", "result"], &s.labels), n)?;
+        }
+        let (written, dropped, failed) = gw.reqlog.counts();
+        for (name, help, n) in [
+            (
+                "sluice_request_log_written",
+                "Request log records written.",
+                written,
+            ),
+            (
+                "sluice_request_log_dropped",
+                "Request log records dropped at a full queue.",
+                dropped,
+            ),
+            (
+                "sluice_request_log_failed",
+                "Request log write or flush errors.",
+                failed,
+            ),
+        ] {
+            let mut e = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            e.encode_counter::<NoLabelSet, _, u64>(&n, None)?;
         }
         self.providers(&mut enc)?;
         self.plugins(&mut enc)

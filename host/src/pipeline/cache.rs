@@ -3,12 +3,14 @@
 //! lookup goes along `[cache] embeddings-model`'s routes.
 
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use super::accounting::Meter;
 use super::{Gateway, RequestCtx};
 use crate::cache::{Plan, Status};
 use crate::config::RouteConfig;
 use crate::openai::{ChatCompletion, ChatRequest, EmbeddingsRequest};
+use crate::telemetry;
 
 impl Gateway {
     /// The request's cache plan (None: its model does not cache) and the
@@ -30,10 +32,13 @@ impl Gateway {
         else {
             return (None, None);
         };
+        let span = telemetry::spans::cache();
         let hit = self
             .cache
             .lookup(&mut plan, |text| self.embed_for_cache(text))
+            .instrument(span.clone())
             .await;
+        span.record("sluice.cache.hit", hit.is_some());
         let result = match (&hit, plan.status) {
             (Some(h), _) if h.similarity.is_some() => "hit_semantic",
             (Some(_), _) => "hit_exact",

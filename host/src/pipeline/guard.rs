@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::openai::ChatRequest;
 use crate::plugin::log::escaped;
@@ -24,6 +25,7 @@ use crate::plugin::{
     self, Contract, Flag, OutputContext, OutputPart, Phases, Plugin, PluginSet, Rejection,
     RequestInfo, Verdict, VerdictKind,
 };
+use crate::telemetry;
 
 use super::{Error, failure};
 
@@ -179,6 +181,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// What `name` did in `chain` (it ran there).
+    fn of(chain: &ChainResult, name: &str) -> Self {
+        if chain.rejected.as_ref().is_some_and(|(p, _)| p == name) {
+            Outcome::Reject
+        } else if chain.failed_open.iter().any(|p| p == name) {
+            Outcome::FailOpen
+        } else if chain.flagged.iter().any(|(p, _)| p == name) {
+            Outcome::Flag
+        } else if chain.transformed.iter().any(|p| p == name) {
+            Outcome::Transform
+        } else {
+            Outcome::Pass
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
@@ -193,17 +210,7 @@ impl Outcome {
 impl GuardReport {
     pub fn record(&mut self, chain: &ChainResult) {
         for name in &chain.ran {
-            let outcome = if chain.rejected.as_ref().is_some_and(|(p, _)| p == name) {
-                Outcome::Reject
-            } else if chain.failed_open.contains(name) {
-                Outcome::FailOpen
-            } else if chain.flagged.iter().any(|(p, _)| p == name) {
-                Outcome::Flag
-            } else if chain.transformed.contains(name) {
-                Outcome::Transform
-            } else {
-                Outcome::Pass
-            };
+            let outcome = Outcome::of(chain, name);
             match self.entries.iter_mut().find(|(n, _)| n == name) {
                 Some((_, o)) => *o = (*o).max(outcome),
                 None => self.entries.push((name.clone(), outcome)),
@@ -255,9 +262,12 @@ pub async fn check_input_flagged(
     };
     let id = info.id.clone();
     for p in plugins {
-        let answer = p.check_input(info).await;
+        let span = telemetry::spans::guardrail(p.name(), "input");
+        let answer = p.check_input(info).instrument(span.clone()).await;
         let transformed = chain.transformed.len();
-        if chain.step(p, answer, &id) {
+        let stop = chain.step(p, answer, &id);
+        record_verdict(&span, &chain, p.name());
+        if stop {
             break;
         }
         if let Some(i) = idx
@@ -276,6 +286,37 @@ pub async fn check_input_flagged(
     }
     flagged.append(&mut chain.flagged);
     Ok((!chain.transformed.is_empty()).then_some(chain.text))
+}
+
+/// [`check_output`] in an `output_guardrails` span, the child of `parent`
+/// (the request span), numbered `window`, with the chain's worst verdict.
+pub async fn check_output_traced(
+    parent: &tracing::Span,
+    window: u64,
+    plugins: &[Arc<Plugin>],
+    info: &Arc<RequestInfo>,
+    text: &str,
+    ctx: &OutputContext,
+) -> ChainResult {
+    let span = telemetry::spans::output_window(parent, ctx.choice, window);
+    if !span.is_disabled() {
+        span.record("sluice.part", super::review::part_name(&ctx.part));
+    }
+    let chain = check_output(plugins, info, text, ctx)
+        .instrument(span.clone())
+        .await;
+    if !span.is_disabled() {
+        let worst = chain.ran.iter().map(|n| Outcome::of(&chain, n)).max();
+        span.record("sluice.verdict", worst.unwrap_or(Outcome::Pass).as_str());
+    }
+    chain
+}
+
+/// The guardrail span's `sluice.verdict`, as `x-sluice-guardrails` names it.
+fn record_verdict(span: &tracing::Span, chain: &ChainResult, plugin: &str) {
+    if !span.is_disabled() {
+        span.record("sluice.verdict", Outcome::of(chain, plugin).as_str());
+    }
 }
 
 /// Put an input transform's text into the request: the last user message
@@ -310,8 +351,14 @@ pub async fn check_output(
         // transform that breaks them is refused as that plugin's reject.
         let json_args = matches!(ctx.part, OutputPart::ToolArguments(_)) && is_json(&res.text);
         let transformed = res.transformed.len();
-        let answer = p.check_output(info, &res.text, ctx).await;
-        if res.step(p, answer, &info.id) {
+        let span = telemetry::spans::guardrail(p.name(), "output");
+        let answer = p
+            .check_output(info, &res.text, ctx)
+            .instrument(span.clone())
+            .await;
+        let stop = res.step(p, answer, &info.id);
+        if stop {
+            record_verdict(&span, &res, p.name());
             break;
         }
         if json_args && res.transformed.len() > transformed && !is_json(&res.text) {
@@ -322,8 +369,10 @@ pub async fn check_output(
                     code: "invalid_tool_arguments".into(),
                 },
             ));
+            record_verdict(&span, &res, p.name());
             break;
         }
+        record_verdict(&span, &res, p.name());
     }
     res
 }

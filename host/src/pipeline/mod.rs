@@ -53,6 +53,8 @@ use crate::provider::{Failure, Outcome, Providers};
 use crate::server::config::MetricsAccess;
 use crate::state::review::FlagEntry;
 use crate::state::{RateDecision, RecordStatus, ReviewQueue, State, Subject, Tier, VirtualKey};
+use crate::telemetry;
+use tracing::Instrument as _;
 
 use accounting::{Answer, Meter, StreamMeter};
 use cost::PromptTokens;
@@ -261,6 +263,11 @@ pub struct Gateway {
     pub evals: Option<EvalStore>,
     /// What `/metrics` reports (see [`crate::metrics`]).
     pub metrics: Arc<Metrics>,
+    /// Rolling error and reject rates per model, their alerts, and the
+    /// latest guardrail rejections (see [`crate::state::quality`]).
+    pub quality: Arc<crate::state::Quality>,
+    /// `[request-log]` (see [`crate::reqlog`]); off until `starting` opens it.
+    pub reqlog: crate::reqlog::RequestLog,
 }
 
 /// What `prepare` decided for one chat request.
@@ -307,7 +314,11 @@ impl Gateway {
         let plugins = PluginRuntime::new(config.plugins.clone())
             .map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e}"))?;
         let providers = Providers::new(&config.providers, &config.retry, &config.breaker)?;
-        Ok(Self::new(config, providers, plugins, state))
+        let reqlog = crate::reqlog::RequestLog::start(&config.request_log, &config.state.dir)
+            .map_err(|e| anyhow::anyhow!("opening the request log: {e}"))?;
+        let mut gw = Self::new(config, providers, plugins, state);
+        gw.reqlog = reqlog;
+        Ok(gw)
     }
 
     pub fn new(
@@ -327,8 +338,15 @@ impl Gateway {
             state.store().clone(),
             config.cache.clone(),
         ));
+        let quality = Arc::new(crate::state::Quality::new(
+            &config.state.quality_alerts,
+            config.models.keys(),
+            state.alerts().clone(),
+            std::time::Instant::now(),
+        ));
         Self {
             metrics,
+            quality,
             config: Arc::new(config),
             providers,
             plugins,
@@ -337,6 +355,7 @@ impl Gateway {
             review,
             prompts: None,
             evals: None,
+            reqlog: crate::reqlog::RequestLog::off(),
         }
     }
 
@@ -560,6 +579,8 @@ impl Gateway {
             info: plan.info,
             verdicts,
             review: review.clone(),
+            span: tracing::Span::current(),
+            windows: 0,
         };
         let mut served = Served::new(&outcome, plan.report);
         served.rate = plan.rate;
@@ -589,14 +610,19 @@ impl Gateway {
         let counted = model.routes.first().map_or("", |r| r.model.as_str());
         let mut tokens = None;
         let mut count = || *tokens.get_or_insert_with(|| cost::count_input(counted, &req.input));
-        let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, &mut count).await?;
+        let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, &mut count)
+            .instrument(telemetry::spans::limits("rate_limit"))
+            .await?;
         let mut meter = Meter::new(&self.state, &self.metrics, ctx, &req.model, user, false);
         let worst = if self.state.budgeted(&who) {
             cost::worst_case(&model.routes, count(), 0)
         } else {
             0.0
         };
-        meter.reserve(&who, worst).await?;
+        meter
+            .reserve(&who, worst)
+            .instrument(telemetry::spans::limits("budget"))
+            .await?;
         let targets: Vec<_> = model.routes.iter().map(RouteConfig::target).collect();
         let limit = self.config.server.request_timeout();
         let walked = self
@@ -649,6 +675,7 @@ impl Gateway {
         let rate = rate_limit::check(&self.state, &who, ctx.principal.tier, || {
             prompt.get(req).saturating_add(completion)
         })
+        .instrument(telemetry::spans::limits("rate_limit"))
         .await?;
         let set = self.plugins.current();
         let input = guard::resolve(&set, model.input_guardrails(), Phases::INPUT)?;
@@ -711,7 +738,10 @@ impl Gateway {
         } else {
             0.0
         };
-        meter.reserve(&who, worst).await?;
+        meter
+            .reserve(&who, worst)
+            .instrument(telemetry::spans::limits("budget"))
+            .await?;
         Ok(Plan {
             info,
             routes,
@@ -779,6 +809,11 @@ struct ChainChecker {
     /// Every window's verdicts, for the ledger.
     verdicts: Arc<parking_lot::Mutex<GuardReport>>,
     review: Arc<StreamReview>,
+    /// The request span: windows are checked while the body streams, after
+    /// the handler (and its span scope) returned.
+    span: tracing::Span,
+    /// Windows checked so far.
+    windows: u64,
 }
 
 impl stream::WindowChecker for ChainChecker {
@@ -787,7 +822,16 @@ impl stream::WindowChecker for ChainChecker {
         text: &str,
         ctx: &OutputContext,
     ) -> Result<String, (String, Rejection)> {
-        let chain = guard::check_output(&self.plugins, &self.info, text, ctx).await;
+        self.windows += 1;
+        let chain = guard::check_output_traced(
+            &self.span,
+            self.windows,
+            &self.plugins,
+            &self.info,
+            text,
+            ctx,
+        )
+        .await;
         self.verdicts.lock().record(&chain);
         if let Some(rejected) = chain.rejected {
             return Err(rejected);

@@ -47,6 +47,8 @@ pub async fn check_completion(
     if plugins.is_empty() {
         return Ok(());
     }
+    let request = tracing::Span::current();
+    let mut window = 0;
     for choice in &mut completion.choices {
         choice.extra.remove("logprobs");
         drop_unchecked(&mut choice.message.extra);
@@ -57,7 +59,10 @@ pub async fn check_completion(
                 Value::Null => continue,
                 other => other.to_string(),
             };
-            let chain = guard::check_output(plugins, info, &text, &whole(index, part)).await;
+            window += 1;
+            let ctx = whole(index, part);
+            let chain =
+                guard::check_output_traced(&request, window, plugins, info, &text, &ctx).await;
             report.record(&chain);
             if let Some(err) = chain.rejection() {
                 return Err(err);
@@ -65,7 +70,7 @@ pub async fn check_completion(
             flags.extend(review::entries(
                 &chain.flagged,
                 index,
-                &review::part_name(&part),
+                &review::part_name(&ctx.part),
             ));
             if !chain.transformed.is_empty() {
                 *value = rewritten(value, chain.text);

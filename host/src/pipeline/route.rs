@@ -8,6 +8,8 @@ use crate::config::{Config, ModelConfig, RouteConfig};
 use crate::openai::ChatRequest;
 use crate::plugin::log::escaped;
 use crate::plugin::{Candidate, Decision, Estimate, Plugin, PluginSet, RequestInfo, Spend};
+use crate::telemetry;
+use tracing::Instrument as _;
 
 use super::{Error, failure};
 
@@ -43,8 +45,10 @@ pub(super) async fn order(
         .collect();
     // An empty answer means the configured order: that is also what an
     // `open` failure falls back to.
+    let span = telemetry::spans::router(name);
     let chosen = router
         .route(info, &candidates)
+        .instrument(span.clone())
         .await
         .or_else(|f| failure::answer(router, f, &info.id, Vec::new()))
         .map_err(|failure| Error::PluginFailed {
@@ -74,11 +78,13 @@ pub(super) async fn order(
             ),
         }
     }
-    Ok(if routes.is_empty() {
+    let routes = if routes.is_empty() {
         model.routes.clone()
     } else {
         routes
-    })
+    };
+    span.record("sluice.routes", routes.len());
+    Ok(routes)
 }
 
 /// Ask the model's cost policy about this request (`estimate`: on the
@@ -110,11 +116,22 @@ pub(super) async fn apply_cost_policy<'a>(
         plugin: name.to_string(),
         failure,
     };
+    let span = telemetry::spans::cost_policy(name);
     let decision = policy
         .decide(info, estimate, spends)
+        .instrument(span.clone())
         .await
         .or_else(|f| failure::answer(policy, f, &info.id, Decision::Allow))
         .map_err(failed)?;
+    span.record(
+        "sluice.decision",
+        match &decision {
+            Decision::Allow => "allow",
+            Decision::Deny(_) => "deny",
+            Decision::Downgrade(_) => "downgrade",
+            Decision::CapTokens(_) => "cap_tokens",
+        },
+    );
     match decision {
         Decision::Allow => Ok(model),
         Decision::Deny(reason) => Err(Error::CostDenied {

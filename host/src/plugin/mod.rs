@@ -55,6 +55,7 @@ mod config;
 mod engine;
 mod error;
 mod exports;
+pub mod history;
 mod host_state;
 mod instance;
 mod loader;
@@ -77,6 +78,7 @@ pub use bindings::{Contract, PACKAGE, PACKAGE_VERSION, phase_names, speaks_versi
 pub use config::PluginsConfig;
 pub use engine::EPOCH_TICK;
 pub use error::{PluginError, PluginFailure};
+pub use history::{ReloadEvent, ReloadTrigger};
 pub use instance::Plugin;
 /// Also reads prompt files (`crate::prompt`), with the same guarantees.
 pub(crate) use loader::read_regular;

@@ -8,7 +8,7 @@
 //! not-ready `/readyz` while plugins compile. Every load compiles the
 //! plugins that changed in parallel, one per core ([`load_all`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, Weak};
@@ -25,12 +25,14 @@ use super::capability::Grant;
 use super::config::PluginsConfig;
 use super::engine::{self, SharedEngine};
 use super::error::PluginError;
+use super::history::{History, ReloadEvent, ReloadTrigger};
 use super::instance::Plugin;
 use super::loader::{self, LoadEnv, PluginFiles, Sources};
 use super::log::escaped;
 use super::manifest::{FailureMode, PluginKind};
 use super::stats::CallStats;
-use super::watcher::Watcher;
+use super::watcher;
+use crate::watch::DirWatch;
 
 /// An immutable snapshot of the loaded plugins.
 #[derive(Debug, Default)]
@@ -157,7 +159,7 @@ pub struct PluginRuntime {
     /// Serialises reloads; never held by calls.
     registry: Mutex<Registry>,
     refill: Sender<Weak<Plugin>>,
-    watcher: Mutex<Option<Watcher>>,
+    watcher: Mutex<Option<DirWatch>>,
     last_reload: Mutex<ReloadReport>,
     /// Latest load error per plugin, published with the set so `statuses`
     /// never waits on a reload in progress.
@@ -168,6 +170,8 @@ pub struct PluginRuntime {
     ready: watch::Sender<bool>,
     /// Plugin versions loaded and plugin loads failed, over every rescan.
     reloads: [AtomicU64; 2],
+    /// The latest rescans (admin API, dashboard).
+    history: History,
 }
 
 impl std::fmt::Debug for PluginRuntime {
@@ -236,6 +240,7 @@ impl PluginRuntime {
             disk,
             ready: watch::Sender::new(false),
             reloads: Default::default(),
+            history: History::default(),
         }))
     }
 
@@ -245,11 +250,11 @@ impl PluginRuntime {
     /// is reloaded afterwards, not missed.
     pub fn initial_load(self: &Arc<Self>) -> Result<ReloadReport, PluginError> {
         if self.cfg.watch {
-            let w = Watcher::start(self)
+            let w = watcher::start(self)
                 .map_err(|e| PluginError::Runtime(format!("watching plugins: {e}")))?;
             *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
         }
-        let report = self.reload();
+        let report = self.reload_by(ReloadTrigger::Initial).0;
         // Ready before the log line says so: whoever reads it may probe.
         self.ready.send_replace(true);
         tracing::info!(
@@ -292,8 +297,34 @@ impl PluginRuntime {
     /// (same wasm and manifest hash) are kept as they are; one that fails
     /// keeps its previous version serving.
     pub fn reload(&self) -> ReloadReport {
-        let start = Instant::now();
+        self.reload_by(ReloadTrigger::Api).0
+    }
+
+    /// [`Self::reload`], recorded in the history as started by `trigger`;
+    /// also returns that history entry (what changed).
+    pub fn reload_by(&self, trigger: ReloadTrigger) -> (ReloadReport, ReloadEvent) {
         let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let before: BTreeSet<String> = reg.loaded.keys().cloned().collect();
+        let report = self.rescan(&mut reg);
+        let event = self
+            .history
+            .push(ReloadEvent::new(trigger, &before, &report));
+        (report, event)
+    }
+
+    /// The latest reloads, newest first (at most [`super::history::KEEP`]).
+    pub fn reload_history(&self) -> Vec<ReloadEvent> {
+        self.history.list()
+    }
+
+    /// The latest reload's sequence number (0 before any), changing with
+    /// every reload: wait on it instead of polling.
+    pub fn reload_events(&self) -> watch::Receiver<u64> {
+        self.history.subscribe()
+    }
+
+    fn rescan(&self, reg: &mut Registry) -> ReloadReport {
+        let start = Instant::now();
         let mut report = ReloadReport::default();
         let files = match loader::scan(&self.cfg.dir) {
             Ok(f) => f,

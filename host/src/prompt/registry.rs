@@ -23,9 +23,10 @@ use super::config::PromptsConfig;
 use super::error::PromptError;
 use super::file::{self, MAX_FILE_BYTES, Syntax};
 use super::loaded::{Prompt, Version};
-use super::watcher::Watcher;
+use super::watcher;
 use crate::plugin::log::escaped;
 use crate::state::{State, StateError, now_ms};
+use crate::watch::DirWatch;
 
 /// An immutable snapshot of the loaded prompts.
 #[derive(Debug, Default)]
@@ -138,7 +139,7 @@ pub struct Prompts {
     /// Serialises reloads; never held by requests.
     reloading: Mutex<()>,
     last_reload: Mutex<PromptReload>,
-    watcher: Mutex<Option<Watcher>>,
+    watcher: Mutex<Option<DirWatch>>,
 }
 
 impl std::fmt::Debug for Prompts {
@@ -201,7 +202,7 @@ impl Prompts {
             tokio::spawn(refresh_loop(Arc::downgrade(&p)));
         }
         if p.cfg.watch {
-            let w = Watcher::start(&p).map_err(|e| StartError::Watch(e.to_string()))?;
+            let w = watcher::start(&p).map_err(|e| StartError::Watch(e.to_string()))?;
             *p.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
         }
         Ok(p)

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use tower::retry::budget::Budget as _;
+use tracing::Instrument as _;
+
+use crate::telemetry;
 
 use super::breaker::{Outcome as Health, Permit};
 use super::{
@@ -113,9 +116,22 @@ impl Providers {
                 tries += 1;
                 attempts += 1;
                 tried = Some(route);
-                let Some(result) = bounded(deadline, call(up.clone(), route)).await else {
+                // The attempt's span is current inside `call`: its id is
+                // the `traceparent` the upstream gets (http::send).
+                let span = telemetry::spans::upstream(
+                    &route.provider,
+                    &route.model,
+                    attempts,
+                    tries,
+                    attempts > tries,
+                );
+                let attempt = call(up.clone(), route).instrument(span.clone());
+                let Some(result) = bounded(deadline, attempt).await else {
+                    span.record("error.type", "gateway_deadline");
+                    span.record("otel.status_code", "ERROR");
                     return Err(failure(expired(route), attempts, tried, true));
                 };
+                record_attempt(&span, result.as_ref().err());
                 let err = match result {
                     Ok(value) => {
                         guard.finish(Health::Success);
@@ -130,7 +146,8 @@ impl Providers {
                     Err(e) => up.secrets.scrub_error(e),
                 };
                 guard.finish(err.breaker_outcome());
-                tracing::debug!(provider = %up.name, attempt = tries, error = %err, "upstream attempt failed");
+                // An upstream's error text may echo the prompt back.
+                tracing::debug!(provider = %up.name, attempt = tries, error = %crate::reqlog::redacted(&err), "upstream attempt failed");
                 if !err.is_retryable() {
                     return Err(failure(err, attempts, tried, false));
                 }
@@ -157,6 +174,39 @@ impl Providers {
         });
         Err(failure(error, attempts, tried, false))
     }
+}
+
+/// The upstream span's outcome: the HTTP status when there was one, else
+/// the kind of failure.
+fn record_attempt(span: &tracing::Span, err: Option<&UpstreamError>) {
+    if span.is_disabled() {
+        return;
+    }
+    let Some(err) = err else {
+        span.record("http.response.status_code", 200);
+        return;
+    };
+    span.record("otel.status_code", "ERROR");
+    let kind = match err {
+        UpstreamError::Client { status, .. } | UpstreamError::Server { status, .. } => {
+            span.record("http.response.status_code", status.as_u16());
+            if status.is_server_error() {
+                "server"
+            } else {
+                "client"
+            }
+        }
+        UpstreamError::RateLimited { .. } => {
+            span.record("http.response.status_code", 429);
+            "rate_limited"
+        }
+        UpstreamError::Timeout { .. } => "timeout",
+        UpstreamError::Connect { .. } => "connect",
+        UpstreamError::Protocol { .. } => "protocol",
+        UpstreamError::Truncated { .. } => "truncated",
+        UpstreamError::Unavailable { .. } => "unavailable",
+    };
+    span.record("error.type", kind);
 }
 
 /// How long to wait before retrying the same route, or `None` to move on.

@@ -95,6 +95,17 @@ pub(crate) async fn send(
     rb: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, UpstreamError> {
     let started = std::time::Instant::now();
+    // W3C trace context on every attempt (see `telemetry::upstream_headers`).
+    let rb = match crate::telemetry::upstream_headers() {
+        Some((parent, state)) => {
+            let rb = rb.header("traceparent", parent);
+            match state {
+                Some(s) => rb.header("tracestate", s),
+                None => rb,
+            }
+        }
+        None => rb,
+    };
     let resp = match rb.send().await {
         Ok(resp) => resp,
         Err(e) => {

@@ -28,6 +28,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 
 use super::error::ApiError;
 use crate::pipeline::Principal;
@@ -194,7 +195,16 @@ pub async fn keys(AxState(auth): AxState<Arc<Auth>>, mut req: Request, next: Nex
         .headers()
         .get(TIER_HEADER)
         .map(|v| v.to_str().unwrap_or("(not text)"));
-    match auth.principal(bearer(&req), tier).await {
+    let span = crate::telemetry::spans::auth();
+    let found = auth
+        .principal(bearer(&req), tier)
+        .instrument(span.clone())
+        .await;
+    span.record(
+        "sluice.outcome",
+        if found.is_ok() { "ok" } else { "refused" },
+    );
+    match found {
         Ok(principal) => {
             req.extensions_mut().insert(principal);
             next.run(req).await

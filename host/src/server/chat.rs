@@ -24,6 +24,7 @@ use crate::metrics::{Denial, RequestSample};
 use crate::openai::{ChatRequest, EmbeddingsRequest, ErrorEnvelope};
 use crate::pipeline::{Gateway, Principal, Progress, RequestCtx, Served, StreamEvent, Tried};
 use crate::plugin::log::escaped;
+use crate::reqlog::{Pending, Start};
 
 fn ctx(id: RequestId, arrived: Arrived, principal: Principal, headers: &HeaderMap) -> RequestCtx {
     let text = |name: &str| {
@@ -98,19 +99,27 @@ pub async fn chat(
     let ctx = ctx(id, arrived, principal, &headers);
     let waiting = Disconnect::new(&ctx.id, "before the answer");
     let model = req.model.clone();
+    let log = log_start(&gw, &ctx, "chat", &model, req.stream, || {
+        let m = req.messages.iter();
+        m.map(|m| (m.role.as_str(), m.content_text())).collect()
+    });
     let result = if req.stream {
         gw.chat_stream(&ctx, req).await.map(|s| {
             let id = ctx.id.clone();
             let first = FirstToken {
+                gw: gw.clone(),
+                request_id: ctx.id.clone(),
                 metrics: gw.metrics.clone(),
                 model: model_label(&gw, &model).to_string(),
                 arrived: arrived.0,
                 seen: false,
             };
+            let tail = crate::reqlog::record::OnDrop(log.clone());
             let frames = s
                 .events
-                .scan(first, move |first, e| {
+                .scan((first, tail), move |(first, tail), e| {
                     first.saw(&e);
+                    tail.0.event(&e);
                     std::future::ready(Some(sse_bytes(e, &id)))
                 })
                 .boxed();
@@ -127,6 +136,7 @@ pub async fn chat(
         })
     } else {
         gw.chat(&ctx, req).await.map(|c| {
+            log.answer(&c.completion);
             let mut res = axum::Json(c.completion).into_response();
             if let Some(r) = c.review
                 && let Ok(v) = HeaderValue::from_str(&r.header_value())
@@ -137,11 +147,36 @@ pub async fn chat(
         })
     };
     waiting.done();
-    finish(&gw, result, &ctx, &model, arrived)
+    finish(&gw, result, &ctx, &model, arrived, &log)
+}
+
+/// The request log's record of this request (a no-op when the log is off);
+/// `texts` (role, text) are only taken in `full` mode.
+fn log_start<'m>(
+    gw: &Gateway,
+    ctx: &RequestCtx,
+    endpoint: &'static str,
+    model: &str,
+    stream: bool,
+    texts: impl FnOnce() -> Vec<(&'m str, String)>,
+) -> Pending {
+    let start = Start {
+        id: &ctx.id,
+        endpoint,
+        arrived: ctx.arrived,
+        key_id: ctx.principal.key_id.as_deref(),
+        feature: ctx.feature.as_deref(),
+        model,
+        stream,
+    };
+    Pending::start(&gw.reqlog, start, texts)
 }
 
 /// Times a stream's first content chunk (`sluice_time_to_first_token_seconds`).
 struct FirstToken {
+    /// For [`super::outcomes::stream_ended`].
+    gw: Arc<Gateway>,
+    request_id: String,
     metrics: Arc<crate::metrics::Metrics>,
     model: String,
     arrived: std::time::Instant,
@@ -150,6 +185,9 @@ struct FirstToken {
 
 impl FirstToken {
     fn saw(&mut self, e: &StreamEvent) {
+        if let StreamEvent::Error(err) = e {
+            super::outcomes::stream_ended(&self.gw, &self.model, &self.request_id, err);
+        }
         let text = |c: &crate::openai::ChatChunk| {
             c.choices
                 .iter()
@@ -179,27 +217,40 @@ pub async fn embeddings(
     let ctx = ctx(id, arrived, principal, &headers);
     let waiting = Disconnect::new(&ctx.id, "before the answer");
     let model = req.model.clone();
-    let result = gw
-        .embeddings(&ctx, req)
-        .await
-        .map(|e| (axum::Json(e.response).into_response(), e.served));
+    let log = log_start(&gw, &ctx, "embeddings", &model, false, || {
+        let texts = match &req.input {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        texts.into_iter().map(|t| ("input", t)).collect()
+    });
+    let result = gw.embeddings(&ctx, req).await.map(|e| {
+        log.embedded(e.response.usage.as_ref());
+        (axum::Json(e.response).into_response(), e.served)
+    });
     waiting.done();
-    finish(&gw, result, &ctx, &model, arrived)
+    finish(&gw, result, &ctx, &model, arrived, &log)
 }
 
 /// Log the outcome and add the `x-sluice-*` headers, to an answer or to
 /// the error (then from what the request went through so far), and count
-/// it in the metrics.
+/// it in the metrics and the request log.
 fn finish(
     gw: &Gateway,
     result: Result<(Response, Served), crate::pipeline::Error>,
     ctx: &RequestCtx,
     model: &str,
     arrived: Arrived,
+    log: &Pending,
 ) -> Response {
     let total = arrived.0.elapsed();
     let id = ctx.id.as_str();
     let metrics = &gw.metrics;
+    super::outcomes::answered(gw, model_label(gw, model), id, result.as_ref().err());
     let (mut res, tried, extra) = match result {
         Ok((res, served)) => {
             let overhead = total.saturating_sub(served.upstream);
@@ -233,6 +284,13 @@ fn finish(
                     extra.push((crate::cache::SIMILARITY_HEADER, format!("{s:.4}")));
                 }
             }
+            if log.is_on() {
+                log.outcome(crate::reqlog::Outcome {
+                    status: res.status().as_u16(),
+                    cost_usd: served.cost_usd,
+                    ..crate::reqlog::Outcome::of(&tried)
+                });
+            }
             (res, tried, extra)
         }
         Err(e) => {
@@ -246,9 +304,18 @@ fn finish(
                 status = api.status.as_u16(),
                 provider = tried.provider.as_deref(),
                 attempts = tried.attempts,
-                error = %escaped(&e),
+                error = %escaped(crate::reqlog::redacted(&e)),
                 "refused"
             );
+            if log.is_on() {
+                log.outcome(crate::reqlog::Outcome {
+                    status: api.status.as_u16(),
+                    error: Some(api.body.kind.clone()),
+                    error_code: api.body.code.clone(),
+                    error_message: Some(api.body.message.clone()),
+                    ..crate::reqlog::Outcome::of(&tried)
+                });
+            }
             // A rate-limit refusal says which limit and when, as answers do.
             let extra = match &e {
                 crate::pipeline::Error::RateLimited(d) => {
@@ -265,6 +332,7 @@ fn finish(
         }
     };
     let overhead = total.saturating_sub(tried.upstream);
+    let prompt = tried.prompt.as_ref().map(|p| (p.id.as_str(), p.version));
     metrics.request(RequestSample {
         model: model_label(gw, model),
         provider: tried.provider.as_deref(),
@@ -272,7 +340,16 @@ fn finish(
         status: res.status().as_u16(),
         total,
         upstream: tried.upstream,
+        prompt,
     });
+    crate::telemetry::spans::record_request(
+        model,
+        tried.provider.as_deref(),
+        tried.model.as_deref(),
+        tried.attempts,
+        &tried.guardrails,
+        prompt,
+    );
     let h = res.headers_mut();
     let mut set = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -304,7 +381,7 @@ fn sse_bytes(event: StreamEvent, request_id: &str) -> Bytes {
     match event {
         StreamEvent::Chunk(c) => frame(&c),
         StreamEvent::Error(e) => {
-            tracing::info!(request_id, error = %escaped(&e), "stream ended by an error event");
+            tracing::info!(request_id, error = %escaped(crate::reqlog::redacted(&e)), "stream ended by an error event");
             frame(&ErrorEnvelope {
                 error: ApiError::from(&e).body,
             })

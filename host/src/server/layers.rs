@@ -12,7 +12,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use tracing::Instrument as _;
+
 use super::error::ApiError;
+use crate::telemetry;
 
 pub const REQUEST_ID: &str = "x-sluice-request-id";
 pub const PROVIDER: &str = "x-sluice-provider";
@@ -59,7 +62,26 @@ pub async fn stamp(State(limit): State<HeadLimit>, mut req: Request, next: Next)
     } else {
         req.extensions_mut().insert(RequestId(id.clone()));
         req.extensions_mut().insert(Arrived(arrived));
-        next.run(req).await
+        // API requests get the server span (health checks and scrapes
+        // would only be noise); the client's trace context goes upstream
+        // either way (`telemetry::upstream_headers`).
+        let client = telemetry::client_context(req.headers());
+        let span = if req.uri().path().starts_with("/v1/") {
+            let span = telemetry::spans::request(req.method().as_str(), req.uri().path(), &id);
+            telemetry::set_parent(&span, client.as_ref());
+            span
+        } else {
+            tracing::Span::none()
+        };
+        let res = telemetry::with_client(client, next.run(req))
+            .instrument(span.clone())
+            .await;
+        let status = res.status().as_u16();
+        span.record("http.response.status_code", status);
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+        res
     };
     if res.status().as_u16() >= 400 && !is_json(res.headers()) {
         res = openai_shaped(res).await;

@@ -8,8 +8,13 @@
 //! | `GET /healthz`              | none | the process is up                      |
 //! | `GET /readyz`               | none | plugins loaded (503 while compiling)   |
 //! | `GET /metrics`              | admin (or none, `server.metrics`) | Prometheus text ([`crate::metrics`]) |
-//! | `GET /admin/plugins`        | admin| every plugin's state, grants, counters |
-//! | `POST /admin/reload`        | admin| rescan the plugin directory now        |
+//! | `GET /admin/plugins`        | admin| every plugin's state, world, grants, limits, counters |
+//! | `POST /admin/reload`        | admin| rescan the plugin directory now; what changed |
+//! | `GET /admin/reloads`        | admin| the latest reloads (trigger, changes)  |
+//! | `GET /admin/breakers`       | admin| each provider's circuit breaker        |
+//! | `GET /admin/quality`        | admin| rolling error / reject rates, latest rejections |
+//! | `GET /admin/overview`       | admin| everything the dashboard shows ([`admin_ops`]) |
+//! | `GET /admin/ui`             | none (page; its data needs the key) | the dashboard ([`admin_ui`]) |
 //! | `/admin/prompts...`         | admin| the prompt registry ([`crate::prompt::admin`]) |
 //! | `/admin/evals`              | admin| eval results ([`crate::eval::admin`])  |
 //! | `GET /admin/usage`          | admin| ledger report (`by`, `since`, `until`) |
@@ -29,6 +34,8 @@
 //! `x-sluice-cost-usd` headers.
 
 mod admin;
+mod admin_ops;
+mod admin_ui;
 pub mod auth;
 mod cache_admin;
 mod chat;
@@ -38,6 +45,7 @@ pub mod error;
 pub mod extract;
 pub mod layers;
 pub mod limits;
+mod outcomes;
 pub mod review;
 pub mod shutdown;
 
@@ -88,8 +96,7 @@ pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
     }
     if gw.config.server.admin_key.is_some() {
         let admin = Router::new()
-            .route("/admin/plugins", get(admin_plugins))
-            .route("/admin/reload", post(admin_reload))
+            .merge(admin_ops::routes())
             .merge(crate::prompt::admin::routes())
             .merge(crate::eval::admin::routes())
             .route("/admin/usage", get(admin::usage))
@@ -99,7 +106,7 @@ pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
             .merge(cache_admin::routes())
             .layer(axum::Extension(auth.clone()))
             .route_layer(middleware::from_fn_with_state(auth, auth::admin));
-        app = app.merge(admin);
+        app = app.merge(admin).merge(admin_ui::routes());
     }
     let head = layers::HeadLimit(gw.config.server.max_header_bytes());
     app.route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -194,25 +201,4 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
 
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(uri.path())
-}
-
-async fn admin_plugins(State(gw): State<Arc<Gateway>>) -> Json<serde_json::Value> {
-    Json(json!({"plugins": gw.plugins.statuses()}))
-}
-
-/// Reloading compiles changed plugins: CPU work, kept off the async workers.
-async fn admin_reload(State(gw): State<Arc<Gateway>>) -> Result<Json<serde_json::Value>, ApiError> {
-    let plugins = gw.plugins.clone();
-    let report = tokio::task::spawn_blocking(move || plugins.reload())
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                e.to_string(),
-                None,
-                None,
-            )
-        })?;
-    Ok(Json(json!({"reload": report})))
 }

@@ -8,7 +8,9 @@
 //! gateway whose settle crossed the line first wins it. A process-local set
 //! remembers claims already decided, so later settles in the same period
 //! cost no store call. Webhook POSTs run on their own task with a timeout;
-//! the request that crossed the threshold never waits for them.
+//! the request that crossed the threshold never waits for them. Quality
+//! alerts ([`super::quality`]) go out through the same sender
+//! ([`Alerts::post`]), so one URL, queue and timeout serve both.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -42,7 +44,8 @@ pub struct Alert {
 pub(crate) struct Alerts {
     thresholds: Vec<f64>,
     decided: Mutex<HashSet<String>>,
-    webhook: Option<mpsc::Sender<Alert>>,
+    /// JSON bodies to POST: budget [`Alert`]s and quality alerts.
+    webhook: Option<mpsc::Sender<serde_json::Value>>,
     /// POSTs queued or in flight.
     pending: watch::Sender<usize>,
 }
@@ -122,11 +125,20 @@ impl Alerts {
             budget_usd = alert.budget_usd,
             "budget alert: spend crossed a threshold"
         );
+        match serde_json::to_value(&alert) {
+            Ok(body) => self.post(body),
+            Err(e) => tracing::error!(error = %e, "budget alert not serialisable; only logged"),
+        }
+    }
+
+    /// Queue one JSON body for the webhook (a no-op without one). Never
+    /// waits: a full queue drops the POST (the caller has logged the alert).
+    pub(crate) fn post(&self, body: serde_json::Value) {
         let Some(tx) = &self.webhook else { return };
         self.pending.send_modify(|n| *n += 1);
-        if let Err(e) = tx.try_send(alert) {
+        if let Err(e) = tx.try_send(body) {
             self.pending.send_modify(|n| *n -= 1);
-            tracing::warn!(error = %e, "budget alert webhook queue full or closed; alert only logged");
+            tracing::warn!(error = %e, "alert webhook queue full or closed; alert only logged");
         }
     }
 
@@ -140,13 +152,13 @@ impl Alerts {
 async fn send_loop(
     url: String,
     timeout: Duration,
-    mut rx: mpsc::Receiver<Alert>,
+    mut rx: mpsc::Receiver<serde_json::Value>,
     pending: watch::Sender<usize>,
 ) {
     let client = match reqwest::Client::builder().timeout(timeout).build() {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "budget alert webhook client; alerts are logged only");
+            tracing::error!(error = %e, "alert webhook client; alerts are logged only");
             while rx.recv().await.is_some() {
                 pending.send_modify(|n| *n -= 1);
             }
@@ -157,9 +169,9 @@ async fn send_loop(
         match client.post(&url).json(&alert).send().await {
             Ok(r) if r.status().is_success() => {}
             Ok(r) => {
-                tracing::warn!(status = %r.status(), url, "budget alert webhook refused the alert")
+                tracing::warn!(status = %r.status(), url, "alert webhook refused the alert")
             }
-            Err(e) => tracing::warn!(error = %e, url, "budget alert webhook failed"),
+            Err(e) => tracing::warn!(error = %e, url, "alert webhook failed"),
         }
         pending.send_modify(|n| *n -= 1);
     }

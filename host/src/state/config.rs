@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::quality::QualityAlertsConfig;
+
 /// `[state]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -76,6 +78,9 @@ pub struct StateConfig {
     pub budgets: BudgetsConfig,
     /// `[state.rate-limits]`.
     pub rate_limits: RateLimitsConfig,
+    /// `[state.quality-alerts]`: rolling error and reject rates per model;
+    /// keys documented on [`QualityAlertsConfig`].
+    pub quality_alerts: QualityAlertsConfig,
 }
 
 impl Default for StateConfig {
@@ -97,6 +102,7 @@ impl Default for StateConfig {
             ledger_retention_days: None,
             budgets: BudgetsConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            quality_alerts: QualityAlertsConfig::default(),
         }
     }
 }
@@ -319,6 +325,10 @@ impl StateConfig {
                 )),
                 Err(e) => out.push((vec!["alert-webhook".into()], format!("invalid URL: {e}"))),
             }
+        }
+        for (mut path, msg) in self.quality_alerts.problems() {
+            path.insert(0, "quality-alerts".into());
+            out.push((path, msg));
         }
         let budgets = [
             ("users", &self.budgets.users),

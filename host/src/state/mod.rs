@@ -84,6 +84,7 @@ pub mod ledger;
 mod local_limit;
 pub mod period;
 pub mod pricing;
+pub mod quality;
 pub mod ratelimit;
 mod redis_store;
 pub mod review;
@@ -105,6 +106,7 @@ pub use ledger::{
     UsageRow,
 };
 pub use pricing::{Price, PriceTable, TokenUsage};
+pub use quality::{Quality, QualityAlertsConfig};
 pub use ratelimit::{LimitKind, RateDecision, RateDenied, RateStatus};
 pub use review::ReviewQueue;
 pub use store::{Store, StoreError};
@@ -242,6 +244,11 @@ impl State {
     /// Make every write so far durable (shutdown, tests).
     pub async fn flush(&self) -> Result<(), StateError> {
         Ok(self.store.flush().await?)
+    }
+
+    /// The webhook sender budget and quality alerts share.
+    pub(crate) fn alerts(&self) -> &Arc<Alerts> {
+        &self.alerts
     }
 
     /// Wait until every queued alert webhook POST has been sent or failed.

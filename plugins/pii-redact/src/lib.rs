@@ -1,20 +1,19 @@
 //! `pii-redact`: a guardrail that masks personal data in model output.
 //!
-//! Detection is a single hand-written pass over the bytes (every pattern is
-//! ASCII) rather than a regex set: instances are fresh per call, and building
-//! a regex automaton on each call would cost more than the scan itself.
-//! False positives are limited by validation: cards must pass Luhn, IBANs
-//! mod-97, IP addresses must parse, SSNs must use assignable area/group/serial
-//! numbers and phones must look like `+<8-15 digits>` or a grouped NANP number.
+//! Detection is `sluice_redact::pii` (shared with the gateway's request
+//! log): a single hand-written pass over the bytes rather than a regex set,
+//! since instances are fresh per call and building a regex automaton on
+//! each call would cost more than the scan itself. False positives are
+//! limited by validation: cards must pass Luhn, IBANs mod-97, IP addresses
+//! must parse, SSNs must use assignable area/group/serial numbers and phones
+//! must look like `+<8-15 digits>` or a grouped NANP number.
 //!
 //! Config: `entities` (list; default all), `mask` (`label` | `stars` |
 //! `partial`), `check-input` (bool; also redact the last user message).
 //! Checked at load: an unknown key, entity or mask refuses the plugin. The
 //! host only asks about input when `check-input` is on.
 
-mod scan;
-
-pub use scan::{Entity, Mask, Span, find, redact};
+pub use sluice_redact::pii::{Entity, Mask, Span, find, redact};
 use sluice_sdk::{
     ConfigError, Guardrail, OutputContext, Phases, Request, Verdict, check_keys, config,
     config_list, config_parsed,

@@ -3,8 +3,8 @@
 //! Known formats (OpenAI `sk-…`, AWS `AKIA…` ids and 40-character secret keys
 //! next to an "aws"/"secret" mention, GitHub `ghp_…`/`github_pat_…`, Slack
 //! `xox?-…`, PEM private key blocks) are recognised by shape; anything else
-//! by Shannon entropy. The scan is one pass over whitespace-delimited tokens,
-//! no regex engine, so it stays in the microseconds on a fresh instance.
+//! by Shannon entropy. The scan (`sluice_redact::secrets`, shared with the
+//! gateway's request log) is one pass over tokens, no regex engine, so it stays in the microseconds on a fresh instance.
 //!
 //! Input: the last user message (the one a transform can replace); default
 //! reject. Output: default redact (`[REDACTED:<kind>]`). In a stream, a
@@ -17,9 +17,8 @@
 //! at load; an action set to `off` takes that phase out of the host's
 //! chains (`phases`), so it costs nothing.
 
-mod scan;
-
-pub use scan::{Finding, Scanner};
+use sluice_redact::secrets as scan;
+pub use sluice_redact::secrets::{Finding, Scanner};
 use sluice_sdk::{
     ConfigError, Guardrail, OutputContext, Phases, Request, Verdict, check_keys, config,
     config_parsed,

@@ -18,7 +18,19 @@ use tokio::task::JoinHandle;
 pub struct Received {
     pub method: String,
     pub path: String,
+    /// Header names lowercased, in the order sent.
+    pub headers: Vec<(String, String)>,
     pub body: String,
+}
+
+impl Received {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// An answer: status, content type, body.
@@ -134,10 +146,14 @@ async fn read_request(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Received
     let mut lines = head.lines();
     let mut first = lines.next()?.split(' ');
     let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
-    let len: usize = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
     while buf.len() < head_end + len {
         let mut chunk = [0u8; 4096];
@@ -149,5 +165,10 @@ async fn read_request(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Received
     }
     let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned();
     buf.drain(..head_end + len);
-    Some(Received { method, path, body })
+    Some(Received {
+        method,
+        path,
+        headers,
+        body,
+    })
 }

@@ -17,12 +17,14 @@
 //! - [`fixed`]: a server answering with fixed bodies (exact usage figures,
 //!   webhook receivers) and recording what it got.
 //! - [`state`]: requests whose accounting a test checks, and their ledger.
+//! - [`otlp`]: an OTLP/HTTP trace receiver (what the exporter sent).
 
 pub mod canned;
 pub mod fixed;
 pub mod gateway;
 pub mod http;
 pub mod judge;
+pub mod otlp;
 pub mod plugins;
 pub mod process;
 pub mod prom;

@@ -1,4 +1,9 @@
-//! Credential detection: PEM blocks first, then one pass over tokens.
+//! Credentials: PEM blocks first, then one pass over tokens.
+//!
+//! Known formats (OpenAI `sk-…`, AWS `AKIA…` ids and 40-character secret
+//! keys next to an "aws"/"secret" mention, GitHub `ghp_…`/`github_pat_…`,
+//! Slack `xox?-…`, PEM private key blocks) are recognised by shape;
+//! anything else by Shannon entropy.
 
 /// What was found and where (byte range).
 #[derive(Debug, Clone, PartialEq)]
@@ -127,13 +132,14 @@ impl Scanner {
             while end > i && matches!(bytes[end - 1], b'=' | b'-' | b'/') {
                 end -= 1;
             }
-            // `NAME=value`: judge the value.
+            // `NAME=value`, `api_key=value`: judge the value (base64 has
+            // `=` only as trailing padding, trimmed above).
             let start = match bytes[i..end].iter().position(|c| *c == b'=') {
                 Some(eq)
                     if eq > 0
                         && bytes[i..i + eq]
                             .iter()
-                            .all(|c| c.is_ascii_uppercase() || *c == b'_') =>
+                            .all(|c| c.is_ascii_alphanumeric() || *c == b'_') =>
                 {
                     i + eq + 1
                 }

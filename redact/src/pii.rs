@@ -1,4 +1,11 @@
-//! The scanner: finds PII spans in one pass and masks them.
+//! Personal data: finds emails, phones, SSNs, cards, IBANs and IP addresses
+//! in one pass over the bytes and masks them.
+//!
+//! Every pattern is ASCII, so the scan is byte-wise and never splits a
+//! multi-byte character. False positives are limited by validation: cards
+//! must pass Luhn, IBANs mod-97, IP addresses must parse, SSNs must use
+//! assignable area/group/serial numbers and phones must look like
+//! `+<8-15 digits>` or a grouped NANP number.
 
 use std::net::Ipv6Addr;
 
