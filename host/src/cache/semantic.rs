@@ -17,11 +17,15 @@
 //! exact scan (a dot product of the unit query with every live vector, in
 //! 8 independent lanes so LLVM vectorises it); from that size on an HNSW
 //! graph (`hnsw_rs`: 16 links per node, ef 200 to build, 64 to search),
-//! built in one go (rayon) by the insert that crosses the threshold and
-//! added to incrementally after. A graph cannot delete: gone entries are
-//! marked and skipped, and a partition whose vectors are mostly dead or
-//! expired is compacted (rebuilt) at its next search. `host/benches/cache.rs`
-//! measures both at 10k and 100k entries (bench/README.md).
+//! built in one go (rayon) once the threshold is crossed and added to
+//! incrementally after. The [`Index`] builds it on a blocking thread from a
+//! copy of the vectors, off the partition's lock: a build takes seconds
+//! (bench/README.md), and the request that crossed the threshold, and every
+//! search meanwhile, keep the exact scan instead of waiting for it. A graph
+//! cannot delete: gone entries are marked and skipped, and a partition whose
+//! vectors are mostly dead or expired is compacted at its next search (its
+//! graph rebuilt the same way). `host/benches/cache.rs` measures both at 10k
+//! and 100k entries.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -126,6 +130,36 @@ pub struct Vectors {
     dead: usize,
     ann_from: usize,
     graph: Option<Graph>,
+    /// A graph is being built from a [`Snapshot`] of this generation.
+    building: bool,
+    /// Bumped by each compaction (indices change): a graph built from an
+    /// older snapshot is not installed.
+    generation: u64,
+}
+
+/// A copy of a partition's vectors to build a graph from, off its lock.
+pub struct Snapshot {
+    dim: usize,
+    data: Vec<f32>,
+    alive: Vec<bool>,
+    generation: u64,
+}
+
+impl Snapshot {
+    /// Index the snapshot's live vectors (seconds at 10k: run it on a
+    /// blocking thread).
+    pub fn build(&self) -> Graph {
+        let g = Graph::new(16, self.alive.len() * 2, 16, 200, Cosine);
+        let items: Vec<(&[f32], usize)> = self
+            .data
+            .chunks_exact(self.dim.max(1))
+            .enumerate()
+            .filter(|(i, _)| self.alive[*i])
+            .map(|(i, v)| (v, i))
+            .collect();
+        g.parallel_insert_slice(&items);
+        g
+    }
 }
 
 impl std::fmt::Debug for Vectors {
@@ -151,6 +185,8 @@ impl Vectors {
             dead: 0,
             ann_from: ann_from.max(1),
             graph: None,
+            building: false,
+            generation: 0,
         }
     }
 
@@ -168,9 +204,20 @@ impl Vectors {
         self.graph.is_some()
     }
 
-    /// Add a unit vector (a different dimension than the partition's is
-    /// ignored: the embeddings model changed; old vectors expire).
+    /// Add a unit vector and, when that crosses the threshold, build the
+    /// graph right here (benches, tests; the [`Index`] defers the build).
     pub fn push(&mut self, key: String, expires_ms: u64, v: &[f32]) {
+        self.add(key, expires_ms, v);
+        if let Some(snapshot) = self.wants_graph() {
+            let graph = snapshot.build();
+            self.install(graph, &snapshot);
+        }
+    }
+
+    /// Add a unit vector (a different dimension than the partition's is
+    /// ignored: the embeddings model changed; old vectors expire). Goes
+    /// into the graph if there is one; never builds one.
+    fn add(&mut self, key: String, expires_ms: u64, v: &[f32]) {
         if self.dim == 0 {
             self.dim = v.len();
         }
@@ -182,26 +229,47 @@ impl Vectors {
         self.keys.push(key);
         self.expires.push(expires_ms);
         self.alive.push(true);
-        match &self.graph {
-            Some(g) => g.insert_slice((v, i)),
-            None if self.keys.len() >= self.ann_from => self.build(),
-            None => {}
+        if let Some(g) = &self.graph {
+            g.insert_slice((v, i));
         }
     }
 
-    /// Index every vector in a new graph (the push that crosses `ann_from`
-    /// pays for it; see bench/README.md for the time).
-    fn build(&mut self) {
-        let g = Graph::new(16, self.keys.len() * 2, 16, 200, Cosine);
-        let items: Vec<(&[f32], usize)> = self
-            .data
-            .chunks_exact(self.dim)
-            .enumerate()
-            .filter(|(i, _)| self.alive[*i])
-            .map(|(i, v)| (v, i))
-            .collect();
-        g.parallel_insert_slice(&items);
-        self.graph = Some(g);
+    /// A snapshot to build the graph from, when the partition has crossed
+    /// the threshold and has no graph (nor one in the making).
+    fn wants_graph(&mut self) -> Option<Snapshot> {
+        if self.graph.is_some() || self.building || self.keys.len() < self.ann_from {
+            return None;
+        }
+        self.building = true;
+        Some(Snapshot {
+            dim: self.dim,
+            data: self.data.clone(),
+            alive: self.alive.clone(),
+            generation: self.generation,
+        })
+    }
+
+    /// Install a graph built from `from`, adding what came since; dropped
+    /// when a compaction has renumbered the vectors meanwhile.
+    fn install(&mut self, graph: Graph, from: &Snapshot) {
+        if from.generation != self.generation {
+            return;
+        }
+        self.building = false;
+        let dim = self.dim;
+        for i in from.alive.len()..self.keys.len() {
+            if self.alive[i] {
+                graph.insert_slice((&self.data[i * dim..(i + 1) * dim], i));
+            }
+        }
+        self.graph = Some(graph);
+    }
+
+    /// A build from a snapshot of `generation` failed: allow another.
+    fn build_failed(&mut self, generation: u64) {
+        if generation == self.generation {
+            self.building = false;
+        }
     }
 
     /// Mark `key` gone (its answer expired or was purged).
@@ -221,12 +289,17 @@ impl Vectors {
         if self.keys.len() < 64 || (self.dead + expired) * 2 < self.keys.len() {
             return;
         }
-        let old = std::mem::replace(self, Vectors::new(self.ann_from));
+        let mut old = std::mem::replace(self, Vectors::new(self.ann_from));
+        self.generation = old.generation + 1;
         let vectors = old.data.chunks_exact(old.dim.max(1));
-        let rows = old.keys.into_iter().zip(old.expires).zip(old.alive);
+        let rows = old
+            .keys
+            .drain(..)
+            .zip(old.expires.drain(..))
+            .zip(&old.alive);
         for (((key, expires), alive), v) in rows.zip(vectors) {
-            if alive && expires > now_ms {
-                self.push(key, expires, v);
+            if *alive && expires > now_ms {
+                self.add(key, expires, v);
             }
         }
     }
@@ -329,6 +402,8 @@ impl Index {
             }
         }
         p.read_until_ms = now_ms;
+        p.vectors.compact(now_ms);
+        build_later(&part, &mut p.vectors);
         Ok(p.vectors
             .nearest(q, now_ms)
             .map(|(k, s)| (k.to_string(), s)))
@@ -346,11 +421,10 @@ impl Index {
         self.store
             .append(log, now_ms, &encode(key, expires_ms, v))
             .await?;
-        self.part(log)
-            .lock()
-            .await
-            .vectors
-            .push(key.to_string(), expires_ms, v);
+        let part = self.part(log);
+        let mut p = part.lock().await;
+        p.vectors.add(key.to_string(), expires_ms, v);
+        build_later(&part, &mut p.vectors);
         Ok(())
     }
 
@@ -378,6 +452,30 @@ impl Index {
         }
         Ok(())
     }
+}
+
+/// If `vectors` wants a graph, build it on a blocking thread and install it
+/// under the partition's lock when done; searches scan meanwhile.
+fn build_later(part: &Arc<tokio::sync::Mutex<Part>>, vectors: &mut Vectors) {
+    let Some(snapshot) = vectors.wants_graph() else {
+        return;
+    };
+    let part = part.clone();
+    let generation = snapshot.generation;
+    tokio::spawn(async move {
+        let built = tokio::task::spawn_blocking(move || {
+            let graph = snapshot.build();
+            (graph, snapshot)
+        })
+        .await;
+        match built {
+            Ok((graph, snapshot)) => part.lock().await.vectors.install(graph, &snapshot),
+            Err(e) => {
+                tracing::warn!(error = %e, "cache: building a semantic index graph failed; exact scan kept");
+                part.lock().await.vectors.build_failed(generation);
+            }
+        }
+    });
 }
 
 #[cfg(test)]
@@ -489,5 +587,54 @@ mod tests {
         assert_eq!(vs.len(), 40);
         assert_eq!(vs.nearest(&points[70], 20).unwrap().0, "k70");
         assert!(!vs.approximate(), "40 is below the threshold again");
+    }
+
+    /// Crossing the threshold in an [`Index`] does not build the graph on
+    /// the caller: searches answer by the scan at once, and the graph
+    /// built on a blocking thread is installed afterwards, with the
+    /// vectors added meanwhile.
+    // One thread: the task that installs the graph runs only when this
+    // one yields, so right after the crossing `add` the graph cannot be in.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_index_builds_its_graph_off_the_request_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::state::State::open(&crate::state::StateConfig {
+            dir: dir.path().to_path_buf(),
+            warm_tokenizer: false,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let index = Index::new(state.store().clone(), 100);
+        let points = random(300, 16, 11);
+        let log = "cache-vec|k|p";
+        for (i, p) in points.iter().enumerate() {
+            index
+                .add(log, &format!("k{i}"), u64::MAX, p, 1)
+                .await
+                .unwrap();
+            // Every search answers, graph or not.
+            let (k, _) = index.nearest(log, p, 2).await.unwrap().unwrap();
+            assert_eq!(k, format!("k{i}"));
+        }
+        let part = index.part(log);
+        let installed = async {
+            loop {
+                if part.lock().await.vectors.approximate() {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), installed)
+            .await
+            .expect("the graph was never installed");
+        let p = part.lock().await;
+        assert_eq!(p.vectors.len(), 300);
+        let (k, _) = p.vectors.nearest(&points[250], 2).unwrap();
+        assert_eq!(
+            k, "k250",
+            "a vector added while the graph was built is in it"
+        );
     }
 }
