@@ -5,17 +5,14 @@
 //! target carrying the same. Through the gateway's own log subscriber, in
 //! both formats, every such text stays inside one (escaped) log line.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use serde_json::Value;
 use sluice::cli::{LogFormat, log_subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
 
 use sluice_guests as guests;
 
 use crate::support::gateway::{self, reply_body};
+use crate::support::logs::Buffer;
 use crate::support::plugins::plugin_dir_named;
 
 /// Where each forged text came from; all must show up in the log.
@@ -30,26 +27,6 @@ const VIA: [&str; 6] = [
 
 /// What a forged line starts with (`FAKE` in the guests).
 const FAKE_START: &str = "2026-11-27T00:00:00.000000Z";
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl MakeWriter<'_> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&self) -> Buffer {
-        self.clone()
-    }
-}
 
 /// Serve one request per forging plugin with the gateway logging in
 /// `format` (at debug) on this thread; returns the log.
@@ -100,7 +77,7 @@ routes = [{ provider = "mock", model = "mock-small" }]
         let res = gw.chat(&reply_body("costly", &target)).await;
         assert_eq!(res.status(), 200);
     });
-    let bytes = buf.0.lock().unwrap().clone();
+    let bytes = buf.bytes();
     String::from_utf8(bytes).unwrap()
 }
 

@@ -4,18 +4,16 @@
 //! API key in the log files or the gateway's own log lines, whether they
 //! came in a prompt, an answer, an upstream error or a header.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use sluice::cli::{LogFormat, log_subscriber};
 use sluice::reqlog::Record;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
 
 use crate::support::gateway::{self, Mock, TestGateway, reply_body};
+use crate::support::logs::Buffer;
 use crate::support::raw;
 
 const KEY_A: &str = "sk-team-a-0123456789abcdefghij";
@@ -190,26 +188,6 @@ async fn off_writes_nothing() {
     assert!(!state.join("request-log").exists());
 }
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl MakeWriter<'_> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&self) -> Buffer {
-        self.clone()
-    }
-}
-
 /// What must never show up, in every spelling a scanner might miss.
 fn assert_clean(what: &str, text: &str) {
     for needle in [EMAIL, CARD, &CARD.replace(' ', ""), API_KEY, KEY_A, KEY_B] {
@@ -294,7 +272,7 @@ fn full_mode_redacts_prompts_answers_errors_and_headers_everywhere() {
         assert!(message.contains("[REDACTED:openai-key]"), "{message}");
         file
     });
-    let stderr = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let stderr = String::from_utf8(buf.bytes()).unwrap();
     // The upstream's error (with the echo) was logged, redacted.
     assert!(stderr.contains("\"refused\""), "{stderr}");
     assert!(stderr.contains("[EMAIL]"), "{stderr}");

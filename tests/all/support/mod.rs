@@ -24,6 +24,7 @@ pub mod fixed;
 pub mod gateway;
 pub mod http;
 pub mod judge;
+pub mod logs;
 pub mod otlp;
 pub mod plugins;
 pub mod process;
