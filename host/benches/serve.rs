@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 use sluice::config::Config;
 use sluice::pipeline::Gateway;
 use tokio::net::TcpListener;
@@ -110,6 +110,23 @@ async fn start(plugins: &Path, guarded: bool, server: &str) -> (String, tempfile
     (url, state)
 }
 
+/// `iters` chat requests in a row, each answered 200 and read whole: their
+/// wall time.
+async fn chats(client: &reqwest::Client, url: &str, body: &Value, iters: u64) -> Duration {
+    let started = Instant::now();
+    for _ in 0..iters {
+        let res = client
+            .post(format!("{url}/v1/chat/completions"))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.bytes().await.unwrap();
+    }
+    started.elapsed()
+}
+
 fn bench_round_trip(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -123,22 +140,7 @@ fn bench_round_trip(c: &mut Criterion) {
     ] {
         let (url, _state) = rt.block_on(start(dir.path(), false, server));
         g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let started = Instant::now();
-                    for _ in 0..iters {
-                        let res = client
-                            .post(format!("{url}/v1/chat/completions"))
-                            .json(&body)
-                            .send()
-                            .await
-                            .unwrap();
-                        assert_eq!(res.status(), 200);
-                        res.bytes().await.unwrap();
-                    }
-                    started.elapsed()
-                })
-            })
+            b.iter_custom(|iters| rt.block_on(chats(&client, &url, &body, iters)))
         });
     }
     g.finish();
@@ -258,22 +260,7 @@ fn bench_observability(c: &mut Criterion) {
         with_subscriber(dispatch, |rt| {
             let (url, _state) = rt.block_on(start(dir.path(), false, server));
             g.bench_function(name, |b| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let started = Instant::now();
-                        for _ in 0..iters {
-                            let res = client
-                                .post(format!("{url}/v1/chat/completions"))
-                                .json(&body)
-                                .send()
-                                .await
-                                .unwrap();
-                            assert_eq!(res.status(), 200);
-                            res.bytes().await.unwrap();
-                        }
-                        started.elapsed()
-                    })
-                })
+                b.iter_custom(|iters| rt.block_on(chats(&client, &url, &body, iters)))
             });
         });
         if let Some(t) = telemetry {
