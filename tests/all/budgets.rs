@@ -10,13 +10,14 @@
 
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use sluice::state::testing::RedisServer;
 use sluice::state::{State, StateConfig, Subject};
 
 use crate::support::fixed::Fixed;
 use crate::support::gateway::{self, Mock};
-use crate::support::http::error_of;
+use crate::support::http::{admin_json, error_of};
 use crate::support::process::{Sluice, config_file};
 use crate::support::state::{ledger, no_plugins, redis_section, send};
 
@@ -305,15 +306,7 @@ async fn a_restart_keeps_the_spend() {
         [200, 200, 200, 200, 429],
         "six of ten were spent before the restart"
     );
-    let usage: Value = client
-        .get(second.admin("usage?by=user"))
-        .bearer_auth("adm")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage: Value = admin_json(Method::GET, &second.admin("usage?by=user"), "adm").await;
     assert_eq!(usage["total"]["requests"], 10, "{usage}");
     assert_eq!(usage["rows"][0]["group"], "alice");
 }

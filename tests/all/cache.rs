@@ -6,12 +6,14 @@
 
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use sluice::state::testing::RedisServer;
 use sluice::state::{CacheStatus, RecordStatus};
 use sluice_guests as guests;
 
 use crate::support::gateway::{self, Mock, TestGateway};
+use crate::support::http::admin_json;
 use crate::support::plugins::plugin_dir_named;
 use crate::support::state::{Answer, read, record_of, redis_section};
 
@@ -471,15 +473,7 @@ async fn admin_cache_reports_and_purges_by_model_and_key() {
     post(&gw, "sk-a", &q, &[]).await;
     let client = reqwest::Client::new();
     let url = format!("{}/admin/cache", gw.url);
-    let stats: Value = client
-        .get(&url)
-        .bearer_auth("adm")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = admin_json(Method::GET, &url, "adm").await;
     assert_eq!(stats["entries"], 2, "{stats}");
     assert_eq!(
         (stats["exact_hits"].as_u64(), stats["misses"].as_u64()),
@@ -487,15 +481,7 @@ async fn admin_cache_reports_and_purges_by_model_and_key() {
     );
     let no_admin = client.get(&url).bearer_auth("sk-a").send().await.unwrap();
     assert_eq!(no_admin.status(), 401);
-    let purged: Value = client
-        .delete(format!("{url}?key=b"))
-        .bearer_auth("adm")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let purged: Value = admin_json(Method::DELETE, &format!("{url}?key=b"), "adm").await;
     assert_eq!(purged["purged"], 1);
     assert_eq!(
         post(&gw, "sk-a", &q, &[]).await.header("x-sluice-cache"),
@@ -505,15 +491,7 @@ async fn admin_cache_reports_and_purges_by_model_and_key() {
         post(&gw, "sk-b", &q, &[]).await.header("x-sluice-cache"),
         Some("miss")
     );
-    let purged: Value = client
-        .post(format!("{url}/purge?model=chat"))
-        .bearer_auth("adm")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let purged: Value = admin_json(Method::POST, &format!("{url}/purge?model=chat"), "adm").await;
     assert_eq!(purged["purged"], 2);
     assert_eq!(
         post(&gw, "sk-a", &q, &[]).await.header("x-sluice-cache"),

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use reqwest::Method;
 use sluice::plugin::{PluginRuntime, PluginState, PluginsConfig, Verdict};
 
 use sluice_guests as guests;
 
+use crate::support::http::admin_json;
 use crate::support::plugins::{plugin_dir, plugin_dir_named, request, runtime, verdict, whole};
 use crate::support::{timing_sensitive, wait_for};
 
@@ -468,15 +470,8 @@ routes = [{{ provider = "mock", model = "mock-small" }}]
         };
         assert_eq!(answer().await, "v1:x");
         let failed = |body: &serde_json::Value| body.to_string();
-        let plugins: serde_json::Value = client
-            .get(format!("{}/admin/plugins", gw.url))
-            .bearer_auth("adm")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let plugins: serde_json::Value =
+            admin_json(Method::GET, &format!("{}/admin/plugins", gw.url), "adm").await;
         assert!(failed(&plugins).contains("not a regular file"), "{plugins}");
 
         install(dir.path(), "a.toml", tagger("v2:").as_bytes());

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use sluice::mock::MockConfig;
 use sluice::state::{
@@ -16,6 +17,7 @@ use sluice_guests as guests;
 
 use crate::support::fixed::Fixed;
 use crate::support::gateway::{self, Mock, reply_body};
+use crate::support::http::admin_json;
 use crate::support::plugins::plugin_dir_named;
 use crate::support::state::{Answer, ledger, no_plugins, record_of, send};
 
@@ -197,19 +199,16 @@ async fn ledger_sums_equal_the_upstream_usage_json_and_streams() {
     assert!((report.total.cost_usd - cost_sum).abs() < 1e-9);
     assert_eq!(report.rows.len(), 1);
     assert_eq!(report.rows[0].group, "search");
-    let admin: Value = client
-        .get(format!(
+    let admin: Value = admin_json(
+        Method::GET,
+        &format!(
             "{}/admin/usage?by=feature&since=0&until={}",
             gw.url,
             u64::MAX / 2
-        ))
-        .bearer_auth("adm")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+        "adm",
+    )
+    .await;
     assert_eq!(admin, serde_json::to_value(&report).unwrap());
     let denied = client
         .get(format!("{}/admin/usage", gw.url))

@@ -68,3 +68,17 @@ pub fn chunk_text(chunks: &[ChatChunk]) -> String {
         .flat_map(|c| c.choices.iter().filter_map(|ch| ch.delta.content.clone()))
         .collect()
 }
+
+/// Sends `method url` with `token` as bearer and returns the JSON body: the
+/// admin API's reads and purges, asserted by the caller.
+pub async fn admin_json(method: reqwest::Method, url: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
