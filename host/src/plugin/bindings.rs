@@ -18,6 +18,38 @@ use std::fmt;
 
 use serde::Serialize;
 
+/// The router and cost-policy worlds of the contract at `$path`, reusing
+/// the `types` and `host` modules of the same version's guardrail world.
+macro_rules! other_worlds {
+    ($path:tt) => {
+        /// The `router-plugin` world.
+        pub mod router {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "router-plugin",
+                exports: { default: async },
+                with: {
+                    "sluice:plugin/types": super::guardrail::sluice::plugin::types,
+                    "sluice:plugin/host": super::guardrail::sluice::plugin::host,
+                },
+            });
+        }
+
+        /// The `cost-policy-plugin` world.
+        pub mod cost_policy {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "cost-policy-plugin",
+                exports: { default: async },
+                with: {
+                    "sluice:plugin/types": super::guardrail::sluice::plugin::types,
+                    "sluice:plugin/host": super::guardrail::sluice::plugin::host,
+                },
+            });
+        }
+    };
+}
+
 /// `sluice:plugin@0.2.0`, the current contract (`wit/`).
 pub mod v0_2 {
     /// The `guardrail-plugin` world; owner of the shared `types` and `host` modules.
@@ -34,31 +66,7 @@ pub mod v0_2 {
         });
     }
 
-    /// The `router-plugin` world.
-    pub mod router {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "router-plugin",
-            exports: { default: async },
-            with: {
-                "sluice:plugin/types": super::guardrail::sluice::plugin::types,
-                "sluice:plugin/host": super::guardrail::sluice::plugin::host,
-            },
-        });
-    }
-
-    /// The `cost-policy-plugin` world.
-    pub mod cost_policy {
-        wasmtime::component::bindgen!({
-            path: "../wit",
-            world: "cost-policy-plugin",
-            exports: { default: async },
-            with: {
-                "sluice:plugin/types": super::guardrail::sluice::plugin::types,
-                "sluice:plugin/host": super::guardrail::sluice::plugin::host,
-            },
-        });
-    }
+    other_worlds!("../wit");
 
     pub use guardrail::sluice::plugin::{host, types};
 }
@@ -74,31 +82,7 @@ pub mod v0_1 {
         });
     }
 
-    /// The `router-plugin` world.
-    pub mod router {
-        wasmtime::component::bindgen!({
-            path: "../wit/frozen/0.1.0",
-            world: "router-plugin",
-            exports: { default: async },
-            with: {
-                "sluice:plugin/types": super::guardrail::sluice::plugin::types,
-                "sluice:plugin/host": super::guardrail::sluice::plugin::host,
-            },
-        });
-    }
-
-    /// The `cost-policy-plugin` world.
-    pub mod cost_policy {
-        wasmtime::component::bindgen!({
-            path: "../wit/frozen/0.1.0",
-            world: "cost-policy-plugin",
-            exports: { default: async },
-            with: {
-                "sluice:plugin/types": super::guardrail::sluice::plugin::types,
-                "sluice:plugin/host": super::guardrail::sluice::plugin::host,
-            },
-        });
-    }
+    other_worlds!("../wit/frozen/0.1.0");
 
     pub use guardrail::sluice::plugin::{host, types};
 }

@@ -82,6 +82,22 @@ impl Pre {
     }
 }
 
+/// Lends `req` to the guest for one call (`$call`, which names the borrow
+/// `$b`) and releases it whatever the call returned: a `0.2` guest must not
+/// keep a borrow past its call.
+macro_rules! lend {
+    ($store:ident, $req:expr, |$b:ident| $call:expr) => {
+        async {
+            let lent = Lent::new($store.data_mut(), $req)?;
+            let $b = lent.borrow();
+            let out = $call.await;
+            lent.release($store.data_mut());
+            out
+        }
+        .await
+    };
+}
+
 /// How big an answer is, for `limits.max-output-kb` and
 /// `limits.max-output-entries`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -126,18 +142,9 @@ impl Export for CheckInput<'_> {
     ) -> Invoked<'s, Verdict> {
         Box::pin(async move {
             match ex {
-                Exports::Guardrail(g) => Some(
-                    async {
-                        let lent = Lent::new(store.data_mut(), self.0)?;
-                        let v = g
-                            .sluice_plugin_guardrail()
-                            .call_check_input(&mut *store, lent.borrow())
-                            .await;
-                        lent.release(store.data_mut());
-                        v
-                    }
-                    .await,
-                ),
+                Exports::Guardrail(g) => Some(lend!(store, self.0, |b| g
+                    .sluice_plugin_guardrail()
+                    .call_check_input(&mut *store, b))),
                 Exports::GuardrailV01(g) => Some(
                     g.sluice_plugin_guardrail()
                         .call_check_input(store, &compat::request(self.0))
@@ -163,18 +170,9 @@ impl Export for CheckOutput<'_> {
         Box::pin(async move {
             let CheckOutput(req, output, ctx) = *self;
             match ex {
-                Exports::Guardrail(g) => Some(
-                    async {
-                        let lent = Lent::new(store.data_mut(), req)?;
-                        let v = g
-                            .sluice_plugin_guardrail()
-                            .call_check_output(&mut *store, lent.borrow(), output, ctx)
-                            .await;
-                        lent.release(store.data_mut());
-                        v
-                    }
-                    .await,
-                ),
+                Exports::Guardrail(g) => Some(lend!(store, req, |b| g
+                    .sluice_plugin_guardrail()
+                    .call_check_output(&mut *store, b, output, ctx))),
                 Exports::GuardrailV01(g) => Some(
                     g.sluice_plugin_guardrail()
                         .call_check_output(
@@ -205,18 +203,9 @@ impl Export for RouteCall<'_> {
         Box::pin(async move {
             let RouteCall(req, candidates) = *self;
             match ex {
-                Exports::Router(r) => Some(
-                    async {
-                        let lent = Lent::new(store.data_mut(), req)?;
-                        let routes = r
-                            .sluice_plugin_router()
-                            .call_route(&mut *store, lent.borrow(), candidates)
-                            .await;
-                        lent.release(store.data_mut());
-                        routes
-                    }
-                    .await,
-                ),
+                Exports::Router(r) => Some(lend!(store, req, |b| r
+                    .sluice_plugin_router()
+                    .call_route(&mut *store, b, candidates))),
                 Exports::RouterV01(r) => {
                     let old: Vec<_> = candidates.iter().map(compat::candidate).collect();
                     Some(
@@ -251,18 +240,9 @@ impl Export for Decide<'_> {
         Box::pin(async move {
             let Decide(req, est, spends) = *self;
             match ex {
-                Exports::CostPolicy(c) => Some(
-                    async {
-                        let lent = Lent::new(store.data_mut(), req)?;
-                        let d = c
-                            .sluice_plugin_cost_policy()
-                            .call_decide(&mut *store, lent.borrow(), *est, spends)
-                            .await;
-                        lent.release(store.data_mut());
-                        d
-                    }
-                    .await,
-                ),
+                Exports::CostPolicy(c) => Some(lend!(store, req, |b| c
+                    .sluice_plugin_cost_policy()
+                    .call_decide(&mut *store, b, *est, spends))),
                 Exports::CostPolicyV01(c) => Some(
                     c.sluice_plugin_cost_policy()
                         .call_decide(
