@@ -10,6 +10,13 @@
 //! - `pooled`: the gateway's default for heavy guests (`pool-size = 2`),
 //!   ready instances built by the refill thread off the calling thread;
 //!   back to back on 2 cores the refill competes with the calls.
+//! - `reused`: the opt-in weakened isolation, `[limits] calls-per-instance
+//!   = 1000` (no pool): one instance answers a thousand calls in a row, so
+//!   this is the call itself, and `fresh - reused` what a fresh instance
+//!   costs (instantiation, guest start-up, first touch of its memory,
+//!   slot reset).
+//!
+//! `SLUICE_BENCH_LANGS=rust,python` limits the languages loaded.
 //!
 //! Calls are async: each sample awaits `iters` calls in a row inside one
 //! `block_on` of a current-thread runtime.
@@ -41,10 +48,12 @@ fn examples() -> PathBuf {
         .join("target/examples")
 }
 
-/// `ssn-redact` of `lang` in a directory of its own, loaded with `pool_size`.
+/// `ssn-redact` of `lang` in a directory of its own, loaded with `pool_size`
+/// and `limits.calls-per-instance = calls_per_instance`.
 fn load(
     lang: &str,
     pool_size: usize,
+    calls_per_instance: u32,
 ) -> Option<(tempfile::TempDir, Arc<PluginRuntime>, Arc<Plugin>)> {
     let src = examples().join(lang);
     if !src.join("ssn-redact.wasm").is_file() {
@@ -64,7 +73,7 @@ fn load(
         .lines()
         .map(|l| {
             if l.starts_with("deadline-ms") {
-                "deadline-ms = 10000\n".to_owned()
+                format!("deadline-ms = 10000\ncalls-per-instance = {calls_per_instance}\n")
             } else {
                 format!("{l}\n")
             }
@@ -133,18 +142,24 @@ fn bench(c: &mut Criterion) {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(5));
-    for lang in LANGUAGES {
+    let only = std::env::var("SLUICE_BENCH_LANGS").ok();
+    let wanted = |lang: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|l| l == lang))
+    };
+    for lang in LANGUAGES.into_iter().filter(|l| wanted(l)) {
         // The first load compiles (nothing is cached in a fresh process);
         // the second finds the compiled component in the engine's cache.
         let start = Instant::now();
-        let Some((_d, _rt, fresh)) = load(lang, 0) else {
+        let Some((_d, _rt, fresh)) = load(lang, 0, 1) else {
             continue;
         };
         let load_time = start.elapsed();
         let size = std::fs::metadata(examples().join(lang).join("ssn-redact.wasm"))
             .unwrap()
             .len();
-        let (_d2, _rt2, pooled) = load(lang, 2).unwrap();
+        let (_d2, _rt2, pooled) = load(lang, 2, 1).unwrap();
+        let (_d3, _rt3, reused) = load(lang, 0, 1000).unwrap();
         eprintln!(
             "{lang}: {:.2} MB, load (compile + 2 instantiations) {:.0} ms, pooled by default: {}",
             size as f64 / 1e6,
@@ -164,6 +179,9 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("pooled", lang), |b| {
             b.iter_custom(|iters| timed(&local, iters, || check(&pooled)))
+        });
+        group.bench_function(BenchmarkId::new("reused", lang), |b| {
+            b.iter_custom(|iters| timed(&local, iters, || check(&reused)))
         });
     }
     group.finish();

@@ -19,6 +19,7 @@ mod faults;
 mod first_party;
 mod hot_reload;
 mod http_api;
+mod isolation;
 mod keys;
 mod languages;
 mod ledger;

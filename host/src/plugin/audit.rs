@@ -24,7 +24,7 @@ use super::engine;
 use super::error::PluginError;
 use super::loader::{self, LoadEnv, MAX_MANIFEST_BYTES};
 use super::log::escaped;
-use super::manifest::{Capabilities, FailureMode, Limits, Manifest, PluginKind};
+use super::manifest::{Capabilities, FailureMode, Isolation, Limits, Manifest, PluginKind};
 
 /// The audit of one component (and optionally its manifest).
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +54,8 @@ pub struct AuditReport {
     pub baseline: Baseline,
     pub capabilities: Capabilities,
     pub limits: Limits,
+    /// Whether calls share instances (`limits.calls-per-instance`).
+    pub isolation: Isolation,
     /// Files grants exposing broad or sensitive host paths (acknowledged
     /// or not; unacknowledged ones are also problems).
     pub flagged: Vec<String>,
@@ -172,6 +174,7 @@ pub fn audit(
         baseline: env.baseline,
         capabilities: caps,
         limits: m.as_ref().map(|m| m.limits.clone()).unwrap_or_default(),
+        isolation: m.as_ref().map_or(Isolation::Fresh, Manifest::isolation),
         flagged,
         accepted: problems.is_empty(),
         problems,
@@ -261,6 +264,15 @@ impl AuditReport {
             "limits:    deadline {} ms, memory {} MiB, fuel {fuel}, output {} KiB / {} entries, failure-mode {:?}",
             l.deadline_ms, l.memory_mb, l.max_output_kb, l.max_output_entries, self.failure_mode
         );
+        let _ = match self.isolation {
+            Isolation::Fresh => writeln!(s, "isolation: fresh instance per call"),
+            Isolation::Reused => writeln!(
+                s,
+                "isolation: WEAKENED: an instance serves up to {} calls (limits.calls-per-instance), \
+                 one at a time; a call sees the memory earlier calls (other requests) left",
+                l.calls_per_instance
+            ),
+        };
         if self.accepted {
             let _ = writeln!(s, "verdict:   ACCEPTED");
         } else {

@@ -251,6 +251,13 @@ impl WasiHttpView for HostState {
 impl types::Host for HostState {}
 
 impl HostState {
+    /// Start a call's per-call allowances afresh (`host.log` lines): an
+    /// instance serving several calls (`limits.calls-per-instance`) gives
+    /// each the allowance a fresh instance would.
+    pub(crate) fn start_call(&mut self) {
+        self.log_lines = 0;
+    }
+
     /// `host.log` of every contract version.
     fn log_line(&mut self, level: LogLevel, message: String) {
         if self.log_lines >= MAX_LOG_LINES_PER_CALL {

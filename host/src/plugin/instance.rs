@@ -1,5 +1,7 @@
 //! A loaded plugin and how one call to it runs: a fresh instance (from the
-//! plugin's [`InstancePool`] or instantiated in the calling task), the
+//! plugin's [`InstancePool`] or instantiated in the calling task; or, only
+//! when the manifest opts in with `limits.calls-per-instance`, one that
+//! answered earlier calls cleanly and has calls left), the
 //! sandbox armed for exactly that call, the answer size-checked, the call
 //! counted. What a failed call *means* (the failure mode) is not decided
 //! here: every call returns the [`PluginFailure`] and the pipeline applies
@@ -15,6 +17,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use crossbeam_queue::ArrayQueue;
 use futures_util::FutureExt as _;
 use wasmtime::Store;
 
@@ -38,10 +41,19 @@ use super::sandbox;
 use super::stats::{CallCounters, CallStats};
 use super::stdio::CapturedOutput;
 
-/// A store with an instance in it, ready for exactly one call.
+/// Idle instances kept for reuse per plugin (`limits.calls-per-instance` >
+/// 1); more concurrent calls than this instantiate (or take from the pool)
+/// and their instances are dropped when the queue is full. Each one holds a
+/// pooling-allocator slot and its resident heap (a Python guest: ~20 MiB).
+const IDLE_REUSABLE: usize = 4;
+
+/// A store with an instance in it, ready for one call (and, with
+/// `limits.calls-per-instance` > 1, for more until `calls` reaches it).
 pub(crate) struct Ready {
     store: Store<HostState>,
     exports: Exports,
+    /// Calls this instance has answered.
+    calls: u32,
 }
 
 /// A loaded, validated plugin. Cheap to share (`Arc<Plugin>`); every call
@@ -61,6 +73,9 @@ pub struct Plugin {
     pre: Pre,
     engine: Arc<SharedEngine>,
     pool: InstancePool<Ready, Weak<Plugin>>,
+    /// Instances that answered cleanly and have calls left; only used when
+    /// the manifest opts in to reuse. Popping one gives a call sole use.
+    idle: ArrayQueue<Ready>,
     /// This plugin, for refill requests (the refill thread holds no strong
     /// reference, so a replaced version is dropped with its pool).
     me: Weak<Plugin>,
@@ -111,6 +126,7 @@ impl Plugin {
             pre: p.pre,
             engine: p.engine,
             pool: p.pool,
+            idle: ArrayQueue::new(IDLE_REUSABLE),
             me: me.clone(),
             counters: CallCounters::default(),
         })
@@ -157,6 +173,11 @@ impl Plugin {
     /// Ready instances currently pooled.
     pub fn pooled(&self) -> usize {
         self.pool.len()
+    }
+
+    /// Instances kept for reuse right now (`limits.calls-per-instance` > 1).
+    pub fn idle_reusable(&self) -> usize {
+        self.idle.len()
     }
 
     /// Whether this plugin keeps ready instances.
@@ -233,13 +254,13 @@ impl Plugin {
             Contract::V0_1 if guardrail => Phases::INPUT | Phases::OUTPUT,
             Contract::V0_1 => Phases::empty(),
             Contract::V0_2 => {
-                match self.bounded(ValidateConfig).await {
+                match self.bounded(ValidateConfig, false).await {
                     Ok(Ok(())) => {}
                     Ok(Err(why)) => return Err(LoadCheck::Refused(why)),
                     Err(f) => return Err(LoadCheck::Failed("validate-config", f)),
                 }
                 if guardrail {
-                    self.bounded(PhasesCall)
+                    self.bounded(PhasesCall, false)
                         .await
                         .map_err(|f| LoadCheck::Failed("phases", f))?
                 } else {
@@ -268,18 +289,24 @@ impl Plugin {
     /// One call, counted in [`Plugin::stats`].
     async fn call<E: Export>(&self, export: E) -> Result<E::Output, PluginFailure> {
         let started = Instant::now();
-        let res = self.bounded(export).await;
+        let res = self.bounded(export, true).await;
         self.counters.record(started.elapsed(), res.as_ref().err());
         res
     }
 
     /// One call, bounded by the plugin's deadline as a whole: instantiation,
-    /// guest code and host calls. The answer's size is checked. A panic on
+    /// guest code and host calls. The answer's size is checked (in `run`). A panic on
     /// the host side (in a WASI implementation, say) is caught and reported
-    /// as a trap, so a call never takes its task down.
-    async fn bounded<E: Export>(&self, export: E) -> Result<E::Output, PluginFailure> {
+    /// as a trap, so a call never takes its task down. `reusable`: the
+    /// instance may serve later calls (`limits.calls-per-instance`); the
+    /// load-time calls' instances never do.
+    async fn bounded<E: Export>(
+        &self,
+        export: E,
+        reusable: bool,
+    ) -> Result<E::Output, PluginFailure> {
         let deadline = Instant::now() + self.deadline();
-        let run = AssertUnwindSafe(self.run(export, deadline)).catch_unwind();
+        let run = AssertUnwindSafe(self.run(export, deadline, reusable)).catch_unwind();
         match tokio::time::timeout_at(deadline.into(), run).await {
             Ok(Ok(res)) => res,
             Ok(Err(panic)) => Err(PluginFailure::Trap(format!(
@@ -290,26 +317,41 @@ impl Plugin {
             // interrupted by the epoch callback instead).
             Err(_elapsed) => Err(PluginFailure::Deadline),
         }
-        .and_then(|out| self.limit(E::size(&out)).map(|()| out))
     }
 
-    /// Take a ready instance (or make one), arm the sandbox, run `export`,
-    /// classify any error.
+    /// Take an instance (a reusable one if the manifest opts in, else a
+    /// pooled or new one), arm the sandbox, run `export`, classify any
+    /// error. An instance goes back for reuse only after a clean answer
+    /// within the limits: a trap, a cancelled call (the deadline drops this
+    /// future and the instance with it) or a refused answer drops it.
     async fn run<E: Export>(
         &self,
         export: E,
         deadline: Instant,
+        reusable: bool,
     ) -> Result<E::Output, PluginFailure> {
         let _running = self.engine.running();
-        let mut ready = match self.pool.take() {
+        let mut ready = match self.idle.pop().or_else(|| self.pool.take()) {
             Some(r) => r,
             None => self.instantiate(deadline).await?,
         };
         self.request_refill();
-        let _stdio = ForwardStdio::new(&self.ctx.name, ready.store.data());
+        let stdio = ForwardStdio::new(&self.ctx.name, ready.store.data());
+        ready.store.data_mut().start_call();
         sandbox::arm(&mut ready.store, deadline, self.engine.settings.fuel);
         match export.invoke(&mut ready.store, &ready.exports).await {
-            Some(Ok(v)) => Ok(v),
+            Some(Ok(v)) => {
+                self.limit(E::size(&v))?;
+                ready.calls += 1;
+                if reusable && ready.calls < self.ctx.manifest.limits.calls_per_instance {
+                    // This call's output first: once queued, the instance
+                    // may already be running another call.
+                    drop(stdio);
+                    // Full: dropped, like any instance past its last call.
+                    let _ = self.idle.push(ready);
+                }
+                Ok(v)
+            }
             Some(Err(e)) => Err(sandbox::classify(&e, ready.store.data())),
             None => Err(PluginFailure::Instantiate(format!(
                 "`{}` is a {} plugin and has no such function",
@@ -332,7 +374,11 @@ impl Plugin {
         sandbox::arm(&mut store, deadline, self.engine.settings.fuel);
         let res = self.pre.instantiate(&mut store).await;
         match res {
-            Ok(exports) => Ok(Ready { store, exports }),
+            Ok(exports) => Ok(Ready {
+                store,
+                exports,
+                calls: 0,
+            }),
             Err(e) => Err(match sandbox::classify(&e, store.data()) {
                 PluginFailure::Trap(why) => PluginFailure::Instantiate(why),
                 other => other,

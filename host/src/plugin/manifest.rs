@@ -110,6 +110,19 @@ pub struct Limits {
     /// 1..=10000.
     #[serde(default = "default_max_output_entries")]
     pub max_output_entries: u64,
+    /// Calls one instance serves before it is dropped. Default `1`: every
+    /// call gets a fresh instance, so nothing a call leaves in guest memory
+    /// reaches the next one. More WEAKENS that isolation (opt-in, shown by
+    /// `sluice plugin audit` and `/admin/plugins`): an instance that
+    /// answered cleanly is kept for the next call, which sees whatever
+    /// globals and heap the earlier calls (other requests) left. An
+    /// instance still serves one call at a time, and is dropped after a
+    /// failed call (trap, deadline, memory, bad answer) or its last call.
+    /// Saves instantiation and the guest's first touch of its heap:
+    /// Python 1-1.7 ms -> ~0.1-0.2 ms per call (bench/README.md). Allowed
+    /// 1..=10000.
+    #[serde(default = "default_calls_per_instance")]
+    pub calls_per_instance: u32,
 }
 
 impl Default for Limits {
@@ -120,8 +133,21 @@ impl Default for Limits {
             fuel: None,
             max_output_kb: default_max_output_kb(),
             max_output_entries: default_max_output_entries(),
+            calls_per_instance: default_calls_per_instance(),
         }
     }
+}
+
+/// What one call of a plugin can see of earlier calls, as `sluice plugin
+/// audit` and `/admin/plugins` (`isolation`) report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// A fresh instance per call (the default): nothing.
+    Fresh,
+    /// WEAKENED (`limits.calls-per-instance` > 1): an instance serves
+    /// several calls, one at a time, keeping its memory between them.
+    Reused,
 }
 
 /// Granted capabilities. Each key opens exactly one kind of access; the
@@ -260,6 +286,9 @@ fn default_max_output_kb() -> u64 {
 fn default_max_output_entries() -> u64 {
     64
 }
+fn default_calls_per_instance() -> u32 {
+    1
+}
 
 /// Why a manifest was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -328,6 +357,12 @@ impl Manifest {
                 format!("{} is outside 1..=10000", l.max_output_entries),
             );
         }
+        if !(1..=10_000).contains(&l.calls_per_instance) {
+            return invalid(
+                "limits.calls-per-instance",
+                format!("{} is outside 1..=10000", l.calls_per_instance),
+            );
+        }
         for s in &self.capabilities.sockets {
             if s.parse::<SocketAddr>().is_err() {
                 return invalid(
@@ -367,6 +402,21 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    /// Whether instances serve more than one call (`limits.calls-per-instance`
+    /// above 1): state may then carry from one request's call to another's.
+    pub fn reuses_instances(&self) -> bool {
+        self.isolation() == Isolation::Reused
+    }
+
+    /// The isolation between calls this manifest asks for.
+    pub fn isolation(&self) -> Isolation {
+        if self.limits.calls_per_instance > 1 {
+            Isolation::Reused
+        } else {
+            Isolation::Fresh
+        }
     }
 
     /// Every files grant that exposes a broad or sensitive host path, with
@@ -438,6 +488,7 @@ mod tests {
             fuel = 1000
             max-output-kb = 4
             max-output-entries = 8
+            calls-per-instance = 100
             [capabilities]
             clocks = true
             random = true
@@ -461,6 +512,9 @@ mod tests {
         assert_eq!(m.config_value("missing"), None);
         assert_eq!(m.max_output_bytes(), 4096);
         assert_eq!(m.max_output_entries(), 8);
+        assert_eq!(m.limits.calls_per_instance, 100);
+        assert!(m.reuses_instances());
+        assert!(!parse("kind = \"router\"").unwrap().reuses_instances());
     }
 
     #[test]
@@ -493,6 +547,18 @@ mod tests {
                 .to_string()
                 .contains("deadline-ms")
         );
+        for n in [0, 10_001] {
+            let m = parse(&format!(
+                "kind = \"router\"\n[limits]\ncalls-per-instance = {n}"
+            ))
+            .unwrap();
+            assert!(
+                m.validate(512, &[])
+                    .unwrap_err()
+                    .to_string()
+                    .contains("calls-per-instance")
+            );
+        }
         let m = parse("kind = \"router\"\n[capabilities]\nsockets = [\"redis:6379\"]").unwrap();
         assert!(
             m.validate(512, &[])

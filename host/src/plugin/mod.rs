@@ -83,7 +83,7 @@ pub use instance::Plugin;
 /// Also reads prompt files (`crate::prompt`), with the same guarantees.
 pub(crate) use loader::read_regular;
 pub use loader::{ComponentInfo, inspect};
-pub use manifest::{FailureMode, Manifest, ManifestError, PluginKind};
+pub use manifest::{FailureMode, Isolation, Manifest, ManifestError, PluginKind};
 pub use registry::{PluginRuntime, PluginSet, PluginState, PluginStatus, ReloadReport};
 pub use request::RequestInfo;
 pub use stats::{CallStats, VerdictKind};

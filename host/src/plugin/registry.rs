@@ -29,7 +29,7 @@ use super::history::{History, ReloadEvent, ReloadTrigger};
 use super::instance::Plugin;
 use super::loader::{self, LoadEnv, PluginFiles, Sources};
 use super::log::escaped;
-use super::manifest::{FailureMode, PluginKind};
+use super::manifest::{FailureMode, Isolation, PluginKind};
 use super::stats::CallStats;
 use super::watcher;
 use crate::watch::DirWatch;
@@ -120,6 +120,9 @@ pub struct PluginStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phases: Option<Vec<&'static str>>,
     pub grants: Vec<Grant>,
+    /// `fresh` (an instance per call) or `reused` (weakened isolation:
+    /// `limits.calls-per-instance` > 1) for the serving version.
+    pub isolation: Option<Isolation>,
     pub stats: CallStats,
 }
 
@@ -466,6 +469,7 @@ impl PluginRuntime {
                         .filter(|p| p.kind() == PluginKind::Guardrail)
                         .map(|p| phase_names(p.phases())),
                     grants: p.map(|p| p.grants().to_vec()).unwrap_or_default(),
+                    isolation: p.map(|p| p.manifest().isolation()),
                     stats: p.map(|p| p.stats()).unwrap_or_default(),
                 }
             })

@@ -12,12 +12,22 @@
 //!   ids=… names=… last=…`), the context (`choice=… part=…`) and the
 //!   registry prompt when there is one (`prompt=ID@VERSION`); one
 //!   containing `FLAG` is flagged (code `probe_output`, score 0.75) and
-//!   passes unchanged; anything else passes.
+//!   passes unchanged; one containing `CALLS` is replaced by
+//!   `calls=N`, the `check-output` calls this instance has answered, this
+//!   one included (1 on a fresh instance; more only when the manifest's
+//!   `limits.calls-per-instance` lets instances serve several calls);
+//!   anything else passes.
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use sluice_sdk::{
     ConfigError, Guardrail, OutputContext, OutputPart, Phases, Request, Verdict, check_keys, config,
 };
 
 struct Probe;
+
+/// `check-output` calls this instance has answered: state a fresh instance
+/// per call never lets one call see.
+static CALLS: AtomicU32 = AtomicU32::new(0);
 
 fn phases() -> Result<Phases, ConfigError> {
     Ok(match config("phases").as_deref() {
@@ -97,6 +107,10 @@ impl Guardrail for Probe {
     }
 
     fn check_output(req: &Request, output: String, ctx: OutputContext) -> Verdict {
+        let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+        if output.contains("CALLS") {
+            return Verdict::transform(format!("calls={calls}"));
+        }
         if output.contains("REPORT") {
             let part = match ctx.part {
                 OutputPart::Content => "content".to_string(),
