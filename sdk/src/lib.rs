@@ -4,7 +4,8 @@
 //! exactly one world of the `sluice:plugin@0.2.0` contract (see `wit/` in the
 //! repository): a [`Guardrail`], a [`Router`] or a [`CostPolicy`]. Implement the
 //! trait on a unit struct and export it with the matching macro. The host makes
-//! a fresh instance for every call, so a plugin keeps no state between calls.
+//! a fresh instance for every call (unless the operator opts in to reuse with
+//! `[limits] calls-per-instance`), so a plugin must keep no state between calls.
 //!
 //! The request is a [`Request`]: inside the gateway it stays on the host and
 //! each method fetches one piece (read only what you need; a long
