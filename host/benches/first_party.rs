@@ -20,6 +20,11 @@
 //! by the same difference natively is the guest's code against native code
 //! per byte. Goal (issue 16): ≤ 2×.
 //!
+//! `parallel_chain`: the same three output guardrails on a clean 1 KB
+//! answer (all pass), their calls made one after the other, joined in the
+//! request's task, or spawned for the runtime's other worker (issue 16,
+//! direction 4); wall time per chain, and CPU per chain printed after it.
+//!
 //! `SLUICE_BENCH_PLUGINS=dir` loads the plugins' components from `dir`
 //! (files named like the build's, `pii_redact.wasm`) instead of this
 //! checkout's build, to compare guest builds (e.g. with and without
@@ -33,7 +38,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use sluice::pipeline::guard;
 use sluice::plugin::{
-    Message, OutputContext, OutputPart, PluginRuntime, PluginsConfig, RequestInfo, Verdict,
+    Message, OutputContext, OutputPart, Plugin, PluginRuntime, PluginsConfig, RequestInfo, Verdict,
 };
 use sluice_sdk::testing::{GuardrailTest, clear_config};
 
@@ -256,5 +261,135 @@ fn guest_vs_native(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, long_conversation_first_party, guest_vs_native);
+/// Process CPU time (user + system, every thread), for CPU per chain.
+fn cpu_time() -> Duration {
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` fills the struct it is given; RUSAGE_SELF is valid.
+    let u = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()), 0);
+        u.assume_init()
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// How the three calls of a chain are made.
+#[derive(Clone, Copy, Debug)]
+enum Chain {
+    /// One after the other in the request's task (the pipeline's way).
+    Sequential,
+    /// All three futures joined in the request's task: they only overlap
+    /// where a call awaits, and a short guest call never does.
+    Joined,
+    /// The first inline, the other two spawned on the runtime for idle
+    /// workers to steal.
+    Spawned,
+}
+
+/// The three output checks of one chain on `text`, made as `how` says.
+async fn chain(
+    how: Chain,
+    plugins: &[Arc<Plugin>],
+    req: &Arc<RequestInfo>,
+    text: &Arc<str>,
+    ctx: &Arc<OutputContext>,
+) -> usize {
+    let passed = |v: &Result<Verdict, _>| usize::from(matches!(v, Ok(Verdict::Pass)));
+    match how {
+        Chain::Sequential => {
+            let mut n = 0;
+            for p in plugins {
+                n += passed(&p.check_output(req, text, ctx).await);
+            }
+            n
+        }
+        Chain::Joined => {
+            futures_util::future::join_all(plugins.iter().map(|p| p.check_output(req, text, ctx)))
+                .await
+                .iter()
+                .map(passed)
+                .sum()
+        }
+        Chain::Spawned => {
+            let rest: Vec<_> = plugins[1..]
+                .iter()
+                .map(|p| {
+                    let (p, req, text, ctx) = (p.clone(), req.clone(), text.clone(), ctx.clone());
+                    tokio::spawn(async move { p.check_output(&req, &text, &ctx).await })
+                })
+                .collect();
+            let mut n = passed(&plugins[0].check_output(req, text, ctx).await);
+            for h in rest {
+                n += passed(&h.await.expect("a plugin call does not panic"));
+            }
+            n
+        }
+    }
+}
+
+/// Issue 16, direction 4: the three output guardrails of the load harness
+/// (pii-redact, length-check, business-rules) on a clean 1 KB answer, all
+/// passing, called one after the other, joined in one task, or spread over
+/// the runtime's two workers. Wall time per chain from criterion; CPU per
+/// chain (process user + system time over the same iterations) printed
+/// after the group.
+fn parallel_chain(c: &mut Criterion) {
+    let workers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(
+        dir.path(),
+        &["pii-redact", "length-check", "business-rules"],
+    );
+    let plugins: Arc<[Arc<Plugin>]> = rt.current().guardrails().into();
+    let req = one_message();
+    let text: Arc<str> = clean(1024).into();
+    let ctx = Arc::new(whole());
+    let mut cpu = Vec::new();
+    let mut g = c.benchmark_group("parallel_chain");
+    for how in [Chain::Sequential, Chain::Joined, Chain::Spawned] {
+        let (plugins, req, text, ctx) = (plugins.clone(), req.clone(), text.clone(), ctx.clone());
+        let passed = workers.block_on(chain(how, &plugins, &req, &text, &ctx));
+        assert_eq!(passed, 3, "{how:?}: every check passes");
+        let (mut spent, mut chains) = (Duration::ZERO, 0);
+        g.bench_function(format!("{how:?}").to_lowercase(), |b| {
+            b.iter_custom(|iters| {
+                let (plugins, req, text, ctx) =
+                    (plugins.clone(), req.clone(), text.clone(), ctx.clone());
+                let before = cpu_time();
+                // The request's task runs on a worker, as in the gateway.
+                let wall = workers
+                    .block_on(workers.spawn(async move {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            std::hint::black_box(chain(how, &plugins, &req, &text, &ctx).await);
+                        }
+                        start.elapsed()
+                    }))
+                    .unwrap();
+                spent += cpu_time() - before;
+                chains += iters;
+                wall
+            })
+        });
+        cpu.push((how, spent, chains));
+    }
+    g.finish();
+    for (how, spent, chains) in cpu {
+        let per = spent.as_secs_f64() * 1e6 / chains.max(1) as f64;
+        println!("parallel_chain/{how:?}: CPU {per:.1} µs per chain ({chains} chains)");
+    }
+}
+
+criterion_group!(
+    benches,
+    long_conversation_first_party,
+    guest_vs_native,
+    parallel_chain
+);
 criterion_main!(benches);

@@ -12,6 +12,7 @@
 
 pub mod pii;
 pub mod secrets;
+mod skip;
 
 use std::borrow::Cow;
 

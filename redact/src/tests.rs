@@ -111,3 +111,177 @@ fn secrets_then_pii_keeps_keys_whole() {
         "api_key=[REDACTED:openai-key] OPENAI_API_KEY=[REDACTED:openai-key]"
     );
 }
+
+/// A corpus of texts built from the shapes every detector starts on (and
+/// stops at), glued in random orders: digits, separators, hex letters,
+/// colons, `@`, whole items, keys, PEM markers and multi-byte text.
+fn corpus(cases: usize) -> Vec<String> {
+    let gh = format!("ghp_{}", "a1B2c3D4e5".repeat(4));
+    let fragments: Vec<&str> = vec![
+        " ",
+        "  ",
+        "\n",
+        ", ",
+        "the ",
+        "Order ",
+        "order",
+        "48213",
+        "2026-11-20",
+        "12:30:45",
+        "-",
+        "+",
+        "(",
+        ")",
+        ":",
+        "::",
+        ".",
+        "..",
+        "@",
+        "_",
+        "=",
+        "/",
+        "a",
+        "f",
+        "e8",
+        "fe80",
+        "dead:beef",
+        "ab:cd:ef",
+        "AB",
+        "DE89",
+        "GB82",
+        "370400440532013000",
+        "GB82 WEST 1234 5698 7654 32",
+        "DE89 3704 0044 0532 0130 00",
+        "jane.doe@example.com",
+        "x@y.io",
+        "a.b@c-d.example.org",
+        "4111 1111 1111 1111",
+        "4111111111111111",
+        "3782 822463 10005",
+        "078-05-1120",
+        "+1 (415) 555-2671",
+        "(415) 555-2671",
+        "+44 20 7946 0958",
+        "1-800-555-0199",
+        "555.123.4567",
+        "10.0.0.1",
+        "192.168.0.17",
+        "1.2.3.4.5",
+        "2001:db8::8a2e:370:7334",
+        "::1",
+        "fe80::1ff:fe23:4567:890a",
+        "abcd:abcd:abcd:abcd:abcd:abcd:abcd:1",
+        "::ffff:10.0.0.1",
+        OPENAI,
+        "sk-abcdefghijklmnopqrstuvwx",
+        "AKIAIOSFODNN7EXAMPLE",
+        &gh,
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
+        "xoxb-1234567890-abcdefghij",
+        "xoxb-1234567890a",
+        "aZ3kQ9xW",
+        "aws_secret_access_key = ",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "api_key=",
+        "-----BEGIN RSA PRIVATE KEY-----\n",
+        "MIIEowIBAAKCAQEA\n",
+        "-----END RSA PRIVATE KEY-----",
+        "-----BEGIN CERTIFICATE-----\n",
+        "-----END CERTIFICATE-----",
+        "-----",
+        "Zx8Kq2Lm9Vb4Nc7Tr1Yw5Pe3",
+        "k9x2m4q7w1z8r5t3y6u0p2l4s7d9f1g3",
+        "internationalization",
+        "release-notes-for-version-2024-edition",
+        "abcdefghijklmno",
+        "abcdefghijklmnop",
+        "3f786850e387550fdab836ed7e6dc881de23001b",
+        "日本語",
+        "✓",
+        "é",
+        "🚀",
+        "４１１１",
+    ];
+    let loose = b"0123456789abcdefABCDEF:.-+()@ _=/xyzXYZ\n";
+    let mut x: u64 = 0x5eed;
+    let mut next = move |n: usize| {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(x >> 33).expect("31 bits") % n
+    };
+    (0..cases)
+        .map(|_| {
+            let mut t = String::new();
+            for _ in 0..1 + next(40) {
+                if next(3) == 0 {
+                    t.push(char::from(loose[next(loose.len())]));
+                } else {
+                    t.push_str(fragments[next(fragments.len())]);
+                }
+            }
+            t
+        })
+        .collect()
+}
+
+#[test]
+fn pii_skipping_finds_what_trying_every_position_finds() {
+    use pii::Entity::*;
+    let selections: [&[pii::Entity]; 5] = [
+        &pii::Entity::ALL,
+        &[Ipv6],
+        &[Phone, Iban],
+        &[Email, Ssn, CreditCard, Ipv4],
+        &[],
+    ];
+    let mut found = 0;
+    for text in corpus(20_000) {
+        for enabled in selections {
+            let fast = pii::find_with(&text, enabled, true);
+            assert_eq!(
+                fast,
+                pii::find_with(&text, enabled, false),
+                "{text:?} {enabled:?}"
+            );
+            found += fast.len();
+        }
+    }
+    assert!(found > 20_000, "the corpus has items to find: {found}");
+}
+
+#[test]
+fn secrets_skipping_finds_what_classifying_every_token_finds() {
+    let d = secrets::Scanner::default();
+    let scanners = [
+        d.clone(),
+        secrets::Scanner {
+            generic: false,
+            ..d.clone()
+        },
+        secrets::Scanner {
+            entropy_min_length: 8,
+            entropy_threshold: 2.5,
+            ..d.clone()
+        },
+        secrets::Scanner {
+            entropy_min_length: 40,
+            entropy_threshold: 3.0,
+            ..d
+        },
+    ];
+    let mut found = 0;
+    for text in corpus(20_000) {
+        for s in &scanners {
+            for open_pem in [false, true] {
+                let fast = s.find_with(&text, open_pem, true);
+                assert_eq!(fast, s.find_with(&text, open_pem, false), "{text:?} {s:?}");
+                found += fast.len();
+            }
+        }
+    }
+    assert!(
+        found > 20_000,
+        "the corpus has credentials to find: {found}"
+    );
+}
