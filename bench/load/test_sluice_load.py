@@ -128,9 +128,11 @@ class Report(unittest.TestCase):
                  "loadavg_before": [0.5, 0.4, 0.3], "loadavg_after": [1.0, 0.5, 0.25]},
         "targets": {
             "direct": {"baseline": None, "runs": [row(100, 1.0, 1.0, "upstream")]},
-            "sluice": {"baseline": "direct", "runs": [row(100, 0.99, 1.25, "gateway", False,
-                                                          {"p50": 0.25, "p90": 0.0, "p99": None, "max": None},
-                                                          {"count": 300, "p50": 0.0123, "p90": 0.02, "p99": 0.0456})]},
+            "sluice": {"baseline": "direct", "runs": [dict(row(100, 0.99, 1.25, "gateway", False,
+                                                               {"p50": 0.25, "p90": 0.0, "p99": None, "max": None},
+                                                               {"count": 300, "p50": 0.0123, "p90": 0.02,
+                                                                "p99": 0.0456}),
+                                                           cpu_us_per_req=512, switches_per_req=6.25)]},
             "portkey": {"baseline": "direct", "error": "Portkey not installed"},
             "sluice-stream": {"baseline": "direct-stream", "runs": [], "error": "preflight",
                               "ttft": {"requests": 30, "failed": 1, "ttfb_p50_ms": 0.5, "ttft_p50_ms": 1.0,
@@ -144,11 +146,11 @@ class Report(unittest.TestCase):
         self.assertIn("Run 20260101T000000Z · sluice 0123456789ab · 2 CPUs · upstream: **mock** · 3 s per rate · "
                       "loadavg before [0.5, 0.4, 0.3] after [1.0, 0.5, 0.25]", lines)
         self.assertIn("| direct | 100 | 100.00 % | 300 / 300 | 1.00 | 2.00 | 3.00 | – | – | (baseline) "
-                      "| 100 | 10.0 (upstream) | 5 (upstream) | 1.0 |", lines)
+                      "| 100 | 10.0 (upstream) | 5 (upstream) | – | – | 1.0 |", lines)
         self.assertIn("| sluice | 100 | 99.00 % ✗ | 300 / 300 | 1.25 | 2.00 | 3.00 | – | 0.012 / 0.046 "
-                      "| 0.250 / 0.000 / – | 100 | 10.0 | 5 | 1.0 |", lines)
-        self.assertIn("| portkey | – | **failed**: Portkey not installed | | | | | | | | | | | |", lines)
-        self.assertIn("| sluice-stream | – | **failed**: preflight | | | | | | | | | | | |", lines)
+                      "| 0.250 / 0.000 / – | 100 | 10.0 | 5 | 512 | 6.2 | 1.0 |", lines)
+        self.assertIn("| portkey | – | **failed**: Portkey not installed | | | | | | | | | | | | | |", lines)
+        self.assertIn("| sluice-stream | – | **failed**: preflight | | | | | | | | | | | | | |", lines)
         self.assertIn("| sluice-stream | 30 | 1 | 0.500 | 1.000 | 1.500 | – |", lines)
 
     def test_fmt(self):

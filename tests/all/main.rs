@@ -42,5 +42,6 @@ mod startup;
 mod state_outage;
 mod stream_limits;
 mod streaming;
+mod thread_per_core;
 mod tool_calls;
 mod traces;

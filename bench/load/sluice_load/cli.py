@@ -81,9 +81,9 @@ def resolve(ap, args):
     if want & set(STATE_TARGETS):
         want.add("sluice-nostate")
     if want & {"sluice", "sluice-nostate", "sluice-guardrails", "sluice-cache-hit", "sluice-cache-miss",
-               "litellm", "portkey"}:
+               "sluice-tpc", "sluice-guardrails-tpc", "litellm", "portkey"}:
         want.add("direct")
-    if "sluice-stream" in want:
+    if want & {"sluice-stream", "sluice-stream-tpc"}:
         want.add("direct-stream")
     args.peers_dir = os.path.abspath(args.peers_dir)
     return [t for t in ALL_TARGETS if t in want]

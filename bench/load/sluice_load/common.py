@@ -13,9 +13,10 @@ PLUGINS = os.path.join(ROOT, "target", "sluice-plugins")
 NGINX = "/usr/sbin/nginx"
 
 # in measurement order: baselines come before the targets compared with them
-ALL_TARGETS = ["direct", "sluice-nostate", "sluice", "sluice-state", "sluice-state-sync", "sluice-state-redis",
-               "sluice-cache-miss", "sluice-cache-hit",
-               "sluice-guardrails", "direct-stream", "sluice-stream", "litellm", "portkey"]
+ALL_TARGETS = ["direct", "sluice-nostate", "sluice", "sluice-tpc", "sluice-state", "sluice-state-sync",
+               "sluice-state-redis", "sluice-cache-miss", "sluice-cache-hit",
+               "sluice-guardrails", "sluice-guardrails-tpc", "direct-stream", "sluice-stream", "sluice-stream-tpc",
+               "litellm", "portkey"]
 # what a run measures without --targets (the state targets are asked for by name)
 DEFAULT_TARGETS = ["direct", "sluice", "sluice-guardrails", "direct-stream", "sluice-stream", "litellm", "portkey"]
 # Sluice with ledger, budgets and rate limits on the request path; compared with sluice-nostate
@@ -23,6 +24,10 @@ STATE_TARGETS = ["sluice-state", "sluice-state-sync", "sluice-state-redis"]
 # the response cache (exact, sled): every request a hit, or a miss (`Cache-Control: no-cache`: the
 # upstream call and the store, without the lookup); asked for by name
 CACHE_TARGETS = ["sluice-cache-miss", "sluice-cache-hit"]
+# sluice, sluice-guardrails and sluice-stream with `[server] runtime = "thread-per-core"`
+# (one single-threaded runtime per core); asked for by name
+TPC_TARGETS = ["sluice-tpc", "sluice-guardrails-tpc", "sluice-stream-tpc"]
+TPC_SERVER = 'runtime = "thread-per-core"'
 GUARDRAILS = ["pii-redact", "length-check", "business-rules"]
 PROMPT = ("Summarise our gateway for a customer in two sentences. Mention that "
           "guardrails check every answer and that streams are checked window by window.")

@@ -37,7 +37,7 @@ def run_target(name, spec, entry, results, args, tmp, up, stream):
             entry["listens"] = listening_sockets(proc.pid)
             entry["loopback_only"] = is_loopback(entry["listens"])
             entry["idle_rss_mb"] = round(rss_kb(proc_tree(proc.pid)) / 1024, 1)
-        uproc = stream_p if name in ("direct-stream", "sluice-stream") else up_p
+        uproc = stream_p if name in ("direct-stream", "sluice-stream", "sluice-stream-tpc") else up_p
         entry["runs"] = measure_target(name, spec, port, proc, args, uproc, results)
         if spec.get("ttft") or spec.get("ttft_body"):
             log(f"{name}: TTFT probe, {args.ttft_requests} sequential streamed requests")
@@ -69,6 +69,11 @@ def measure_target(name, spec, port, proc, args, upstream_proc, results):
             r["gateway_overhead_ms"] = promhist.overhead_ms(before, after)
         r.update({k: v for k, v in s.result.items()})
         r["process"] = "gateway" if proc is not None else "upstream"
+        # CPU per request: on shared cores CPU is throughput (utime + stime of
+        # the watched process over the run / requests answered).
+        answered = max(1, r["ok"])
+        r["cpu_us_per_req"] = round(1e6 * r["cpu_s"] / answered)
+        r["switches_per_req"] = round(r["context_switches"] / answered, 2)
         r["upstream_cpu_pct"] = su.result["cpu_pct"]
         base = spec.get("baseline")
         if base and base in results:
@@ -78,7 +83,7 @@ def measure_target(name, spec, port, proc, args, upstream_proc, results):
         rows.append(r)
         log(f"{name} @ {rate} rps: success {r['success']:.4f} ({r['ok']}/{r['sent']} of {r['scheduled']}) "
             f"p50 {r['p50_ms']} p99 {r['p99_ms']} ms, {r['achieved_rps']} rps, rss {r['rss_mb_max']} MB, "
-            f"cpu {r['cpu_pct']} %, load {r['loadavg_after'][0]}")
+            f"cpu {r['cpu_pct']} % ({r['cpu_us_per_req']} µs/req, {r['switches_per_req']} cs/req), load {r['loadavg_after'][0]}")
         if not r["sustained"]:
             log(f"{name}: {rate} rps not sustained (success < 99.9 % or under 95 % of the rate): stop escalating")
             break

@@ -41,11 +41,11 @@ def load_table(targets):
     """One row per target and rate, failures, and the legend."""
     out = ["| target | rate | success | ok / scheduled | p50 ms | p90 ms | p99 ms | max ms "
            "| gateway overhead p50 / p99 ms (histogram) | Δ vs baseline p50 / p90 / p99 ms "
-           "| achieved rps | RSS MB | CPU % | load 1m |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|"]
+           "| achieved rps | RSS MB | CPU % | CPU µs / req | ctx sw / req | load 1m |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, t in targets.items():
         if t.get("error") and not t.get("runs"):
-            out.append(f"| {name} | – | **failed**: {t['error'][:80]} | | | | | | | | | | | |")
+            out.append(f"| {name} | – | **failed**: {t['error'][:80]} | | | | | | | | | | | | | |")
             continue
         for r in t["runs"]:
             oh = r.get("overhead_ms")
@@ -54,10 +54,12 @@ def load_table(targets):
             ghs = f"{fmt(gh['p50'], 3)} / {fmt(gh['p99'], 3)}" if gh and gh["count"] else "–"
             rss = fmt(r["rss_mb_max"], 1) + ("" if r["process"] == "gateway" else " (upstream)")
             cpu = fmt(r["cpu_pct"], 0) + ("" if r["process"] == "gateway" else " (upstream)")
+            per_req = fmt(r.get("cpu_us_per_req"), 0)
+            switches = fmt(r.get("switches_per_req"), 1)
             flag = "" if r["sustained"] else " ✗"
             out.append(f"| {name} | {r['rate']} | {100 * r['success']:.2f} %{flag} | {r['ok']} / {r['scheduled']} | {fmt(r['p50_ms'])} | "
                        f"{fmt(r['p90_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['max_ms'])} | {ghs} | {ohs} | "
-                       f"{fmt(r['achieved_rps'], 0)} | {rss} | {cpu} | {r['loadavg_after'][0]} |")
+                       f"{fmt(r['achieved_rps'], 0)} | {rss} | {cpu} | {per_req} | {switches} | {r['loadavg_after'][0]} |")
     for name, t in targets.items():
         if t.get("error") and t.get("runs"):
             out.append(f"\n{name}: stopped by an error: {t['error'][:200]}")
@@ -67,7 +69,10 @@ def load_table(targets):
                "`sluice_overhead_seconds` (total − upstream time, per request) diffed over the run, "
                "p50 / p99 interpolated in its buckets (5 µs to 1 s, at most 2x apart). "
                "Δ vs baseline = target − baseline percentile at the same rate (streams against "
-               "direct-stream): two distributions subtracted, so it can be negative; kept for comparison.\n")
+               "direct-stream): two distributions subtracted, so it can be negative; kept for comparison. "
+               "CPU µs / req = the process's utime + stime over the run ÷ 2xx answers (the upstream's on "
+               "direct rows); ctx sw / req = voluntary + involuntary context switches of its threads ÷ "
+               "answers.\n")
     return out
 
 

@@ -44,6 +44,26 @@ def cpu_ticks(pids):
     return t
 
 
+def context_switches(pids):
+    """Voluntary and involuntary context switches summed over every thread of
+    `pids` (a thread that exits takes its counts with it)."""
+    t = 0
+    for p in pids:
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                            t += int(line.split()[1])
+            except (OSError, ValueError):
+                pass
+    return t
+
+
 def rss_kb(pids):
     t = 0
     for p in pids:
@@ -93,6 +113,7 @@ class Sampler:
         self.t0 = time.monotonic()
         pids = proc_tree(self.pid)
         self.start_ticks = {p: cpu_ticks([p]) for p in pids}
+        self.switches0 = context_switches(pids)
         self.sys0 = system_busy()
         self.load0 = loadavg()
         self.th = threading.Thread(target=self._run, daemon=True)
@@ -107,6 +128,7 @@ class Sampler:
         self.stop_ev.set()
         self.th.join()
         self._tick()
+        switches = context_switches(proc_tree(self.pid)) - self.switches0
         wall = time.monotonic() - self.t0
         used = sum(t - self.start_ticks.get(p, 0) for p, t in self.ticks.items())
         tot1, idle1 = system_busy()
@@ -116,6 +138,8 @@ class Sampler:
             "rss_mb_max": round(max(self.samples) / 1024, 1) if self.samples else None,
             "rss_mb_mean": round(statistics.mean(self.samples) / 1024, 1) if self.samples else None,
             "cpu_pct": round(100 * used / CLK_TCK / wall, 1),  # 100 = one core
+            "cpu_s": used / CLK_TCK,
+            "context_switches": switches,
             "machine_busy_pct": round(100 * busy, 1),
             "loadavg_before": self.load0,
             "loadavg_after": loadavg(),

@@ -245,10 +245,10 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
         .context("starting the gateway")??;
     let gw = Arc::new(prompt::attach(gw).await?);
     let mut signals = Signals::new().context("listening for SIGINT / SIGTERM")?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let server = &gw.config.server;
+    let listeners = crate::server::threads::bind(listen, server.runtime, server.serving_threads())
         .with_context(|| format!("binding {listen}"))?;
-    tracing::info!(addr = %listener.local_addr()?, config = %path.display(), "sluice listening");
+    tracing::info!(addr = %listeners.local_addr()?, config = %path.display(), "sluice listening");
     // Listen first, then compile: `/healthz` answers and `/readyz` says
     // 503 while plugins compile (CPU work, kept off the async workers).
     // A failure here (the watcher) leaves the gateway not ready for good,
@@ -283,7 +283,7 @@ async fn serve(path: PathBuf, config: Config) -> anyhow::Result<()> {
     };
     let state = gw.state.clone();
     let reqlog = gw.reqlog.clone();
-    let serving = crate::server::serve(listener, gw, shutdown);
+    let serving = crate::server::threads::serve_on(listeners, gw, shutdown);
     tokio::pin!(serving);
     tokio::select! {
         served = &mut serving => served?,

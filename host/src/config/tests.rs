@@ -167,3 +167,23 @@ fn load_checks_what_serve_needs_from_the_file_system() {
     // `parse` alone never touches the file system.
     assert!(parse("[plugins]\ndir = '/nonexistent/x'\n").is_ok());
 }
+
+#[test]
+fn the_serving_runtime_and_its_threads() {
+    use crate::server::config::RuntimeMode;
+    let c = parse("").unwrap();
+    assert_eq!(c.server.runtime, RuntimeMode::MultiThread);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(c.server.serving_threads(), cpus);
+    let c = parse("[server]\nruntime = \"thread-per-core\"\nthreads = 3\n").unwrap();
+    assert_eq!(c.server.runtime, RuntimeMode::ThreadPerCore);
+    assert_eq!(c.server.serving_threads(), 3);
+    let errs = parse("[server]\nthreads = 5000\n").unwrap_err();
+    assert!(errs.0[0].path.ends_with("threads"), "{errs}");
+    let errs = parse("[server]\nruntime = \"green\"\n").unwrap_err();
+    assert!(
+        errs.to_string()
+            .contains("expected `multi-thread` or `thread-per-core`"),
+        "{errs}"
+    );
+}

@@ -25,6 +25,7 @@ pub mod histogram;
 pub mod scrape;
 pub mod summary;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -86,6 +87,18 @@ pub struct Metrics {
     features: Bound,
     /// `id@version` pairs of registry prompts.
     prompts: Bound,
+    /// Each serving runtime's counters, by index ([`Metrics::serving_runtime`]).
+    serving: parking_lot::Mutex<Vec<Arc<ServingRuntime>>>,
+}
+
+/// What one serving runtime accepted: `sluice_server_connections_total`
+/// and `sluice_server_requests_total{runtime}`. With `[server] runtime =
+/// "thread-per-core"` each thread is a runtime; `multi-thread` has one.
+/// Only the runtime's own thread writes them (no contended cache line).
+#[derive(Debug, Default)]
+pub struct ServingRuntime {
+    pub connections: AtomicU64,
+    pub requests: AtomicU64,
 }
 
 impl Metrics {
@@ -104,7 +117,23 @@ impl Metrics {
             keys: Bound::new(label_limit),
             features: Bound::new(label_limit),
             prompts: Bound::new(label_limit),
+            serving: parking_lot::Mutex::default(),
         }
+    }
+
+    /// The counters of serving runtime `index` (made on first use; counted
+    /// whatever `[server] metrics` says: two atomic adds).
+    pub fn serving_runtime(&self, index: usize) -> Arc<ServingRuntime> {
+        let mut all = self.serving.lock();
+        while all.len() <= index {
+            all.push(Arc::default());
+        }
+        all[index].clone()
+    }
+
+    /// Every serving runtime's counters, by index.
+    pub fn serving_runtimes(&self) -> Vec<Arc<ServingRuntime>> {
+        self.serving.lock().clone()
     }
 
     pub fn enabled(&self) -> bool {

@@ -157,12 +157,38 @@ impl Collector for Scrape {
             let mut e = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
             e.encode_counter::<NoLabelSet, _, u64>(&n, None)?;
         }
+        self.serving(&mut enc)?;
         self.providers(&mut enc)?;
         self.plugins(&mut enc)
     }
 }
 
 impl Scrape {
+    fn serving(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
+        use std::sync::atomic::Ordering::Relaxed;
+        let runtimes = self.0.metrics.serving_runtimes();
+        let index: Vec<String> = (0..runtimes.len()).map(|i| i.to_string()).collect();
+        for (name, help, conns) in [
+            (
+                "sluice_server_connections",
+                "Client connections accepted, by serving runtime (`[server] runtime`).",
+                true,
+            ),
+            (
+                "sluice_server_requests",
+                "HTTP requests received, by serving runtime (`[server] runtime`).",
+                false,
+            ),
+        ] {
+            let mut e = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (r, i) in runtimes.iter().zip(&index) {
+                let n = if conns { &r.connections } else { &r.requests };
+                counter(&mut e, &vec![("runtime", i.as_str())], n.load(Relaxed))?;
+            }
+        }
+        Ok(())
+    }
+
     fn usage(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         use std::sync::atomic::Ordering::Relaxed;
         const NAMES: &[&str] = &["model", "key", "feature"];

@@ -179,10 +179,47 @@ pub(crate) struct Upstream {
 impl Upstream {
     /// A POST to `endpoint` with auth and extra headers.
     pub(crate) fn post(&self, endpoint: Endpoint) -> reqwest::RequestBuilder {
-        self.client
+        THREAD_CLIENT
+            .with(|c| c.get().cloned())
+            .unwrap_or_else(|| self.client.clone())
             .post(self.urls[endpoint as usize].clone())
             .headers(self.headers.clone())
     }
+}
+
+thread_local! {
+    /// The upstream client of a serving thread ([`use_thread_client`]).
+    static THREAD_CLIENT: std::cell::OnceCell<reqwest::Client> = const { std::cell::OnceCell::new() };
+}
+
+/// Give the calling thread an upstream client (and so a connection pool)
+/// of its own, used for every upstream request made on it from now on.
+/// For the threads of thread-per-core serving (`server::threads`): a
+/// connection's task runs on the runtime that opened it, so with a shared
+/// pool a request could find a connection owned by another thread and
+/// every read and write would cross threads. All upstreams share one
+/// client's settings, so one client per thread serves every provider.
+pub fn use_thread_client() -> Result<(), ProviderConfigError> {
+    let client = http_client()?;
+    THREAD_CLIENT.with(|c| {
+        let _ = c.set(client);
+    });
+    Ok(())
+}
+
+/// The HTTP client every upstream shares (one per serving thread in
+/// thread-per-core mode).
+fn http_client() -> Result<reqwest::Client, ProviderConfigError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| ProviderConfigError {
+            provider: String::new(),
+            message: format!("cannot build the HTTP client: {e}"),
+        })
 }
 
 /// All configured upstreams. Cheap to share behind an `Arc`.
@@ -201,16 +238,7 @@ impl Providers {
         retry: &RetryConfig,
         breaker: &BreakerConfig,
     ) -> Result<Self, ProviderConfigError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| ProviderConfigError {
-                provider: String::new(),
-                message: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let client = http_client()?;
         let now = std::time::Instant::now();
         let mut upstreams = HashMap::new();
         let mut order = Vec::new();

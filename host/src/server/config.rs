@@ -64,6 +64,30 @@ pub struct ServerConfig {
     /// series per model to the token and cost counters, held in memory
     /// and sent on every scrape; features come from a client header.
     pub metrics_label_limit: usize,
+    /// How requests are served: `multi-thread` (default; one tokio runtime
+    /// whose workers steal each other's tasks, one listener, one upstream
+    /// connection pool) or `thread-per-core` (`threads` single-threaded
+    /// runtimes, each accepting on its own `SO_REUSEPORT` listener with its
+    /// own upstream connection pool, so a request never changes thread;
+    /// the kernel spreads connections over them by address hash, so a few
+    /// busy keep-alive connections can load one thread more than another;
+    /// `max-connections` is split evenly between them). Cost of `thread-per-core`: one upstream pool per thread (up to
+    /// `threads` times the idle upstream connections). Numbers in
+    /// bench/README.md, "Thread-per-core serving".
+    pub runtime: RuntimeMode,
+    /// Serving threads for `runtime = "thread-per-core"`. Default 0 = one
+    /// per CPU the process may use. Ignored by `multi-thread` (its workers
+    /// are one per CPU, or `TOKIO_WORKER_THREADS`).
+    pub threads: usize,
+}
+
+/// `[server] runtime`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeMode {
+    #[default]
+    MultiThread,
+    ThreadPerCore,
 }
 
 /// `[server] metrics`.
@@ -90,6 +114,8 @@ impl Default for ServerConfig {
             max_n: 8,
             metrics: MetricsAccess::Admin,
             metrics_label_limit: 100,
+            runtime: RuntimeMode::MultiThread,
+            threads: 0,
         }
     }
 }
@@ -115,6 +141,15 @@ impl ServerConfig {
         Duration::from_millis(self.shutdown_grace_ms)
     }
 
+    /// Serving threads `runtime = "thread-per-core"` starts: `threads`, or
+    /// one per available CPU when 0.
+    pub fn serving_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     /// Problems with the values, each with its key (empty when fine).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
@@ -131,6 +166,9 @@ impl ServerConfig {
         }
         // hyper's read buffer (4 × this) cannot go below 8 KiB, nor past
         // what a 32-bit size can hold.
+        if self.threads > 1024 {
+            out.push(("threads", "must be at most 1024".to_string()));
+        }
         if self.max_header_kb > 256 * 1024 {
             out.push(("max-header-kb", "must be at most 262144".to_string()));
         }

@@ -40,6 +40,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::shutdown::Phase;
+use crate::metrics::ServingRuntime;
 
 /// After the drain deadline: how long a connection may take to write the
 /// final error event of its stream before it is dropped.
@@ -182,12 +183,14 @@ impl http_body::Body for Tracked {
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves, then drain (see
-/// the module docs). `phase` is what requests watch ([`super::shutdown::Drain`]).
+/// the module docs). `phase` is what requests watch ([`super::shutdown::Drain`]);
+/// `counters` count what this loop accepts.
 pub(crate) async fn run(
     listener: TcpListener,
     app: Router,
     settings: Settings,
     phase: watch::Sender<Phase>,
+    counters: Arc<ServingRuntime>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let registry = Arc::new(Registry::default());
@@ -233,6 +236,7 @@ pub(crate) async fn run(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY on an accepted socket: {e}");
         }
+        counters.connections.fetch_add(1, Ordering::Relaxed);
         next_id += 1;
         let id = next_id;
         let state = Arc::new(ConnState::default());
@@ -252,6 +256,7 @@ pub(crate) async fn run(
             app: app.clone(),
             state,
             registry: registry.clone(),
+            counters: counters.clone(),
         };
         tasks.spawn(conn.serve(tcp, builder.clone(), kill, phase.subscribe(), deregister));
     }
@@ -287,6 +292,7 @@ struct Conn {
     app: Router,
     state: Arc<ConnState>,
     registry: Arc<Registry>,
+    counters: Arc<ServingRuntime>,
 }
 
 impl Conn {
@@ -302,8 +308,10 @@ impl Conn {
             app,
             state,
             registry,
+            counters,
         } = self;
         let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            counters.requests.fetch_add(1, Ordering::Relaxed);
             let in_flight = InFlight::begin(&state, &registry);
             let mut app = app.clone();
             async move {

@@ -48,6 +48,7 @@ pub mod limits;
 mod outcomes;
 pub mod review;
 pub mod shutdown;
+pub mod threads;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -127,10 +128,24 @@ pub fn router(gw: Arc<Gateway>, drain: Drain) -> Router {
 /// in-flight requests (streams included) finish within
 /// `server.shutdown-grace-ms`, what is left then ends (see [`conn`]).
 /// Raises the open-file limit and caps connections below it ([`limits`]).
+///
+/// This serves on the calling runtime whatever `server.runtime` says;
+/// [`threads::bind`] and [`threads::serve_on`] follow it.
 pub async fn serve(
     listener: TcpListener,
     gw: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_runtime(listener, gw, (0, 1), shutdown).await
+}
+
+/// [`serve`] as serving runtime `index` of `runtimes` (its connection and
+/// request counters in `/metrics`; its share of the connection cap).
+async fn serve_runtime(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    (index, runtimes): (usize, usize),
+    shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let cfg = &gw.config.server;
     let nofile = limits::raise_nofile_limit();
@@ -138,18 +153,20 @@ pub async fn serve(
         header_read_timeout: cfg.header_read_timeout(),
         // hyper's floor is 8 KiB.
         max_buf: cfg.max_header_bytes().saturating_mul(4).max(8192),
-        cap: limits::connection_cap(cfg.max_connections, nofile),
+        cap: (limits::connection_cap(cfg.max_connections, nofile) / runtimes.max(1)).max(1),
         grace: cfg.shutdown_grace(),
     };
     tracing::info!(
+        runtime = index,
         max_connections = settings.cap,
         open_file_limit = nofile,
         header_read_timeout_ms = settings.header_read_timeout.as_millis() as u64,
         "accepting connections"
     );
     let (phase, rx) = watch::channel(Phase::Serving);
+    let counters = gw.metrics.serving_runtime(index);
     let app = router(gw, Drain::new(rx));
-    conn::run(listener, app, settings, phase, shutdown).await
+    conn::run(listener, app, settings, phase, counters, shutdown).await
 }
 
 /// The gateway models the caller's key may use.
