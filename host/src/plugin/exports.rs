@@ -108,16 +108,18 @@ pub(crate) trait Export: Sync {
     fn size(out: &Self::Output) -> Size;
 }
 
-pub(crate) struct CheckInput<'a>(pub &'a Arc<RequestInfo>);
-pub(crate) struct CheckOutput<'a>(pub &'a Arc<RequestInfo>, pub &'a str, pub &'a OutputContext);
-pub(crate) struct RouteCall<'a>(pub &'a Arc<RequestInfo>, pub &'a [Candidate]);
-pub(crate) struct Decide<'a>(pub &'a Arc<RequestInfo>, pub &'a Estimate, pub &'a [Spend]);
+// The arguments are owned: a call that outlives one epoch tick moves to
+// the guest executor (`handoff`), which needs a `'static` future.
+pub(crate) struct CheckInput(pub Arc<RequestInfo>);
+pub(crate) struct CheckOutput(pub Arc<RequestInfo>, pub String, pub OutputContext);
+pub(crate) struct RouteCall(pub Arc<RequestInfo>, pub Vec<Candidate>);
+pub(crate) struct Decide(pub Arc<RequestInfo>, pub Estimate, pub Vec<Spend>);
 /// `lifecycle.validate-config` (load time).
 pub(crate) struct ValidateConfig;
 /// `guardrail.phases` (load time).
 pub(crate) struct PhasesCall;
 
-impl Export for CheckInput<'_> {
+impl Export for CheckInput {
     type Output = Verdict;
     fn invoke<'s>(
         &'s self,
@@ -128,7 +130,7 @@ impl Export for CheckInput<'_> {
             match ex {
                 Exports::Guardrail(g) => Some(
                     async {
-                        let lent = Lent::new(store.data_mut(), self.0)?;
+                        let lent = Lent::new(store.data_mut(), &self.0)?;
                         let v = g
                             .sluice_plugin_guardrail()
                             .call_check_input(&mut *store, lent.borrow())
@@ -140,7 +142,7 @@ impl Export for CheckInput<'_> {
                 ),
                 Exports::GuardrailV01(g) => Some(
                     g.sluice_plugin_guardrail()
-                        .call_check_input(store, &compat::request(self.0))
+                        .call_check_input(store, &compat::request(&self.0))
                         .await
                         .map(compat::verdict),
                 ),
@@ -153,7 +155,7 @@ impl Export for CheckInput<'_> {
     }
 }
 
-impl Export for CheckOutput<'_> {
+impl Export for CheckOutput {
     type Output = Verdict;
     fn invoke<'s>(
         &'s self,
@@ -161,7 +163,7 @@ impl Export for CheckOutput<'_> {
         ex: &'s Exports,
     ) -> Invoked<'s, Verdict> {
         Box::pin(async move {
-            let CheckOutput(req, output, ctx) = *self;
+            let CheckOutput(req, output, ctx) = self;
             match ex {
                 Exports::Guardrail(g) => Some(
                     async {
@@ -195,7 +197,7 @@ impl Export for CheckOutput<'_> {
     }
 }
 
-impl Export for RouteCall<'_> {
+impl Export for RouteCall {
     type Output = Vec<Route>;
     fn invoke<'s>(
         &'s self,
@@ -203,7 +205,7 @@ impl Export for RouteCall<'_> {
         ex: &'s Exports,
     ) -> Invoked<'s, Vec<Route>> {
         Box::pin(async move {
-            let RouteCall(req, candidates) = *self;
+            let RouteCall(req, candidates) = self;
             match ex {
                 Exports::Router(r) => Some(
                     async {
@@ -241,7 +243,7 @@ impl Export for RouteCall<'_> {
     }
 }
 
-impl Export for Decide<'_> {
+impl Export for Decide {
     type Output = Decision;
     fn invoke<'s>(
         &'s self,
@@ -249,7 +251,7 @@ impl Export for Decide<'_> {
         ex: &'s Exports,
     ) -> Invoked<'s, Decision> {
         Box::pin(async move {
-            let Decide(req, est, spends) = *self;
+            let Decide(req, est, spends) = self;
             match ex {
                 Exports::CostPolicy(c) => Some(
                     async {
