@@ -236,8 +236,7 @@ impl Plugin {
         est: &Estimate,
         spends: &[Spend],
     ) -> Result<Decision, PluginFailure> {
-        self.call(Decide(req.clone(), est.clone(), spends.to_vec()))
-            .await
+        self.call(Decide(req.clone(), *est, spends.to_vec())).await
     }
 
     /// The load-time calls, each on a fresh instance under the manifest's
