@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
-use tracing::Instrument as _;
+use tracing::instrument::{Instrument as _, WithSubscriber as _};
 
 use super::engine::EPOCH_TICK;
 use super::error::PluginFailure;
@@ -91,8 +91,12 @@ pub(crate) async fn bounded<T: Send + 'static>(
     };
     // Aborted when this future ends or is dropped (the deadline, or the
     // caller gone): the executor drops the guest at its next poll. The
-    // caller's span goes along, so what the guest logs keeps its request.
-    let mut task = AbortOnDrop(executor.spawn(call.instrument(tracing::Span::current())));
+    // caller's span and subscriber go along, so what the guest logs keeps
+    // its request and reaches the same log.
+    let call = call
+        .instrument(tracing::Span::current())
+        .with_current_subscriber();
+    let mut task = AbortOnDrop(executor.spawn(call));
     poll_fn(|cx| {
         if let Poll::Ready(res) = Pin::new(&mut task.0).poll(cx) {
             return Poll::Ready(
