@@ -121,7 +121,9 @@ fn describe(over: &[Duration]) -> String {
 /// (a 1 ms sleep takes ~1.08 ms idle; the issue saw 3450 ms of work pass a
 /// 3000 ms deadline); measured, the overshoot does not grow with the
 /// deadline. With 3000 ms the stretch alone is 240 ms, while what remains
-/// now is the guest's worker waiting for a core: the bound sits between.
+/// now is the caller's thread waiting for a core once its deadline timer
+/// fires (a call past one tick runs on the guest executor, so the caller
+/// no longer waits for the guest's thread): the bound sits between.
 /// `SLUICE_DEADLINE_MS` / `SLUICE_DEADLINE_ROUNDS` take other samples (the
 /// distribution in bench/README.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
