@@ -121,7 +121,9 @@ fn describe(over: &[Duration]) -> String {
 /// (a 1 ms sleep takes ~1.08 ms idle; the issue saw 3450 ms of work pass a
 /// 3000 ms deadline); measured, the overshoot does not grow with the
 /// deadline. With 3000 ms the stretch alone is 240 ms, while what remains
-/// now is the guest's worker waiting for a core: the bound sits between.
+/// now is the caller's thread waiting for a core once its deadline timer
+/// fires (a call past one tick runs on the guest executor, so the caller
+/// no longer waits for the guest's thread): the bound sits between.
 /// `SLUICE_DEADLINE_MS` / `SLUICE_DEADLINE_ROUNDS` take other samples (the
 /// distribution in bench/README.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,9 +148,26 @@ async fn a_runaway_guest_stops_at_its_wall_clock_deadline_even_under_a_cpu_hog()
     let loaded = overshoots(&p, deadline, 2, rounds).await;
     drop(hog);
     eprintln!(
+        "max guest overrun {:?}, running {}",
+        p.max_guest_overrun(),
+        p.guests_running()
+    );
+    eprintln!(
         "deadline {deadline_ms} ms, overshoot CPU hog: {}",
         describe(&loaded)
     );
+    // The caller is answered at the deadline by a timer; the guest itself
+    // stops when its thread next reaches an epoch check. It must then be
+    // gone (its instance dropped), not left burning a core.
+    let stopped_in = all_guests_stopped(&p, Duration::from_secs(5)).await;
+    eprintln!(
+        "guest code ran at most {:?} past its deadline; all stopped {stopped_in:?} after the last answer",
+        p.max_guest_overrun()
+    );
+    // Measured at load 8-10 on 2 cores (bench/README.md): p99 10-26 ms, max
+    // 40 ms. The issue's goal (+10 ms at p99) holds on a quiet machine only:
+    // what remains is the caller's thread waiting for a core after the
+    // timer fires, so the bound leaves room for a shared loaded machine.
     let bound = Duration::from_millis(150);
     for (what, over) in [("idle", &idle), ("under a CPU hog", &loaded)] {
         let worst = over[over.len() - 1];
@@ -158,6 +177,46 @@ async fn a_runaway_guest_stops_at_its_wall_clock_deadline_even_under_a_cpu_hog()
             describe(over)
         );
     }
+    assert!(
+        p.max_guest_overrun() < Duration::from_secs(1),
+        "guest code ran {:?} past its deadline",
+        p.max_guest_overrun()
+    );
+}
+
+/// Wait until no guest code of `p` runs any more; how long that took.
+async fn all_guests_stopped(p: &Plugin, within: Duration) -> Duration {
+    let start = Instant::now();
+    while p.guests_running() > 0 {
+        assert!(
+            start.elapsed() < within,
+            "{} guests still running after {within:?}",
+            p.guests_running()
+        );
+        // No event to wait on: the guest is dropped on the guest executor.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    start.elapsed()
+}
+
+/// A caller that gives up on a call (its future dropped: a client gone, an
+/// outer timeout) stops the guest, though the call moved to the guest
+/// executor and its own deadline is 10 s away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_dropped_by_its_caller_stops_its_guest() {
+    let (_d, _rt, p) = slow(10_000);
+    let _timing = timing_sensitive().await;
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        p.check_output(&request("q"), "spin", &whole()),
+    )
+    .await;
+    assert!(gave_up.is_err(), "a spinning guest answered: {gave_up:?}");
+    all_guests_stopped(&p, Duration::from_secs(5)).await;
+    assert!(
+        p.max_guest_overrun() == Duration::ZERO,
+        "the guest ran to its deadline"
+    );
 }
 
 /// A guest sleeping in a `wasi:clocks` host call is cut off at its deadline:

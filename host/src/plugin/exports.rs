@@ -124,16 +124,18 @@ pub(crate) trait Export: Sync {
     fn size(out: &Self::Output) -> Size;
 }
 
-pub(crate) struct CheckInput<'a>(pub &'a Arc<RequestInfo>);
-pub(crate) struct CheckOutput<'a>(pub &'a Arc<RequestInfo>, pub &'a str, pub &'a OutputContext);
-pub(crate) struct RouteCall<'a>(pub &'a Arc<RequestInfo>, pub &'a [Candidate]);
-pub(crate) struct Decide<'a>(pub &'a Arc<RequestInfo>, pub &'a Estimate, pub &'a [Spend]);
+// The arguments are owned: a call that outlives one epoch tick moves to
+// the guest executor (`handoff`), which needs a `'static` future.
+pub(crate) struct CheckInput(pub Arc<RequestInfo>);
+pub(crate) struct CheckOutput(pub Arc<RequestInfo>, pub String, pub OutputContext);
+pub(crate) struct RouteCall(pub Arc<RequestInfo>, pub Vec<Candidate>);
+pub(crate) struct Decide(pub Arc<RequestInfo>, pub Estimate, pub Vec<Spend>);
 /// `lifecycle.validate-config` (load time).
 pub(crate) struct ValidateConfig;
 /// `guardrail.phases` (load time).
 pub(crate) struct PhasesCall;
 
-impl Export for CheckInput<'_> {
+impl Export for CheckInput {
     type Output = Verdict;
     fn invoke<'s>(
         &'s self,
@@ -142,12 +144,12 @@ impl Export for CheckInput<'_> {
     ) -> Invoked<'s, Verdict> {
         Box::pin(async move {
             match ex {
-                Exports::Guardrail(g) => Some(lend!(store, self.0, |b| g
+                Exports::Guardrail(g) => Some(lend!(store, &self.0, |b| g
                     .sluice_plugin_guardrail()
                     .call_check_input(&mut *store, b))),
                 Exports::GuardrailV01(g) => Some(
                     g.sluice_plugin_guardrail()
-                        .call_check_input(store, &compat::request(self.0))
+                        .call_check_input(store, &compat::request(&self.0))
                         .await
                         .map(compat::verdict),
                 ),
@@ -160,7 +162,7 @@ impl Export for CheckInput<'_> {
     }
 }
 
-impl Export for CheckOutput<'_> {
+impl Export for CheckOutput {
     type Output = Verdict;
     fn invoke<'s>(
         &'s self,
@@ -168,7 +170,7 @@ impl Export for CheckOutput<'_> {
         ex: &'s Exports,
     ) -> Invoked<'s, Verdict> {
         Box::pin(async move {
-            let CheckOutput(req, output, ctx) = *self;
+            let CheckOutput(req, output, ctx) = self;
             match ex {
                 Exports::Guardrail(g) => Some(lend!(store, req, |b| g
                     .sluice_plugin_guardrail()
@@ -193,7 +195,7 @@ impl Export for CheckOutput<'_> {
     }
 }
 
-impl Export for RouteCall<'_> {
+impl Export for RouteCall {
     type Output = Vec<Route>;
     fn invoke<'s>(
         &'s self,
@@ -201,7 +203,7 @@ impl Export for RouteCall<'_> {
         ex: &'s Exports,
     ) -> Invoked<'s, Vec<Route>> {
         Box::pin(async move {
-            let RouteCall(req, candidates) = *self;
+            let RouteCall(req, candidates) = self;
             match ex {
                 Exports::Router(r) => Some(lend!(store, req, |b| r
                     .sluice_plugin_router()
@@ -230,7 +232,7 @@ impl Export for RouteCall<'_> {
     }
 }
 
-impl Export for Decide<'_> {
+impl Export for Decide {
     type Output = Decision;
     fn invoke<'s>(
         &'s self,
@@ -238,7 +240,7 @@ impl Export for Decide<'_> {
         ex: &'s Exports,
     ) -> Invoked<'s, Decision> {
         Box::pin(async move {
-            let Decide(req, est, spends) = *self;
+            let Decide(req, est, spends) = self;
             match ex {
                 Exports::CostPolicy(c) => Some(lend!(store, req, |b| c
                     .sluice_plugin_cost_policy()

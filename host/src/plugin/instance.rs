@@ -32,6 +32,7 @@ use super::exports::{
     CheckInput, CheckOutput, Decide, Export, Exports, PhasesCall, Pre, RouteCall, Size,
     ValidateConfig,
 };
+use super::handoff::{self, Guests};
 use super::host_state::{HostState, PluginContext};
 use super::log::escaped;
 use super::manifest::{Manifest, PluginKind};
@@ -80,6 +81,7 @@ pub struct Plugin {
     /// reference, so a replaced version is dropped with its pool).
     me: Weak<Plugin>,
     counters: CallCounters,
+    guests: Guests,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -129,6 +131,7 @@ impl Plugin {
             idle: ArrayQueue::new(IDLE_REUSABLE),
             me: me.clone(),
             counters: CallCounters::default(),
+            guests: Guests::default(),
         })
     }
 
@@ -196,6 +199,19 @@ impl Plugin {
         self.counters.verdict(v);
     }
 
+    /// Calls whose guest code is still running (or waiting in a host call),
+    /// including calls whose caller was already answered at the deadline.
+    pub fn guests_running(&self) -> usize {
+        self.guests.running()
+    }
+
+    /// The longest a call's guest code ran past its deadline (0 when none
+    /// did) since this version was loaded: what a runaway guest cost after
+    /// its caller was answered.
+    pub fn max_guest_overrun(&self) -> Duration {
+        self.guests.max_overrun()
+    }
+
     /// Call wall times since this version was loaded.
     pub fn call_durations(&self) -> crate::metrics::histogram::Snapshot {
         self.counters.durations()
@@ -207,7 +223,7 @@ impl Plugin {
         if !self.phases().contains(Phases::INPUT) {
             return Ok(Verdict::Pass);
         }
-        self.call(CheckInput(req)).await
+        self.call(CheckInput(req.clone())).await
     }
 
     /// Run the guardrail's `check-output` on `output`. A guardrail whose
@@ -221,7 +237,8 @@ impl Plugin {
         if !self.phases().contains(Phases::OUTPUT) {
             return Ok(Verdict::Pass);
         }
-        self.call(CheckOutput(req, output, ctx)).await
+        self.call(CheckOutput(req.clone(), output.to_owned(), ctx.clone()))
+            .await
     }
 
     /// Run the router.
@@ -230,7 +247,7 @@ impl Plugin {
         req: &Arc<RequestInfo>,
         cands: &[Candidate],
     ) -> Result<Vec<Route>, PluginFailure> {
-        self.call(RouteCall(req, cands)).await
+        self.call(RouteCall(req.clone(), cands.to_vec())).await
     }
 
     /// Run the cost policy with every spend that applies to the request.
@@ -240,7 +257,7 @@ impl Plugin {
         est: &Estimate,
         spends: &[Spend],
     ) -> Result<Decision, PluginFailure> {
-        self.call(Decide(req, est, spends)).await
+        self.call(Decide(req.clone(), *est, spends.to_vec())).await
     }
 
     /// The load-time calls, each on a fresh instance under the manifest's
@@ -287,7 +304,10 @@ impl Plugin {
     }
 
     /// One call, counted in [`Plugin::stats`].
-    async fn call<E: Export>(&self, export: E) -> Result<E::Output, PluginFailure> {
+    async fn call<E: Export + Send + 'static>(
+        &self,
+        export: E,
+    ) -> Result<E::Output, PluginFailure> {
         let started = Instant::now();
         let res = self.bounded(export, true).await;
         self.counters.record(started.elapsed(), res.as_ref().err());
@@ -297,26 +317,34 @@ impl Plugin {
     /// One call, bounded by the plugin's deadline as a whole: instantiation,
     /// guest code and host calls. The answer's size is checked (in `run`). A panic on
     /// the host side (in a WASI implementation, say) is caught and reported
-    /// as a trap, so a call never takes its task down. `reusable`: the
-    /// instance may serve later calls (`limits.calls-per-instance`); the
-    /// load-time calls' instances never do.
-    async fn bounded<E: Export>(
+    /// as a trap, so a call never takes its task down. A call that outlives
+    /// a tick finishes on the guest executor (`handoff`), so the caller is
+    /// answered at the deadline even while the guest's thread waits for a
+    /// core. `reusable`: the instance may serve later calls
+    /// (`limits.calls-per-instance`); the load-time calls' instances never do.
+    async fn bounded<E: Export + Send + 'static>(
         &self,
         export: E,
         reusable: bool,
     ) -> Result<E::Output, PluginFailure> {
         let deadline = Instant::now() + self.deadline();
-        let run = AssertUnwindSafe(self.run(export, deadline, reusable)).catch_unwind();
-        match tokio::time::timeout_at(deadline.into(), run).await {
-            Ok(Ok(res)) => res,
-            Ok(Err(panic)) => Err(PluginFailure::Trap(format!(
-                "host panicked: {}",
-                panic_message(&*panic)
-            ))),
-            // Cancelled while waiting in a host call (guest compute is
-            // interrupted by the epoch callback instead).
-            Err(_elapsed) => Err(PluginFailure::Deadline),
-        }
+        // Only fails while the plugin is being dropped: no caller then.
+        let me = self.me.upgrade().ok_or_else(|| {
+            PluginFailure::Instantiate(format!("`{}` is being unloaded", self.ctx.name))
+        })?;
+        let call = Box::pin(async move {
+            match AssertUnwindSafe(me.run(export, deadline, reusable))
+                .catch_unwind()
+                .await
+            {
+                Ok(res) => res,
+                Err(panic) => Err(PluginFailure::Trap(format!(
+                    "host panicked: {}",
+                    panic_message(&*panic)
+                ))),
+            }
+        });
+        handoff::bounded(call, deadline).await
     }
 
     /// Take an instance (a reusable one if the manifest opts in, else a
@@ -331,6 +359,7 @@ impl Plugin {
         reusable: bool,
     ) -> Result<E::Output, PluginFailure> {
         let _running = self.engine.running();
+        let _guest = self.guests.enter(deadline);
         let mut ready = match self.idle.pop().or_else(|| self.pool.take()) {
             Some(r) => r,
             None => self.instantiate(deadline).await?,

@@ -55,6 +55,7 @@ mod config;
 mod engine;
 mod error;
 mod exports;
+mod handoff;
 pub mod history;
 mod host_state;
 mod instance;
