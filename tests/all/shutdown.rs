@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::support::http::{sse_data, streamed_text};
+use crate::support::http::{self, Body, assert_streams_finished, rest, sse_data};
 use crate::support::process::{Sluice, message};
 use crate::support::raw::{self, SSE_HEAD, chunk_event, half_open};
 
@@ -45,33 +44,13 @@ routes = [{{ provider = "up", model = "m" }}]
 }
 
 /// Start a stream request and wait for its first event.
-async fn open_stream(
-    url: &str,
-    text: &str,
-) -> futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>> {
-    let res = reqwest::Client::new()
-        .post(format!("{url}/v1/chat/completions"))
-        .json(&json!({"model": "chat", "stream": true,
-            "messages": [{"role": "user", "content": text}]}))
-        .send()
+async fn open_stream(url: &str, text: &str) -> Body {
+    let body = json!({"model": "chat", "stream": true,
+        "messages": [{"role": "user", "content": text}]});
+    let url = format!("{url}/v1/chat/completions");
+    http::open_stream(&reqwest::Client::new(), &url, &body)
         .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let mut body = res.bytes_stream().boxed();
-    let first = body.next().await.unwrap().unwrap();
-    assert!(first.starts_with(b"data: "), "{first:?}");
-    body
-}
-
-/// The rest of a body as text, however it ends.
-async fn rest(
-    mut body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-) -> String {
-    let mut out = Vec::new();
-    while let Some(Ok(b)) = body.next().await {
-        out.extend_from_slice(&b);
-    }
-    String::from_utf8_lossy(&out).into_owned()
+        .1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,15 +127,7 @@ async fn streams_in_flight_finish_before_the_exit() {
         .await;
     sluice.signal("TERM");
     let texts = join_all(bodies.into_iter().map(rest)).await;
-    for (i, text) in texts.iter().enumerate() {
-        let events = sse_data(text);
-        assert_eq!(
-            events.last().map(String::as_str),
-            Some("[DONE]"),
-            "stream {i} was cut: {text}"
-        );
-        assert!(streamed_text(&events).ends_with("in it"), "{text}");
-    }
+    assert_streams_finished(&texts, "in it");
     let status = sluice.exit_within(Duration::from_secs(30)).await.unwrap();
     assert!(status.success(), "{status:?}");
     mock.abort();

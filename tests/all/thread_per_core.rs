@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::support::http::{sse_data, streamed_text};
+use crate::support::http::{assert_streams_finished, open_stream, rest, sse_data, streamed_text};
 use crate::support::process::Sluice;
 use crate::support::prom;
 
@@ -150,42 +149,19 @@ async fn sigterm_drains_streams_on_every_runtime() {
     let client = fresh_connections();
     let url = sluice.v1("chat/completions");
     let bodies = join_all((0..CONNECTIONS).map(|i| {
-        let (client, url) = (client.clone(), url.clone());
+        let (client, url) = (&client, &url);
         async move {
-            let res = client
-                .post(&url)
-                .json(&chat(
-                    &format!("REPLY: stream {i} has a few words in it"),
-                    true,
-                ))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 200);
-            let mut body = res.bytes_stream().boxed();
-            let first = body.next().await.unwrap().unwrap();
-            (first, body)
+            let text = format!("REPLY: stream {i} has a few words in it");
+            open_stream(client, url, &chat(&text, true)).await
         }
     }))
     .await;
     sluice.signal("TERM");
-    let texts = join_all(bodies.into_iter().map(|(first, mut body)| async move {
-        let mut out = first.to_vec();
-        while let Some(Ok(b)) = body.next().await {
-            out.extend_from_slice(&b);
-        }
-        String::from_utf8_lossy(&out).into_owned()
+    let texts = join_all(bodies.into_iter().map(|(first, body)| async move {
+        String::from_utf8_lossy(&first).into_owned() + &rest(body).await
     }))
     .await;
-    for (i, text) in texts.iter().enumerate() {
-        let events = sse_data(text);
-        assert_eq!(
-            events.last().map(String::as_str),
-            Some("[DONE]"),
-            "stream {i} was cut: {text}"
-        );
-        assert!(streamed_text(&events).ends_with("in it"), "{text}");
-    }
+    assert_streams_finished(&texts, "in it");
     let status = sluice
         .exit_within(Duration::from_secs(30))
         .await

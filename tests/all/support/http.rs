@@ -82,3 +82,46 @@ pub async fn admin_json(method: reqwest::Method, url: &str, token: &str) -> Valu
         .await
         .unwrap()
 }
+
+/// A response body still being read.
+pub type Body = futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>;
+
+/// Posts the streamed chat request `body` to `url` through `client`, asserts
+/// a 200, and waits for the first event: that chunk and the rest of the body.
+pub async fn open_stream(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Value,
+) -> (bytes::Bytes, Body) {
+    use futures_util::StreamExt as _;
+    let res = client.post(url).json(body).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream().boxed();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "), "{first:?}");
+    (first, body)
+}
+
+/// The rest of a body as text, however it ends.
+pub async fn rest(mut body: Body) -> String {
+    use futures_util::StreamExt as _;
+    let mut out = Vec::new();
+    while let Some(Ok(b)) = body.next().await {
+        out.extend_from_slice(&b);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Asserts that every stream ended with `[DONE]` after text ending in `tail`:
+/// none was cut (by a shutdown, say).
+pub fn assert_streams_finished(texts: &[String], tail: &str) {
+    for (i, text) in texts.iter().enumerate() {
+        let events = sse_data(text);
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some("[DONE]"),
+            "stream {i} was cut: {text}"
+        );
+        assert!(streamed_text(&events).ends_with(tail), "{text}");
+    }
+}
