@@ -13,7 +13,7 @@ use sluice::state::{CacheStatus, RecordStatus};
 use sluice_guests as guests;
 
 use crate::support::gateway::{self, Mock, TestGateway};
-use crate::support::http::admin_json;
+use crate::support::http::{admin_json, admin_text};
 use crate::support::plugins::plugin_dir_named;
 use crate::support::state::{Answer, read, record_of, redis_section};
 
@@ -171,15 +171,7 @@ async fn exact_hit_and_miss_with_the_ledger_and_headers() {
     );
 
     // Metrics count each decision.
-    let page = reqwest::Client::new()
-        .get(format!("{}/metrics", gw.url))
-        .bearer_auth("adm")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = admin_text(&format!("{}/metrics", gw.url), "adm").await;
     let m = crate::support::prom::parse(&page);
     let lookups = |result| {
         m.value(

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sluice::state::testing::RedisServer;
 
 use crate::support::gateway::{self, Mock, reply_body};
-use crate::support::http::error_of;
+use crate::support::http::{admin_text, error_of};
 use crate::support::process::{Sluice, config_file, run};
 use crate::support::state::{no_plugins, record_of, redis_section, send};
 
@@ -100,15 +100,7 @@ async fn the_key_lifecycle_through_the_admin_api() {
     );
 
     // Listings never show a secret.
-    let listed = client
-        .get(format!("{}/admin/keys", gw.url))
-        .bearer_auth("adm")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listed = admin_text(&format!("{}/admin/keys", gw.url), "adm").await;
     assert!(
         listed.contains("\"k1\"") && !listed.contains(&secret) && !listed.contains("secret"),
         "{listed}"

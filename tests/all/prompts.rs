@@ -12,7 +12,7 @@ use sluice::cli::prompt::{From as Source, PromptCmd, execute};
 use tempfile::TempDir;
 
 use crate::support::gateway::{self, Mock, TestGateway};
-use crate::support::http::error_of;
+use crate::support::http::{admin_text, error_of};
 use crate::support::plugins::plugin_dir_named;
 use crate::support::prompts::{SUMMARIZE, answer, eventually, prompt_body};
 
@@ -454,15 +454,7 @@ async fn request_metrics_carry_the_prompt_version() {
         s.gw.chat(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
             .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let page = reqwest::Client::new()
-        .get(format!("{}/metrics", s.gw.url))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = admin_text(&format!("{}/metrics", s.gw.url), ADMIN).await;
     let p = crate::support::prom::parse(&page);
     let count = |id: &str, version: &str| {
         p.sum(

@@ -72,13 +72,24 @@ pub fn chunk_text(chunks: &[ChatChunk]) -> String {
 /// Sends `method url` with `token` as bearer and returns the JSON body: the
 /// admin API's reads and purges, asserted by the caller.
 pub async fn admin_json(method: reqwest::Method, url: &str, token: &str) -> Value {
+    admin_send(method, url, token).await.json().await.unwrap()
+}
+
+/// `GET url` with `token` as bearer, the body as text (a `/metrics` page, a
+/// listing checked for what it must not show).
+pub async fn admin_text(url: &str, token: &str) -> String {
+    admin_send(reqwest::Method::GET, url, token)
+        .await
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn admin_send(method: reqwest::Method, url: &str, token: &str) -> reqwest::Response {
     reqwest::Client::new()
         .request(method, url)
         .bearer_auth(token)
         .send()
-        .await
-        .unwrap()
-        .json()
         .await
         .unwrap()
 }
