@@ -27,6 +27,7 @@ async fn every_call_gets_a_fresh_instance_by_default() {
         assert_eq!(calls_seen(&p).await, "calls=1");
     }
     assert_eq!(p.idle_reusable(), 0);
+    assert_eq!((p.stats().calls, p.stats().reused), (4, 0));
     let status = rt.statuses().pop().unwrap();
     assert_eq!(status.isolation, Some(Isolation::Fresh));
 }
@@ -48,6 +49,8 @@ async fn an_instance_serves_at_most_calls_per_instance_calls() {
             "calls=1", "calls=2", "calls=3", "calls=1", "calls=2", "calls=3", "calls=1"
         ]
     );
+    // Counted apart (`sluice_plugin_instantiations_total` is the rest).
+    assert_eq!((p.stats().calls, p.stats().reused), (7, 4));
     let status = rt.statuses().pop().unwrap();
     assert_eq!(status.isolation, Some(Isolation::Reused));
     let json = serde_json::to_value(&status).unwrap();

@@ -223,6 +223,21 @@ async fn a_scripted_sequence_gives_exact_counts() {
         ),
         3.0
     );
+    // Every call finished within its deadline and no guest is left running.
+    assert_eq!(
+        count(
+            "sluice_plugin_guests_running",
+            &[("plugin", "hostile-trap")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        count(
+            "sluice_plugin_guest_overrun_max_seconds",
+            &[("plugin", "test-tagger")]
+        ),
+        0.0
+    );
     let sha = gw
         .gateway
         .plugins

@@ -364,12 +364,34 @@ impl Scrape {
         }
         let mut e = enc.encode_descriptor(
             "sluice_plugin_instantiations",
-            "Plugin calls, each on a fresh instance (fresh or taken from the pool), since the version loaded.",
+            "Plugin calls that ran on a fresh instance (new or from the pool), since the version loaded; calls on an instance reused under `limits.calls-per-instance` are not counted.",
             None,
             MetricType::Counter,
         )?;
         for (p, s) in &plugins {
-            counter(&mut e, &vec![("plugin", p.name())], s.calls)?;
+            counter(&mut e, &vec![("plugin", p.name())], s.calls - s.reused)?;
+        }
+        // Guest code outliving its caller: a caller is answered at the
+        // deadline, the guest stops at its next epoch check. These say it did.
+        let mut e = enc.encode_descriptor(
+            "sluice_plugin_guests_running",
+            "Calls whose guest code is running now, including calls whose caller was already answered at the deadline.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (p, _) in &plugins {
+            e.encode_family(&vec![("plugin", p.name())])?
+                .encode_gauge(&(p.guests_running() as u64))?;
+        }
+        let mut e = enc.encode_descriptor(
+            "sluice_plugin_guest_overrun_max_seconds",
+            "The longest guest code ran past its call's deadline, since the version loaded (0 when none did).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (p, _) in &plugins {
+            e.encode_family(&vec![("plugin", p.name())])?
+                .encode_gauge(&p.max_guest_overrun().as_secs_f64())?;
         }
         Ok(())
     }

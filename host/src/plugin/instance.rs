@@ -364,6 +364,9 @@ impl Plugin {
             Some(r) => r,
             None => self.instantiate(deadline).await?,
         };
+        if ready.calls > 0 {
+            self.counters.reused();
+        }
         self.request_refill();
         let stdio = ForwardStdio::new(&self.ctx.name, ready.store.data());
         ready.store.data_mut().start_call();

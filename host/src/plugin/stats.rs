@@ -29,6 +29,9 @@ pub enum VerdictKind {
 #[serde(rename_all = "kebab-case")]
 pub struct CallStats {
     pub calls: u64,
+    /// Calls served by an instance that had served one before
+    /// (`limits.calls-per-instance` > 1); the rest ran on a fresh instance.
+    pub reused: u64,
     pub failures: u64,
     pub traps: u64,
     pub deadlines: u64,
@@ -58,6 +61,7 @@ pub(crate) struct CallCounters {
     durations: Histogram,
     verdicts: [AtomicU64; 6],
     calls: AtomicU64,
+    reused: AtomicU64,
     total_ns: AtomicU64,
     traps: AtomicU64,
     deadlines: AtomicU64,
@@ -74,6 +78,7 @@ impl Default for CallCounters {
             durations: Histogram::new(FINE),
             verdicts: Default::default(),
             calls: AtomicU64::default(),
+            reused: AtomicU64::default(),
             total_ns: AtomicU64::default(),
             traps: AtomicU64::default(),
             deadlines: AtomicU64::default(),
@@ -96,6 +101,11 @@ impl CallCounters {
         if let Some(f) = failure {
             self.failed(f);
         }
+    }
+
+    /// Count a call that runs on an instance which served calls before.
+    pub fn reused(&self) {
+        self.reused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Count a failure found after the call was counted (an answer the
@@ -136,6 +146,7 @@ impl CallCounters {
         let invalid_answer = get(&self.invalid_answer);
         CallStats {
             calls: get(&self.calls),
+            reused: get(&self.reused),
             failures: traps
                 + deadlines
                 + memory
