@@ -1,6 +1,6 @@
 //! What a guardrail costs in each language: the `ssn-redact` example of
 //! `examples/guardrails/` (the same logic in Rust, Python, JavaScript on
-//! QuickJS and on StarlingMonkey, and C) checking a 1 KB answer that
+//! QuickJS (contract 0.1.0) and on StarlingMonkey, and C) checking a 1 KB answer that
 //! passes. Per language it prints the component's size, its load time
 //! (compile without a cache, plus the loader's two smoke-test
 //! instantiations) and benchmarks one `check-output` call:
@@ -16,7 +16,9 @@
 //!   costs (instantiation, guest start-up, first touch of its memory,
 //!   slot reset).
 //!
-//! `SLUICE_BENCH_LANGS=rust,python` limits the languages loaded.
+//! `SLUICE_BENCH_LANGS=rust,python` limits the languages loaded;
+//! criterion's `--measurement-time SECS` shortens a run (default 5 s per
+//! benchmark).
 //!
 //! Calls are async: each sample awaits `iters` calls in a row inside one
 //! `block_on` of a current-thread runtime.
@@ -25,7 +27,7 @@
 //!
 //! ```sh
 //! for l in rust python js c; do examples/guardrails/$l/build; done
-//! JCO_BACKEND=starlingmonkey examples/guardrails/js/build
+//! JCO_BACKEND=quickjs examples/guardrails/js/build   # on contract 0.1.0 (docs/plugins.md)
 //! cargo bench -p sluice --bench languages
 //! ```
 
@@ -138,10 +140,7 @@ fn bench(c: &mut Criterion) {
         part: OutputPart::Content,
     };
     let mut group = c.benchmark_group("ssn_redact_1kb");
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(5));
+    group.sample_size(20).warm_up_time(Duration::from_secs(2));
     let only = std::env::var("SLUICE_BENCH_LANGS").ok();
     let wanted = |lang: &str| {
         only.as_deref()

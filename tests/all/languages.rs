@@ -1,6 +1,7 @@
 //! Guardrails in every language. The example guardrails of
 //! `examples/guardrails/` (Rust, Python, JavaScript on QuickJS and on
-//! StarlingMonkey, C) are built from source by their one-command build
+//! StarlingMonkey, C; QuickJS on the frozen contract 0.1.0, the others on
+//! the current one) are built from source by their one-command build
 //! scripts (toolchains from crates.io, PyPI, npm and Debian, installed once
 //! under target/toolchains), load with the default (inert) baseline, and
 //! give the verdicts of the one shared case file through the gateway over
@@ -27,7 +28,7 @@ use sluice::cli::cases::{self, Call, Case, Expect};
 use sluice::cli::plugin_new::{self, Lang, NewPlugin};
 use sluice::cli::plugin_test::{self, TestRun};
 use sluice::plugin::audit::audit;
-use sluice::plugin::{PluginKind, PluginsConfig};
+use sluice::plugin::{Contract, PluginKind, PluginsConfig, phase_names};
 use tracing::instrument::WithSubscriber as _;
 
 use crate::support::gateway;
@@ -45,6 +46,11 @@ struct Example {
     /// Whether `print` goes to the guest's stdout/stderr (QuickJS has no
     /// `console`; the example routes it to host.log).
     prints_to_stdio: bool,
+    /// The contract its build targets: QuickJS builds `plugin.quickjs.js`
+    /// on `0.1.0` (componentize-qjs 0.4.5 traps on every `0.2` call: it
+    /// releases the borrowed request after the export returned), which has
+    /// no `validate-config` and no `phases`.
+    contract: Contract,
 }
 
 const RUST: Example = Example {
@@ -52,30 +58,35 @@ const RUST: Example = Example {
     dir: "rust",
     env: &[],
     prints_to_stdio: true,
+    contract: Contract::V0_2,
 };
 const PYTHON: Example = Example {
     name: "python",
     dir: "python",
     env: &[],
     prints_to_stdio: true,
+    contract: Contract::V0_2,
 };
 const QUICKJS: Example = Example {
     name: "js-quickjs",
     dir: "js",
     env: &[("JCO_BACKEND", "quickjs")],
     prints_to_stdio: false,
+    contract: Contract::V0_1,
 };
 const STARLINGMONKEY: Example = Example {
     name: "js-starlingmonkey",
     dir: "js",
     env: &[("JCO_BACKEND", "starlingmonkey")],
     prints_to_stdio: true,
+    contract: Contract::V0_2,
 };
 const C: Example = Example {
     name: "c",
     dir: "c",
     env: &[],
     prints_to_stdio: true,
+    contract: Contract::V0_2,
 };
 
 const GUARDRAILS: [&str; 2] = ["ssn-redact", "banned-phrase"];
@@ -341,48 +352,27 @@ async fn examples_match_the_cases(ex: &'static Example) {
     }
     assert!(failures.is_empty(), "{}:\n{}", ex.name, failures.join("\n"));
 
-    // validate-config: a typo in `[config]` refuses the plugin at load, by
-    // name (the manifest ends in its `[config]` table), and so does a
-    // missing phrase.
-    let manifest = std::fs::read_to_string(out.join("banned-phrase.toml")).unwrap();
-    let without_phrase: String = manifest
-        .lines()
-        .filter(|l| !l.starts_with("phrase"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    for (toml, why) in [
-        (
-            format!("{manifest}phrse = \"x\"\n"),
-            "config `phrse`: unknown key (known: phrase)",
-        ),
-        (without_phrase, "config `phrase`: missing"),
-    ] {
-        let bad = dir.path().join("refused.toml");
-        std::fs::write(&bad, toml).unwrap();
-        let refused = plugin_test::run(&TestRun {
-            wasm: out.join("banned-phrase.wasm"),
-            cases: root().join("examples/guardrails/cases.yaml"),
-            manifest: Some(bad),
-            name: None,
-            strict_imports: false,
-        })
-        .await
-        .map(|r| r.to_text());
-        assert!(
-            matches!(&refused, Err(e) if e.to_string().contains(why)),
-            "{}: {refused:?}",
-            ex.name
-        );
-    }
-
     let path = dir.path().to_path_buf();
     let rt = tokio::task::spawn_blocking(move || runtime(&path))
         .await
         .unwrap();
-    let p = rt.current().get("ssn-redact").unwrap().clone();
+    let set = rt.current();
+    for g in GUARDRAILS {
+        let p = set.get(g).unwrap();
+        assert_eq!(p.contract(), ex.contract, "{} {g}", ex.name);
+    }
+    // A `0.1` guardrail is asked about both sides; a `0.2` one says which
+    // it wants, and the redactor wants answers only.
+    let redactor = set.get("ssn-redact").unwrap().clone();
+    let phases = match ex.contract {
+        Contract::V0_1 => vec!["input", "output"],
+        Contract::V0_2 => vec!["output"],
+    };
+    assert_eq!(phase_names(redactor.phases()), phases, "{}", ex.name);
     let logs = logs_of(async {
         verdict(
-            p.check_output(&request("q"), "SSN 123-45-6789.", &whole())
+            redactor
+                .check_output(&request("q"), "SSN 123-45-6789.", &whole())
                 .await,
         )
     })
@@ -403,6 +393,63 @@ async fn examples_match_the_cases(ex: &'static Example) {
             ex.name
         );
     }
+
+    let manifest = std::fs::read_to_string(out.join("banned-phrase.toml")).unwrap();
+    let without_phrase: String = manifest
+        .lines()
+        .filter(|l| !l.starts_with("phrase"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let bad = dir.path().join("refused.toml");
+    if ex.contract == Contract::V0_1 {
+        // No `validate-config` before 0.2: without its phrase the plugin
+        // loads, and every call fails (closed) instead of passing all.
+        std::fs::write(&bad, without_phrase).unwrap();
+        let report = plugin_test::run(&TestRun {
+            wasm: out.join("banned-phrase.wasm"),
+            cases: root().join("examples/guardrails/cases.yaml"),
+            manifest: Some(bad),
+            name: None,
+            strict_imports: false,
+        })
+        .await
+        .unwrap();
+        let text = report.to_text();
+        assert!(!report.results.is_empty(), "{}: {text}", ex.name);
+        assert!(
+            report.failed() == report.results.len(),
+            "{}: a call without its phrase answered:\n{text}",
+            ex.name
+        );
+        assert!(text.contains("plugin_failure"), "{}: {text}", ex.name);
+        return;
+    }
+    // validate-config: a typo in `[config]` refuses the plugin at load, by
+    // name (the manifest ends in its `[config]` table), and so does a
+    // missing phrase.
+    for (toml, why) in [
+        (
+            format!("{manifest}phrse = \"x\"\n"),
+            "config `phrse`: unknown key (known: phrase)",
+        ),
+        (without_phrase, "config `phrase`: missing"),
+    ] {
+        std::fs::write(&bad, toml).unwrap();
+        let refused = plugin_test::run(&TestRun {
+            wasm: out.join("banned-phrase.wasm"),
+            cases: root().join("examples/guardrails/cases.yaml"),
+            manifest: Some(bad.clone()),
+            name: None,
+            strict_imports: false,
+        })
+        .await
+        .map(|r| r.to_text());
+        assert!(
+            matches!(&refused, Err(e) if e.to_string().contains(why)),
+            "{}: {refused:?}",
+            ex.name
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,9 +463,6 @@ async fn python_examples_match_the_cases() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "componentize-qjs 0.4.5 (jco's QuickJS backend) does not release the borrowed \
-            `request` of a 0.2 export before returning: every call traps (`cannot leave component \
-            instance`; `borrow handles still remain at the end of the call` with --sync)"]
 async fn quickjs_examples_match_the_cases() {
     examples_match_the_cases(&QUICKJS).await;
 }
@@ -486,12 +530,10 @@ async fn quickjs_builds_run_on_the_async_engine_and_others_do_not() {
 }
 
 /// A QuickJS guardrail (component-model async ABI, so on the async twin
-/// engine) that spins is cut off at its deadline like any guest, fails
-/// closed, and the next call on a fresh instance answers.
+/// engine; contract 0.1.0, as every QuickJS build) that spins is cut off at
+/// its deadline like any guest, fails closed, and the next call on a fresh
+/// instance answers.
 #[tokio::test]
-#[ignore = "componentize-qjs 0.4.5 (jco's QuickJS backend) does not release the borrowed \
-            `request` of a 0.2 export before returning: every call traps (`cannot leave component \
-            instance`; `borrow handles still remain at the end of the call` with --sync)"]
 async fn a_spinning_quickjs_guest_on_the_async_engine_is_cut_off_at_its_deadline() {
     use sluice::plugin::{PluginFailure, Verdict};
     let _machine = loading_the_machine_together().await;
@@ -505,10 +547,8 @@ async fn a_spinning_quickjs_guest_on_the_async_engine_is_cut_off_at_its_deadline
     })
     .unwrap();
     std::fs::write(
-        dir.join("plugin.js"),
-        r#"export const lifecycle = { validateConfig() {} };
-export const guardrail = {
-  phases() { return { input: false, output: true }; },
+        dir.join("plugin.quickjs.js"),
+        r#"export const guardrail = {
   checkInput(_request) { return { tag: 'pass' }; },
   checkOutput(_request, output, _context) {
     while (output === 'spin') {}
@@ -528,11 +568,9 @@ export const guardrail = {
         .env("JCO_BACKEND", "quickjs");
     run_script("plugin new --lang js: a spinning guardrail (build)", cmd);
     let wasm = dir.join("dist/spin.wasm");
-    assert!(
-        audit(&wasm, None, &PluginsConfig::default())
-            .unwrap()
-            .component_model_async
-    );
+    let report = audit(&wasm, None, &PluginsConfig::default()).unwrap();
+    assert!(report.component_model_async);
+    assert_eq!(report.contract, Some(Contract::V0_1));
     let plugins = tempfile::tempdir().unwrap();
     for ext in ["wasm", "toml"] {
         std::fs::copy(
@@ -575,23 +613,40 @@ async fn new_projects_build_load_and_pass(lang: Lang) {
             dir: dir.clone(),
         })
         .unwrap();
-        let mut cmd = Command::new(dir.join("build"));
-        cmd.env("SLUICE_TOOLCHAINS", root().join("target/toolchains"));
-        run_script(
-            &format!("plugin new --lang {lang} --kind {kind} (build)"),
-            cmd,
-        );
-        let report = plugin_test::run(&TestRun {
-            wasm: dir.join(format!("dist/{name}.wasm")),
-            cases: dir.join("cases.yaml"),
-            manifest: None,
-            name: None,
-            strict_imports: false,
-        })
-        .await
-        .unwrap();
-        assert_eq!(report.failed(), 0, "{lang} {kind}:\n{}", report.to_text());
-        assert!(!report.results.is_empty());
+        // JavaScript: the default StarlingMonkey build (plugin.js, the
+        // current contract), then QuickJS (plugin.quickjs.js, 0.1.0).
+        let backends: &[(&str, Contract)] = match lang {
+            Lang::Js => &[
+                ("starlingmonkey", Contract::V0_2),
+                ("quickjs", Contract::V0_1),
+            ],
+            _ => &[("", Contract::V0_2)],
+        };
+        for &(backend, contract) in backends {
+            let mut cmd = Command::new(dir.join("build"));
+            cmd.env("SLUICE_TOOLCHAINS", root().join("target/toolchains"));
+            let mut label = format!("plugin new --lang {lang} --kind {kind}");
+            if !backend.is_empty() {
+                cmd.env("JCO_BACKEND", backend);
+                label.push_str(&format!(" JCO_BACKEND={backend}"));
+            }
+            run_script(&format!("{label} (build)"), cmd);
+            let wasm = dir.join(format!("dist/{name}.wasm"));
+            let audited = audit(&wasm, None, &PluginsConfig::default()).unwrap();
+            assert_eq!(audited.contract, Some(contract), "{lang} {backend} {kind}");
+            let report = plugin_test::run(&TestRun {
+                wasm,
+                cases: dir.join("cases.yaml"),
+                manifest: None,
+                name: None,
+                strict_imports: false,
+            })
+            .await
+            .unwrap();
+            let text = report.to_text();
+            assert_eq!(report.failed(), 0, "{lang} {backend} {kind}:\n{text}");
+            assert!(!report.results.is_empty());
+        }
     }
 }
 

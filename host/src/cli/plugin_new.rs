@@ -21,7 +21,9 @@ pub enum Lang {
     Rust,
     /// Python with componentize-py (PyPI).
     Python,
-    /// JavaScript with jco (npm); StarlingMonkey by default (templates/js/build says why).
+    /// JavaScript with jco (npm): StarlingMonkey by default (`plugin.js`);
+    /// `JCO_BACKEND=quickjs` builds `plugin.quickjs.js` on the frozen
+    /// contract 0.1.0 (templates/js/build says why).
     Js,
     /// C with wit-bindgen c, Debian clang and wasi-libc.
     C,
@@ -79,14 +81,24 @@ impl Lang {
                     K::CostPolicy => include_str!("templates/python/cost-policy.py"),
                 },
             )],
-            (Lang::Js, k) => vec![(
-                "plugin.js",
-                match k {
-                    K::Guardrail => include_str!("templates/js/guardrail.js"),
-                    K::Router => include_str!("templates/js/router.js"),
-                    K::CostPolicy => include_str!("templates/js/cost-policy.js"),
-                },
-            )],
+            (Lang::Js, k) => vec![
+                (
+                    "plugin.js",
+                    match k {
+                        K::Guardrail => include_str!("templates/js/guardrail.js"),
+                        K::Router => include_str!("templates/js/router.js"),
+                        K::CostPolicy => include_str!("templates/js/cost-policy.js"),
+                    },
+                ),
+                (
+                    "plugin.quickjs.js",
+                    match k {
+                        K::Guardrail => include_str!("templates/js/guardrail.quickjs.js"),
+                        K::Router => include_str!("templates/js/router.quickjs.js"),
+                        K::CostPolicy => include_str!("templates/js/cost-policy.quickjs.js"),
+                    },
+                ),
+            ],
             (Lang::C, k) => vec![(
                 "plugin.c",
                 match k {
@@ -125,6 +137,35 @@ const WIT: &[(&str, &str)] = &[
     (
         "cost-policy.wit",
         include_str!("../../../wit/cost-policy.wit"),
+    ),
+];
+
+/// The frozen contract `0.1.0`, for the QuickJS builds of JavaScript
+/// projects (`wit/frozen/0.1.0/`; templates/js/build says why).
+const WIT_0_1: &[(&str, &str)] = &[
+    (
+        "worlds.wit",
+        include_str!("../../../wit/frozen/0.1.0/worlds.wit"),
+    ),
+    (
+        "types.wit",
+        include_str!("../../../wit/frozen/0.1.0/types.wit"),
+    ),
+    (
+        "host.wit",
+        include_str!("../../../wit/frozen/0.1.0/host.wit"),
+    ),
+    (
+        "guardrail.wit",
+        include_str!("../../../wit/frozen/0.1.0/guardrail.wit"),
+    ),
+    (
+        "router.wit",
+        include_str!("../../../wit/frozen/0.1.0/router.wit"),
+    ),
+    (
+        "cost-policy.wit",
+        include_str!("../../../wit/frozen/0.1.0/cost-policy.wit"),
     ),
 ];
 
@@ -190,6 +231,13 @@ pub fn create(p: &NewPlugin) -> anyhow::Result<Vec<PathBuf>> {
         WIT.iter()
             .map(|(f, text)| (Path::new("wit").join(f), (*text).to_owned())),
     );
+    if p.lang == Lang::Js {
+        files.extend(
+            WIT_0_1
+                .iter()
+                .map(|(f, text)| (Path::new("wit/frozen/0.1.0").join(f), (*text).to_owned())),
+        );
+    }
     for (rel, text) in &files {
         let path = p.dir.join(rel);
         if let Some(parent) = path.parent() {
@@ -220,7 +268,7 @@ fn readme(p: &NewPlugin) -> String {
         Lang::Rust => "rustup and cargo (it adds the wasm32-wasip2 target)",
         Lang::Python => "python3 (it installs componentize-py from PyPI into target/toolchains)",
         Lang::Js => {
-            "node and npm (it installs jco into target/toolchains); JCO_BACKEND=quickjs for QuickJS instead of SpiderMonkey (see build: not usable with this contract yet)"
+            "node and npm (it installs jco into target/toolchains); `JCO_BACKEND=quickjs ./build` builds plugin.quickjs.js with QuickJS instead (smaller and faster than SpiderMonkey) on the frozen contract 0.1.0 in wit/frozen/ (see build for why)"
         }
         Lang::C => {
             "apt-get (clang, wasi-libc; needs root), cargo (wit-bindgen-cli into target/toolchains) and rustc's wasm-component-ld"
@@ -277,6 +325,21 @@ mod tests {
                             files.contains(&Path::new("wit").join(f.file_name())),
                             "{:?}",
                             f.file_name()
+                        );
+                    }
+                }
+                // QuickJS builds of JavaScript need the frozen 0.1.0 too.
+                if lang == Lang::Js {
+                    for f in std::fs::read_dir(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/../wit/frozen/0.1.0"
+                    ))
+                    .unwrap()
+                    {
+                        let f = f.unwrap().file_name();
+                        assert!(
+                            files.contains(&Path::new("wit/frozen/0.1.0").join(&f)),
+                            "{f:?}"
                         );
                     }
                 }
