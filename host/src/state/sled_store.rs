@@ -39,8 +39,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(300);
 /// sled's flusher period in `group` mode, where the book's writer does the
 /// group flush: the flusher is left its segment GC (it is sled's only GC
 /// driver) and a spare fsync. sled's own default. At the group window (10
-/// ms) it woke and fsynced 100 times a second, idle or not, and at 100 rps
-/// cost ~60 µs of CPU per request (`bench/README.md`).
+/// ms) it woke and fsynced 100 times a second, idle or not (12 % of the
+/// gateway's CPU samples at 100 rps: `bench/README.md`).
 const SLED_GC_EVERY_MS: u64 = 500;
 
 pub(crate) struct SledStore {
