@@ -10,7 +10,7 @@ import sys
 import tempfile
 
 from . import loadgen, report
-from .common import ALL_TARGETS, DEFAULT_TARGETS, PLUGINS, ROOT, SLUICE, STATE_TARGETS, chat_body, git, log
+from .common import ALL_TARGETS, BASE_TARGETS, DEFAULT_TARGETS, PLUGINS, ROOT, SLUICE, STATE_TARGETS, chat_body, git, log
 from .hotswap import hot_swap
 from .measure import idle_rss_10_plugins, run_target
 from .processes import PROCS, http, install_cleanup
@@ -26,6 +26,8 @@ def parser(description):
     ap.add_argument("--duration", type=int, default=15, help="seconds per rate (default %(default)s)")
     ap.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
                     help="comma-separated, from: " + ", ".join(ALL_TARGETS) + " (default %(default)s)")
+    ap.add_argument("--base-bin", help="another Sluice build (e.g. main's) serving targets sluice-base and "
+                    "sluice-base-tpc, the same configs as sluice and sluice-tpc: an A/B in one run")
     ap.add_argument("--nostate-bin", help="a Sluice binary from before the state was on the request path: "
                     "target sluice-nostate, the baseline of the sluice-state* targets")
     ap.add_argument("--shared-limit", action="store_true",
@@ -81,7 +83,7 @@ def resolve(ap, args):
     if want & set(STATE_TARGETS):
         want.add("sluice-nostate")
     if want & {"sluice", "sluice-nostate", "sluice-guardrails", "sluice-cache-hit", "sluice-cache-miss",
-               "sluice-tpc", "sluice-guardrails-tpc", "litellm", "portkey"}:
+               "sluice-tpc", "sluice-guardrails-tpc", "litellm", "portkey", *BASE_TARGETS}:
         want.add("direct")
     if want & {"sluice-stream", "sluice-stream-tpc"}:
         want.add("direct-stream")
@@ -110,6 +112,7 @@ def meta(args, ts, tmp):
         "connections": args.connections or "rate/4 within 50..500",
         "stream_token_delay_ms": args.stream_token_delay_ms,
         "nostate_bin": args.nostate_bin,
+        "base_bin": args.base_bin,
         "tmp": tmp,
     }
 

@@ -13,7 +13,7 @@ PLUGINS = os.path.join(ROOT, "target", "sluice-plugins")
 NGINX = "/usr/sbin/nginx"
 
 # in measurement order: baselines come before the targets compared with them
-ALL_TARGETS = ["direct", "sluice-nostate", "sluice", "sluice-tpc", "sluice-state", "sluice-state-sync",
+ALL_TARGETS = ["direct", "sluice-nostate", "sluice-base", "sluice", "sluice-base-tpc", "sluice-tpc", "sluice-state", "sluice-state-sync",
                "sluice-state-redis", "sluice-cache-miss", "sluice-cache-hit",
                "sluice-guardrails", "sluice-guardrails-tpc", "direct-stream", "sluice-stream", "sluice-stream-tpc",
                "litellm", "portkey"]
@@ -28,6 +28,9 @@ CACHE_TARGETS = ["sluice-cache-miss", "sluice-cache-hit"]
 # (one single-threaded runtime per core); asked for by name
 TPC_TARGETS = ["sluice-tpc", "sluice-guardrails-tpc", "sluice-stream-tpc"]
 TPC_SERVER = 'runtime = "thread-per-core"'
+# sluice and sluice-tpc served by another build (--base-bin, e.g. main's) in the same run: an A/B of a
+# change; asked for by name
+BASE_TARGETS = ["sluice-base", "sluice-base-tpc"]
 GUARDRAILS = ["pii-redact", "length-check", "business-rules"]
 PROMPT = ("Summarise our gateway for a customer in two sentences. Mention that "
           "guardrails check every answer and that streams are checked window by window.")

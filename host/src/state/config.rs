@@ -35,7 +35,8 @@ pub struct StateConfig {
     /// budget race on a 2-core machine), below a client's patience.
     pub redis_timeout_ms: u64,
     /// When a usage record (and the spend it adds) is durable.
-    /// `group` (default): sled fsyncs every `group-commit-ms`; a crash loses
+    /// `group` (default): the ledger writer fsyncs within `group-commit-ms`
+    /// of a write (ledger records, spend, KV entries); a crash loses
     /// at most that window, and the request path never waits for a disk.
     /// `sync`: fsync before the response completes (the client never holds
     /// an answer the ledger lacks), costing one fsync per request (about
@@ -43,8 +44,10 @@ pub struct StateConfig {
     /// Redis's own `appendfsync` (the gateway warns when it is not `always`).
     pub durability: Durability,
     /// The group-commit window in ms: the most a crash can lose in `group`
-    /// mode. Default 10. Smaller = more fsyncs per second (sled flushes on
-    /// its own thread, off the request path).
+    /// mode. Default 10. Smaller = more fsyncs per second (the ledger
+    /// writer flushes on its own thread, off the request path; at light load
+    /// each window with a write costs ~15 thread wake-ups, mostly sled's I/O
+    /// pool: `bench/README.md`).
     pub group_commit_ms: u64,
     /// sled's page cache in MiB. Default 64 (sled's own default is 1 GiB).
     pub sled_cache_mb: u64,

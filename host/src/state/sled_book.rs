@@ -13,9 +13,23 @@
 //! (atomic: after a crash ledger and spend agree), then fsyncs:
 //! - `group`: the writer lets a window of `group-commit-ms` fill before each
 //!   batch, so a crash loses at most that window plus one write; requests
-//!   never wait for the disk.
+//!   never wait for the disk. The writer is also the group flusher of the
+//!   store's other writes (KV, generic logs: [`Book::touch`]), so sled's own
+//!   flusher only runs for its segment GC (see `sled_store`).
 //! - `sync`: `finish` waits until its batch is fsynced. Requests arriving
 //!   during one fsync share the next: one fsync per batch, not per request.
+//!
+//! Each batch is `apply_batch`, sled's `flush` (its `sync_file_range` of the
+//! log, done on one of sled's I/O threads) and an `fdatasync` of the log file
+//! on the writer thread, so the batch is on disk, file size included, when
+//! the writer moves on (before, sled's flusher thread fsynced the file on its
+//! own 10 ms tick, idle or not: one more thread wake-up and fsync per window).
+//!
+//! The window opens with the first record after an idle writer, so at 100
+//! requests a second a batch holds about two records. A writer that lingered
+//! on a timer after each batch (sparing the request its wake-up call) was
+//! measured and doubled the batches, and with them sled's I/O thread
+//! wake-ups (`bench/README.md`, "Light load: the ledger's commits").
 //!
 //! Measured (`sled_parts` in `benches/state.rs`): keeping reservations in
 //! sled and writing each settle through its own batch cost ~150 µs per
@@ -24,6 +38,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -40,11 +55,17 @@ pub(crate) struct Book {
 
 struct Shared {
     db: sled::Db,
+    /// sled's log file (`<dir>/db`), opened again to `fdatasync` it after
+    /// each batch: sled's `flush` only does `sync_file_range`, which
+    /// neither persists a grown file's size nor flushes the disk's cache.
+    log: std::fs::File,
     tree: Tree,
     sync: bool,
     window: Duration,
     state: Mutex<State>,
     work: Condvar,
+    /// Batches written so far (tests wait on it).
+    batches: AtomicU64,
 }
 
 #[derive(Default)]
@@ -59,6 +80,10 @@ struct State {
     dirty: HashSet<Vec<u8>>,
     /// Callers waiting for the next batch to be on disk.
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    /// Writes outside the book (KV, generic logs) wait for the next flush.
+    unflushed: bool,
+    /// The writer waits for work with no deadline: new work must wake it.
+    parked: bool,
     shutdown: bool,
 }
 
@@ -77,7 +102,16 @@ struct Held {
 
 impl State {
     fn has_work(&self) -> bool {
-        !self.records.is_empty() || !self.dirty.is_empty() || !self.waiters.is_empty()
+        !self.records.is_empty()
+            || !self.dirty.is_empty()
+            || !self.waiters.is_empty()
+            || self.unflushed
+    }
+
+    /// Whether the writer must be woken for new work (once per park: later
+    /// callers skip the `notify`).
+    fn unpark(&mut self) -> bool {
+        std::mem::take(&mut self.parked)
     }
 
     /// Drop reservations whose expiry has passed (their requests died
@@ -105,14 +139,23 @@ impl State {
 }
 
 impl Book {
-    pub(crate) fn open(db: sled::Db, tree: Tree, sync: bool, window: Duration) -> Result<Book> {
+    /// `log` is sled's log file (`<dir>/db`), fsynced after each batch.
+    pub(crate) fn open(
+        db: sled::Db,
+        log: std::fs::File,
+        tree: Tree,
+        sync: bool,
+        window: Duration,
+    ) -> Result<Book> {
         let shared = Arc::new(Shared {
             db,
+            log,
             tree,
             sync,
             window,
             state: Mutex::new(State::default()),
             work: Condvar::new(),
+            batches: AtomicU64::new(0),
         });
         let s = shared.clone();
         let writer = std::thread::Builder::new()
@@ -199,9 +242,6 @@ impl Book {
         let mut wait = None;
         let values = {
             let mut st = self.shared.state.lock();
-            // The writer sleeps only when there is no work: wake it on the
-            // first piece of new work.
-            let idle = !st.has_work();
             st.release(id);
             let mut values = Vec::with_capacity(counters.len());
             for c in counters {
@@ -223,8 +263,9 @@ impl Book {
                     wait = Some(rx);
                 }
             }
-            // A waiter also cuts a group window short: wake the writer then.
-            if (idle && st.has_work()) || wait.is_some() {
+            // A parked writer needs a wake-up for new work; a waiter also
+            // cuts a group window short.
+            if (st.has_work() && st.unpark()) || wait.is_some() {
                 self.shared.work.notify_one();
             }
             values
@@ -233,6 +274,16 @@ impl Book {
             written(rx).await?;
         }
         Ok(values)
+    }
+
+    /// Record a write made outside the book (KV, generic logs) in group
+    /// mode: the next batch flushes it, within the window like a record.
+    pub(crate) fn touch(&self) {
+        let mut st = self.shared.state.lock();
+        st.unflushed = true;
+        if st.unpark() {
+            self.shared.work.notify_one();
+        }
     }
 
     /// Wait until everything settled so far is written and fsynced.
@@ -305,11 +356,13 @@ async fn written(rx: oneshot::Receiver<Result<(), String>>) -> Result<()> {
 impl Shared {
     fn run(&self) {
         loop {
-            let (records, counters, waiters, last) = {
+            let (records, counters, unflushed, waiters, last) = {
                 let mut st = self.state.lock();
                 while !st.has_work() && !st.shutdown {
+                    st.parked = true;
                     self.work.wait(&mut st);
                 }
+                st.parked = false;
                 // Group mode: let the window fill, unless someone waits.
                 if !self.sync && st.waiters.is_empty() && !st.shutdown {
                     let deadline = Instant::now() + self.window;
@@ -319,6 +372,7 @@ impl Shared {
                         }
                     }
                 }
+                let unflushed = std::mem::take(&mut st.unflushed);
                 let counters: Vec<(Vec<u8>, Vec<u8>)> = std::mem::take(&mut st.dirty)
                     .into_iter()
                     .filter_map(|k| {
@@ -331,11 +385,13 @@ impl Shared {
                 (
                     std::mem::take(&mut st.records),
                     counters,
+                    unflushed,
                     std::mem::take(&mut st.waiters),
                     last,
                 )
             };
-            let result = self.write(records, counters);
+            let result = self.write(records, counters, unflushed);
+            self.batches.fetch_add(1, Ordering::Release);
             if let Err(e) = &result {
                 tracing::error!(error = %e, "state: writing ledger records and spend failed");
             }
@@ -348,11 +404,14 @@ impl Shared {
         }
     }
 
+    /// `unflushed`: writes outside the book are waiting for this flush.
     fn write(
         &self,
         records: Vec<(Vec<u8>, Vec<u8>)>,
         counters: Vec<(Vec<u8>, Vec<u8>)>,
+        unflushed: bool,
     ) -> std::result::Result<(), String> {
+        let dirty = unflushed || !records.is_empty() || !counters.is_empty();
         if !records.is_empty() || !counters.is_empty() {
             let mut batch = Batch::default();
             for (k, v) in records.into_iter().chain(counters) {
@@ -360,7 +419,13 @@ impl Shared {
             }
             self.tree.apply_batch(batch).map_err(|e| e.to_string())?;
         }
-        self.db.flush().map(|_| ()).map_err(|e| e.to_string())
+        let written = self.db.flush().map_err(|e| e.to_string())?;
+        // Also when this flush wrote nothing: a full log buffer may have
+        // gone out on its own, with `sync_file_range` only.
+        if dirty || written > 0 {
+            self.log.sync_data().map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 
@@ -392,4 +457,44 @@ fn decode_counter(key: &[u8], v: &[u8]) -> Result<(Nanos, u64)> {
         i64::from_be_bytes(spent.try_into().map_err(|_| corrupt())?),
         u64::from_be_bytes(exp.try_into().map_err(|_| corrupt())?),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In group mode sled's own flusher no longer runs at the window, so a
+    /// write outside the book must reach the disk through the writer.
+    #[test]
+    fn touched_writes_get_a_batch_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path())
+            .flush_every_ms(None)
+            .open()
+            .unwrap();
+        let log = std::fs::File::open(dir.path().join("db")).unwrap();
+        let book = Book::open(
+            db.clone(),
+            log,
+            db.open_tree("main").unwrap(),
+            false,
+            Duration::from_millis(10),
+        )
+        .unwrap();
+        let batches = || book.shared.batches.load(Ordering::Acquire);
+        assert_eq!(batches(), 0, "an idle writer writes nothing");
+        db.open_tree("kv").unwrap().insert(b"k", b"v").unwrap();
+        book.touch();
+        // Without the touch the writer stays parked: no batch, ever (the
+        // cap is far above any scheduling delay).
+        let cap = Instant::now() + Duration::from_secs(60);
+        while batches() == 0 {
+            assert!(Instant::now() < cap, "the touched write was never flushed");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!book.shared.state.lock().unflushed);
+        // The write is durable: nothing is left for an explicit flush.
+        assert_eq!(db.flush().unwrap(), 0);
+    }
 }
