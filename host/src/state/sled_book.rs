@@ -38,7 +38,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -64,8 +63,10 @@ struct Shared {
     window: Duration,
     state: Mutex<State>,
     work: Condvar,
-    /// Batches written so far (tests wait on it).
-    batches: AtomicU64,
+    /// Batches written so far, and its signal (tests wait on it; one
+    /// uncontended lock per batch, beside an fsync).
+    batches: Mutex<u64>,
+    batched: Condvar,
 }
 
 #[derive(Default)]
@@ -155,7 +156,8 @@ impl Book {
             window,
             state: Mutex::new(State::default()),
             work: Condvar::new(),
-            batches: AtomicU64::new(0),
+            batches: Mutex::new(0),
+            batched: Condvar::new(),
         });
         let s = shared.clone();
         let writer = std::thread::Builder::new()
@@ -391,7 +393,8 @@ impl Shared {
                 )
             };
             let result = self.write(records, counters, unflushed);
-            self.batches.fetch_add(1, Ordering::Release);
+            *self.batches.lock() += 1;
+            self.batched.notify_all();
             if let Err(e) = &result {
                 tracing::error!(error = %e, "state: writing ledger records and spend failed");
             }
@@ -482,17 +485,25 @@ mod tests {
             Duration::from_millis(10),
         )
         .unwrap();
-        let batches = || book.shared.batches.load(Ordering::Acquire);
-        assert_eq!(batches(), 0, "an idle writer writes nothing");
+        assert_eq!(
+            *book.shared.batches.lock(),
+            0,
+            "an idle writer writes nothing"
+        );
         db.open_tree("kv").unwrap().insert(b"k", b"v").unwrap();
         book.touch();
         // Without the touch the writer stays parked: no batch, ever (the
         // cap is far above any scheduling delay).
         let cap = Instant::now() + Duration::from_secs(60);
-        while batches() == 0 {
-            assert!(Instant::now() < cap, "the touched write was never flushed");
-            std::thread::sleep(Duration::from_millis(1));
+        let mut batches = book.shared.batches.lock();
+        while *batches == 0 {
+            let waited = book.shared.batched.wait_until(&mut batches, cap);
+            assert!(
+                !waited.timed_out() || *batches > 0,
+                "the touched write was never flushed"
+            );
         }
+        drop(batches);
         assert!(!book.shared.state.lock().unflushed);
         // The write is durable: nothing is left for an explicit flush.
         assert_eq!(db.flush().unwrap(), 0);
