@@ -74,6 +74,66 @@ pub trait WindowChecker: Send + 'static {
     /// Upstream text of `choice` that arrived after the answer was held:
     /// never checked, never sent, kept for the reviewer.
     fn withhold(&mut self, _choice: u32, _text: &str) {}
+
+    /// True when a check costs next to nothing (no guardrail in the
+    /// chain): text that passed is then not flushed before the next one
+    /// (see [`Flushing`]). Default: false.
+    fn is_free(&self) -> bool {
+        false
+    }
+}
+
+/// A checker that lets the server write what passed before it checks more.
+///
+/// Hyper polls a response body for frames as long as they are ready and
+/// writes them to the socket only once the body is pending (or 16 frames
+/// are queued). Windows are checked inline, so when an upstream read
+/// brings several events at once (a short answer, a proxy that buffers,
+/// TCP coalescing) the first window's text would sit in hyper's buffer
+/// while every later window is checked and the ledger settles: the time
+/// to first token grew by all of that (bench/README.md, "Time to first
+/// token through three guardrails"). Yielding once to the runtime before
+/// costly work, when text was sent since the last yield, makes the body
+/// pending for one poll: hyper writes, then polls again at once. It costs
+/// one task poll per window, and one write per window of a burst.
+struct Flushing<C> {
+    inner: C,
+    /// Text was yielded since the last yield to the runtime.
+    unflushed: bool,
+}
+
+impl<C: WindowChecker> Flushing<C> {
+    /// Yield to the runtime if text was sent since the last time.
+    async fn flush(&mut self) {
+        if std::mem::take(&mut self.unflushed) {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+impl<C: WindowChecker> WindowChecker for Flushing<C> {
+    async fn check(
+        &mut self,
+        text: &str,
+        ctx: &OutputContext,
+    ) -> Result<String, (String, Rejection)> {
+        if !self.inner.is_free() {
+            self.flush().await;
+        }
+        self.inner.check(text, ctx).await
+    }
+
+    fn held(&self) -> Option<String> {
+        self.inner.held()
+    }
+
+    fn withhold(&mut self, choice: u32, text: &str) {
+        self.inner.withhold(choice, text);
+    }
+
+    fn is_free(&self) -> bool {
+        self.inner.is_free()
+    }
 }
 
 /// How a stream ended, for its ledger record.
@@ -334,11 +394,15 @@ fn last_sentence_end(s: &str) -> Option<usize> {
 /// it either way).
 pub fn guarded(
     mut upstream: BoxStream<'static, Result<ChatChunk, UpstreamError>>,
-    mut checker: impl WindowChecker,
+    checker: impl WindowChecker,
     cfg: StreamWindowConfig,
     include_usage: bool,
     mut ledger: impl StreamLedger,
 ) -> BoxStream<'static, StreamEvent> {
+    let mut checker = Flushing {
+        inner: checker,
+        unflushed: false,
+    };
     let stream = async_stream::stream! {
         let mut held: BTreeMap<u32, Held> = BTreeMap::new();
         // Choices whose finish_reason the client has.
@@ -390,6 +454,7 @@ pub fn guarded(
                     yield StreamEvent::Chunk(head);
                 }
             }
+            checker.unflushed |= !passed.is_empty();
             for c in passed {
                 yield StreamEvent::Chunk(c);
             }
@@ -407,6 +472,7 @@ pub fn guarded(
         for h in held.values_mut().filter(|h| !h.finished) {
             match h.finish(&mut checker, &template).await {
                 Ok(chunks) => {
+                    checker.unflushed |= !chunks.is_empty();
                     for c in chunks {
                         yield StreamEvent::Chunk(c);
                     }
@@ -418,7 +484,9 @@ pub fn guarded(
                 }
             }
         }
-        // The record is written before the client holds the whole answer.
+        // The record is written before the client holds the whole answer,
+        // but after the server wrote what it has.
+        checker.flush().await;
         if let Some(e) = ledger.end(StreamEnd::Complete).await {
             yield StreamEvent::Error(e);
             return;

@@ -525,3 +525,34 @@ async fn tool_calls_and_refusals_are_held_and_checked_before_they_are_sent() {
         Some(StreamEvent::Error(Error::GuardrailRejected { .. }))
     ));
 }
+
+/// Hyper writes a body's frames to the socket only once the body is
+/// pending: text that passed must not wait in its buffer while the next
+/// window is checked, even when the upstream had every chunk ready.
+#[tokio::test]
+async fn passed_text_is_handed_to_the_server_before_the_next_check() {
+    let checker = Shouty::default();
+    let calls = checker.0.clone();
+    let chunks = vec![
+        chunk(Some("One. "), None),
+        chunk(Some("Two. "), None),
+        chunk(None, Some("stop")),
+    ];
+    let up = stream::iter(chunks.into_iter().map(Ok)).boxed();
+    let mut events = guarded(up, checker, sentence(), false, ());
+    // Checks run when the stream was pending, and the text it yielded.
+    let (mut pending_after, mut sent) = (Vec::new(), Vec::new());
+    loop {
+        match futures_util::poll!(events.next()) {
+            std::task::Poll::Pending => pending_after.push(calls.lock().unwrap().len()),
+            std::task::Poll::Ready(Some(e)) => sent.extend(texts(&[e])),
+            std::task::Poll::Ready(None) => break,
+        }
+    }
+    assert_eq!(sent, ["ONE. ", "TWO. "]);
+    assert_eq!(
+        pending_after,
+        [1, 2],
+        "pending once after each window's text, before the next check"
+    );
+}
