@@ -76,36 +76,55 @@ pub trait WindowChecker: Send + 'static {
     fn withhold(&mut self, _choice: u32, _text: &str) {}
 
     /// True when a check costs next to nothing (no guardrail in the
-    /// chain): text that passed is then not flushed before the next one
-    /// (see [`Flushing`]). Default: false.
+    /// chain): the first text is then not written out before the next
+    /// check, only before the ledger settles (see [`Flushing`]).
+    /// Default: false.
     fn is_free(&self) -> bool {
         false
     }
 }
 
-/// A checker that lets the server write what passed before it checks more.
+/// A checker that has the server write the stream's first text before
+/// more is checked.
 ///
 /// Hyper polls a response body for frames as long as they are ready and
 /// writes them to the socket only once the body is pending (or 16 frames
 /// are queued). Windows are checked inline, so when an upstream read
 /// brings several events at once (a short answer, a proxy that buffers,
-/// TCP coalescing) the first window's text would sit in hyper's buffer
-/// while every later window is checked and the ledger settles: the time
-/// to first token grew by all of that (bench/README.md, "Time to first
-/// token through three guardrails"). Yielding once to the runtime before
-/// costly work, when text was sent since the last yield, makes the body
-/// pending for one poll: hyper writes, then polls again at once. It costs
-/// one task poll per window, and one write per window of a burst.
+/// TCP coalescing, a cache replay) the first window's text sat in hyper's
+/// buffer while every later window was checked and the ledger settled:
+/// the time to first token grew by all of that (bench/README.md, "Time to
+/// first token through three guardrails"). Yielding to the runtime once,
+/// before the first costly step after the first text, makes the body
+/// pending for one poll: hyper writes, then polls on at once. Later text
+/// of a burst is written together, as before: writing every window on its
+/// own cost more whole-answer time than it saved (measured).
 struct Flushing<C> {
     inner: C,
-    /// Text was yielded since the last yield to the runtime.
-    unflushed: bool,
+    first: FirstText,
+}
+
+/// Where the stream's first text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstText {
+    NotSent,
+    /// Yielded; hyper may still hold it.
+    Unwritten,
+    Written,
 }
 
 impl<C: WindowChecker> Flushing<C> {
-    /// Yield to the runtime if text was sent since the last time.
+    /// Text was yielded (when `any`).
+    fn sent(&mut self, any: bool) {
+        if any && self.first == FirstText::NotSent {
+            self.first = FirstText::Unwritten;
+        }
+    }
+
+    /// Yield to the runtime once if the first text may still be buffered.
     async fn flush(&mut self) {
-        if std::mem::take(&mut self.unflushed) {
+        if self.first == FirstText::Unwritten {
+            self.first = FirstText::Written;
             tokio::task::yield_now().await;
         }
     }
@@ -401,7 +420,7 @@ pub fn guarded(
 ) -> BoxStream<'static, StreamEvent> {
     let mut checker = Flushing {
         inner: checker,
-        unflushed: false,
+        first: FirstText::NotSent,
     };
     let stream = async_stream::stream! {
         let mut held: BTreeMap<u32, Held> = BTreeMap::new();
@@ -454,7 +473,7 @@ pub fn guarded(
                     yield StreamEvent::Chunk(head);
                 }
             }
-            checker.unflushed |= !passed.is_empty();
+            checker.sent(!passed.is_empty());
             for c in passed {
                 yield StreamEvent::Chunk(c);
             }
@@ -472,7 +491,7 @@ pub fn guarded(
         for h in held.values_mut().filter(|h| !h.finished) {
             match h.finish(&mut checker, &template).await {
                 Ok(chunks) => {
-                    checker.unflushed |= !chunks.is_empty();
+                    checker.sent(!chunks.is_empty());
                     for c in chunks {
                         yield StreamEvent::Chunk(c);
                     }
@@ -485,7 +504,7 @@ pub fn guarded(
             }
         }
         // The record is written before the client holds the whole answer,
-        // but after the server wrote what it has.
+        // but not before it holds the first text.
         checker.flush().await;
         if let Some(e) = ledger.end(StreamEnd::Complete).await {
             yield StreamEvent::Error(e);
