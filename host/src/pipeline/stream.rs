@@ -94,11 +94,12 @@ pub trait WindowChecker: Send + 'static {
 /// TCP coalescing, a cache replay) the first window's text sat in hyper's
 /// buffer while every later window was checked and the ledger settled:
 /// the time to first token grew by all of that (bench/README.md, "Time to
-/// first token through three guardrails"). Yielding to the runtime once,
-/// before the first costly step after the first text, makes the body
-/// pending for one poll: hyper writes, then polls on at once. Later text
-/// of a burst is written together, as before: writing every window on its
-/// own cost more whole-answer time than it saved (measured).
+/// first token through three guardrails"). Once, before the first costly
+/// step after the first text, the body is pending for one poll
+/// ([`PendingOnce`]): hyper writes, then polls the body again within the
+/// same wake-up. Later text of a burst is written together, as before:
+/// writing every window on its own cost more whole-answer time than it
+/// saved (measured).
 struct Flushing<C> {
     inner: C,
     first: FirstText,
@@ -121,12 +122,37 @@ impl<C: WindowChecker> Flushing<C> {
         }
     }
 
-    /// Yield to the runtime once if the first text may still be buffered.
+    /// Be pending once if the first text may still be buffered.
     async fn flush(&mut self) {
         if self.first == FirstText::Unwritten {
             self.first = FirstText::Written;
-            tokio::task::yield_now().await;
+            PendingOnce(false).await;
         }
+    }
+}
+
+/// Pending on its first poll, with its own wake-up already sent; ready on
+/// the next. Not `tokio::task::yield_now`: that defers the wake-up until the
+/// worker has no other task, or 61 polls later, which under load held
+/// streams for tens to hundreds of ms (bench/README.md). Hyper (1.12)
+/// polls a body again right after the flush a pending body lets it do, so
+/// the stream goes on at once; the wake-up sent costs one spare poll of
+/// the connection's task, and keeps the stream alive whatever the server.
+struct PendingOnce(bool);
+
+impl Future for PendingOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 
