@@ -855,6 +855,10 @@ impl stream::WindowChecker for ChainChecker {
     fn withhold(&mut self, choice: u32, text: &str) {
         self.review.withhold(choice, text);
     }
+
+    fn is_free(&self) -> bool {
+        self.plugins.is_empty()
+    }
 }
 
 /// Checks the gateway itself needs (the upstream validates the rest); the

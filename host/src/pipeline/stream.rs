@@ -74,6 +74,111 @@ pub trait WindowChecker: Send + 'static {
     /// Upstream text of `choice` that arrived after the answer was held:
     /// never checked, never sent, kept for the reviewer.
     fn withhold(&mut self, _choice: u32, _text: &str) {}
+
+    /// True when a check costs next to nothing (no guardrail in the
+    /// chain): the first text is then not written out before the next
+    /// check, only before the ledger settles (see [`Flushing`]).
+    /// Default: false.
+    fn is_free(&self) -> bool {
+        false
+    }
+}
+
+/// A checker that has the server write the stream's first text before
+/// more is checked.
+///
+/// Hyper polls a response body for frames as long as they are ready and
+/// writes them to the socket only once the body is pending (or 16 frames
+/// are queued). Windows are checked inline, so when an upstream read
+/// brings several events at once (a short answer, a proxy that buffers,
+/// TCP coalescing, a cache replay) the first window's text sat in hyper's
+/// buffer while every later window was checked and the ledger settled:
+/// the time to first token grew by all of that (bench/README.md, "Time to
+/// first token through three guardrails"). Once, before the first costly
+/// step after the first text, the body is pending for one poll
+/// ([`PendingOnce`]): hyper writes, then polls the body again within the
+/// same wake-up. Later text of a burst is written together, as before:
+/// writing every window on its own cost more whole-answer time than it
+/// saved (measured).
+struct Flushing<C> {
+    inner: C,
+    first: FirstText,
+}
+
+/// Where the stream's first text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstText {
+    NotSent,
+    /// Yielded; hyper may still hold it.
+    Unwritten,
+    Written,
+}
+
+impl<C: WindowChecker> Flushing<C> {
+    /// Text was yielded (when `any`).
+    fn sent(&mut self, any: bool) {
+        if any && self.first == FirstText::NotSent {
+            self.first = FirstText::Unwritten;
+        }
+    }
+
+    /// Be pending once if the first text may still be buffered.
+    async fn flush(&mut self) {
+        if self.first == FirstText::Unwritten {
+            self.first = FirstText::Written;
+            PendingOnce(false).await;
+        }
+    }
+}
+
+/// Pending on its first poll, with its own wake-up already sent; ready on
+/// the next. Not `tokio::task::yield_now`: that defers the wake-up until the
+/// worker has no other task, or 61 polls later, which under load held
+/// streams for tens to hundreds of ms (bench/README.md). Hyper (1.12)
+/// polls a body again right after the flush a pending body lets it do, so
+/// the stream goes on at once; the wake-up sent costs one spare poll of
+/// the connection's task, and keeps the stream alive whatever the server.
+struct PendingOnce(bool);
+
+impl Future for PendingOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+impl<C: WindowChecker> WindowChecker for Flushing<C> {
+    async fn check(
+        &mut self,
+        text: &str,
+        ctx: &OutputContext,
+    ) -> Result<String, (String, Rejection)> {
+        if !self.inner.is_free() {
+            self.flush().await;
+        }
+        self.inner.check(text, ctx).await
+    }
+
+    fn held(&self) -> Option<String> {
+        self.inner.held()
+    }
+
+    fn withhold(&mut self, choice: u32, text: &str) {
+        self.inner.withhold(choice, text);
+    }
+
+    fn is_free(&self) -> bool {
+        self.inner.is_free()
+    }
 }
 
 /// How a stream ended, for its ledger record.
@@ -334,11 +439,15 @@ fn last_sentence_end(s: &str) -> Option<usize> {
 /// it either way).
 pub fn guarded(
     mut upstream: BoxStream<'static, Result<ChatChunk, UpstreamError>>,
-    mut checker: impl WindowChecker,
+    checker: impl WindowChecker,
     cfg: StreamWindowConfig,
     include_usage: bool,
     mut ledger: impl StreamLedger,
 ) -> BoxStream<'static, StreamEvent> {
+    let mut checker = Flushing {
+        inner: checker,
+        first: FirstText::NotSent,
+    };
     let stream = async_stream::stream! {
         let mut held: BTreeMap<u32, Held> = BTreeMap::new();
         // Choices whose finish_reason the client has.
@@ -390,6 +499,7 @@ pub fn guarded(
                     yield StreamEvent::Chunk(head);
                 }
             }
+            checker.sent(!passed.is_empty());
             for c in passed {
                 yield StreamEvent::Chunk(c);
             }
@@ -407,6 +517,7 @@ pub fn guarded(
         for h in held.values_mut().filter(|h| !h.finished) {
             match h.finish(&mut checker, &template).await {
                 Ok(chunks) => {
+                    checker.sent(!chunks.is_empty());
                     for c in chunks {
                         yield StreamEvent::Chunk(c);
                     }
@@ -418,7 +529,9 @@ pub fn guarded(
                 }
             }
         }
-        // The record is written before the client holds the whole answer.
+        // The record is written before the client holds the whole answer,
+        // but not before it holds the first text.
+        checker.flush().await;
         if let Some(e) = ledger.end(StreamEnd::Complete).await {
             yield StreamEvent::Error(e);
             return;

@@ -525,3 +525,82 @@ async fn tool_calls_and_refusals_are_held_and_checked_before_they_are_sent() {
         Some(StreamEvent::Error(Error::GuardrailRejected { .. }))
     ));
 }
+
+/// Polls `events` to the end without waiting; returns the number of
+/// checks `calls` had seen each time the stream was pending, and the text
+/// it yielded.
+async fn poll_through(
+    mut events: BoxStream<'static, StreamEvent>,
+    calls: &Mutex<Vec<Call>>,
+) -> (Vec<usize>, Vec<String>) {
+    let (mut pending_after, mut sent) = (Vec::new(), Vec::new());
+    loop {
+        match futures_util::poll!(events.next()) {
+            std::task::Poll::Pending => pending_after.push(calls.lock().unwrap().len()),
+            std::task::Poll::Ready(Some(e)) => sent.extend(texts(&[e])),
+            std::task::Poll::Ready(None) => return (pending_after, sent),
+        }
+    }
+}
+
+fn three_sentences() -> BoxStream<'static, Result<ChatChunk, UpstreamError>> {
+    let chunks = vec![
+        chunk(Some("One. "), None),
+        chunk(Some("Two. "), None),
+        chunk(Some("Three. "), None),
+        chunk(None, Some("stop")),
+    ];
+    stream::iter(chunks.into_iter().map(Ok)).boxed()
+}
+
+/// Hyper writes a body's frames to the socket only once the body is
+/// pending: the first text that passed must not wait in its buffer while
+/// later windows are checked, even when the upstream had every chunk
+/// ready. Later text of the burst is not split up.
+#[tokio::test]
+async fn the_first_text_is_handed_to_the_server_before_the_next_check() {
+    let checker = Shouty::default();
+    let calls = checker.0.clone();
+    let events = guarded(three_sentences(), checker, sentence(), false, ());
+    let (pending_after, sent) = poll_through(events, &calls).await;
+    assert_eq!(sent, ["ONE. ", "TWO. ", "THREE. "]);
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        4,
+        "three windows and the final one"
+    );
+    assert_eq!(
+        pending_after,
+        [1],
+        "pending once, after the first window's text, before the second check"
+    );
+}
+
+/// A chain with nothing in it: checks cost nothing, so the burst is not
+/// split; the first text is still written before the ledger settles.
+#[derive(Clone, Default)]
+struct Free(Shouty);
+
+impl WindowChecker for Free {
+    async fn check(
+        &mut self,
+        text: &str,
+        ctx: &OutputContext,
+    ) -> Result<String, (String, Rejection)> {
+        self.0.check(text, ctx).await
+    }
+
+    fn is_free(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_free_chain_hands_the_first_text_over_before_the_ledger() {
+    let checker = Free::default();
+    let calls = checker.0.0.clone();
+    let events = guarded(three_sentences(), checker, sentence(), false, ());
+    let (pending_after, sent) = poll_through(events, &calls).await;
+    assert_eq!(sent, ["ONE. ", "TWO. ", "THREE. "]);
+    assert_eq!(pending_after, [4], "after every check, before the ledger");
+}
