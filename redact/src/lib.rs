@@ -10,6 +10,7 @@
 //! position), so hostile input cannot make it quadratic. No dependencies:
 //! it builds for `wasm32-wasip2` guests and the host alike.
 
+mod mask;
 pub mod pii;
 pub mod secrets;
 mod skip;

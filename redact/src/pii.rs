@@ -166,7 +166,7 @@ pub(crate) fn find_with(text: &str, enabled: &[Entity], fast: bool) -> Vec<Span>
         }
         if fast {
             if ahead.is_none_or(|(_, digit)| i > digit) {
-                let Some(digit) = skip::position(b, i, skip::digit) else {
+                let Some(digit) = skip::position(b, i, skip::Class::Digit) else {
                     break; // no digit left: nothing but emails, found above
                 };
                 ahead = Some((window(b, digit), digit));
@@ -264,7 +264,7 @@ fn find_emails(b: &[u8], spans: &mut Vec<Span>) {
     let domain = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'-';
     let mut from = 0;
     let mut next = 0;
-    while let Some(k) = skip::position(b, next.max(from), |c| c == b'@') {
+    while let Some(k) = skip::position(b, next.max(from), skip::Class::Byte(b'@')) {
         next = k + 1;
         let mut s = k;
         while s > from && local(b[s - 1]) {
@@ -324,94 +324,104 @@ fn ssn(b: &[u8], i: usize) -> Option<usize> {
 /// The most digits a card number has.
 const CARD_DIGITS: usize = 19;
 
-/// Digit groups from `i` (a digit), separated by single spaces or dashes,
-/// up to [`CARD_DIGITS`]: the digits, each group's length, and the byte
-/// offset after each group. On the stack: this runs at every number in the
-/// text, and allocating here was a third of the scan (perf).
-struct DigitGroups {
-    digits: [u8; CARD_DIGITS],
-    /// (byte offset after the group, digits up to it); a separator is only
-    /// taken when a digit follows, so there are at most as many as digits.
-    ends: [(usize, usize); CARD_DIGITS],
-    groups: usize,
-}
-
-impl DigitGroups {
-    fn scan(b: &[u8], i: usize) -> Self {
-        let mut g = DigitGroups {
-            digits: [0; CARD_DIGITS],
-            ends: [(0, 0); CARD_DIGITS],
-            groups: 0,
-        };
-        let mut n = 0;
-        let mut j = i;
-        while j < b.len() && n < CARD_DIGITS {
-            let c = b[j];
-            if c.is_ascii_digit() {
-                g.digits[n] = c - b'0';
-                n += 1;
-                j += 1;
-            } else if (c == b' ' || c == b'-') && b.get(j + 1).is_some_and(u8::is_ascii_digit) {
-                g.ends[g.groups] = (j, n);
-                g.groups += 1;
-                j += 1;
-            } else {
-                break;
-            }
-        }
-        g.ends[g.groups] = (j, n);
-        g.groups += 1;
-        g
-    }
-}
-
 /// 13-19 digit card numbers (optionally grouped) passing the Luhn check.
+///
+/// Digit groups from `i` (a digit) are separated by single spaces or dashes,
+/// up to [`CARD_DIGITS`]; the longest run of groups that is a card wins.
+/// Each group is judged as it ends, from running sums ([`CardScan`]): no
+/// array of digits or groups to clear per number, which in a guest was a
+/// `memory.fill` call into the host at every number in the text.
 fn card(b: &[u8], i: usize) -> Option<usize> {
     if b[i] == b'0' {
         return None;
     }
-    let g = DigitGroups::scan(b, i);
-    let ends = &g.ends[..g.groups];
-    let mut lens = [0; CARD_DIGITS];
-    for k in 0..ends.len() {
-        lens[k] = ends[k].1 - if k == 0 { 0 } else { ends[k - 1].1 };
+    let mut scan = CardScan {
+        plain: [0; 2],
+        doubled: [0; 2],
+        digits: 0,
+        groups: 0,
+        len: 0,
+        head: [0; 2],
+        all_four: true,
+        best: None,
+    };
+    let mut j = i;
+    while j < b.len() && scan.digits < CARD_DIGITS {
+        let c = b[j];
+        if c.is_ascii_digit() {
+            scan.digit(c - b'0');
+            j += 1;
+        } else if (c == b' ' || c == b'-') && b.get(j + 1).is_some_and(u8::is_ascii_digit) {
+            scan.end_group(b, j);
+            j += 1;
+        } else {
+            break;
+        }
     }
-    (0..ends.len()).rev().find_map(|k| {
-        let (end, n) = ends[k];
-        let ok = (13..=19).contains(&n)
-            && card_layout(&lens[..=k])
+    scan.end_group(b, j);
+    scan.best
+}
+
+/// The state of [`card`]'s scan.
+struct CardScan {
+    /// Digits so far at even and odd positions (from the first digit).
+    plain: [u32; 2],
+    /// The same digits doubled the Luhn way (`2d`, less 9 above 9).
+    doubled: [u32; 2],
+    digits: usize,
+    /// Groups ended so far, and the digits in the current one.
+    groups: usize,
+    len: usize,
+    /// The lengths of the first two groups (Amex/Diners layouts).
+    head: [usize; 2],
+    /// Every ended group has four digits.
+    all_four: bool,
+    /// The end of the longest card so far.
+    best: Option<usize>,
+}
+
+impl CardScan {
+    fn digit(&mut self, d: u8) {
+        let d = u32::from(d);
+        let parity = self.digits % 2;
+        self.plain[parity] += d;
+        self.doubled[parity] += if d * 2 > 9 { d * 2 - 9 } else { d * 2 };
+        self.digits += 1;
+        self.len += 1;
+    }
+
+    /// The current group ends at byte `end`: the groups so far are a card
+    /// when they are 13-19 digits in a printed layout ([`card_layout`]),
+    /// end at a word boundary and pass Luhn.
+    fn end_group(&mut self, b: &[u8], end: usize) {
+        let (k, len, n) = (self.groups, self.len, self.digits);
+        // Luhn doubles every second digit from the last: those at the
+        // parity of `n` counted from the first.
+        let luhn = (self.plain[(n + 1) % 2] + self.doubled[n % 2]).is_multiple_of(10);
+        if (13..=CARD_DIGITS).contains(&n)
+            && card_layout(k, len, self.head, self.all_four)
             && boundary_after(b, end)
-            && luhn(&g.digits[..n]);
-        ok.then_some(end)
-    })
+            && luhn
+        {
+            self.best = Some(end);
+        }
+        if k < 2 {
+            self.head[k] = len;
+        }
+        self.all_four &= len == 4;
+        self.groups += 1;
+        self.len = 0;
+    }
 }
 
 /// Printed card layouts: one run, groups of four (last may be short), or
-/// the 4-6-5 / 4-6-4 of Amex and Diners. Other groupings are lists of numbers.
-fn card_layout(lens: &[usize]) -> bool {
-    match lens {
-        [_] | [4, 6, 5] | [4, 6, 4] => true,
-        [init @ .., last] => init.iter().all(|l| *l == 4) && (1..=4).contains(last),
-        [] => false,
-    }
-}
-
-fn luhn(digits: &[u8]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(k, &d)| {
-            let d = u32::from(d);
-            if k % 2 == 1 {
-                let d2 = d * 2;
-                if d2 > 9 { d2 - 9 } else { d2 }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
+/// the 4-6-5 / 4-6-4 of Amex and Diners. Other groupings are lists of
+/// numbers. `k`: the index of the last group, `len` its length, `head` the
+/// first two lengths, `all_four` whether every group before it has four.
+fn card_layout(k: usize, len: usize, head: [usize; 2], all_four: bool) -> bool {
+    k == 0
+        || (all_four && (1..=4).contains(&len))
+        || (k == 2 && head == [4, 6] && (4..=5).contains(&len))
 }
 
 /// Dotted quad, each octet 0-255, not part of a longer dotted number.

@@ -5,7 +5,7 @@
 //! Slack `xox?-…`, PEM private key blocks) are recognised by shape;
 //! anything else by Shannon entropy.
 
-use crate::skip;
+use crate::{mask, skip};
 
 /// What was found and where (byte range).
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +72,7 @@ fn block_end(text: &str, from: usize) -> usize {
     }
 }
 
-fn token_char(c: u8) -> bool {
+pub(crate) fn token_char(c: u8) -> bool {
     TOKEN[usize::from(c)]
 }
 
@@ -89,32 +89,42 @@ static TOKEN: [bool; 256] = {
 };
 
 /// The start of the first run of token bytes in `b[i..limit]` (cut at
-/// `limit`) at least `min` long, or `limit`. `i` starts a run when `b[i]`
-/// is a token byte (the caller's loop only ever stands after a non-token
-/// byte, a block or at 0). Probes every `min`th byte: a run that long
-/// starting in `i..i + min` covers `b[i + min - 1]`, so when that byte is
-/// not a token byte the whole stretch is passed at once, and otherwise only
-/// the run through it is walked.
-fn next_long_run(b: &[u8], mut i: usize, limit: usize, min: usize) -> usize {
-    while i + min <= limit {
-        let probe = i + min - 1;
-        if !token_char(b[probe]) {
-            i = probe + 1;
-            continue;
+/// `limit`) at least `min` long (`1..=64`), or `limit`. `i` starts a run
+/// when `b[i]` is a token byte (the caller's loop only ever stands after a
+/// non-token byte, a block or at 0).
+///
+/// Whole 64-byte blocks are classified into a mask at once ([`mask`]); a
+/// run of `min` ones is found with `log2(min)` shift-and-ands, and the
+/// ones at the top of a block carry into the next, so a run across blocks
+/// is found where it starts. No branch per byte: ordinary prose (short
+/// words) passes at the speed of the classification.
+fn next_long_run(b: &[u8], i: usize, limit: usize, min: usize) -> usize {
+    let mut p = i;
+    // Token bytes just before `p` (the tail of the previous block): fewer
+    // than `min`, or the run would have been returned.
+    let mut carry = 0;
+    while p < limit {
+        let n = (limit - p).min(mask::BLOCK);
+        let t = match b[p..].first_chunk::<{ mask::BLOCK }>() {
+            Some(block) if n == mask::BLOCK => mask::token(block),
+            _ => mask::scalar(&b[p..p + n], token_char),
+        };
+        let lead = t.trailing_ones() as usize;
+        if carry + lead >= min {
+            return p - carry;
         }
-        // Runs starting before `s` end before the probe: shorter than `min`.
-        let mut s = probe;
-        while s > i && token_char(b[s - 1]) {
-            s -= 1;
+        let mut runs = t; // bit s: `t` has ones at s..s+k
+        let mut k = 1;
+        while k < min {
+            let step = k.min(min - k);
+            runs &= runs >> step;
+            k += step;
         }
-        let mut e = probe + 1;
-        while e < limit && e - s < min && token_char(b[e]) {
-            e += 1;
+        if runs != 0 {
+            return p + runs.trailing_zeros() as usize;
         }
-        if e - s >= min {
-            return s;
-        }
-        i = e + 1; // `b[e]` ends the run: not a token byte (or `limit`)
+        carry = t.leading_ones() as usize;
+        p += n;
     }
     limit
 }
@@ -393,6 +403,54 @@ mod tests {
                     see https://docs.example.com/guides/getting-started/installation2024 and \
                     sk-short, AKIA-lowercase, ghp_short.";
         assert_eq!(kinds(text), []);
+    }
+
+    /// [`next_long_run`] by walking every run, one byte at a time.
+    fn first_long_run(b: &[u8], i: usize, limit: usize, min: usize) -> usize {
+        let mut s = i;
+        while s < limit {
+            let mut e = s;
+            while e < limit && token_char(b[e]) {
+                e += 1;
+            }
+            if e - s >= min {
+                return s;
+            }
+            s = e + 1;
+        }
+        limit
+    }
+
+    #[test]
+    fn long_runs_across_blocks() {
+        // Runs of every length around block edges, cut at every limit.
+        let mut x: u32 = 7;
+        for case in 0..300 {
+            let len = 1 + case % 200;
+            let text: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    // Mostly token bytes, so long runs are common.
+                    if (x >> 16).is_multiple_of(13) {
+                        b' '
+                    } else {
+                        b'a'
+                    }
+                })
+                .collect();
+            for min in 1..=20 {
+                for i in (0..len).filter(|&i| i == 0 || !token_char(text[i - 1])) {
+                    for limit in [len, len.saturating_sub(1).max(i), (i + 70).min(len)] {
+                        assert_eq!(
+                            next_long_run(&text, i, limit, min),
+                            first_long_run(&text, i, limit, min),
+                            "{:?} i {i} limit {limit} min {min}",
+                            String::from_utf8_lossy(&text)
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

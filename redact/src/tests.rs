@@ -115,7 +115,7 @@ fn secrets_then_pii_keeps_keys_whole() {
 /// A corpus of texts built from the shapes every detector starts on (and
 /// stops at), glued in random orders: digits, separators, hex letters,
 /// colons, `@`, whole items, keys, PEM markers and multi-byte text.
-fn corpus(cases: usize) -> Vec<String> {
+pub(crate) fn corpus(cases: usize) -> Vec<String> {
     let gh = format!("ghp_{}", "a1B2c3D4e5".repeat(4));
     let fragments: Vec<&str> = vec![
         " ",

@@ -1,0 +1,211 @@
+//! 64-byte blocks classified into bit masks (bit `k` set when byte `k` is
+//! in a class), so the scanners find runs and positions with word
+//! operations on the mask instead of a branch per byte.
+//!
+//! The same algorithm on every target, with the one 16-byte compare spelled
+//! in each target's vector instructions: SSE2 on x86-64 (always present
+//! there), `simd128` in the guests (built with `+simd128`), and a scalar
+//! loop elsewhere. The guest-against-native benchmark compares the first
+//! two: the same code, each with its own 128-bit vectors.
+
+/// Bytes per mask.
+pub(crate) const BLOCK: usize = 64;
+
+/// The mask of token bytes (ASCII letters and digits, `_ - + / =`) in
+/// `b[..64]`: bit `k` for `b[k]`.
+#[inline]
+pub(crate) fn token(b: &[u8; BLOCK]) -> u64 {
+    imp::token(b)
+}
+
+/// The mask of ASCII digits in `b`.
+#[inline]
+pub(crate) fn digit(b: &[u8; BLOCK]) -> u64 {
+    imp::digit(b)
+}
+
+/// The mask of the bytes of `b` equal to `c`.
+#[inline]
+pub(crate) fn eq(b: &[u8; BLOCK], c: u8) -> u64 {
+    imp::eq(b, c)
+}
+
+// SAFETY (every `unsafe` below): SSE2 is part of the x86-64 baseline, so
+// its intrinsics are always available; the only memory access is the
+// unaligned load of a 16-byte chunk of the block.
+#[cfg(target_arch = "x86_64")]
+mod imp {
+    use core::arch::x86_64::*;
+
+    use super::BLOCK;
+
+    /// The 64-bit mask of `b` from the byte masks `class` gives for each
+    /// 16-byte vector.
+    #[inline(always)]
+    fn bits(b: &[u8; BLOCK], class: impl Fn(__m128i) -> __m128i) -> u64 {
+        let mut m = 0;
+        for (k, chunk) in b.chunks_exact(16).enumerate() {
+            // SAFETY: see the module; the load reads the 16 bytes of `chunk`.
+            let bits =
+                unsafe { _mm_movemask_epi8(class(_mm_loadu_si128(chunk.as_ptr().cast()))) } as u16;
+            m |= u64::from(bits) << (16 * k);
+        }
+        m
+    }
+
+    #[inline]
+    pub(super) fn token(b: &[u8; BLOCK]) -> u64 {
+        bits(b, token16)
+    }
+
+    #[inline]
+    pub(super) fn digit(b: &[u8; BLOCK]) -> u64 {
+        bits(b, |v| within(v, b'0', b'9'))
+    }
+
+    #[inline]
+    pub(super) fn eq(b: &[u8; BLOCK], c: u8) -> u64 {
+        // SAFETY: see the module.
+        bits(b, |v| unsafe { _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8)) })
+    }
+
+    /// `(x - lo) <= (hi - lo)` per unsigned byte: `min_epu8` is SSE2's
+    /// unsigned compare.
+    #[inline(always)]
+    fn within(x: __m128i, lo: u8, hi: u8) -> __m128i {
+        // SAFETY: see the module.
+        unsafe {
+            let d = _mm_sub_epi8(x, _mm_set1_epi8(lo as i8));
+            let span = _mm_set1_epi8((hi - lo) as i8);
+            _mm_cmpeq_epi8(_mm_min_epu8(d, span), d)
+        }
+    }
+
+    #[inline(always)]
+    fn token16(v: __m128i) -> __m128i {
+        // SAFETY: see the module.
+        unsafe {
+            let letter = within(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', b'z');
+            let digit = within(v, b'0', b'9');
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            let punct = _mm_or_si128(
+                _mm_or_si128(eq(b'_'), eq(b'-')),
+                _mm_or_si128(_mm_or_si128(eq(b'+'), eq(b'/')), eq(b'=')),
+            );
+            _mm_or_si128(_mm_or_si128(letter, digit), punct)
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod imp {
+    use core::arch::wasm32::*;
+
+    use super::BLOCK;
+
+    /// The 64-bit mask of `b` from the byte masks `class` gives for each
+    /// 16-byte vector.
+    #[inline(always)]
+    fn bits(b: &[u8; BLOCK], class: impl Fn(v128) -> v128) -> u64 {
+        let mut m = 0;
+        for (k, chunk) in b.chunks_exact(16).enumerate() {
+            // SAFETY: the load reads the 16 bytes of `chunk` (wasm loads
+            // need no alignment).
+            let v = unsafe { v128_load(chunk.as_ptr().cast()) };
+            m |= u64::from(u8x16_bitmask(class(v))) << (16 * k);
+        }
+        m
+    }
+
+    #[inline]
+    pub(super) fn token(b: &[u8; BLOCK]) -> u64 {
+        bits(b, token16)
+    }
+
+    #[inline]
+    pub(super) fn digit(b: &[u8; BLOCK]) -> u64 {
+        bits(b, |v| within(v, b'0', b'9'))
+    }
+
+    #[inline]
+    pub(super) fn eq(b: &[u8; BLOCK], c: u8) -> u64 {
+        bits(b, |v| u8x16_eq(v, u8x16_splat(c)))
+    }
+
+    #[inline(always)]
+    fn within(x: v128, lo: u8, hi: u8) -> v128 {
+        u8x16_le(u8x16_sub(x, u8x16_splat(lo)), u8x16_splat(hi - lo))
+    }
+
+    #[inline(always)]
+    fn token16(v: v128) -> v128 {
+        let letter = within(v128_or(v, u8x16_splat(0x20)), b'a', b'z');
+        let digit = within(v, b'0', b'9');
+        let eq = |c: u8| u8x16_eq(v, u8x16_splat(c));
+        let punct = v128_or(
+            v128_or(eq(b'_'), eq(b'-')),
+            v128_or(v128_or(eq(b'+'), eq(b'/')), eq(b'=')),
+        );
+        v128_or(v128_or(letter, digit), punct)
+    }
+}
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+)))]
+mod imp {
+    use super::BLOCK;
+
+    #[inline]
+    pub(super) fn token(b: &[u8; BLOCK]) -> u64 {
+        super::scalar(b, crate::secrets::token_char)
+    }
+
+    #[inline]
+    pub(super) fn digit(b: &[u8; BLOCK]) -> u64 {
+        super::scalar(b, crate::skip::digit)
+    }
+
+    #[inline]
+    pub(super) fn eq(b: &[u8; BLOCK], c: u8) -> u64 {
+        super::scalar(b, |x| x == c)
+    }
+}
+
+/// The mask of `b` (at most 64 bytes) by `class`, one byte at a time: the
+/// tail of a text, and targets without 128-bit vectors.
+#[inline]
+pub(crate) fn scalar(b: &[u8], class: impl Fn(u8) -> bool) -> u64 {
+    debug_assert!(b.len() <= BLOCK);
+    b.iter()
+        .enumerate()
+        .fold(0, |m, (k, &c)| m | (u64::from(class(c)) << k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::token_char;
+
+    #[test]
+    fn vector_masks_match_the_scalar_class() {
+        // Every byte value at every position of a block.
+        for shift in 0..BLOCK {
+            let mut block = [0u8; BLOCK];
+            for (k, c) in block.iter_mut().enumerate() {
+                *c = u8::try_from((k * 37 + shift * 101) % 256).expect("a byte");
+            }
+            assert_eq!(token(&block), scalar(&block, token_char), "shift {shift}");
+            assert_eq!(digit(&block), scalar(&block, crate::skip::digit));
+            for c in [0, b'0', b'9', b'@', b'B', 0x80, 0xff] {
+                assert_eq!(eq(&block, c), scalar(&block, |x| x == c), "{c}");
+            }
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        for chunk in all.chunks(BLOCK) {
+            let block: &[u8; BLOCK] = chunk.try_into().expect("256 = 4 blocks");
+            assert_eq!(token(block), scalar(block, token_char));
+        }
+    }
+}
