@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -51,6 +51,10 @@ fn labels<'a>(names: &[&'a str], values: &'a [String]) -> Labels<'a> {
 fn counter(e: &mut MetricEncoder<'_>, l: &Labels<'_>, v: u64) -> fmt::Result {
     e.encode_family(l)?
         .encode_counter::<NoLabelSet, _, u64>(&v, None)
+}
+
+fn gauge<V: EncodeGaugeValue>(e: &mut MetricEncoder<'_>, l: &Labels<'_>, v: V) -> fmt::Result {
+    e.encode_family(l)?.encode_gauge(&v)
 }
 
 fn histogram(e: &mut MetricEncoder<'_>, l: &Labels<'_>, h: &Snapshot) -> fmt::Result {
@@ -252,11 +256,11 @@ impl Scrape {
                 BreakerState::Open,
                 BreakerState::HalfOpen,
             ] {
-                e.encode_family(&vec![
-                    ("provider", provider.as_str()),
-                    ("state", s.as_str()),
-                ])?
-                .encode_gauge(&u64::from(s == state))?;
+                gauge(
+                    &mut e,
+                    &vec![("provider", provider.as_str()), ("state", s.as_str())],
+                    u64::from(s == state),
+                )?;
             }
         }
         let mut e = enc.encode_descriptor(
@@ -380,8 +384,11 @@ impl Scrape {
             MetricType::Gauge,
         )?;
         for (p, _) in &plugins {
-            e.encode_family(&vec![("plugin", p.name())])?
-                .encode_gauge(&(p.guests_running() as u64))?;
+            gauge(
+                &mut e,
+                &vec![("plugin", p.name())],
+                p.guests_running() as u64,
+            )?;
         }
         let mut e = enc.encode_descriptor(
             "sluice_plugin_guest_overrun_max_seconds",
@@ -390,8 +397,11 @@ impl Scrape {
             MetricType::Gauge,
         )?;
         for (p, _) in &plugins {
-            e.encode_family(&vec![("plugin", p.name())])?
-                .encode_gauge(&p.max_guest_overrun().as_secs_f64())?;
+            gauge(
+                &mut e,
+                &vec![("plugin", p.name())],
+                p.max_guest_overrun().as_secs_f64(),
+            )?;
         }
         Ok(())
     }
