@@ -336,14 +336,8 @@ fn card(b: &[u8], i: usize) -> Option<usize> {
         return None;
     }
     let mut scan = CardScan {
-        plain: [0; 2],
-        doubled: [0; 2],
-        digits: 0,
-        groups: 0,
-        len: 0,
-        head: [0; 2],
         all_four: true,
-        best: None,
+        ..CardScan::default()
     };
     let mut j = i;
     while j < b.len() && scan.digits < CARD_DIGITS {
@@ -363,6 +357,7 @@ fn card(b: &[u8], i: usize) -> Option<usize> {
 }
 
 /// The state of [`card`]'s scan.
+#[derive(Default)]
 struct CardScan {
     /// Digits so far at even and odd positions (from the first digit).
     plain: [u32; 2],
