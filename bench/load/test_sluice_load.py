@@ -7,7 +7,9 @@ import unittest
 
 import math
 
-from sluice_load import promhist, report, stats
+from sluice_load import cli, promhist, report, stats
+from sluice_load.proxies import bench_proxy_argv, nginx_proxy_conf
+from sluice_load.targets import target_specs
 from sluice_load.hotswap import custom_section
 from sluice_load.state import gcra_allowed, state_section, summarize_shared
 from sluice_load.sampling import is_loopback
@@ -177,6 +179,44 @@ class Helpers(unittest.TestCase):
     def test_is_loopback(self):
         self.assertTrue(is_loopback(["v4:0100007F", "v6:00000000000000000000000001000000"]))
         self.assertFalse(is_loopback(["v4:0100007F", "v4:00000000"]))
+
+
+class Proxies(unittest.TestCase):
+    def test_nginx_proxy_keeps_upstream_connections_alive(self):
+        conf = nginx_proxy_conf("/tmp/d", 8080, 9000, 2)
+        self.assertIn("worker_processes 2;", conf)
+        self.assertIn("listen 127.0.0.1:8080;", conf)
+        self.assertIn("server 127.0.0.1:9000;", conf)
+        self.assertIn("keepalive 256;", conf)
+        self.assertIn("proxy_pass http://bench_upstream;", conf)
+        self.assertIn("proxy_http_version 1.1;", conf)
+        self.assertIn('proxy_set_header Connection "";', conf)
+        self.assertIn("access_log off;", conf)
+        self.assertEqual(conf.count("{"), conf.count("}"))
+
+    def test_bench_proxy_argv(self):
+        self.assertEqual(bench_proxy_argv("/b/p", 8080, 9000, "reqwest"),
+                         ["/b/p", "--listen", "127.0.0.1:8080", "--upstream", "127.0.0.1:9000", "--client", "reqwest"])
+        self.assertEqual(bench_proxy_argv("/b/p", 1, 2, "hyper", threads=3)[-4:],
+                         ["--client", "hyper", "--threads", "3"])
+        with self.assertRaises(ValueError):
+            bench_proxy_argv("/b/p", 1, 2, "curl")
+
+    def test_proxies_send_the_direct_request_and_compare_with_direct(self):
+        specs = target_specs(None, 9000, 9001)
+        for name in ("proxy-nginx", "proxy-hyper", "proxy-reqwest"):
+            self.assertEqual(specs[name]["baseline"], "direct")
+            self.assertEqual((specs[name]["path"], specs[name]["body"], specs[name]["headers"]),
+                             (specs["direct"]["path"], specs["direct"]["body"], {}))
+            self.assertNotIn("port", specs[name])  # started by the harness, not the upstream itself
+        self.assertEqual(specs["direct"]["port"], 9000)
+
+    def test_a_proxy_target_brings_its_baseline_first(self):
+        ap = cli.parser("test")
+        args = ap.parse_args(["--targets", "sluice-tpc,proxy-reqwest,proxy-nginx"])
+        self.assertEqual(cli.resolve(ap, args), ["direct", "proxy-nginx", "proxy-reqwest", "sluice-tpc"])
+        self.assertTrue(cli.wants_bench_proxy(["direct", "proxy-reqwest"]))
+        self.assertFalse(cli.wants_bench_proxy(["direct", "proxy-nginx"]))
 
 
 class State(unittest.TestCase):

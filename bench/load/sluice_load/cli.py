@@ -10,7 +10,8 @@ import sys
 import tempfile
 
 from . import loadgen, report
-from .common import ALL_TARGETS, BASE_TARGETS, DEFAULT_TARGETS, PLUGINS, ROOT, SLUICE, STATE_TARGETS, chat_body, git, log
+from .common import (ALL_TARGETS, BASE_TARGETS, DEFAULT_TARGETS, PLUGINS, PROXY, PROXY_TARGETS, ROOT, SLUICE,
+                     STATE_TARGETS, chat_body, git, log)
 from .hotswap import hot_swap
 from .measure import idle_rss_10_plugins, run_target
 from .processes import PROCS, http, install_cleanup
@@ -25,7 +26,11 @@ def parser(description):
     ap.add_argument("--rates", default="100,500,1000,2000,4000", help="comma-separated rps (default %(default)s)")
     ap.add_argument("--duration", type=int, default=15, help="seconds per rate (default %(default)s)")
     ap.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
-                    help="comma-separated, from: " + ", ".join(ALL_TARGETS) + " (default %(default)s)")
+                    help="comma-separated, from: " + ", ".join(ALL_TARGETS) + " (default %(default)s). "
+                    "proxy-nginx, proxy-hyper, proxy-reqwest: one extra hop and nothing else, the floor of "
+                    "Sluice's Δ vs direct (nginx as a keep-alive reverse proxy, one worker per core; "
+                    "bench/proxy's thread-per-core hyper forwarder with hyper-util's client or with reqwest "
+                    "as Sluice builds it)")
     ap.add_argument("--base-bin", help="another Sluice build (e.g. main's) serving targets sluice-base and "
                     "sluice-base-tpc, the same configs as sluice and sluice-tpc: an A/B in one run")
     ap.add_argument("--nostate-bin", help="a Sluice binary from before the state was on the request path: "
@@ -83,7 +88,7 @@ def resolve(ap, args):
     if want & set(STATE_TARGETS):
         want.add("sluice-nostate")
     if want & {"sluice", "sluice-nostate", "sluice-guardrails", "sluice-cache-hit", "sluice-cache-miss",
-               "sluice-tpc", "sluice-guardrails-tpc", "litellm", "portkey", *BASE_TARGETS}:
+               "sluice-tpc", "sluice-guardrails-tpc", "litellm", "portkey", *BASE_TARGETS, *PROXY_TARGETS}:
         want.add("direct")
     if want & {"sluice-stream", "sluice-stream-tpc"}:
         want.add("direct-stream")
@@ -91,11 +96,18 @@ def resolve(ap, args):
     return [t for t in ALL_TARGETS if t in want]
 
 
-def build(args):
+def wants_bench_proxy(order):
+    return bool({"proxy-hyper", "proxy-reqwest"} & set(order))
+
+
+def build(args, order):
     if args.no_build:
         return
-    log("cargo build --release -p sluice")
-    subprocess.run(["cargo", "build", "--release", "-p", "sluice"], cwd=ROOT, check=True)
+    # One command for both: cargo unifies their features, so the proxy links the very
+    # hyper / reqwest builds the gateway does (and sluice's own build is unchanged).
+    packages = ["-p", "sluice"] + (["-p", "sluice-bench-proxy"] if wants_bench_proxy(order) else [])
+    log("cargo build --release " + " ".join(packages))
+    subprocess.run(["cargo", "build", "--release", *packages], cwd=ROOT, check=True)
     log("scripts/build-plugins target/sluice-plugins")
     subprocess.run([os.path.join(ROOT, "scripts", "build-plugins"), "target/sluice-plugins"], cwd=ROOT,
                    check=True)
@@ -172,8 +184,8 @@ def main(description, argv=None):
 
     install_cleanup()
     loadgen.ensure_oha()
-    build(args)
-    for f in (SLUICE, os.path.join(PLUGINS, "pii-redact.wasm")):
+    build(args, order)
+    for f in (SLUICE, os.path.join(PLUGINS, "pii-redact.wasm"), *([PROXY] if wants_bench_proxy(order) else [])):
         if not os.path.exists(f):
             sys.exit(f"missing {f}: run without --no-build")
 

@@ -9,11 +9,13 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 # cargo's output directory: CARGO_TARGET_DIR when set (as `cargo build` uses it)
 TARGET_DIR = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 SLUICE = os.path.join(TARGET_DIR, "release", "sluice")
+# bench/proxy: the floor of one extra hop (targets proxy-hyper, proxy-reqwest)
+PROXY = os.path.join(TARGET_DIR, "release", "sluice-bench-proxy")
 PLUGINS = os.path.join(ROOT, "target", "sluice-plugins")
 NGINX = "/usr/sbin/nginx"
 
 # in measurement order: baselines come before the targets compared with them
-ALL_TARGETS = ["direct", "sluice-nostate", "sluice-base", "sluice", "sluice-base-tpc", "sluice-tpc", "sluice-state", "sluice-state-sync",
+ALL_TARGETS = ["direct", "proxy-nginx", "proxy-hyper", "proxy-reqwest", "sluice-nostate", "sluice-base", "sluice", "sluice-base-tpc", "sluice-tpc", "sluice-state", "sluice-state-sync",
                "sluice-state-redis", "sluice-cache-miss", "sluice-cache-hit",
                "sluice-guardrails", "sluice-guardrails-tpc", "direct-stream", "sluice-stream", "sluice-stream-tpc",
                "litellm", "portkey"]
@@ -31,6 +33,8 @@ TPC_SERVER = 'runtime = "thread-per-core"'
 # sluice and sluice-tpc served by another build (--base-bin, e.g. main's) in the same run: an A/B of a
 # change; asked for by name
 BASE_TARGETS = ["sluice-base", "sluice-base-tpc"]
+# one extra hop and nothing else, compared with direct like sluice (proxies.py); asked for by name
+PROXY_TARGETS = ["proxy-nginx", "proxy-hyper", "proxy-reqwest"]
 GUARDRAILS = ["pii-redact", "length-check", "business-rules"]
 PROMPT = ("Summarise our gateway for a customer in two sentences. Mention that "
           "guardrails check every answer and that streams are checked window by window.")

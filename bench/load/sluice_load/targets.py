@@ -1,7 +1,8 @@
 """The targets: what each one is (request, headers, baseline) and how it starts.
 
 direct / direct-stream are the upstream itself; sluice, sluice-guardrails and
-sluice-stream are Sluice with generated configs; sluice-nostate is an earlier
+sluice-stream are Sluice with generated configs; the proxy-* targets are one
+extra hop without Sluice (proxies.py); sluice-nostate is an earlier
 Sluice binary (--nostate-bin) and the sluice-state* targets have their state
 on the request path (see state.py); litellm and portkey are the peers
 installed by bench/load/install-peers.
@@ -12,8 +13,9 @@ import shutil
 import subprocess
 
 from .common import (ADMIN_KEY, BASE_TARGETS, CACHE_TARGETS, GUARDRAILS, LITELLM_KEY, PLUGINS, SLUICE, STATE_KEY,
-                     STATE_TARGETS, TPC_SERVER, TPC_TARGETS, chat_body)
+                     PROXY_TARGETS, STATE_TARGETS, TPC_SERVER, TPC_TARGETS, chat_body)
 from .processes import PROCS, free_port, wait_http
+from .proxies import start_bench_proxy, start_nginx_proxy
 from .state import start_redis, state_section
 
 
@@ -40,6 +42,10 @@ def target_specs(args, up_port, stream_port):
                         headers=portkey_headers(up_port), baseline="direct",
                         ttft_body=chat_body("mock-small", True), ttft_headers=portkey_headers(stream_port)),
     }
+    for name in PROXY_TARGETS:
+        # the direct request, verbatim, one hop further
+        t[name] = dict(t["direct"], baseline="direct")
+        del t[name]["port"]
     for name in STATE_TARGETS:
         t[name] = dict(path="/v1/chat/completions", body=chat_body("bench"),
                        headers={"authorization": f"Bearer {STATE_KEY}"}, baseline="sluice-nostate")
@@ -60,6 +66,10 @@ def start_target(name, args, tmp, up_port, stream_port):
         return up_port, None
     if name == "direct-stream":
         return stream_port, None
+    if name == "proxy-nginx":
+        return start_nginx_proxy(tmp, up_port)
+    if name in ("proxy-hyper", "proxy-reqwest"):
+        return start_bench_proxy(tmp, name, up_port, name[len("proxy-"):])
     if name == "sluice":
         port, cfg = sluice_config(tmp, name, up_port, [], plugin_dir(tmp, name, []))
         return port, start_sluice(tmp, name, cfg, port)
