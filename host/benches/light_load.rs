@@ -19,7 +19,9 @@
 //! distribution of single cold calls, and criterion would spend its
 //! measurement time in the sleeps. `N=300` units per case by default;
 //! `GAPS=0,1000,10000` (µs) picks the gaps; `POOL=2` gives every guardrail
-//! a pre-instantiated pool (`pool-threshold-us = 0`).
+//! a pre-instantiated pool (`pool-threshold-us = 0`); `REUSE=100` lets each
+//! instance answer 100 calls (`calls-per-instance`, the opt-in that weakens
+//! isolation), to see how much of a cold call is instantiation.
 //!
 //! ```sh
 //! cargo bench -p sluice --bench light_load
@@ -43,12 +45,16 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn runtime(dir: &Path, pool_size: usize) -> Arc<PluginRuntime> {
+fn runtime(dir: &Path, pool_size: usize, reuse: u32) -> Arc<PluginRuntime> {
     for p in CHAIN {
         let g = sluice_guests::by_package(p).expect("a workspace guest");
         std::fs::copy(g.wasm, dir.join(format!("{p}.wasm"))).unwrap();
-        let manifest = g.manifest.expect("first-party");
-        std::fs::copy(manifest, dir.join(format!("{p}.toml"))).unwrap();
+        let mut manifest = std::fs::read_to_string(g.manifest.expect("first-party")).unwrap();
+        if reuse > 1 {
+            let limits = format!("[limits]\ncalls-per-instance = {reuse}");
+            manifest = manifest.replacen("[limits]", &limits, 1);
+        }
+        std::fs::write(dir.join(format!("{p}.toml")), manifest).unwrap();
     }
     let rt = PluginRuntime::start(PluginsConfig {
         dir: dir.to_path_buf(),
@@ -120,7 +126,7 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(dir.path(), env_or("POOL", 0));
+    let rt = runtime(dir.path(), env_or("POOL", 0), env_or("REUSE", 1));
     let set = rt.current();
     let req = Arc::new(RequestInfo {
         id: "bench".into(),
