@@ -11,6 +11,8 @@ use std::net::Ipv6Addr;
 
 use crate::skip;
 
+mod starts;
+
 /// A kind of personal data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -134,17 +136,10 @@ pub fn find(text: &str, enabled: &[Entity]) -> Vec<Span> {
     find_with(text, enabled, true)
 }
 
-/// [`find`]; `fast`: jump over text that no detector can match (below),
-/// rather than trying every position. The answers are the same either way
-/// (the tests compare both on a corpus); `false` is the reference.
-///
-/// Every detector but the email one needs an ASCII digit close to where it
-/// starts: SSNs, cards, IPv4 and NANP phones start on one, a `+`/`(` phone
-/// has one within 3 bytes, an IBAN at offset 2, and an IPv6 address holds
-/// one (it is refused without) after at most 44 bytes of hex letters,
-/// colons and dots. So only the positions in [`window`] before each digit
-/// (and the digits' own runs) can start a match; the rest is passed over
-/// with a vectorised search for the next digit.
+/// [`find`]; `fast`: try only the positions where a detector can start
+/// ([`starts`]: found on 64-byte bit masks), rather than every position.
+/// The answers are the same either way (the tests compare both on a
+/// corpus); `false` is the reference.
 pub(crate) fn find_with(text: &str, enabled: &[Entity], fast: bool) -> Vec<Span> {
     let b = text.as_bytes();
     let on = |e| enabled.contains(&e);
@@ -152,34 +147,25 @@ pub(crate) fn find_with(text: &str, enabled: &[Entity], fast: bool) -> Vec<Span>
     if on(Entity::Email) {
         find_emails(b, &mut spans);
     }
+    if enabled.iter().all(|&e| e == Entity::Email) {
+        return spans;
+    }
     // Everything else starts at a word boundary; emails found above are skipped.
     let emails = spans.len();
     let mut next_email = 0;
-    // The next digit and the first position that can reach it.
-    let mut ahead: Option<(usize, usize)> = None;
+    let mut starts = starts::Starts::new(b);
     let mut i = 0;
     while i < b.len() {
+        if fast {
+            match starts.next(i) {
+                Some(start) => i = start,
+                None => break,
+            }
+        }
         if next_email < emails && i >= spans[next_email].start {
             i = spans[next_email].end;
             next_email += 1;
             continue;
-        }
-        if fast {
-            if ahead.is_none_or(|(_, digit)| i > digit) {
-                let Some(digit) = skip::position(b, i, skip::Class::Digit) else {
-                    break; // no digit left: nothing but emails, found above
-                };
-                ahead = Some((window(b, digit), digit));
-            }
-            if let Some((from, _)) = ahead.filter(|(from, _)| i < *from) {
-                // Stop at the next email, which the loop steps over itself.
-                i = if next_email < emails {
-                    from.min(spans[next_email].start)
-                } else {
-                    from
-                };
-                continue;
-            }
         }
         let c = b[i];
         let found = if !boundary_before(b, i)
@@ -208,17 +194,6 @@ pub(crate) fn find_with(text: &str, enabled: &[Entity], fast: bool) -> Vec<Span>
     }
     spans.sort_by_key(|s| s.start);
     spans
-}
-
-/// The first position from which a detector can reach the digit at `digit`
-/// (see [`find_with`]): 3 bytes before it, or the start of the run of hex
-/// letters, colons and dots (at most 44 bytes) that leads to it.
-fn window(b: &[u8], digit: usize) -> usize {
-    let mut p = digit;
-    while p > 0 && digit - p < 44 && matches!(b[p - 1], b'a'..=b'f' | b'A'..=b'F' | b':' | b'.') {
-        p -= 1;
-    }
-    p.min(digit.saturating_sub(3))
 }
 
 /// Try each detector that can start with `b[i]`, most specific first.

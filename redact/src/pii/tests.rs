@@ -231,3 +231,91 @@ fn cards_found_with_running_sums_match_the_reference() {
     }
     assert!(cards > 1_000, "the corpus has cards: {cards}");
 }
+
+/// Texts that put every corpus shape at every offset around a 64-byte
+/// block edge: each corpus text after 0-130 bytes of filler (ASCII, word
+/// bytes, digits, multi-byte characters), cut to at most 200 bytes.
+fn block_edge_texts(cases: usize) -> Vec<String> {
+    let fillers = ["x", " ", "é", "7", ":", "ab"];
+    let mut texts = vec![String::new()];
+    for (n, text) in crate::tests::corpus(cases).into_iter().enumerate() {
+        let filler = fillers[n % fillers.len()];
+        let pad = filler.repeat((n * 7) % 131 / filler.len());
+        let mut t = pad + &text;
+        let mut cut = t.len().min(200);
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        t.truncate(cut);
+        texts.push(t);
+    }
+    // Every length 0-200 of one dense text.
+    let dense = "a1 +1 (415) 555-2671 é fe80::1 DE89 3704 0044 0532 0130 00 \
+                 078-05-1120 10.0.0.1 4111-1111-1111-1111 x@y.io 日本 ::ffff:10.0.0.1 ";
+    let dense = dense.repeat(2);
+    texts.extend(
+        (0..=200)
+            .filter(|&n| dense.is_char_boundary(n))
+            .map(|n| dense[..n].to_owned()),
+    );
+    texts
+}
+
+#[test]
+fn starts_hold_every_position_a_detector_takes() {
+    let all = |_| true;
+    let mut taken = 0;
+    for (n, text) in block_edge_texts(20_000).into_iter().enumerate() {
+        let b = text.as_bytes();
+        let mut scan = starts::Starts::new(b);
+        let mut starts = Vec::new();
+        let mut at = 0;
+        while let Some(p) = scan.next(at) {
+            starts.push(p);
+            at = p + 1;
+        }
+        for i in 0..b.len() {
+            let c = b[i];
+            let could = boundary_before(b, i)
+                && (c.is_ascii_alphanumeric() || matches!(c, b'+' | b'(' | b':'));
+            // A start is a boundary, and a taken position is a start.
+            if starts.binary_search(&i).is_ok() {
+                assert!(could, "{text:?} at {i}");
+            }
+            if could && detect(b, i, &all).is_some() {
+                assert!(starts.binary_search(&i).is_ok(), "{text:?} at {i}");
+                taken += 1;
+            }
+        }
+        // Asking from any position gives the first start at or after it
+        // (on every tenth text: one scan per position).
+        for from in (0..=b.len() + 1).filter(|_| n % 10 == 0) {
+            let want = starts.iter().copied().find(|&p| p >= from);
+            assert_eq!(
+                starts::Starts::new(b).next(from),
+                want,
+                "{text:?} from {from}"
+            );
+        }
+    }
+    assert!(taken > 10_000, "the texts have items: {taken}");
+}
+
+#[test]
+fn block_edges_find_what_trying_every_position_finds() {
+    use Entity::*;
+    let selections: [&[Entity]; 4] = [&Entity::ALL, &[Ipv6], &[Phone, Iban], &[Ssn, Ipv4]];
+    let mut found = 0;
+    for text in block_edge_texts(20_000) {
+        for enabled in selections {
+            let fast = find_with(&text, enabled, true);
+            assert_eq!(
+                fast,
+                find_with(&text, enabled, false),
+                "{text:?} {enabled:?}"
+            );
+            found += fast.len();
+        }
+    }
+    assert!(found > 15_000, "the texts have items: {found}");
+}
