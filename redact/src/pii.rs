@@ -426,6 +426,19 @@ fn ipv4(b: &[u8], i: usize) -> Option<usize> {
 /// are not phones: they are far more often ids and amounts.
 fn phone(b: &[u8], i: usize) -> Option<usize> {
     let plus = b[i] == b'+';
+    // From a digit, the first group is a NANP number's first: three
+    // digits, or a lone `1`. Most numbers in text fail here, before the
+    // walk below.
+    if b[i].is_ascii_digit() {
+        let run = b[i..]
+            .iter()
+            .take(4)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if !(run == 3 || (run == 1 && b[i] == b'1')) {
+            return None;
+        }
+    }
     let mut j = i + usize::from(plus);
     // Digit groups with the byte offset after each; separators: space - . ( )
     // At most one group per two of the 24 bytes looked at; on the stack.
