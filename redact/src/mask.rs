@@ -30,44 +30,29 @@ pub(crate) fn eq(b: &[u8; BLOCK], c: u8) -> u64 {
 pub(crate) struct PiiClasses {
     /// `0-9`.
     pub digit: u64,
-    /// ASCII letters.
-    pub letter: u64,
-    /// `_`.
-    pub underscore: u64,
+    /// Word bytes: ASCII letters, digits and `_`.
+    pub word: u64,
     /// `:`.
     pub colon: u64,
     /// `+` and `(`: the phone starts that are not digits.
     pub plus_paren: u64,
     /// `A-Z`.
     pub upper: u64,
-    /// `a-f` and `A-F`.
-    pub hex_letter: u64,
-    /// `.`.
-    pub dot: u64,
+    /// What an IPv6 address is made of: hex digits, `:` and `.`.
+    pub ipv6: u64,
 }
 
 /// Every class of [`PiiClasses`] for `b`, one load per 16 bytes.
 #[inline]
 pub(crate) fn pii(b: &[u8; BLOCK]) -> PiiClasses {
-    let [
-        digit,
-        letter,
-        underscore,
-        colon,
-        plus_paren,
-        upper,
-        hex_letter,
-        dot,
-    ] = imp::pii(b);
+    let [digit, word, colon, plus_paren, upper, ipv6] = imp::pii(b);
     PiiClasses {
         digit,
-        letter,
-        underscore,
+        word,
         colon,
         plus_paren,
         upper,
-        hex_letter,
-        dot,
+        ipv6,
     }
 }
 
@@ -80,15 +65,13 @@ pub(crate) fn pii(b: &[u8; BLOCK]) -> PiiClasses {
         all(target_arch = "wasm32", target_feature = "simd128")
     ))
 ))]
-pub(crate) const PII_CLASSES: [fn(u8) -> bool; 8] = [
+pub(crate) const PII_CLASSES: [fn(u8) -> bool; 6] = [
     |c| c.is_ascii_digit(),
-    |c| c.is_ascii_alphabetic(),
-    |c| c == b'_',
+    |c| c.is_ascii_alphanumeric() || c == b'_',
     |c| c == b':',
     |c| c == b'+' || c == b'(',
     |c| c.is_ascii_uppercase(),
-    |c| matches!(c, b'a'..=b'f' | b'A'..=b'F'),
-    |c| c == b'.',
+    |c| c.is_ascii_hexdigit() || c == b':' || c == b'.',
 ];
 
 // SAFETY (every `unsafe` below): SSE2 is part of the x86-64 baseline, so
@@ -127,23 +110,26 @@ mod imp {
 
     /// The classes of `super::PiiClasses`, in field order.
     #[inline]
-    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 8] {
-        let mut m = [0u64; 8];
+    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 6] {
+        let mut m = [0u64; 6];
         for (k, chunk) in b.chunks_exact(16).enumerate() {
             // SAFETY: see the module; the load reads the 16 bytes of `chunk`.
             unsafe {
                 let v = _mm_loadu_si128(chunk.as_ptr().cast());
                 let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
                 let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+                let digit = within(v, b'0', b'9');
+                let colon = eq(b':');
                 let classes = [
-                    within(v, b'0', b'9'),
-                    within(lower, b'a', b'z'),
-                    eq(b'_'),
-                    eq(b':'),
+                    digit,
+                    _mm_or_si128(_mm_or_si128(within(lower, b'a', b'z'), digit), eq(b'_')),
+                    colon,
                     _mm_or_si128(eq(b'+'), eq(b'(')),
                     within(v, b'A', b'Z'),
-                    within(lower, b'a', b'f'),
-                    eq(b'.'),
+                    _mm_or_si128(
+                        _mm_or_si128(within(lower, b'a', b'f'), digit),
+                        _mm_or_si128(colon, eq(b'.')),
+                    ),
                 ];
                 for (m, c) in m.iter_mut().zip(classes) {
                     *m |= u64::from(_mm_movemask_epi8(c) as u16) << (16 * k);
@@ -213,23 +199,26 @@ mod imp {
 
     /// The classes of `super::PiiClasses`, in field order.
     #[inline]
-    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 8] {
-        let mut m = [0u64; 8];
+    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 6] {
+        let mut m = [0u64; 6];
         for (k, chunk) in b.chunks_exact(16).enumerate() {
             // SAFETY: the load reads the 16 bytes of `chunk` (wasm loads
             // need no alignment).
             let v = unsafe { v128_load(chunk.as_ptr().cast()) };
             let lower = v128_or(v, u8x16_splat(0x20));
             let eq = |c: u8| u8x16_eq(v, u8x16_splat(c));
+            let digit = within(v, b'0', b'9');
+            let colon = eq(b':');
             let classes = [
-                within(v, b'0', b'9'),
-                within(lower, b'a', b'z'),
-                eq(b'_'),
-                eq(b':'),
+                digit,
+                v128_or(v128_or(within(lower, b'a', b'z'), digit), eq(b'_')),
+                colon,
                 v128_or(eq(b'+'), eq(b'(')),
                 within(v, b'A', b'Z'),
-                within(lower, b'a', b'f'),
-                eq(b'.'),
+                v128_or(
+                    v128_or(within(lower, b'a', b'f'), digit),
+                    v128_or(colon, eq(b'.')),
+                ),
             ];
             for (m, c) in m.iter_mut().zip(classes) {
                 *m |= u64::from(u8x16_bitmask(c)) << (16 * k);
@@ -274,7 +263,7 @@ mod imp {
     }
 
     #[inline]
-    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 8] {
+    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 6] {
         super::PII_CLASSES.map(|class| super::scalar(b, class))
     }
 }
@@ -323,16 +312,7 @@ mod tests {
         }
     }
 
-    fn pii_fields(c: PiiClasses) -> [u64; 8] {
-        [
-            c.digit,
-            c.letter,
-            c.underscore,
-            c.colon,
-            c.plus_paren,
-            c.upper,
-            c.hex_letter,
-            c.dot,
-        ]
+    fn pii_fields(c: PiiClasses) -> [u64; 6] {
+        [c.digit, c.word, c.colon, c.plus_paren, c.upper, c.ipv6]
     }
 }

@@ -207,11 +207,31 @@ fn detect(b: &[u8], i: usize, on: &dyn Fn(Entity) -> bool) -> Option<(usize, Ent
         }
     };
     if c.is_ascii_digit() {
-        try_(Entity::Ssn, ssn)
-            .or_else(|| try_(Entity::CreditCard, card))
-            .or_else(|| try_(Entity::Ipv4, ipv4))
+        // Each detector's first test on the run of digits from `i` and the
+        // byte after it, so that most numbers in text try none of them:
+        // an SSN's area is 3 digits and a `-`, a card has 13 digits in its
+        // first group or another group after one separator, an IPv4's first
+        // octet is at most 3 digits and a `.`, an IPv6 address goes on with
+        // a hex letter, `:` or `.` within its 45 bytes (phones: in `phone`).
+        let run = b[i..]
+            .iter()
+            .take(IPV6_LEN)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        let after = b.get(i + run).copied().unwrap_or(0);
+        let separated =
+            (after == b' ' || after == b'-') && b.get(i + run + 1).is_some_and(u8::is_ascii_digit);
+        let gate = |open: bool, e: Entity, f: fn(&[u8], usize) -> Option<usize>| {
+            if open { try_(e, f) } else { None }
+        };
+        gate(run == 3 && after == b'-', Entity::Ssn, ssn)
+            .or_else(|| gate(run >= 13 || separated, Entity::CreditCard, card))
+            .or_else(|| gate(run <= 3 && after == b'.', Entity::Ipv4, ipv4))
             .or_else(|| try_(Entity::Phone, phone))
-            .or_else(|| try_(Entity::Ipv6, ipv6))
+            .or_else(|| {
+                let more = after.is_ascii_hexdigit() || after == b':' || after == b'.';
+                gate(run < IPV6_LEN && more, Entity::Ipv6, ipv6)
+            })
     } else if c == b'+' || c == b'(' {
         try_(Entity::Phone, phone)
     } else if c.is_ascii_uppercase() {
@@ -527,13 +547,19 @@ fn mod97(chars: &[u8]) -> bool {
     r == 1
 }
 
+/// The most bytes [`ipv6`] looks at.
+const IPV6_LEN: usize = 45;
+
 /// Hex groups with colons (and an optional embedded IPv4 tail) that parse as
 /// an IPv6 address. At least one decimal digit is required so that code like
 /// `a::b` is not taken for an address.
 fn ipv6(b: &[u8], i: usize) -> Option<usize> {
     let mut j = i;
     let mut colons = 0;
-    while j < b.len() && j - i < 45 && (b[j].is_ascii_hexdigit() || b[j] == b':' || b[j] == b'.') {
+    while j < b.len()
+        && j - i < IPV6_LEN
+        && (b[j].is_ascii_hexdigit() || b[j] == b':' || b[j] == b'.')
+    {
         colons += usize::from(b[j] == b':');
         j += 1;
     }

@@ -93,15 +93,15 @@ impl<'a> Starts<'a> {
         let after = (0..3).fold(0u64, |m, k| {
             m | (u64::from(b.get(s + BLOCK + k).is_some_and(|&c| skip::digit(c))) << k)
         });
-        let hex_letter_or_colon = cur.hex_letter | cur.colon;
+        // Hex letters are the word bytes of the IPv6 class that are no digits.
+        let hex_letter_or_colon = (cur.ipv6 & cur.word & !cur.digit) | cur.colon;
         if cur.digit == 0 && after == 0 && hex_letter_or_colon == 0 {
             return 0;
         }
         // Word boundaries: the byte before is no word byte, and a `:` does
         // not follow a `:`.
         let prev = s.checked_sub(1).map(|p| b[p]);
-        let word = cur.letter | cur.digit | cur.underscore;
-        let prev_word = (word << 1) | u64::from(prev.is_some_and(super::is_word));
+        let prev_word = (cur.word << 1) | u64::from(prev.is_some_and(super::is_word));
         let prev_colon = (cur.colon << 1) | u64::from(prev == Some(b':'));
         let boundary = !prev_word & !(cur.colon & prev_colon);
 
@@ -124,8 +124,7 @@ impl<'a> Starts<'a> {
         if cur.colon == 0 && next.colon == 0 {
             return 0;
         }
-        let run = |c: PiiClasses| c.digit | c.hex_letter | c.colon | c.dot;
-        let mut pass = u128::from(run(cur)) | (u128::from(run(next)) << BLOCK);
+        let mut pass = u128::from(cur.ipv6) | (u128::from(next.ipv6) << BLOCK);
         let mut reach = u128::from(cur.digit) | (u128::from(next.digit) << BLOCK);
         // Doubling: after the step by `n`, `reach` holds every position
         // whose run reaches a digit less than `2n` bytes on, and `pass`

@@ -380,3 +380,61 @@ fn phones_checked_from_the_first_group_match_the_reference() {
     }
     assert!(phones > 1_000, "the texts have phones: {phones}");
 }
+
+/// (Reference) [`detect`] without the first tests on the digit run: every
+/// detector that can start with `b[i]`, in order.
+fn detect_reference(b: &[u8], i: usize, on: &dyn Fn(Entity) -> bool) -> Option<(usize, Entity)> {
+    let c = b[i];
+    let try_ = |e: Entity, f: fn(&[u8], usize) -> Option<usize>| {
+        if on(e) {
+            f(b, i).map(|end| (end, e))
+        } else {
+            None
+        }
+    };
+    if c.is_ascii_digit() {
+        try_(Entity::Ssn, ssn)
+            .or_else(|| try_(Entity::CreditCard, card))
+            .or_else(|| try_(Entity::Ipv4, ipv4))
+            .or_else(|| try_(Entity::Phone, phone))
+            .or_else(|| try_(Entity::Ipv6, ipv6))
+    } else {
+        detect(b, i, on)
+    }
+}
+
+#[test]
+fn digit_runs_gate_detectors_as_the_reference_decides() {
+    let selections: [&[Entity]; 3] = [
+        &Entity::ALL,
+        &[Entity::Ipv6],
+        &[Entity::Phone, Entity::Ipv4],
+    ];
+    let mut taken = 0;
+    let mut texts = block_edge_texts(20_000);
+    texts.push(format!(
+        "{}:: {}.1 {}-",
+        "1".repeat(44),
+        "9".repeat(45),
+        "7".repeat(30)
+    ));
+    for text in texts {
+        let b = text.as_bytes();
+        for i in (0..b.len()).filter(|&i| b[i].is_ascii_digit()) {
+            for enabled in selections {
+                let on = |e| enabled.contains(&e);
+                // Every cut, as the scan cuts the text before the next email.
+                for limit in [b.len(), (i + 5).min(b.len())] {
+                    let want = detect_reference(&b[..limit], i, &on);
+                    assert_eq!(
+                        detect(&b[..limit], i, &on),
+                        want,
+                        "{text:?} at {i} to {limit}"
+                    );
+                    taken += usize::from(want.is_some());
+                }
+            }
+        }
+    }
+    assert!(taken > 10_000, "the texts have items: {taken}");
+}
