@@ -18,17 +18,61 @@ pub(crate) fn token(b: &[u8; BLOCK]) -> u64 {
     imp::token(b)
 }
 
-/// The mask of ASCII digits in `b`.
-#[inline]
-pub(crate) fn digit(b: &[u8; BLOCK]) -> u64 {
-    imp::digit(b)
-}
-
 /// The mask of the bytes of `b` equal to `c`.
 #[inline]
 pub(crate) fn eq(b: &[u8; BLOCK], c: u8) -> u64 {
     imp::eq(b, c)
 }
+
+/// The byte classes pii's start scan ([`crate::pii`]) needs, for one
+/// block: bit `k` of each field for `b[k]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PiiClasses {
+    /// `0-9`.
+    pub digit: u64,
+    /// Word bytes: ASCII letters, digits and `_`.
+    pub word: u64,
+    /// `:`.
+    pub colon: u64,
+    /// `+` and `(`: the phone starts that are not digits.
+    pub plus_paren: u64,
+    /// `A-Z`.
+    pub upper: u64,
+    /// What an IPv6 address is made of: hex digits, `:` and `.`.
+    pub ipv6: u64,
+}
+
+/// Every class of [`PiiClasses`] for `b`, one load per 16 bytes.
+#[inline]
+pub(crate) fn pii(b: &[u8; BLOCK]) -> PiiClasses {
+    let [digit, word, colon, plus_paren, upper, ipv6] = imp::pii(b);
+    PiiClasses {
+        digit,
+        word,
+        colon,
+        plus_paren,
+        upper,
+        ipv6,
+    }
+}
+
+/// The classes of [`PiiClasses`] one byte at a time, in field order: the
+/// reference of the vector versions and the scalar target's.
+#[cfg(any(
+    test,
+    not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))
+))]
+pub(crate) const PII_CLASSES: [fn(u8) -> bool; 6] = [
+    |c| c.is_ascii_digit(),
+    |c| c.is_ascii_alphanumeric() || c == b'_',
+    |c| c == b':',
+    |c| c == b'+' || c == b'(',
+    |c| c.is_ascii_uppercase(),
+    |c| c.is_ascii_hexdigit() || c == b':' || c == b'.',
+];
 
 // SAFETY (every `unsafe` below): SSE2 is part of the x86-64 baseline, so
 // its intrinsics are always available; the only memory access is the
@@ -59,14 +103,40 @@ mod imp {
     }
 
     #[inline]
-    pub(super) fn digit(b: &[u8; BLOCK]) -> u64 {
-        bits(b, |v| within(v, b'0', b'9'))
-    }
-
-    #[inline]
     pub(super) fn eq(b: &[u8; BLOCK], c: u8) -> u64 {
         // SAFETY: see the module.
         bits(b, |v| unsafe { _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8)) })
+    }
+
+    /// The classes of `super::PiiClasses`, in field order.
+    #[inline]
+    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 6] {
+        let mut m = [0u64; 6];
+        for (k, chunk) in b.chunks_exact(16).enumerate() {
+            // SAFETY: see the module; the load reads the 16 bytes of `chunk`.
+            unsafe {
+                let v = _mm_loadu_si128(chunk.as_ptr().cast());
+                let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+                let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+                let digit = within(v, b'0', b'9');
+                let colon = eq(b':');
+                let classes = [
+                    digit,
+                    _mm_or_si128(_mm_or_si128(within(lower, b'a', b'z'), digit), eq(b'_')),
+                    colon,
+                    _mm_or_si128(eq(b'+'), eq(b'(')),
+                    within(v, b'A', b'Z'),
+                    _mm_or_si128(
+                        _mm_or_si128(within(lower, b'a', b'f'), digit),
+                        _mm_or_si128(colon, eq(b'.')),
+                    ),
+                ];
+                for (m, c) in m.iter_mut().zip(classes) {
+                    *m |= u64::from(_mm_movemask_epi8(c) as u16) << (16 * k);
+                }
+            }
+        }
+        m
     }
 
     /// `(x - lo) <= (hi - lo)` per unsigned byte: `min_epu8` is SSE2's
@@ -123,13 +193,38 @@ mod imp {
     }
 
     #[inline]
-    pub(super) fn digit(b: &[u8; BLOCK]) -> u64 {
-        bits(b, |v| within(v, b'0', b'9'))
-    }
-
-    #[inline]
     pub(super) fn eq(b: &[u8; BLOCK], c: u8) -> u64 {
         bits(b, |v| u8x16_eq(v, u8x16_splat(c)))
+    }
+
+    /// The classes of `super::PiiClasses`, in field order.
+    #[inline]
+    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 6] {
+        let mut m = [0u64; 6];
+        for (k, chunk) in b.chunks_exact(16).enumerate() {
+            // SAFETY: the load reads the 16 bytes of `chunk` (wasm loads
+            // need no alignment).
+            let v = unsafe { v128_load(chunk.as_ptr().cast()) };
+            let lower = v128_or(v, u8x16_splat(0x20));
+            let eq = |c: u8| u8x16_eq(v, u8x16_splat(c));
+            let digit = within(v, b'0', b'9');
+            let colon = eq(b':');
+            let classes = [
+                digit,
+                v128_or(v128_or(within(lower, b'a', b'z'), digit), eq(b'_')),
+                colon,
+                v128_or(eq(b'+'), eq(b'(')),
+                within(v, b'A', b'Z'),
+                v128_or(
+                    v128_or(within(lower, b'a', b'f'), digit),
+                    v128_or(colon, eq(b'.')),
+                ),
+            ];
+            for (m, c) in m.iter_mut().zip(classes) {
+                *m |= u64::from(u8x16_bitmask(c)) << (16 * k);
+            }
+        }
+        m
     }
 
     #[inline(always)]
@@ -163,13 +258,13 @@ mod imp {
     }
 
     #[inline]
-    pub(super) fn digit(b: &[u8; BLOCK]) -> u64 {
-        super::scalar(b, crate::skip::digit)
+    pub(super) fn eq(b: &[u8; BLOCK], c: u8) -> u64 {
+        super::scalar(b, |x| x == c)
     }
 
     #[inline]
-    pub(super) fn eq(b: &[u8; BLOCK], c: u8) -> u64 {
-        super::scalar(b, |x| x == c)
+    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 6] {
+        super::PII_CLASSES.map(|class| super::scalar(b, class))
     }
 }
 
@@ -197,15 +292,27 @@ mod tests {
                 *c = u8::try_from((k * 37 + shift * 101) % 256).expect("a byte");
             }
             assert_eq!(token(&block), scalar(&block, token_char), "shift {shift}");
-            assert_eq!(digit(&block), scalar(&block, crate::skip::digit));
             for c in [0, b'0', b'9', b'@', b'B', 0x80, 0xff] {
                 assert_eq!(eq(&block, c), scalar(&block, |x| x == c), "{c}");
             }
+            assert_eq!(
+                pii_fields(pii(&block)),
+                PII_CLASSES.map(|class| scalar(&block, class)),
+                "shift {shift}"
+            );
         }
         let all: Vec<u8> = (0..=255).collect();
         for chunk in all.chunks(BLOCK) {
             let block: &[u8; BLOCK] = chunk.try_into().expect("256 = 4 blocks");
             assert_eq!(token(block), scalar(block, token_char));
+            assert_eq!(
+                pii_fields(pii(block)),
+                PII_CLASSES.map(|class| scalar(block, class))
+            );
         }
+    }
+
+    fn pii_fields(c: PiiClasses) -> [u64; 6] {
+        [c.digit, c.word, c.colon, c.plus_paren, c.upper, c.ipv6]
     }
 }

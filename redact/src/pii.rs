@@ -11,6 +11,8 @@ use std::net::Ipv6Addr;
 
 use crate::skip;
 
+mod starts;
+
 /// A kind of personal data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -134,17 +136,10 @@ pub fn find(text: &str, enabled: &[Entity]) -> Vec<Span> {
     find_with(text, enabled, true)
 }
 
-/// [`find`]; `fast`: jump over text that no detector can match (below),
-/// rather than trying every position. The answers are the same either way
-/// (the tests compare both on a corpus); `false` is the reference.
-///
-/// Every detector but the email one needs an ASCII digit close to where it
-/// starts: SSNs, cards, IPv4 and NANP phones start on one, a `+`/`(` phone
-/// has one within 3 bytes, an IBAN at offset 2, and an IPv6 address holds
-/// one (it is refused without) after at most 44 bytes of hex letters,
-/// colons and dots. So only the positions in [`window`] before each digit
-/// (and the digits' own runs) can start a match; the rest is passed over
-/// with a vectorised search for the next digit.
+/// [`find`]; `fast`: try only the positions where a detector can start
+/// ([`starts`]: found on 64-byte bit masks), rather than every position.
+/// The answers are the same either way (the tests compare both on a
+/// corpus); `false` is the reference.
 pub(crate) fn find_with(text: &str, enabled: &[Entity], fast: bool) -> Vec<Span> {
     let b = text.as_bytes();
     let on = |e| enabled.contains(&e);
@@ -152,34 +147,25 @@ pub(crate) fn find_with(text: &str, enabled: &[Entity], fast: bool) -> Vec<Span>
     if on(Entity::Email) {
         find_emails(b, &mut spans);
     }
+    if enabled.iter().all(|&e| e == Entity::Email) {
+        return spans;
+    }
     // Everything else starts at a word boundary; emails found above are skipped.
     let emails = spans.len();
     let mut next_email = 0;
-    // The next digit and the first position that can reach it.
-    let mut ahead: Option<(usize, usize)> = None;
+    let mut starts = starts::Starts::new(b);
     let mut i = 0;
     while i < b.len() {
+        if fast {
+            match starts.next(i) {
+                Some(start) => i = start,
+                None => break,
+            }
+        }
         if next_email < emails && i >= spans[next_email].start {
             i = spans[next_email].end;
             next_email += 1;
             continue;
-        }
-        if fast {
-            if ahead.is_none_or(|(_, digit)| i > digit) {
-                let Some(digit) = skip::position(b, i, skip::Class::Digit) else {
-                    break; // no digit left: nothing but emails, found above
-                };
-                ahead = Some((window(b, digit), digit));
-            }
-            if let Some((from, _)) = ahead.filter(|(from, _)| i < *from) {
-                // Stop at the next email, which the loop steps over itself.
-                i = if next_email < emails {
-                    from.min(spans[next_email].start)
-                } else {
-                    from
-                };
-                continue;
-            }
         }
         let c = b[i];
         let found = if !boundary_before(b, i)
@@ -210,17 +196,6 @@ pub(crate) fn find_with(text: &str, enabled: &[Entity], fast: bool) -> Vec<Span>
     spans
 }
 
-/// The first position from which a detector can reach the digit at `digit`
-/// (see [`find_with`]): 3 bytes before it, or the start of the run of hex
-/// letters, colons and dots (at most 44 bytes) that leads to it.
-fn window(b: &[u8], digit: usize) -> usize {
-    let mut p = digit;
-    while p > 0 && digit - p < 44 && matches!(b[p - 1], b'a'..=b'f' | b'A'..=b'F' | b':' | b'.') {
-        p -= 1;
-    }
-    p.min(digit.saturating_sub(3))
-}
-
 /// Try each detector that can start with `b[i]`, most specific first.
 fn detect(b: &[u8], i: usize, on: &dyn Fn(Entity) -> bool) -> Option<(usize, Entity)> {
     let c = b[i];
@@ -232,11 +207,31 @@ fn detect(b: &[u8], i: usize, on: &dyn Fn(Entity) -> bool) -> Option<(usize, Ent
         }
     };
     if c.is_ascii_digit() {
-        try_(Entity::Ssn, ssn)
-            .or_else(|| try_(Entity::CreditCard, card))
-            .or_else(|| try_(Entity::Ipv4, ipv4))
+        // Each detector's first test on the run of digits from `i` and the
+        // byte after it, so that most numbers in text try none of them:
+        // an SSN's area is 3 digits and a `-`, a card has 13 digits in its
+        // first group or another group after one separator, an IPv4's first
+        // octet is at most 3 digits and a `.`, an IPv6 address goes on with
+        // a hex letter, `:` or `.` within its 45 bytes (phones: in `phone`).
+        let run = b[i..]
+            .iter()
+            .take(IPV6_LEN)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        let after = b.get(i + run).copied().unwrap_or(0);
+        let separated =
+            (after == b' ' || after == b'-') && b.get(i + run + 1).is_some_and(u8::is_ascii_digit);
+        let gate = |open: bool, e: Entity, f: fn(&[u8], usize) -> Option<usize>| {
+            if open { try_(e, f) } else { None }
+        };
+        gate(run == 3 && after == b'-', Entity::Ssn, ssn)
+            .or_else(|| gate(run >= 13 || separated, Entity::CreditCard, card))
+            .or_else(|| gate(run <= 3 && after == b'.', Entity::Ipv4, ipv4))
             .or_else(|| try_(Entity::Phone, phone))
-            .or_else(|| try_(Entity::Ipv6, ipv6))
+            .or_else(|| {
+                let more = after.is_ascii_hexdigit() || after == b':' || after == b'.';
+                gate(run < IPV6_LEN && more, Entity::Ipv6, ipv6)
+            })
     } else if c == b'+' || c == b'(' {
         try_(Entity::Phone, phone)
     } else if c.is_ascii_uppercase() {
@@ -451,6 +446,19 @@ fn ipv4(b: &[u8], i: usize) -> Option<usize> {
 /// are not phones: they are far more often ids and amounts.
 fn phone(b: &[u8], i: usize) -> Option<usize> {
     let plus = b[i] == b'+';
+    // From a digit, the first group is a NANP number's first: three
+    // digits, or a lone `1`. Most numbers in text fail here, before the
+    // walk below.
+    if b[i].is_ascii_digit() {
+        let run = b[i..]
+            .iter()
+            .take(4)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if !(run == 3 || (run == 1 && b[i] == b'1')) {
+            return None;
+        }
+    }
     let mut j = i + usize::from(plus);
     // Digit groups with the byte offset after each; separators: space - . ( )
     // At most one group per two of the 24 bytes looked at; on the stack.
@@ -539,13 +547,19 @@ fn mod97(chars: &[u8]) -> bool {
     r == 1
 }
 
+/// The most bytes [`ipv6`] looks at.
+const IPV6_LEN: usize = 45;
+
 /// Hex groups with colons (and an optional embedded IPv4 tail) that parse as
 /// an IPv6 address. At least one decimal digit is required so that code like
 /// `a::b` is not taken for an address.
 fn ipv6(b: &[u8], i: usize) -> Option<usize> {
     let mut j = i;
     let mut colons = 0;
-    while j < b.len() && j - i < 45 && (b[j].is_ascii_hexdigit() || b[j] == b':' || b[j] == b'.') {
+    while j < b.len()
+        && j - i < IPV6_LEN
+        && (b[j].is_ascii_hexdigit() || b[j] == b':' || b[j] == b'.')
+    {
         colons += usize::from(b[j] == b':');
         j += 1;
     }

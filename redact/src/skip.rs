@@ -14,8 +14,6 @@ use crate::mask;
 pub(crate) enum Class {
     /// This byte.
     Byte(u8),
-    /// An ASCII decimal digit.
-    Digit,
 }
 
 impl Class {
@@ -23,7 +21,6 @@ impl Class {
     fn test(self, c: u8) -> bool {
         match self {
             Class::Byte(k) => c == k,
-            Class::Digit => digit(c),
         }
     }
 
@@ -31,7 +28,6 @@ impl Class {
     fn mask(self, block: &[u8; mask::BLOCK]) -> u64 {
         match self {
             Class::Byte(k) => mask::eq(block, k),
-            Class::Digit => mask::digit(block),
         }
     }
 }
@@ -92,10 +88,10 @@ mod tests {
                 for from in 0..=len + 1 {
                     let want = b
                         .get(from..)
-                        .and_then(|t| t.iter().position(|&c| digit(c)))
+                        .and_then(|t| t.iter().position(|&c| c == b'7'))
                         .map(|k| from + k);
                     assert_eq!(
-                        position(&b, from, Class::Digit),
+                        position(&b, from, Class::Byte(b'7')),
                         want,
                         "len {len} hit {hit:?} from {from}"
                     );

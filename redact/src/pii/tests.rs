@@ -231,3 +231,210 @@ fn cards_found_with_running_sums_match_the_reference() {
     }
     assert!(cards > 1_000, "the corpus has cards: {cards}");
 }
+
+/// Texts that put every corpus shape at every offset around a 64-byte
+/// block edge: each corpus text after 0-130 bytes of filler (ASCII, word
+/// bytes, digits, multi-byte characters), cut to at most 200 bytes.
+fn block_edge_texts(cases: usize) -> Vec<String> {
+    let fillers = ["x", " ", "é", "7", ":", "ab"];
+    let mut texts = vec![String::new()];
+    for (n, text) in crate::tests::corpus(cases).into_iter().enumerate() {
+        let filler = fillers[n % fillers.len()];
+        let pad = filler.repeat((n * 7) % 131 / filler.len());
+        let mut t = pad + &text;
+        let mut cut = t.len().min(200);
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        t.truncate(cut);
+        texts.push(t);
+    }
+    // Every length 0-200 of one dense text.
+    let dense = "a1 +1 (415) 555-2671 é fe80::1 DE89 3704 0044 0532 0130 00 \
+                 078-05-1120 10.0.0.1 4111-1111-1111-1111 x@y.io 日本 ::ffff:10.0.0.1 ";
+    let dense = dense.repeat(2);
+    texts.extend(
+        (0..=200)
+            .filter(|&n| dense.is_char_boundary(n))
+            .map(|n| dense[..n].to_owned()),
+    );
+    texts
+}
+
+#[test]
+fn starts_hold_every_position_a_detector_takes() {
+    let all = |_| true;
+    let mut taken = 0;
+    for (n, text) in block_edge_texts(20_000).into_iter().enumerate() {
+        let b = text.as_bytes();
+        let mut scan = starts::Starts::new(b);
+        let mut starts = Vec::new();
+        let mut at = 0;
+        while let Some(p) = scan.next(at) {
+            starts.push(p);
+            at = p + 1;
+        }
+        for i in 0..b.len() {
+            let c = b[i];
+            let could = boundary_before(b, i)
+                && (c.is_ascii_alphanumeric() || matches!(c, b'+' | b'(' | b':'));
+            // A start is a boundary, and a taken position is a start.
+            if starts.binary_search(&i).is_ok() {
+                assert!(could, "{text:?} at {i}");
+            }
+            if could && detect(b, i, &all).is_some() {
+                assert!(starts.binary_search(&i).is_ok(), "{text:?} at {i}");
+                taken += 1;
+            }
+        }
+        // Asking from any position gives the first start at or after it
+        // (on every tenth text: one scan per position).
+        for from in (0..=b.len() + 1).filter(|_| n % 10 == 0) {
+            let want = starts.iter().copied().find(|&p| p >= from);
+            assert_eq!(
+                starts::Starts::new(b).next(from),
+                want,
+                "{text:?} from {from}"
+            );
+        }
+    }
+    assert!(taken > 10_000, "the texts have items: {taken}");
+}
+
+#[test]
+fn block_edges_find_what_trying_every_position_finds() {
+    use Entity::*;
+    let selections: [&[Entity]; 4] = [&Entity::ALL, &[Ipv6], &[Phone, Iban], &[Ssn, Ipv4]];
+    let mut found = 0;
+    for text in block_edge_texts(20_000) {
+        for enabled in selections {
+            let fast = find_with(&text, enabled, true);
+            assert_eq!(
+                fast,
+                find_with(&text, enabled, false),
+                "{text:?} {enabled:?}"
+            );
+            found += fast.len();
+        }
+    }
+    assert!(found > 15_000, "the texts have items: {found}");
+}
+
+/// (Reference) [`phone`] before its first-group check: the walk alone.
+fn phone_reference(b: &[u8], i: usize) -> Option<usize> {
+    let plus = b[i] == b'+';
+    let mut j = i + usize::from(plus);
+    let mut groups = [(0usize, 0usize, 0u8); 12];
+    let mut n = 0;
+    let mut run = 0;
+    let mut seps = 0;
+    while j < b.len() && j - i < 24 {
+        let c = b[j];
+        if c.is_ascii_digit() {
+            if run == 0 {
+                groups[n] = (0, 0, c);
+                n += 1;
+            }
+            run += 1;
+            seps = 0;
+            let g = &mut groups[n - 1];
+            g.0 = run;
+            g.1 = j + 1;
+        } else if matches!(c, b' ' | b'-' | b'.' | b'(' | b')') && seps < 2 {
+            run = 0;
+            seps += 1;
+        } else {
+            break;
+        }
+        j += 1;
+    }
+    let lens_are = |g: &[(usize, usize, u8)], want: &[usize]| {
+        g.len() == want.len() && g.iter().zip(want).all(|(x, w)| x.0 == *w)
+    };
+    (1..=n).rev().find_map(|k| {
+        let g = &groups[..k];
+        let end = g[k - 1].1;
+        let total: usize = g.iter().map(|x| x.0).sum();
+        let ok = if plus {
+            (8..=15).contains(&total)
+        } else {
+            lens_are(g, &[3, 3, 4]) || (lens_are(g, &[1, 3, 3, 4]) && g[0].2 == b'1')
+        };
+        (ok && boundary_after(b, end)).then_some(end)
+    })
+}
+
+#[test]
+fn phones_checked_from_the_first_group_match_the_reference() {
+    let mut phones = 0;
+    for text in block_edge_texts(20_000) {
+        let b = text.as_bytes();
+        for i in (0..b.len()).filter(|&i| matches!(b[i], b'0'..=b'9' | b'+' | b'(')) {
+            // Every cut, as the scan cuts the text before the next email.
+            for limit in [b.len(), (i + 4).min(b.len()), (i + 12).min(b.len())] {
+                let want = phone_reference(&b[..limit], i);
+                assert_eq!(phone(&b[..limit], i), want, "{text:?} at {i} to {limit}");
+                phones += usize::from(want.is_some());
+            }
+        }
+    }
+    assert!(phones > 1_000, "the texts have phones: {phones}");
+}
+
+/// (Reference) [`detect`] without the first tests on the digit run: every
+/// detector that can start with `b[i]`, in order.
+fn detect_reference(b: &[u8], i: usize, on: &dyn Fn(Entity) -> bool) -> Option<(usize, Entity)> {
+    let c = b[i];
+    let try_ = |e: Entity, f: fn(&[u8], usize) -> Option<usize>| {
+        if on(e) {
+            f(b, i).map(|end| (end, e))
+        } else {
+            None
+        }
+    };
+    if c.is_ascii_digit() {
+        try_(Entity::Ssn, ssn)
+            .or_else(|| try_(Entity::CreditCard, card))
+            .or_else(|| try_(Entity::Ipv4, ipv4))
+            .or_else(|| try_(Entity::Phone, phone))
+            .or_else(|| try_(Entity::Ipv6, ipv6))
+    } else {
+        detect(b, i, on)
+    }
+}
+
+#[test]
+fn digit_runs_gate_detectors_as_the_reference_decides() {
+    let selections: [&[Entity]; 3] = [
+        &Entity::ALL,
+        &[Entity::Ipv6],
+        &[Entity::Phone, Entity::Ipv4],
+    ];
+    let mut taken = 0;
+    let mut texts = block_edge_texts(20_000);
+    texts.push(format!(
+        "{}:: {}.1 {}-",
+        "1".repeat(44),
+        "9".repeat(45),
+        "7".repeat(30)
+    ));
+    for text in texts {
+        let b = text.as_bytes();
+        for i in (0..b.len()).filter(|&i| b[i].is_ascii_digit()) {
+            for enabled in selections {
+                let on = |e| enabled.contains(&e);
+                // Every cut, as the scan cuts the text before the next email.
+                for limit in [b.len(), (i + 5).min(b.len())] {
+                    let want = detect_reference(&b[..limit], i, &on);
+                    assert_eq!(
+                        detect(&b[..limit], i, &on),
+                        want,
+                        "{text:?} at {i} to {limit}"
+                    );
+                    taken += usize::from(want.is_some());
+                }
+            }
+        }
+    }
+    assert!(taken > 10_000, "the texts have items: {taken}");
+}
