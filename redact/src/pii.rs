@@ -459,6 +459,12 @@ fn phone(b: &[u8], i: usize) -> Option<usize> {
             return None;
         }
     }
+    phone_walk(b, i, plus)
+}
+
+/// [`phone`]'s walk over the digit groups from `i` (after a `+` when
+/// `plus`), without the first-group check (the tests compare the two).
+fn phone_walk(b: &[u8], i: usize, plus: bool) -> Option<usize> {
     let mut j = i + usize::from(plus);
     // Digit groups with the byte offset after each; separators: space - . ( )
     // At most one group per two of the 24 bytes looked at; on the stack.

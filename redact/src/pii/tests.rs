@@ -320,50 +320,6 @@ fn block_edges_find_what_trying_every_position_finds() {
     assert!(found > 15_000, "the texts have items: {found}");
 }
 
-/// (Reference) [`phone`] before its first-group check: the walk alone.
-fn phone_reference(b: &[u8], i: usize) -> Option<usize> {
-    let plus = b[i] == b'+';
-    let mut j = i + usize::from(plus);
-    let mut groups = [(0usize, 0usize, 0u8); 12];
-    let mut n = 0;
-    let mut run = 0;
-    let mut seps = 0;
-    while j < b.len() && j - i < 24 {
-        let c = b[j];
-        if c.is_ascii_digit() {
-            if run == 0 {
-                groups[n] = (0, 0, c);
-                n += 1;
-            }
-            run += 1;
-            seps = 0;
-            let g = &mut groups[n - 1];
-            g.0 = run;
-            g.1 = j + 1;
-        } else if matches!(c, b' ' | b'-' | b'.' | b'(' | b')') && seps < 2 {
-            run = 0;
-            seps += 1;
-        } else {
-            break;
-        }
-        j += 1;
-    }
-    let lens_are = |g: &[(usize, usize, u8)], want: &[usize]| {
-        g.len() == want.len() && g.iter().zip(want).all(|(x, w)| x.0 == *w)
-    };
-    (1..=n).rev().find_map(|k| {
-        let g = &groups[..k];
-        let end = g[k - 1].1;
-        let total: usize = g.iter().map(|x| x.0).sum();
-        let ok = if plus {
-            (8..=15).contains(&total)
-        } else {
-            lens_are(g, &[3, 3, 4]) || (lens_are(g, &[1, 3, 3, 4]) && g[0].2 == b'1')
-        };
-        (ok && boundary_after(b, end)).then_some(end)
-    })
-}
-
 #[test]
 fn phones_checked_from_the_first_group_match_the_reference() {
     let mut phones = 0;
@@ -372,7 +328,7 @@ fn phones_checked_from_the_first_group_match_the_reference() {
         for i in (0..b.len()).filter(|&i| matches!(b[i], b'0'..=b'9' | b'+' | b'(')) {
             // Every cut, as the scan cuts the text before the next email.
             for limit in [b.len(), (i + 4).min(b.len()), (i + 12).min(b.len())] {
-                let want = phone_reference(&b[..limit], i);
+                let want = phone_walk(&b[..limit], i, b[i] == b'+');
                 assert_eq!(phone(&b[..limit], i), want, "{text:?} at {i} to {limit}");
                 phones += usize::from(want.is_some());
             }
