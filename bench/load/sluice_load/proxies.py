@@ -13,26 +13,13 @@ import subprocess
 
 from .common import NGINX, PROXY, chat_body
 from .processes import PROCS, free_port, wait_http
+from .upstream import nginx_conf
 
 
 def nginx_proxy_conf(d, port, upstream_port, workers):
     """nginx.conf for a reverse proxy on `port` to 127.0.0.1:`upstream_port`: one worker per
     core, upstream connections kept alive (HTTP/1.1, no `Connection: close`), no access log."""
-    return f"""
-daemon off;
-worker_processes {workers};
-pid {d}/nginx.pid;
-error_log {d}/logs/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
+    return nginx_conf(d, f"""
     upstream bench_upstream {{
         server 127.0.0.1:{upstream_port};
         # idle upstream connections each worker keeps (as Sluice's pool does)
@@ -47,9 +34,7 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }}
-    }}
-}}
-"""
+    }}""", workers)
 
 
 def start_nginx_proxy(tmp, upstream_port, workers=None):

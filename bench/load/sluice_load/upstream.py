@@ -27,15 +27,12 @@ def nginx_quote(b):
     return t.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def start_nginx(tmp, canned):
-    d = os.path.join(tmp, "nginx")
-    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
-    port = free_port()
-    with open(os.path.join(d, "answer.json"), "wb") as f:
-        f.write(canned)
-    conf = f"""
+def nginx_conf(d, http_body, workers="auto"):
+    """An nginx.conf that runs in the foreground with everything under `d` (pid, error log, temp
+    files), no access log and client keep-alive held open; `http_body` goes inside `http {}`."""
+    return f"""
 daemon off;
-worker_processes auto;
+worker_processes {workers};
 pid {d}/nginx.pid;
 error_log {d}/logs/error.log warn;
 events {{ worker_connections 4096; }}
@@ -48,6 +45,18 @@ http {{
     scgi_temp_path {d}/scgi;
     keepalive_requests 1000000;
     keepalive_timeout 75s;
+{http_body}
+}}
+"""
+
+
+def start_nginx(tmp, canned):
+    d = os.path.join(tmp, "nginx")
+    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    port = free_port()
+    with open(os.path.join(d, "answer.json"), "wb") as f:
+        f.write(canned)
+    conf = nginx_conf(d, f"""
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -55,9 +64,7 @@ http {{
             default_type application/json;
             return 200 '{nginx_quote(canned)}';
         }}
-    }}
-}}
-"""
+    }}""")
     cfg = os.path.join(d, "nginx.conf")
     with open(cfg, "w") as f:
         f.write(conf)
