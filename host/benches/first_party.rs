@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sluice::pipeline::guard;
+use sluice::pipeline::{guard, output};
 use sluice::plugin::{
     Message, OutputContext, OutputPart, Plugin, PluginRuntime, PluginsConfig, RequestInfo, Verdict,
 };
@@ -136,13 +136,7 @@ fn dirty(n: usize) -> String {
 }
 
 fn whole() -> OutputContext {
-    OutputContext {
-        emitted: String::new(),
-        window_index: 0,
-        is_final: true,
-        choice: 0,
-        part: OutputPart::Content,
-    }
+    output::whole(0, OutputPart::Content)
 }
 
 /// Time `iters` awaits of `call()` in a row on `rt`.

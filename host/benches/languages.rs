@@ -37,9 +37,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sluice::plugin::{
-    Message, OutputContext, OutputPart, Plugin, PluginRuntime, PluginsConfig, RequestInfo,
-};
+use sluice::pipeline::output;
+use sluice::plugin::{Message, OutputPart, Plugin, PluginRuntime, PluginsConfig, RequestInfo};
 
 const LANGUAGES: [&str; 5] = ["rust", "c", "js-quickjs", "python", "js-starlingmonkey"];
 
@@ -132,13 +131,7 @@ fn bench(c: &mut Criterion) {
     let output: String =
         "The quick brown fox jumps over the lazy dog. ".repeat(23)[..1024].to_owned();
     let req = request();
-    let ctx = OutputContext {
-        emitted: String::new(),
-        window_index: 0,
-        is_final: true,
-        choice: 0,
-        part: OutputPart::Content,
-    };
+    let ctx = output::whole(0, OutputPart::Content);
     let mut group = c.benchmark_group("ssn_redact_1kb");
     group.sample_size(20).warm_up_time(Duration::from_secs(2));
     let only = std::env::var("SLUICE_BENCH_LANGS").ok();

@@ -31,10 +31,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice::pipeline::guard;
-use sluice::plugin::{
-    Message, OutputContext, OutputPart, PluginRuntime, PluginsConfig, RequestInfo,
-};
+use sluice::pipeline::{guard, output};
+use sluice::plugin::{Message, OutputPart, PluginRuntime, PluginsConfig, RequestInfo};
 
 const CHAIN: [&str; 3] = ["pii-redact", "length-check", "business-rules"];
 
@@ -147,13 +145,7 @@ fn main() {
         .cycle()
         .take(200)
         .collect();
-    let ctx = OutputContext {
-        emitted: String::new(),
-        window_index: 0,
-        is_final: true,
-        choice: 0,
-        part: OutputPart::Content,
-    };
+    let ctx = output::whole(0, OutputPart::Content);
     let first = local.block_on(guard::check_output(set.guardrails(), &req, &answer, &ctx));
     assert!(
         first.rejected.is_none() && first.ran.len() == CHAIN.len(),

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use sluice::pipeline::output;
 use sluice::plugin::{
     Message, OutputContext, OutputPart, PluginRuntime, PluginsConfig, RequestInfo, Verdict,
 };
@@ -129,13 +130,7 @@ fn long_request() -> Arc<RequestInfo> {
 }
 
 fn whole() -> OutputContext {
-    OutputContext {
-        emitted: String::new(),
-        window_index: 0,
-        is_final: true,
-        choice: 0,
-        part: OutputPart::Content,
-    }
+    output::whole(0, OutputPart::Content)
 }
 
 /// The same check natively.

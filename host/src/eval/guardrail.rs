@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use super::run::ScoreResult;
 use super::scorer::Expect;
-use crate::plugin::{
-    Message, OutputContext, OutputPart, PluginRuntime, PluginsConfig, RequestInfo, Verdict,
-};
+use crate::plugin::{Message, OutputPart, PluginRuntime, PluginsConfig, RequestInfo, Verdict};
 
 /// The runner's plugin runtime.
 pub struct Guardrails {
@@ -76,13 +74,7 @@ impl Guardrails {
                 format!("plugin `{plugin}` is not loaded"),
             );
         };
-        let ctx = OutputContext {
-            emitted: String::new(),
-            window_index: 0,
-            is_final: true,
-            choice: 0,
-            part: OutputPart::Content,
-        };
+        let ctx = crate::pipeline::output::whole(0, OutputPart::Content);
         match p
             .check_output(&Arc::new(request(case_id)), output, &ctx)
             .await
