@@ -24,8 +24,9 @@ pub(crate) fn eq(b: &[u8; BLOCK], c: u8) -> u64 {
     imp::eq(b, c)
 }
 
-/// The byte classes pii's start scan ([`crate::pii`]) needs, for one
-/// block: bit `k` of each field for `b[k]`.
+/// The byte classes pii's start scan ([`crate::pii`]) needs for every
+/// block: bit `k` of each field for `b[k]`. The IPv6 class ([`ipv6`]) is
+/// apart: the scan needs it only near a colon.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct PiiClasses {
     /// `0-9`.
@@ -38,22 +39,25 @@ pub(crate) struct PiiClasses {
     pub plus_paren: u64,
     /// `A-Z`.
     pub upper: u64,
-    /// What an IPv6 address is made of: hex digits, `:` and `.`.
-    pub ipv6: u64,
 }
 
 /// Every class of [`PiiClasses`] for `b`, one load per 16 bytes.
 #[inline]
 pub(crate) fn pii(b: &[u8; BLOCK]) -> PiiClasses {
-    let [digit, word, colon, plus_paren, upper, ipv6] = imp::pii(b);
+    let [digit, word, colon, plus_paren, upper] = imp::pii(b);
     PiiClasses {
         digit,
         word,
         colon,
         plus_paren,
         upper,
-        ipv6,
     }
+}
+
+/// What an IPv6 address is made of: hex digits, `:` and `.`.
+#[inline]
+pub(crate) fn ipv6(b: &[u8; BLOCK]) -> u64 {
+    imp::ipv6(b)
 }
 
 /// The classes of [`PiiClasses`] one byte at a time, in field order: the
@@ -65,14 +69,43 @@ pub(crate) fn pii(b: &[u8; BLOCK]) -> PiiClasses {
         all(target_arch = "wasm32", target_feature = "simd128")
     ))
 ))]
-pub(crate) const PII_CLASSES: [fn(u8) -> bool; 6] = [
+pub(crate) const PII_CLASSES: [fn(u8) -> bool; 5] = [
     |c| c.is_ascii_digit(),
     |c| c.is_ascii_alphanumeric() || c == b'_',
     |c| c == b':',
     |c| c == b'+' || c == b'(',
     |c| c.is_ascii_uppercase(),
-    |c| c.is_ascii_hexdigit() || c == b':' || c == b'.',
 ];
+
+/// [`ipv6`]'s class one byte at a time.
+#[cfg(any(
+    test,
+    not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))
+))]
+pub(crate) fn ipv6_class(c: u8) -> bool {
+    c.is_ascii_hexdigit() || c == b':' || c == b'.'
+}
+
+/// The constants of both targets' `within`: byte `x` is in `lo..=hi`
+/// (`hi - lo < 255`) when `x + bias`, as a signed byte, is below `limit`
+/// (the range moved to start at -128): an add and a signed compare, one
+/// instruction each on both targets. The unsigned form (`x - lo <= hi -
+/// lo`) is a min and a compare on SSE2, but LLVM turns it into `< hi - lo +
+/// 1`, and Cranelift's x86-64 code for `i8x16.lt_u` is four instructions
+/// (min, compare, all-ones, xor).
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+const fn signed_range(lo: u8, hi: u8) -> (i8, i8) {
+    (
+        0x80u8.wrapping_sub(lo) as i8,
+        (hi - lo).wrapping_add(0x81) as i8,
+    )
+}
 
 // SAFETY (every `unsafe` below): SSE2 is part of the x86-64 baseline, so
 // its intrinsics are always available; the only memory access is the
@@ -110,8 +143,8 @@ mod imp {
 
     /// The classes of `super::PiiClasses`, in field order.
     #[inline]
-    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 6] {
-        let mut m = [0u64; 6];
+    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 5] {
+        let mut m = [0u64; 5];
         for (k, chunk) in b.chunks_exact(16).enumerate() {
             // SAFETY: see the module; the load reads the 16 bytes of `chunk`.
             unsafe {
@@ -119,17 +152,12 @@ mod imp {
                 let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
                 let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
                 let digit = within(v, b'0', b'9');
-                let colon = eq(b':');
                 let classes = [
                     digit,
                     _mm_or_si128(_mm_or_si128(within(lower, b'a', b'z'), digit), eq(b'_')),
-                    colon,
+                    eq(b':'),
                     _mm_or_si128(eq(b'+'), eq(b'(')),
                     within(v, b'A', b'Z'),
-                    _mm_or_si128(
-                        _mm_or_si128(within(lower, b'a', b'f'), digit),
-                        _mm_or_si128(colon, eq(b'.')),
-                    ),
                 ];
                 for (m, c) in m.iter_mut().zip(classes) {
                     *m |= u64::from(_mm_movemask_epi8(c) as u16) << (16 * k);
@@ -139,16 +167,25 @@ mod imp {
         m
     }
 
-    /// `(x - lo) <= (hi - lo)` per unsigned byte: `min_epu8` is SSE2's
-    /// unsigned compare.
+    #[inline]
+    pub(super) fn ipv6(b: &[u8; BLOCK]) -> u64 {
+        // SAFETY: see the module.
+        bits(b, |v| unsafe {
+            let hex_letter = within(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', b'f');
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            _mm_or_si128(
+                _mm_or_si128(hex_letter, within(v, b'0', b'9')),
+                _mm_or_si128(eq(b':'), eq(b'.')),
+            )
+        })
+    }
+
+    /// `lo <= x <= hi` per byte (`super::signed_range`).
     #[inline(always)]
     fn within(x: __m128i, lo: u8, hi: u8) -> __m128i {
+        let (bias, limit) = super::signed_range(lo, hi);
         // SAFETY: see the module.
-        unsafe {
-            let d = _mm_sub_epi8(x, _mm_set1_epi8(lo as i8));
-            let span = _mm_set1_epi8((hi - lo) as i8);
-            _mm_cmpeq_epi8(_mm_min_epu8(d, span), d)
-        }
+        unsafe { _mm_cmplt_epi8(_mm_add_epi8(x, _mm_set1_epi8(bias)), _mm_set1_epi8(limit)) }
     }
 
     #[inline(always)]
@@ -199,8 +236,8 @@ mod imp {
 
     /// The classes of `super::PiiClasses`, in field order.
     #[inline]
-    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 6] {
-        let mut m = [0u64; 6];
+    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 5] {
+        let mut m = [0u64; 5];
         for (k, chunk) in b.chunks_exact(16).enumerate() {
             // SAFETY: the load reads the 16 bytes of `chunk` (wasm loads
             // need no alignment).
@@ -208,17 +245,12 @@ mod imp {
             let lower = v128_or(v, u8x16_splat(0x20));
             let eq = |c: u8| u8x16_eq(v, u8x16_splat(c));
             let digit = within(v, b'0', b'9');
-            let colon = eq(b':');
             let classes = [
                 digit,
                 v128_or(v128_or(within(lower, b'a', b'z'), digit), eq(b'_')),
-                colon,
+                eq(b':'),
                 v128_or(eq(b'+'), eq(b'(')),
                 within(v, b'A', b'Z'),
-                v128_or(
-                    v128_or(within(lower, b'a', b'f'), digit),
-                    v128_or(colon, eq(b'.')),
-                ),
             ];
             for (m, c) in m.iter_mut().zip(classes) {
                 *m |= u64::from(u8x16_bitmask(c)) << (16 * k);
@@ -227,9 +259,23 @@ mod imp {
         m
     }
 
+    #[inline]
+    pub(super) fn ipv6(b: &[u8; BLOCK]) -> u64 {
+        bits(b, |v| {
+            let hex_letter = within(v128_or(v, u8x16_splat(0x20)), b'a', b'f');
+            let eq = |c: u8| u8x16_eq(v, u8x16_splat(c));
+            v128_or(
+                v128_or(hex_letter, within(v, b'0', b'9')),
+                v128_or(eq(b':'), eq(b'.')),
+            )
+        })
+    }
+
+    /// `lo <= x <= hi` per byte (`super::signed_range`).
     #[inline(always)]
     fn within(x: v128, lo: u8, hi: u8) -> v128 {
-        u8x16_le(u8x16_sub(x, u8x16_splat(lo)), u8x16_splat(hi - lo))
+        let (bias, limit) = super::signed_range(lo, hi);
+        i8x16_lt(i8x16_add(x, i8x16_splat(bias)), i8x16_splat(limit))
     }
 
     #[inline(always)]
@@ -263,8 +309,13 @@ mod imp {
     }
 
     #[inline]
-    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 6] {
+    pub(super) fn pii(b: &[u8; BLOCK]) -> [u64; 5] {
         super::PII_CLASSES.map(|class| super::scalar(b, class))
+    }
+
+    #[inline]
+    pub(super) fn ipv6(b: &[u8; BLOCK]) -> u64 {
+        super::scalar(b, super::ipv6_class)
     }
 }
 
@@ -300,6 +351,7 @@ mod tests {
                 PII_CLASSES.map(|class| scalar(&block, class)),
                 "shift {shift}"
             );
+            assert_eq!(ipv6(&block), scalar(&block, ipv6_class), "shift {shift}");
         }
         let all: Vec<u8> = (0..=255).collect();
         for chunk in all.chunks(BLOCK) {
@@ -309,10 +361,33 @@ mod tests {
                 pii_fields(pii(block)),
                 PII_CLASSES.map(|class| scalar(block, class))
             );
+            assert_eq!(ipv6(block), scalar(block, ipv6_class));
         }
     }
 
-    fn pii_fields(c: PiiClasses) -> [u64; 6] {
-        [c.digit, c.word, c.colon, c.plus_paren, c.upper, c.ipv6]
+    #[cfg(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
+    #[test]
+    fn signed_ranges_are_the_unsigned_ranges() {
+        // Every range the vector `within` can be given, every byte: the
+        // scalar meaning of the add and the signed compare.
+        for lo in 0..=255u8 {
+            for hi in lo..=lo.saturating_add(254) {
+                let (bias, limit) = signed_range(lo, hi);
+                for x in 0..=255u8 {
+                    assert_eq!(
+                        (x as i8).wrapping_add(bias) < limit,
+                        (lo..=hi).contains(&x),
+                        "{lo} {hi} {x}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn pii_fields(c: PiiClasses) -> [u64; 5] {
+        [c.digit, c.word, c.colon, c.plus_paren, c.upper]
     }
 }

@@ -69,19 +69,25 @@ impl<'a> Starts<'a> {
         {
             return c;
         }
-        let c = match self.b.get(s..) {
-            None | Some([]) => PiiClasses::default(),
-            Some(rest) => match rest.first_chunk() {
-                Some(block) => mask::pii(block),
+        let c = self.on_block(s, mask::pii).unwrap_or_default();
+        self.cached = Some((s, c));
+        c
+    }
+
+    /// `f` of the block at `s`, zero-padded at the end of the text; `None`
+    /// past the end.
+    fn on_block<T>(&self, s: usize, f: impl Fn(&[u8; BLOCK]) -> T) -> Option<T> {
+        match self.b.get(s..) {
+            None | Some([]) => None,
+            Some(rest) => Some(match rest.first_chunk() {
+                Some(block) => f(block),
                 None => {
                     let mut block = [0u8; BLOCK];
                     block[..rest.len()].copy_from_slice(rest);
-                    mask::pii(&block)
+                    f(&block)
                 }
-            },
-        };
-        self.cached = Some((s, c));
-        c
+            }),
+        }
     }
 
     /// The starts in the block at `s`: bit `k` for `b[s + k]`.
@@ -93,9 +99,12 @@ impl<'a> Starts<'a> {
         let after = (0..3).fold(0u64, |m, k| {
             m | (u64::from(b.get(s + BLOCK + k).is_some_and(|&c| skip::digit(c))) << k)
         });
-        // Hex letters are the word bytes of the IPv6 class that are no digits.
-        let hex_letter_or_colon = (cur.ipv6 & cur.word & !cur.digit) | cur.colon;
-        if cur.digit == 0 && after == 0 && hex_letter_or_colon == 0 {
+        // An IPv6 address has two colons within its 45 bytes: without one
+        // in this block or the next, no hex letter or colon here starts
+        // one. (The next block's classes are kept for its own turn.)
+        let next = self.classes(s + BLOCK);
+        let colon_near = (cur.colon | next.colon) != 0;
+        if cur.digit == 0 && after == 0 && !colon_near {
             return 0;
         }
         // Word boundaries: the byte before is no word byte, and a `:` does
@@ -110,21 +119,24 @@ impl<'a> Starts<'a> {
         let phone = cur.plus_paren & (digit_at(1) | digit_at(2) | digit_at(3));
         let iban = cur.upper & digit_at(2) & digit_at(3);
         let mut starts = cur.digit | phone | iban;
-        if hex_letter_or_colon & boundary != 0 {
-            starts |= hex_letter_or_colon & self.ipv6_reach(s, cur);
+        if colon_near {
+            let ipv6 = self.on_block(s, mask::ipv6).unwrap_or(0);
+            // Hex letters are the word bytes of the IPv6 class that are no digits.
+            let hex_letter_or_colon = (ipv6 & cur.word & !cur.digit) | cur.colon;
+            if hex_letter_or_colon & boundary != 0 {
+                starts |= hex_letter_or_colon & self.ipv6_reach(s, cur, next, ipv6);
+            }
         }
         starts & boundary
     }
 
     /// Bit `k`: a run of hex digits, colons and dots from `s + k` reaches a
-    /// digit within 64 bytes (an IPv6 address needs one within 45), when a
-    /// colon is within the block or the next one; 0 without.
-    fn ipv6_reach(&mut self, s: usize, cur: PiiClasses) -> u64 {
-        let next = self.classes(s + BLOCK);
-        if cur.colon == 0 && next.colon == 0 {
-            return 0;
-        }
-        let mut pass = u128::from(cur.ipv6) | (u128::from(next.ipv6) << BLOCK);
+    /// digit within 64 bytes (an IPv6 address needs one within 45). `cur`,
+    /// `next`: the classes of the block at `s` and of the one after it;
+    /// `ipv6`: the IPv6 class of the block at `s`.
+    fn ipv6_reach(&self, s: usize, cur: PiiClasses, next: PiiClasses, ipv6: u64) -> u64 {
+        let next_ipv6 = self.on_block(s + BLOCK, mask::ipv6).unwrap_or(0);
+        let mut pass = u128::from(ipv6) | (u128::from(next_ipv6) << BLOCK);
         let mut reach = u128::from(cur.digit) | (u128::from(next.digit) << BLOCK);
         // Doubling: after the step by `n`, `reach` holds every position
         // whose run reaches a digit less than `2n` bytes on, and `pass`
