@@ -211,8 +211,10 @@ fn detect(b: &[u8], i: usize, on: &dyn Fn(Entity) -> bool) -> Option<(usize, Ent
         // byte after it, so that most numbers in text try none of them:
         // an SSN's area is 3 digits and a `-`, a card has 13 digits in its
         // first group or another group after one separator, an IPv4's first
-        // octet is at most 3 digits and a `.`, an IPv6 address goes on with
-        // a hex letter, `:` or `.` within its 45 bytes (phones: in `phone`).
+        // octet is at most 3 digits and a `.`, a NANP phone's first group is
+        // 3 digits or a lone `1` (`phone` checks it too, for its other
+        // callers; here it saves the call), an IPv6 address goes on with a
+        // hex letter, `:` or `.` within its 45 bytes.
         let run = b[i..]
             .iter()
             .take(IPV6_LEN)
@@ -227,7 +229,7 @@ fn detect(b: &[u8], i: usize, on: &dyn Fn(Entity) -> bool) -> Option<(usize, Ent
         gate(run == 3 && after == b'-', Entity::Ssn, ssn)
             .or_else(|| gate(run >= 13 || separated, Entity::CreditCard, card))
             .or_else(|| gate(run <= 3 && after == b'.', Entity::Ipv4, ipv4))
-            .or_else(|| try_(Entity::Phone, phone))
+            .or_else(|| gate(run == 3 || (run == 1 && c == b'1'), Entity::Phone, phone))
             .or_else(|| {
                 let more = after.is_ascii_hexdigit() || after == b':' || after == b'.';
                 gate(run < IPV6_LEN && more, Entity::Ipv6, ipv6)
