@@ -115,10 +115,15 @@ fn next_long_run(b: &[u8], i: usize, limit: usize, min: usize) -> usize {
         }
         let mut runs = t; // bit s: `t` has ones at s..s+k
         let mut k = 1;
-        while k < min {
-            let step = k.min(min - k);
-            runs &= runs >> step;
-            k += step;
+        // At most six doublings reach any `min` up to 64: a fixed count,
+        // so the compiler unrolls it and the guest has no loop here (each
+        // loop head in a guest checks the epoch deadline).
+        for _ in 0..6 {
+            if k < min {
+                let step = k.min(min - k);
+                runs &= runs >> step;
+                k += step;
+            }
         }
         if runs != 0 {
             return p + runs.trailing_zeros() as usize;
@@ -438,7 +443,8 @@ mod tests {
                     }
                 })
                 .collect();
-            for min in 1..=20 {
+            // Every `min` to 20, and around the doublings' counts to 64.
+            for min in (1..=20).chain([31, 32, 33, 63, 64]) {
                 for i in (0..len).filter(|&i| i == 0 || !token_char(text[i - 1])) {
                     for limit in [len, len.saturating_sub(1).max(i), (i + 70).min(len)] {
                         assert_eq!(
