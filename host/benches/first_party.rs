@@ -18,7 +18,8 @@
 //! guest). The 64 KB
 //! case amortises instantiation; the difference between the sizes divided
 //! by the same difference natively is the guest's code against native code
-//! per byte. Goal (issue 16): ≤ 2×.
+//! per byte. Goal (issue 16): ≤ 2×. `SLUICE_BENCH_PAIRED=N` adds that
+//! ratio from N rounds of the four cases timed back to back (`paired`).
 //!
 //! `parallel_chain`: the same three output guardrails on a clean 1 KB
 //! answer (all pass), their calls made one after the other, joined in the
@@ -253,6 +254,71 @@ fn guest_vs_native(c: &mut Criterion) {
         }
     }
     g.finish();
+    if let Some(rounds) = std::env::var("SLUICE_BENCH_PAIRED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        paired(&local, &set, &native, rounds);
+    }
+}
+
+/// `SLUICE_BENCH_PAIRED=N` (after the criterion cases of `guest_vs_native`):
+/// N rounds, each timing the four cases of a plugin (guest and native, 64 KB
+/// and 1 KB) one after the other for a few milliseconds, and the per-byte
+/// ratio of that round. The ratio then comes from four timings taken within
+/// ~5 ms of each other instead of criterion's cases seconds apart, so a
+/// change of load on a shared machine moves the guest and the native side
+/// alike. Prints the median and quartiles of the rounds' ratios and each
+/// case's median per call.
+fn paired(
+    local: &tokio::runtime::Runtime,
+    set: &sluice::plugin::PluginSet,
+    native: &[(&str, NativeCheck)],
+    rounds: usize,
+) {
+    let req = one_message();
+    let ctx = whole();
+    let (small, big) = (dirty(1024), dirty(64 * 1024));
+    for &(name, run_native) in native {
+        let p = set.get(name).unwrap().clone();
+        let guest = |text: &str, iters: u64| {
+            timed(local, iters, || p.check_output(&req, text, &ctx)).as_secs_f64() / iters as f64
+        };
+        let native = |text: &str, iters: u64| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                std::hint::black_box(run_native(std::hint::black_box(text)));
+            }
+            start.elapsed().as_secs_f64() / iters as f64
+        };
+        // Iterations per case: about a millisecond each.
+        let mut cases: [Vec<f64>; 4] = Default::default();
+        let mut ratios = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let t = [
+                guest(&big, 8),
+                native(&big, 16),
+                guest(&small, 32),
+                native(&small, 400),
+            ];
+            ratios.push((t[0] - t[2]) / (t[1] - t[3]));
+            for (c, t) in cases.iter_mut().zip(t) {
+                c.push(t * 1e6);
+            }
+        }
+        let median = |v: &mut Vec<f64>, q: usize| {
+            v.sort_by(f64::total_cmp);
+            v[(v.len() - 1) * q / 4]
+        };
+        let [w64, n64, w1, n1] = cases.each_mut().map(|c| median(c, 2));
+        println!(
+            "guest_vs_native/{name}/paired ({rounds} rounds): per byte {:.2} (quartiles {:.2}-{:.2}); \
+             medians 64 KB guest {w64:.1} µs, native {n64:.1} µs; 1 KB guest {w1:.1} µs, native {n1:.2} µs",
+            median(&mut ratios, 2),
+            median(&mut ratios, 1),
+            median(&mut ratios, 3),
+        );
+    }
 }
 
 /// Process CPU time (user + system, every thread), for CPU per chain.
