@@ -13,6 +13,7 @@ mod contract;
 mod dashboard;
 mod deadlines;
 mod durability;
+mod egress;
 mod error_shapes;
 mod evals;
 mod faults;

@@ -25,7 +25,7 @@ mod stream;
 use std::time::Duration;
 
 use futures_util::stream::{BoxStream, StreamExt};
-use reqwest::StatusCode;
+use http::StatusCode;
 
 use super::http::{
     Endpoint, StreamLimits, expect_event_stream, read_json, send, sse_events, with_timeout,
@@ -45,7 +45,7 @@ pub(crate) async fn chat(
 ) -> Result<ChatCompletion, UpstreamError> {
     let body = translate(up, req, model, false)?;
     let call = async {
-        let resp = send(up, up.post(Endpoint::Messages).json(&body)).await?;
+        let resp = send(up, Endpoint::Messages, &body).await?;
         let msg: MessagesResponse = read_json(up, resp).await?;
         Ok(from_messages_response(msg))
     };
@@ -59,7 +59,7 @@ pub(crate) async fn open_stream(
     limits: StreamLimits,
 ) -> Result<BoxStream<'static, Result<ChatChunk, UpstreamError>>, UpstreamError> {
     let body = translate(up, req, model, true)?;
-    let resp = send(up, up.post(Endpoint::Messages).json(&body)).await?;
+    let resp = send(up, Endpoint::Messages, &body).await?;
     expect_event_stream(up, &resp)?;
     let provider = up.name.clone();
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use reqwest::header::{HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 /// Which wire protocol an upstream speaks.
@@ -137,7 +137,7 @@ impl ProviderConfig {
     /// (empty when fine). Everything `Providers::new` needs to succeed.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        match reqwest::Url::parse(&self.base_url) {
+        match url::Url::parse(&self.base_url) {
             Err(e) => out.push(("base-url", format!("`{}` is not a URL: {e}", self.base_url))),
             Ok(u) if !matches!(u.scheme(), "http" | "https") => out.push((
                 "base-url",

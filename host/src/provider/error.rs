@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use http::StatusCode;
 use serde_json::Value;
 
 use super::breaker::Outcome;
@@ -165,22 +165,27 @@ impl UpstreamError {
         }
     }
 
-    /// A transport failure. reqwest's message quotes the request URL (with
-    /// the provider's `query`); clients get the cause chain without it.
-    pub(crate) fn from_reqwest(provider: &str, err: reqwest::Error, after: Duration) -> Self {
-        if err.is_timeout() {
-            return UpstreamError::Timeout {
-                provider: provider.to_string(),
-                after,
-                phase: "request",
-            };
-        }
-        let err = err.without_url();
-        // Keep the cause chain: "error sending request" alone hides whether
-        // it was a refused connection, a reset or a TLS failure.
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
+    /// A transport failure (connecting, sending, reading the body):
+    /// `context` and the cause chain, since "client error (Connect)" alone
+    /// hides whether the connection was refused, reset or failed TLS. A
+    /// timeout anywhere in the chain (the 10 s connect timeout) is a
+    /// [`UpstreamError::Timeout`]. hyper's errors never quote the URL.
+    pub(crate) fn from_transport(
+        provider: &str,
+        context: &str,
+        err: &(dyn std::error::Error + 'static),
+        after: Duration,
+    ) -> Self {
+        let mut message = context.to_string();
+        let mut source = Some(err);
         while let Some(s) = source {
+            if is_timeout(s) {
+                return UpstreamError::Timeout {
+                    provider: provider.to_string(),
+                    after,
+                    phase: "request",
+                };
+            }
             message.push_str(": ");
             message.push_str(&s.to_string());
             source = s.source();
@@ -190,6 +195,15 @@ impl UpstreamError {
             message,
         }
     }
+}
+
+/// A timer fired inside the transport (what reqwest's `is_timeout` looked for).
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        return io.kind() == std::io::ErrorKind::TimedOut;
+    }
+    e.downcast_ref::<hyper::Error>()
+        .is_some_and(hyper::Error::is_timeout)
 }
 
 /// `503 Service Unavailable`, or the bare code for statuses without a

@@ -8,11 +8,16 @@ use tokio::time::Instant;
 
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http::Response;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use url::Url;
 
 use super::config::{ProviderConfig, ProviderKind};
-use super::redact::url_for_log;
+use super::redact::{base64, percent_decoded, url_for_log};
 use super::retry::retry_after_from_headers;
 use super::sse::{SseError, SseEvent, SseParser};
 use super::{ProviderConfigError, Upstream, UpstreamError};
@@ -40,18 +45,29 @@ impl Endpoint {
         }
     }
 
-    /// `base` (no trailing `/`) + this path + `query`.
+    /// `base` (no trailing `/`) + this path + `query`, without userinfo
+    /// (sent as `Authorization: Basic` instead, [`build_headers`]).
     pub(crate) fn url(
         self,
         base: &str,
         query: &[(String, String)],
-    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
-        let mut url = reqwest::Url::parse(&format!("{base}{}", self.path()))?;
+    ) -> Result<Url, url::ParseError> {
+        let mut url = Url::parse(&format!("{base}{}", self.path()))?;
+        // Cannot fail on an http(s) URL, which has a host.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
         Ok(url)
     }
+}
+
+/// The request target for an [`Endpoint::url`], fragment left out.
+pub(crate) fn request_uri(url: &Url) -> Result<http::Uri, http::uri::InvalidUri> {
+    let mut url = url.clone();
+    url.set_fragment(None);
+    url.as_str().parse()
 }
 
 /// Auth and extra headers sent on every call to `cfg`'s upstream.
@@ -83,36 +99,77 @@ pub(crate) fn build_headers(cfg: &ProviderConfig) -> Result<HeaderMap, ProviderC
     for (k, v) in &cfg.headers {
         put(k, v, false)?;
     }
+    // What reqwest added on its own, kept so upstreams see the same request:
+    // the base URL's userinfo as Basic credentials (unless an
+    // `authorization` is configured), `accept: */*`, and the JSON body's
+    // content type.
+    if let Ok(url) = Url::parse(&cfg.base_url)
+        && (!url.username().is_empty() || url.password().is_some())
+        && !h.contains_key(header::AUTHORIZATION)
+    {
+        let pair = format!(
+            "{}:{}",
+            percent_decoded(url.username()),
+            percent_decoded(url.password().unwrap_or(""))
+        );
+        let mut v = HeaderValue::try_from(format!("Basic {}", base64(pair.as_bytes())))
+            .map_err(|_| err("base-url: userinfo is not a valid header value".into()))?;
+        v.set_sensitive(true);
+        h.insert(header::AUTHORIZATION, v);
+    }
+    h.entry(header::ACCEPT)
+        .or_insert(HeaderValue::from_static("*/*"));
+    h.entry(header::CONTENT_TYPE)
+        .or_insert(HeaderValue::from_static("application/json"));
     Ok(h)
 }
 
-/// Sends the request; a non-2xx answer becomes the matching error (its body
-/// read for the message, `Retry-After` kept for 429s). A transport failure
-/// is logged with the URL, redacted ([`url_for_log`]); the error itself
-/// never quotes the URL.
+/// POSTs `body` as JSON to `endpoint`; a non-2xx answer becomes the
+/// matching error (its body read for the message, `Retry-After` kept for
+/// 429s). A transport failure is logged with the URL, redacted
+/// ([`url_for_log`]); the error itself never quotes the URL.
+///
+/// A redirect (3xx) is not followed: an LLM API has no reason to redirect
+/// a POST, and following one would send the prompt and the provider's
+/// credentials to wherever `Location` points. It is an upstream failure
+/// (502 to the client, retried and failed over like a 5xx) whose message
+/// says what happened; the log line names the target, redacted.
 pub(crate) async fn send(
     up: &Upstream,
-    rb: reqwest::RequestBuilder,
-) -> Result<reqwest::Response, UpstreamError> {
+    endpoint: Endpoint,
+    body: &impl Serialize,
+) -> Result<Response<Incoming>, UpstreamError> {
     let started = std::time::Instant::now();
+    let body = serde_json::to_vec(body).map_err(|e| UpstreamError::Protocol {
+        provider: up.name.clone(),
+        message: format!("cannot serialize the request: {e}"),
+    })?;
+    let mut req = up.request(endpoint, body);
     // W3C trace context on every attempt (see `telemetry::upstream_headers`).
-    let rb = match crate::telemetry::upstream_headers() {
-        Some((parent, state)) => {
-            let rb = rb.header("traceparent", parent);
-            match state {
-                Some(s) => rb.header("tracestate", s),
-                None => rb,
+    if let Some((parent, state)) = crate::telemetry::upstream_headers() {
+        let h = req.headers_mut();
+        let mut put = |name: &'static str, v: String| {
+            // A value that is not a valid header (a client's odd
+            // `tracestate`) is dropped, not worth failing the call for.
+            if let Ok(v) = HeaderValue::try_from(v) {
+                h.insert(HeaderName::from_static(name), v);
             }
+        };
+        put("traceparent", parent);
+        if let Some(s) = state {
+            put("tracestate", s);
         }
-        None => rb,
-    };
-    let resp = match rb.send().await {
+    }
+    let resp = match up.send(req).await {
         Ok(resp) => resp,
         Err(e) => {
-            let url = e.url().map(url_for_log).unwrap_or_default();
-            let err =
-                up.secrets
-                    .scrub_error(UpstreamError::from_reqwest(&up.name, e, started.elapsed()));
+            let url = url_for_log(up.url(endpoint));
+            let err = up.secrets.scrub_error(UpstreamError::from_transport(
+                &up.name,
+                "error sending request",
+                &e,
+                started.elapsed(),
+            ));
             tracing::warn!(provider = %up.name, %url, error = %err, "upstream request failed");
             return Err(err);
         }
@@ -121,10 +178,31 @@ pub(crate) async fn send(
     if status.is_success() {
         return Ok(resp);
     }
-    tracing::debug!(provider = %up.name, url = %url_for_log(resp.url()), %status, "upstream refused");
+    if status.is_redirection() {
+        let location = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| up.url(endpoint).join(l).ok())
+            .map(|u| url_for_log(&u))
+            .unwrap_or_default();
+        tracing::warn!(provider = %up.name, url = %url_for_log(up.url(endpoint)), %location, %status,
+            "upstream redirected; not followed (point base-url at the final address)");
+        return Err(UpstreamError::Server {
+            provider: up.name.clone(),
+            status,
+            message: "redirected the request elsewhere; Sluice does not follow upstream \
+                      redirects (set the provider's base-url to the final address)"
+                .into(),
+        });
+    }
+    tracing::debug!(provider = %up.name, url = %url_for_log(up.url(endpoint)), %status, "upstream refused");
     let retry_after = retry_after_from_headers(resp.headers());
     // A body that cannot be read still leaves the status to report.
-    let body = resp.bytes().await.unwrap_or_default();
+    let body = match resp.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
     Err(UpstreamError::from_response(
         &up.name,
         status,
@@ -140,9 +218,9 @@ pub(crate) async fn send(
 /// through: some compatible servers omit it and send valid events.
 pub(crate) fn expect_event_stream(
     up: &Upstream,
-    resp: &reqwest::Response,
+    resp: &Response<Incoming>,
 ) -> Result<(), UpstreamError> {
-    let Some(value) = resp.headers().get(reqwest::header::CONTENT_TYPE) else {
+    let Some(value) = resp.headers().get(header::CONTENT_TYPE) else {
         return Ok(());
     };
     let text = String::from_utf8_lossy(value.as_bytes());
@@ -161,14 +239,18 @@ pub(crate) fn expect_event_stream(
 /// Reads and parses a JSON body; unreadable JSON is a protocol error (502).
 pub(crate) async fn read_json<T: DeserializeOwned>(
     up: &Upstream,
-    resp: reqwest::Response,
+    resp: Response<Incoming>,
 ) -> Result<T, UpstreamError> {
     let started = std::time::Instant::now();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| UpstreamError::from_reqwest(&up.name, e, started.elapsed()))?;
-    serde_json::from_slice(&body).map_err(|e| UpstreamError::Protocol {
+    let body = resp.into_body().collect().await.map_err(|e| {
+        UpstreamError::from_transport(
+            &up.name,
+            "error reading the response body",
+            &e,
+            started.elapsed(),
+        )
+    })?;
+    serde_json::from_slice(&body.to_bytes()).map_err(|e| UpstreamError::Protocol {
         provider: up.name.clone(),
         message: format!("malformed JSON body: {e}"),
     })
@@ -213,10 +295,10 @@ pub(crate) struct StreamLimits {
 /// downstream (guardrails, a slow client) does not count as upstream silence.
 pub(crate) fn sse_events(
     provider: String,
-    resp: reqwest::Response,
+    resp: Response<Incoming>,
     limits: StreamLimits,
 ) -> BoxStream<'static, Result<SseEvent, UpstreamError>> {
-    let mut body = resp.bytes_stream();
+    let mut body = resp.into_body();
     async_stream::stream! {
         let end = Instant::now() + limits.max_duration;
         let mut idle_until = Instant::now() + limits.idle;
@@ -224,8 +306,7 @@ pub(crate) fn sse_events(
         let mut out = Vec::new();
         loop {
             let deadline = idle_until.min(end);
-            let next: Option<Result<Bytes, reqwest::Error>> =
-                match tokio::time::timeout_at(deadline, body.next()).await {
+            let next = match tokio::time::timeout_at(deadline, body.frame()).await {
                     Ok(n) => n,
                     Err(_) => {
                         let (after, phase) = if deadline == end {
@@ -238,7 +319,9 @@ pub(crate) fn sse_events(
                     }
                 };
             match next {
-                Some(Ok(bytes)) => {
+                Some(Ok(frame)) => {
+                    // Trailers carry nothing for the parser.
+                    let Ok(bytes) = frame.into_data() else { continue };
                     if let Err(e) = parser.push(&bytes, &mut out) {
                         let message = match e {
                             SseError::TooLarge { limit } => format!(
@@ -260,7 +343,7 @@ pub(crate) fn sse_events(
                 Some(Err(e)) => {
                     // The connection died mid-body: to the client this is a
                     // truncated answer, whatever the transport said.
-                    tracing::debug!(%provider, error = %e.without_url(), "stream body read failed");
+                    tracing::debug!(%provider, error = %e, "stream body read failed");
                     yield Err(UpstreamError::Truncated { provider: provider.clone() });
                     return;
                 }

@@ -9,12 +9,14 @@
 //!
 //! - [`config`]: `[[providers]]`, `[retry]`, `[breaker]` and their checks.
 //! - `fallback`: the one route walk (breaker, retries, fallback).
+//! - `client`: the HTTP client (TLS, pool, proxies from the environment).
 //! - `http`: HTTP/SSE plumbing shared by the clients.
 //! - `redact`: keeping provider secrets out of errors and logs.
 //! - [`openai`], [`anthropic`]: the wire protocols.
 
 pub mod anthropic;
 pub mod breaker;
+mod client;
 pub mod config;
 mod error;
 mod fallback;
@@ -30,9 +32,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ::http::header::{HeaderMap, PROXY_AUTHORIZATION};
+use ::http::{Method, Request, Response, Uri};
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
-use reqwest::header::HeaderMap;
+use http_body_util::Full;
+use hyper::body::Incoming;
 use tower::retry::budget::TpsBudget;
 
 use crate::openai::{
@@ -40,11 +46,13 @@ use crate::openai::{
 };
 
 pub use breaker::{BreakerMetrics, BreakerState};
+pub use client::Proxies;
 pub use config::{BreakerConfig, ProviderConfig, ProviderKind, RetryConfig};
 pub use error::{Failure, UpstreamError};
 pub use redact::REDACTED;
 
 use breaker::Breaker;
+use client::HttpClient;
 use http::{Endpoint, StreamLimits};
 use redact::Secrets;
 
@@ -153,10 +161,20 @@ pub struct ProviderConfigError {
 pub(crate) struct Upstream {
     pub(crate) name: String,
     pub(crate) kind: ProviderKind,
-    pub(crate) client: reqwest::Client,
-    /// Every [`Endpoint`]'s URL (base, path and `query`), parsed once:
-    /// parsing it per request was ~3 % of a proxied request's instructions.
-    urls: [reqwest::Url; Endpoint::ALL.len()],
+    client: HttpClient,
+    /// Whether a serving thread's own client ([`use_thread_client`], built
+    /// with the environment's proxies) may stand in for `client`: not when
+    /// these providers were given other proxies.
+    thread_client: bool,
+    /// Every [`Endpoint`]'s URL (base, path and `query`), parsed once, for
+    /// log lines and redirects.
+    urls: [url::Url; Endpoint::ALL.len()],
+    /// The same as request targets, parsed once: parsing per request was
+    /// ~3 % of a proxied request's instructions.
+    uris: [Uri; Endpoint::ALL.len()],
+    /// Sent on every request (auth, extra headers, content type and, for an
+    /// `http` upstream behind an authenticating proxy, the proxy's
+    /// credentials).
     headers: HeaderMap,
     /// Every secret value of this provider's config, scrubbed from errors.
     pub(crate) secrets: Arc<Secrets>,
@@ -177,19 +195,38 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// A POST to `endpoint` with auth and extra headers.
-    pub(crate) fn post(&self, endpoint: Endpoint) -> reqwest::RequestBuilder {
-        THREAD_CLIENT
-            .with(|c| c.get().cloned())
-            .unwrap_or_else(|| self.client.clone())
-            .post(self.urls[endpoint as usize].clone())
-            .headers(self.headers.clone())
+    /// A POST of `body` to `endpoint` with this upstream's headers.
+    pub(crate) fn request(&self, endpoint: Endpoint, body: Vec<u8>) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(Bytes::from(body)));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = self.uris[endpoint as usize].clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+
+    /// Sends `req` on the serving thread's client if it has one, else on
+    /// the shared one.
+    pub(crate) async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        // The request future owns what it needs: no client clone.
+        let pending = THREAD_CLIENT.with(|c| match c.get() {
+            Some(own) if self.thread_client => own.request(req),
+            _ => self.client.request(req),
+        });
+        pending.await
+    }
+
+    /// `endpoint`'s URL (for logs; it may carry secrets in its query).
+    pub(crate) fn url(&self, endpoint: Endpoint) -> &url::Url {
+        &self.urls[endpoint as usize]
     }
 }
 
 thread_local! {
     /// The upstream client of a serving thread ([`use_thread_client`]).
-    static THREAD_CLIENT: std::cell::OnceCell<reqwest::Client> = const { std::cell::OnceCell::new() };
+    static THREAD_CLIENT: std::cell::OnceCell<HttpClient> = const { std::cell::OnceCell::new() };
 }
 
 /// Give the calling thread an upstream client (and so a connection pool)
@@ -200,26 +237,11 @@ thread_local! {
 /// every read and write would cross threads. All upstreams share one
 /// client's settings, so one client per thread serves every provider.
 pub fn use_thread_client() -> Result<(), ProviderConfigError> {
-    let client = http_client()?;
+    let client = client::build(Proxies::from_env())?;
     THREAD_CLIENT.with(|c| {
         let _ = c.set(client);
     });
     Ok(())
-}
-
-/// The HTTP client every upstream shares (one per serving thread in
-/// thread-per-core mode).
-fn http_client() -> Result<reqwest::Client, ProviderConfigError> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| ProviderConfigError {
-            provider: String::new(),
-            message: format!("cannot build the HTTP client: {e}"),
-        })
 }
 
 /// All configured upstreams. Cheap to share behind an `Arc`.
@@ -238,7 +260,18 @@ impl Providers {
         retry: &RetryConfig,
         breaker: &BreakerConfig,
     ) -> Result<Self, ProviderConfigError> {
-        let client = http_client()?;
+        Self::with_proxies(configs, retry, breaker, Proxies::from_env())
+    }
+
+    /// [`Providers::new`] with explicit egress proxies instead of the
+    /// environment's.
+    pub fn with_proxies(
+        configs: &[ProviderConfig],
+        retry: &RetryConfig,
+        breaker: &BreakerConfig,
+        proxies: Proxies,
+    ) -> Result<Self, ProviderConfigError> {
+        let client = client::build(proxies.clone())?;
         let now = std::time::Instant::now();
         let mut upstreams = HashMap::new();
         let mut order = Vec::new();
@@ -262,13 +295,28 @@ impl Providers {
                 url(Endpoint::Embeddings)?,
                 url(Endpoint::Messages)?,
             ];
+            let uris = [0, 1, 2].map(|i| http::request_uri(&urls[i]));
+            let [Ok(a), Ok(b), Ok(c)] = uris else {
+                return Err(err(format!(
+                    "base-url `{}` is not a valid request target",
+                    cfg.base_url
+                )));
+            };
+            let uris = [a, b, c];
+            let mut headers = headers;
+            // Scheme and host decide the proxy, the same for every endpoint.
+            if let Some(auth) = proxies.http_auth(&uris[0]) {
+                headers.entry(PROXY_AUTHORIZATION).or_insert(auth);
+            }
             let retry = cfg.retry.clone().unwrap_or_else(|| retry.clone());
             let breaker_cfg = cfg.breaker.clone().unwrap_or_else(|| breaker.clone());
             let up = Upstream {
                 name: cfg.name.clone(),
                 kind: cfg.kind,
                 client: client.clone(),
+                thread_client: proxies.is_from_env(),
                 urls,
+                uris,
                 headers,
                 secrets: Arc::new(Secrets::of(cfg)),
                 timeout: Duration::from_millis(cfg.timeout_ms),

@@ -27,7 +27,7 @@ pub(crate) async fn chat(
     body.stream = false;
     body.stream_options = None;
     let call = async {
-        let resp = send(up, up.post(Endpoint::ChatCompletions).json(&body)).await?;
+        let resp = send(up, Endpoint::ChatCompletions, &body).await?;
         read_json(up, resp).await
     };
     with_timeout(up, timeout, call).await
@@ -43,7 +43,7 @@ pub(crate) async fn embeddings(
     let mut body = req.clone();
     body.model = model.to_string();
     let call = async {
-        let resp = send(up, up.post(Endpoint::Embeddings).json(&body)).await?;
+        let resp = send(up, Endpoint::Embeddings, &body).await?;
         read_json(up, resp).await
     };
     with_timeout(up, timeout, call).await
@@ -61,7 +61,7 @@ pub(crate) async fn open_stream(
     let mut body = req.clone();
     body.model = model.to_string();
     body.stream = true;
-    let resp = send(up, up.post(Endpoint::ChatCompletions).json(&body)).await?;
+    let resp = send(up, Endpoint::ChatCompletions, &body).await?;
     expect_event_stream(up, &resp)?;
     let provider = up.name.clone();
     let mut events = sse_events(provider.clone(), resp, limits);

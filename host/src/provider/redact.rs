@@ -8,7 +8,7 @@
 //! secret value), clients are told the provider's name and a reason but
 //! never its URL, and log lines get the URL through [`url_for_log`].
 
-use reqwest::Url;
+use url::Url;
 
 use super::UpstreamError;
 use super::config::ProviderConfig;
@@ -45,7 +45,7 @@ impl Secrets {
         }
         values.extend(cfg.api_key.iter().cloned());
         // Userinfo is written percent-encoded; messages may quote either
-        // form, or the `Authorization: Basic` header reqwest makes of it.
+        // form, or the `Authorization: Basic` header made of it (`http::build_headers`).
         if let Ok(url) = Url::parse(&cfg.base_url) {
             // Where an internal upstream lives is not the client's business
             // either, should its error message quote its own address.
@@ -145,7 +145,7 @@ fn query_encoded(v: &str) -> String {
 }
 
 /// Standard base64 with padding, as in `Authorization: Basic`.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for group in bytes.chunks(3) {
@@ -167,7 +167,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// `%XX` escapes decoded (RFC 3986; `+` is not a space here).
-fn percent_decoded(v: &str) -> String {
+pub(crate) fn percent_decoded(v: &str) -> String {
     let b = v.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

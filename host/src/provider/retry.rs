@@ -66,7 +66,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// The delay an upstream asked for, from `retry-after-ms` (OpenAI, Azure)
 /// or `Retry-After`.
-pub fn retry_after_from_headers(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub fn retry_after_from_headers(headers: &http::HeaderMap) -> Option<Duration> {
     if let Some(ms) = headers
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
@@ -75,7 +75,7 @@ pub fn retry_after_from_headers(headers: &reqwest::header::HeaderMap) -> Option<
     {
         return Some(Duration::from_secs_f64(ms / 1000.0));
     }
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
     parse_retry_after(v, SystemTime::now())
 }
 
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn retry_after_ms_header_wins() {
-        let mut h = reqwest::header::HeaderMap::new();
+        let mut h = http::HeaderMap::new();
         h.insert("retry-after", "9".parse().unwrap());
         assert_eq!(retry_after_from_headers(&h), Some(Duration::from_secs(9)));
         h.insert("retry-after-ms", "250".parse().unwrap());

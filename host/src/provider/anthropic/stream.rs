@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use reqwest::StatusCode;
+use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::response::{AnthropicUsage, finish_reason, unix_now};
