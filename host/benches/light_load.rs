@@ -21,7 +21,9 @@
 //! `GAPS=0,1000,10000` (µs) picks the gaps; `POOL=2` gives every guardrail
 //! a pre-instantiated pool (`pool-threshold-us = 0`); `REUSE=100` lets each
 //! instance answer 100 calls (`calls-per-instance`, the opt-in that weakens
-//! isolation), to see how much of a cold call is instantiation.
+//! isolation), to see how much of a cold call is instantiation;
+//! `VARIANT_DIR=dir` also loads `dir/NAME.wasm` (other builds of the same
+//! guests) and times both chains in three alternating rounds per gap.
 //!
 //! ```sh
 //! cargo bench -p sluice --bench light_load
@@ -43,10 +45,15 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn runtime(dir: &Path, pool_size: usize, reuse: u32) -> Arc<PluginRuntime> {
+fn runtime(dir: &Path, pool_size: usize, reuse: u32, variant: Option<&Path>) -> Arc<PluginRuntime> {
     for p in CHAIN {
         let g = sluice_guests::by_package(p).expect("a workspace guest");
-        std::fs::copy(g.wasm, dir.join(format!("{p}.wasm"))).unwrap();
+        let wasm = match variant {
+            Some(v) => v.join(format!("{p}.wasm")),
+            None => g.wasm.into(),
+        };
+        std::fs::copy(&wasm, dir.join(format!("{p}.wasm")))
+            .unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
         let mut manifest = std::fs::read_to_string(g.manifest.expect("first-party")).unwrap();
         if reuse > 1 {
             let limits = format!("[limits]\ncalls-per-instance = {reuse}");
@@ -62,7 +69,12 @@ fn runtime(dir: &Path, pool_size: usize, reuse: u32) -> Arc<PluginRuntime> {
         ..PluginsConfig::default()
     })
     .unwrap();
-    assert_eq!(rt.current().guardrails().len(), CHAIN.len());
+    assert_eq!(
+        rt.current().guardrails().len(),
+        CHAIN.len(),
+        "{:?}",
+        rt.statuses()
+    );
     rt
 }
 
@@ -124,8 +136,16 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(dir.path(), env_or("POOL", 0), env_or("REUSE", 1));
+    let rt = runtime(dir.path(), env_or("POOL", 0), env_or("REUSE", 1), None);
     let set = rt.current();
+    // `VARIANT_DIR`: the same chain from other builds of its guests
+    // (`DIR/NAME.wasm`), timed in rounds alternating with the shipped ones.
+    let vdir = tempfile::tempdir().unwrap();
+    let variant = std::env::var_os("VARIANT_DIR").map(std::path::PathBuf::from);
+    let vrt = variant
+        .as_deref()
+        .map(|v| runtime(vdir.path(), env_or("POOL", 0), env_or("REUSE", 1), Some(v)));
+    let vset = vrt.as_ref().map(|r| r.current());
     let req = Arc::new(RequestInfo {
         id: "bench".into(),
         model: "m".into(),
@@ -176,6 +196,22 @@ fn main() {
             per(1, slept),
             per(2, 0)
         );
+        if let Some(vset) = &vset {
+            for round in 0..3 {
+                let (p50, p90) = timed(n, gap, || {
+                    let v =
+                        local.block_on(guard::check_output(vset.guardrails(), &req, &answer, &ctx));
+                    std::hint::black_box(v);
+                });
+                println!("variant {gap_us:>7} {p50:>9.1} {p90:>9.1}  round {round}");
+                let (p50, p90) = timed(n, gap, || {
+                    let v =
+                        local.block_on(guard::check_output(set.guardrails(), &req, &answer, &ctx));
+                    std::hint::black_box(v);
+                });
+                println!("chain   {gap_us:>7} {p50:>9.1} {p90:>9.1}  round {round}");
+            }
+        }
         let mut at = 0usize;
         let (p50, p90) = timed(n, gap, || {
             for _ in 0..20_000 {

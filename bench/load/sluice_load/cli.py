@@ -31,8 +31,9 @@ def parser(description):
                     "Sluice's Δ vs direct (nginx as a keep-alive reverse proxy, one worker per core; "
                     "bench/proxy's thread-per-core hyper forwarder with hyper-util's client or with reqwest "
                     "as Sluice builds it)")
-    ap.add_argument("--base-bin", help="another Sluice build (e.g. main's) serving targets sluice-base and "
-                    "sluice-base-tpc, the same configs as sluice and sluice-tpc: an A/B in one run")
+    ap.add_argument("--base-bin", help="another Sluice build (e.g. main's) serving targets sluice-base, "
+                    "sluice-base-tpc and sluice-base-guardrails-tpc, the same configs as sluice, sluice-tpc and "
+                    "sluice-guardrails-tpc: an A/B in one run")
     ap.add_argument("--nostate-bin", help="a Sluice binary from before the state was on the request path: "
                     "target sluice-nostate, the baseline of the sluice-state* targets")
     ap.add_argument("--shared-limit", action="store_true",

@@ -17,7 +17,7 @@ NGINX = "/usr/sbin/nginx"
 # in measurement order: baselines come before the targets compared with them
 ALL_TARGETS = ["direct", "proxy-nginx", "proxy-hyper", "proxy-reqwest", "sluice-nostate", "sluice-base", "sluice", "sluice-base-tpc", "sluice-tpc", "sluice-state", "sluice-state-sync",
                "sluice-state-redis", "sluice-cache-miss", "sluice-cache-hit",
-               "sluice-guardrails", "sluice-guardrails-tpc", "direct-stream", "sluice-stream", "sluice-stream-tpc",
+               "sluice-guardrails", "sluice-base-guardrails-tpc", "sluice-guardrails-tpc", "direct-stream", "sluice-stream", "sluice-stream-tpc",
                "litellm", "portkey"]
 # what a run measures without --targets (the state targets are asked for by name)
 DEFAULT_TARGETS = ["direct", "sluice", "sluice-guardrails", "direct-stream", "sluice-stream", "litellm", "portkey"]
@@ -30,9 +30,9 @@ CACHE_TARGETS = ["sluice-cache-miss", "sluice-cache-hit"]
 # (one single-threaded runtime per core); asked for by name
 TPC_TARGETS = ["sluice-tpc", "sluice-guardrails-tpc", "sluice-stream-tpc"]
 TPC_SERVER = 'runtime = "thread-per-core"'
-# sluice and sluice-tpc served by another build (--base-bin, e.g. main's) in the same run: an A/B of a
-# change; asked for by name
-BASE_TARGETS = ["sluice-base", "sluice-base-tpc"]
+# sluice, sluice-tpc and sluice-guardrails-tpc served by another build (--base-bin, e.g. main's) in the
+# same run, with the same plugin files: an A/B of a change; asked for by name
+BASE_TARGETS = ["sluice-base", "sluice-base-tpc", "sluice-base-guardrails-tpc"]
 # one extra hop and nothing else, compared with direct like sluice (proxies.py); asked for by name
 PROXY_TARGETS = ["proxy-nginx", "proxy-hyper", "proxy-reqwest"]
 GUARDRAILS = ["pii-redact", "length-check", "business-rules"]

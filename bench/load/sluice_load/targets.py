@@ -84,7 +84,8 @@ def start_target(name, args, tmp, up_port, stream_port):
             raise FileNotFoundError(f"{name} needs --base-bin (the Sluice build to compare with)")
         binary = os.path.abspath(args.base_bin)
         server_extra = TPC_SERVER if name.endswith("-tpc") else ""
-        port, cfg = sluice_config(tmp, name, up_port, [], plugin_dir(tmp, name, []), binary=binary,
+        guards = GUARDRAILS if "-guardrails" in name else []
+        port, cfg = sluice_config(tmp, name, up_port, guards, plugin_dir(tmp, name, guards), binary=binary,
                                   server_extra=server_extra, metrics=True)
         return port, start_sluice(tmp, name, cfg, port, binary=binary)
     if name in STATE_TARGETS:

@@ -200,14 +200,17 @@ fn build(s: EngineSettings, component_model_async: bool) -> wasmtime::Result<Eng
         // wasmtime's default; must exceed `max_wasm_stack`: the difference
         // is what host functions get.
         .async_stack_size(2 << 20)
-        // Fill every table at instantiation instead of on first use. With a
-        // fresh instance per call, lazy filling means a libcall and a
-        // function-index lookup for each table slot the call reaches, every
-        // call: 19 % (QuickJS) and 28 % (Python) of a fresh call's samples
-        // were in that lookup alone (perf). Eager: QuickJS 418-470 ->
-        // 214 us, Python 2.2-3.2 -> 1.8 ms, Rust unchanged within noise
-        // (bench/README.md). Table contents are the same either way.
-        .table_lazy_init(false)
+        // Fill table slots on first use (wasmtime's default) rather than at
+        // instantiation. Eager filling builds a function reference (a
+        // function-location lookup) for every element of every table of
+        // every fresh instance, used or not: ~400 per request for the three
+        // first-party guardrails (tables of 110, 83 and 203), which made
+        // their chain 71.5 us instead of 50.6 us back to back. Interpreted
+        // guests, for which eager filling once measured better, showed no
+        // consistent difference in interleaved runs (QuickJS, Python) or
+        // did better lazily (StarlingMonkey): bench/README.md, "Instantiation
+        // per call". Table contents a guest can observe are the same.
+        .table_lazy_init(true)
         // Both are wasmtime's defaults today; stated so that a default
         // change upstream cannot silently slow guests or startup.
         .cranelift_opt_level(OptLevel::Speed)
