@@ -7,7 +7,6 @@
 //! give `Providers` explicit values; the environment itself is tested on the
 //! real binary, a child process with its own, in both serving modes.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,13 +15,12 @@ use serde_json::{Value, json};
 use sluice::mock::MockConfig;
 use sluice::provider::{ProviderConfig, ProviderKind, Providers, Proxies, UpstreamError};
 use sluice::server::error::upstream_status;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 use crate::support::http::chunk_text;
-use crate::support::process::{BIN, Sluice, message};
+use crate::support::process::{Sluice, message};
 use crate::support::raw::{self, answer_json, read_request};
 use crate::support::upstream::{Mock, chat_request, no_breaker, provider, quick_retry, routes};
 
@@ -267,67 +265,6 @@ routes = [{{ provider = "moved", model = "m" }}]
     assert_eq!(logged["fields"]["location"].as_str(), Some(&*target));
 }
 
-/// `sluice serve` with `env`: every proxy variable the test process might
-/// carry is removed first. Returns the child and its address once ready.
-async fn serve_with_env(
-    config: &str,
-    env: &[(&str, String)],
-) -> (tokio::process::Child, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    let path = dir.path().join("sluice.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[plugins]\ndir = '{}'\nwatch = false\n\n{config}",
-            plugins.display()
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.arg("serve").arg("--config").arg(&path);
-    for var in [
-        "ALL_PROXY",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "REQUEST_METHOD",
-    ] {
-        cmd.env_remove(var).env_remove(var.to_lowercase());
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .env("SLUICE_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut addr = None;
-    let ready = async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            match message(&v) {
-                "sluice listening" => addr = v["fields"]["addr"].as_str().map(str::to_string),
-                "plugins ready" => return true,
-                _ => {}
-            }
-        }
-        false
-    };
-    let ok = tokio::time::timeout(Duration::from_secs(120), ready).await;
-    assert!(matches!(ok, Ok(true)), "sluice did not start");
-    // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{}", addr.unwrap()), dir)
-}
-
 /// The real binary reads `HTTP_PROXY` (lower- or upper-case) and `NO_PROXY`
 /// from its environment, in both serving modes (thread-per-core builds a
 /// client per serving thread).
@@ -343,7 +280,6 @@ async fn the_gateway_takes_proxies_from_its_environment() {
         let config = format!(
             r#"
 [server]
-listen = "127.0.0.1:0"
 runtime = "{runtime}"
 threads = 2
 
@@ -365,7 +301,8 @@ routes = [{{ provider = "direct", model = "m" }}]
 "#
         );
         let env = [(var, proxy.url()), ("NO_PROXY", "localhost".to_string())];
-        let (_child, url, _dir) = serve_with_env(&config, &env).await;
+        let sluice = Sluice::start_with_env(&config, None, &env).await;
+        let url = &sluice.url;
         let client = reqwest::Client::new();
         for (model, through_proxy) in [("via", 1), ("direct", 1), ("via", 2)] {
             let res = client

@@ -45,6 +45,15 @@ impl Sluice {
     /// here; `[plugins] dir` defaults to an empty directory). With
     /// `nofile`, under `ulimit -n` of that many descriptors.
     pub async fn start(config: &str, nofile: Option<u32>) -> Sluice {
+        Self::start_with_env(config, nofile, &[]).await
+    }
+
+    /// [`Sluice::start`] with extra environment variables for the process.
+    pub async fn start_with_env(
+        config: &str,
+        nofile: Option<u32>,
+        env: &[(&str, String)],
+    ) -> Sluice {
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");
         std::fs::create_dir(&plugins).unwrap();
@@ -62,16 +71,21 @@ impl Sluice {
         };
         let path = dir.path().join("sluice.toml");
         std::fs::write(&path, &config).unwrap();
-        Self::spawn(&path, nofile, Some(dir)).await
+        Self::spawn(&path, nofile, env, Some(dir)).await
     }
 
     /// `sluice serve --config PATH` on a config file the caller keeps (to
     /// restart on the same data directory); see [`config_file`].
     pub async fn serve(path: &Path) -> Sluice {
-        Self::spawn(path, None, None).await
+        Self::spawn(path, None, &[], None).await
     }
 
-    async fn spawn(path: &Path, nofile: Option<u32>, dir: Option<TempDir>) -> Sluice {
+    async fn spawn(
+        path: &Path,
+        nofile: Option<u32>,
+        env: &[(&str, String)],
+        dir: Option<TempDir>,
+    ) -> Sluice {
         let mut cmd = match nofile {
             // `ulimit -n` sets the soft and the hard limit.
             Some(n) => {
@@ -90,6 +104,15 @@ impl Sluice {
                 c
             }
         };
+        // The gateway honours the proxy variables (egress.rs): whatever the
+        // test process carries must not send loopback upstreams elsewhere.
+        // (`REQUEST_METHOD` marks a CGI environment, where the proxy
+        // variables are ignored.)
+        for var in ["ALL_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"] {
+            cmd.env_remove(var).env_remove(var.to_lowercase());
+        }
+        cmd.env_remove("REQUEST_METHOD");
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd
             .env("SLUICE_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
