@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 use sluice::mock::MockConfig;
 use sluice::openai::EmbeddingsRequest;
 use sluice::provider::{
-    BreakerConfig, BreakerState, ProviderKind, Providers, RetryConfig, RouteTarget,
+    BreakerConfig, BreakerState, ProviderConfig, ProviderKind, Providers, RetryConfig, RouteTarget,
 };
 
 use crate::support::http::chunk_text;
+use crate::support::raw;
 use crate::support::upstream::{Mock, chat_request, no_breaker, provider, quick_retry, routes};
 
 /// The 429 asks for 5 s in `Retry-After`, beyond `max-retry-after-ms`, and
@@ -227,6 +228,64 @@ async fn malformed_json_is_a_502() {
     req.stream = true;
     let err = p.chat_stream(&routes(&["a"]), &req).await.unwrap_err();
     assert!(err.to_string().contains("malformed stream chunk"), "{err}");
+}
+
+/// An answer whose body never ends: `status`, `prefix`, then 64 KiB
+/// chunks until the gateway stops reading and the socket fills or closes.
+async fn endless_answer(mut tcp: tokio::net::TcpStream, status: u16, prefix: &'static str) {
+    use tokio::io::AsyncWriteExt;
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{prefix}\r\n",
+        prefix.len()
+    );
+    if tcp.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    let chunk = format!("{:x}\r\n{}\r\n", 65536, " ".repeat(65536));
+    while tcp.write_all(chunk.as_bytes()).await.is_ok() {}
+}
+
+/// A non-streamed answer larger than `max-response-mb` (here an endless
+/// one) is a 502 naming the limit, not a gateway buffering without bound
+/// until the call's timeout.
+#[tokio::test]
+async fn oversized_answer_is_a_502_and_not_read_further() {
+    let up = raw::upstream(|tcp, _| endless_answer(tcp, 200, "{\"id\": \"")).await;
+    let mut a = ProviderConfig::new("a", ProviderKind::Openai, &up.base);
+    a.max_response_mb = 1;
+    let p = Providers::new(&[a], &quick_retry(1), &no_breaker()).unwrap();
+    let err = p
+        .chat(&routes(&["a"]), &chat_request("hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(gateway_status(&err).0.as_u16(), 502);
+    assert!(
+        err.to_string()
+            .contains("larger than 1 MiB (the provider's max-response-mb)"),
+        "{err}"
+    );
+}
+
+/// An error answer's body is read only as far as its message needs: an
+/// endless 500 still fails fast with the upstream's own message.
+#[tokio::test]
+async fn endless_error_body_is_read_only_in_part() {
+    let up = raw::upstream(|tcp, _| {
+        endless_answer(
+            tcp,
+            500,
+            "{\"error\": {\"message\": \"overloaded, try later",
+        )
+    })
+    .await;
+    let a = ProviderConfig::new("a", ProviderKind::Openai, &up.base);
+    let p = Providers::new(&[a], &quick_retry(1), &no_breaker()).unwrap();
+    let err = p
+        .chat(&routes(&["a"]), &chat_request("hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(gateway_status(&err).0.as_u16(), 502);
+    assert!(err.to_string().contains("overloaded, try later"), "{err}");
 }
 
 #[tokio::test]

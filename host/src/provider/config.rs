@@ -72,6 +72,16 @@ pub struct ProviderConfig {
     /// far above any real chunk.
     #[serde(default = "default_max_event_kb")]
     pub max_event_kb: usize,
+    /// Non-streamed answers (chat, embeddings): the largest body accepted
+    /// from this upstream, in MiB; a larger one is a 502 and is not read
+    /// further, so a broken or hostile upstream cannot make the gateway
+    /// buffer without bound. Each call in flight may hold this much.
+    /// Default `64`: an embeddings answer for 2048 inputs of 1536
+    /// dimensions is about 40 MB of JSON; raise it for bigger batches.
+    /// (Error answers are read up to 64 KiB whatever this says: only their
+    /// message is used.)
+    #[serde(default = "default_max_response_mb")]
+    pub max_response_mb: usize,
     /// Extra headers on every call (e.g. `OpenAI-Organization`). Default: none.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -102,6 +112,9 @@ fn default_max_stream_duration_ms() -> u64 {
 fn default_max_event_kb() -> usize {
     1024
 }
+fn default_max_response_mb() -> usize {
+    64
+}
 fn default_anthropic_version() -> String {
     "2023-06-01".into()
 }
@@ -123,6 +136,7 @@ impl ProviderConfig {
             ttfb_timeout_ms: default_ttfb_timeout_ms(),
             max_stream_duration_ms: default_max_stream_duration_ms(),
             max_event_kb: default_max_event_kb(),
+            max_response_mb: default_max_response_mb(),
             headers: BTreeMap::new(),
             anthropic_version: default_anthropic_version(),
             default_max_tokens: default_max_tokens(),
@@ -167,6 +181,7 @@ impl ProviderConfig {
             ("ttfb-timeout-ms", self.ttfb_timeout_ms),
             ("max-stream-duration-ms", self.max_stream_duration_ms),
             ("max-event-kb", self.max_event_kb as u64),
+            ("max-response-mb", self.max_response_mb as u64),
         ] {
             if v == 0 {
                 out.push((key, "must be at least 1".into()));

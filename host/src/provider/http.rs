@@ -198,11 +198,7 @@ pub(crate) async fn send(
     }
     tracing::debug!(provider = %up.name, url = %url_for_log(up.url(endpoint)), %status, "upstream refused");
     let retry_after = retry_after_from_headers(resp.headers());
-    // A body that cannot be read still leaves the status to report.
-    let body = match resp.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
+    let body = body_prefix(resp.into_body(), ERROR_BODY_LIMIT).await;
     Err(UpstreamError::from_response(
         &up.name,
         status,
@@ -236,17 +232,53 @@ pub(crate) fn expect_event_stream(
     })
 }
 
-/// Reads and parses a JSON body; unreadable JSON is a protocol error (502).
+/// How much of an error answer's body is read: its message is all that
+/// is used (quoted up to 512 characters), so a huge or endless error body
+/// costs no more than this.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// The first `limit` bytes of `body` (less if it ends or fails first: a
+/// body that cannot be read still leaves the status to report). The rest
+/// is never read; the connection is then dropped, not reused.
+async fn body_prefix(mut body: Incoming, limit: usize) -> Bytes {
+    let mut buf = Vec::new();
+    while buf.len() < limit {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let take = data.len().min(limit - buf.len());
+                    buf.extend_from_slice(&data[..take]);
+                }
+            }
+            Some(Err(_)) | None => break,
+        }
+    }
+    Bytes::from(buf)
+}
+
+/// Reads and parses a JSON body of at most the provider's
+/// `max-response-mb`; a larger body or unreadable JSON is a protocol
+/// error (502).
 pub(crate) async fn read_json<T: DeserializeOwned>(
     up: &Upstream,
     resp: Response<Incoming>,
 ) -> Result<T, UpstreamError> {
     let started = std::time::Instant::now();
-    let body = resp.into_body().collect().await.map_err(|e| {
+    let limited = http_body_util::Limited::new(resp.into_body(), up.max_response);
+    let body = limited.collect().await.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return UpstreamError::Protocol {
+                provider: up.name.clone(),
+                message: format!(
+                    "answer larger than {} MiB (the provider's max-response-mb)",
+                    up.max_response / (1024 * 1024)
+                ),
+            };
+        }
         UpstreamError::from_transport(
             &up.name,
             "error reading the response body",
-            &e,
+            &*e,
             started.elapsed(),
         )
     })?;

@@ -183,6 +183,8 @@ pub(crate) struct Upstream {
     pub(crate) max_stream_duration: Duration,
     /// Largest accepted stream event, in bytes.
     pub(crate) max_event: usize,
+    /// Largest accepted non-streamed answer, in bytes.
+    pub(crate) max_response: usize,
     pub(crate) default_max_tokens: u32,
     pub(crate) retry: RetryConfig,
     /// Retries allowed as a share of recent requests (tower's `TpsBudget`).
@@ -323,6 +325,7 @@ impl Providers {
                 ttfb_timeout: Duration::from_millis(cfg.ttfb_timeout_ms),
                 max_stream_duration: Duration::from_millis(cfg.max_stream_duration_ms),
                 max_event: cfg.max_event_kb.saturating_mul(1024),
+                max_response: cfg.max_response_mb.saturating_mul(1024 * 1024),
                 default_max_tokens: cfg.default_max_tokens,
                 budget: retry.budget(),
                 retry,
