@@ -9,12 +9,20 @@ use serde_json::{Value, json};
 use sluice::mock::MockConfig;
 use sluice::openai::EmbeddingsRequest;
 use sluice::provider::{
-    BreakerConfig, BreakerState, ProviderConfig, ProviderKind, Providers, RetryConfig, RouteTarget,
+    BreakerConfig, BreakerState, Failure, ProviderConfig, ProviderKind, Providers, RetryConfig,
+    RouteTarget,
 };
 
 use crate::support::http::chunk_text;
 use crate::support::raw;
 use crate::support::upstream::{Mock, chat_request, no_breaker, provider, quick_retry, routes};
+
+/// The error of a non-streamed chat on the single route `name`.
+async fn chat_error(p: &Providers, name: &str) -> Failure {
+    p.chat(&routes(&[name]), &chat_request("hi"))
+        .await
+        .unwrap_err()
+}
 
 /// The 429 asks for 5 s in `Retry-After`, beyond `max-retry-after-ms`, and
 /// for 150 ms in `retry-after-ms`: only by obeying the latter is there a
@@ -61,10 +69,7 @@ async fn rate_limit_beyond_max_retry_after_returns_429() {
         ..quick_retry(3)
     };
     let p = Providers::new(&[a], &retry, &no_breaker()).unwrap();
-    let err = p
-        .chat(&routes(&["a"]), &chat_request("hi"))
-        .await
-        .unwrap_err();
+    let err = chat_error(&p, "a").await;
     assert_eq!(gateway_status(&err).0.as_u16(), 429);
     assert_eq!(err.retry_after(), Some(Duration::from_secs(5)));
     assert_eq!(mock.key_count("a").await, 1);
@@ -106,10 +111,7 @@ async fn server_errors_are_retried_then_fall_back() {
         "500 twice, then success"
     );
 
-    let err = p
-        .chat(&routes(&["a"]), &chat_request("hi"))
-        .await
-        .unwrap_err();
+    let err = chat_error(&p, "a").await;
     assert_eq!(gateway_status(&err).0.as_u16(), 502);
     assert!(err.to_string().contains("injected fault"), "{err}");
 }
@@ -122,10 +124,7 @@ async fn timeout_is_504_or_falls_back() {
     let b = provider("b", &mock, ProviderKind::Openai, None);
     let p = Providers::new(&[a, b], &quick_retry(1), &no_breaker()).unwrap();
 
-    let err = p
-        .chat(&routes(&["a"]), &chat_request("hi"))
-        .await
-        .unwrap_err();
+    let err = chat_error(&p, "a").await;
     assert_eq!(gateway_status(&err).0.as_u16(), 504, "{err}");
     assert!(err.to_string().contains("after 200 ms"), "{err}");
 
@@ -155,10 +154,7 @@ async fn connection_reset_is_retried() {
     let p = Providers::new(&[a, b], &quick_retry(2), &no_breaker()).unwrap();
     let out = p.chat(&routes(&["a"]), &chat_request("hi")).await.unwrap();
     assert_eq!(out.attempts, 2);
-    let err = p
-        .chat(&routes(&["b"]), &chat_request("hi"))
-        .await
-        .unwrap_err();
+    let err = chat_error(&p, "b").await;
     assert_eq!(gateway_status(&err).0.as_u16(), 502, "{err}");
     assert!(
         err.to_string().contains("connection failed"),
@@ -187,10 +183,7 @@ async fn truncated_stream_surfaces_an_error() {
     assert!(err.to_string().contains("ended the stream"), "{err}");
 
     // Non-streaming: the body is cut off mid-way.
-    let err = p
-        .chat(&routes(&["a"]), &chat_request("hi"))
-        .await
-        .unwrap_err();
+    let err = chat_error(&p, "a").await;
     assert_eq!(gateway_status(&err).0.as_u16(), 502, "{err}");
 }
 
@@ -218,10 +211,7 @@ async fn malformed_json_is_a_502() {
     let mock = Mock::start(MockConfig::default()).await;
     let a = provider("a", &mock, ProviderKind::Openai, Some("malformed"));
     let p = Providers::new(&[a], &quick_retry(2), &no_breaker()).unwrap();
-    let err = p
-        .chat(&routes(&["a"]), &chat_request("hi"))
-        .await
-        .unwrap_err();
+    let err = chat_error(&p, "a").await;
     assert_eq!(gateway_status(&err).0.as_u16(), 502);
     assert!(err.to_string().contains("malformed JSON"), "{err}");
     let mut req = chat_request("hi");
@@ -254,10 +244,7 @@ async fn oversized_answer_is_a_502_and_not_read_further() {
     let mut a = ProviderConfig::new("a", ProviderKind::Openai, &up.base);
     a.max_response_mb = 1;
     let p = Providers::new(&[a], &quick_retry(1), &no_breaker()).unwrap();
-    let err = p
-        .chat(&routes(&["a"]), &chat_request("hi"))
-        .await
-        .unwrap_err();
+    let err = chat_error(&p, "a").await;
     assert_eq!(gateway_status(&err).0.as_u16(), 502);
     assert!(
         err.to_string()
@@ -280,10 +267,7 @@ async fn endless_error_body_is_read_only_in_part() {
     .await;
     let a = ProviderConfig::new("a", ProviderKind::Openai, &up.base);
     let p = Providers::new(&[a], &quick_retry(1), &no_breaker()).unwrap();
-    let err = p
-        .chat(&routes(&["a"]), &chat_request("hi"))
-        .await
-        .unwrap_err();
+    let err = chat_error(&p, "a").await;
     assert_eq!(gateway_status(&err).0.as_u16(), 502);
     assert!(err.to_string().contains("overloaded, try later"), "{err}");
 }
@@ -340,10 +324,7 @@ async fn breaker_opens_after_threshold_and_is_skipped_instantly() {
         .await
         .unwrap();
     assert_eq!((out.provider.as_str(), out.attempts), ("b", 1));
-    let err = p
-        .chat(&routes(&["a"]), &chat_request("hi"))
-        .await
-        .unwrap_err();
+    let err = chat_error(&p, "a").await;
     assert_eq!(gateway_status(&err).0.as_u16(), 503, "{err}");
     assert!(err.to_string().contains("circuit open"), "{err}");
     assert_eq!(
